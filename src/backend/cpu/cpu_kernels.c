@@ -1,0 +1,26 @@
+/* Run-time selection of the CPU kernel table (CPUID on x86-64; NEON is baseline on arm64).
+ * MH_FORCE_REF=1 in the environment forces the portable kernels, for testing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+void mh__ukernel_f32_4x8_ref(int kc, const float *a, const float *b, float *c, int ldc, int accumulate);
+#if defined(__x86_64__)
+void mh__ukernel_f32_6x16_avx2(int kc, const float *a, const float *b, float *c, int ldc, int accumulate);
+#endif
+
+static const mh_cpu_kernels k_ref = {"ref", 4, 8, mh__ukernel_f32_4x8_ref};
+#if defined(__x86_64__)
+static const mh_cpu_kernels k_avx2 = {"avx2", 6, 16, mh__ukernel_f32_6x16_avx2};
+#endif
+
+const mh_cpu_kernels *mh_cpu_kernels_get(int force_ref) {
+  const char *env = getenv("MH_FORCE_REF");
+  if (force_ref || (env && strcmp(env, "1") == 0)) return &k_ref;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k_avx2;
+#endif
+  return &k_ref;
+}

@@ -1,0 +1,135 @@
+/* The blocked FP32 GEMM driver: packs op(A) into MR-row panels and op(B) into NR-column panels
+ * per (MC x NC) block of C, and runs the ISA micro-kernel over them. Blocks are pool tasks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+enum { MH_KC = 256, MH_MC_TARGET = 96, MH_NC_MAX = 512 };
+
+typedef struct {
+  const mh_cpu_kernels *kt;
+  const mh_gemm_f32_args *g;
+  mh_pool *pool;
+  int mc, nc, mt, nt;
+} gemm_job;
+
+/* op(A)[i][p] for i in [i0, i0+mc), p in [p0, p0+kc) into panels of MR rows, zero-padded. */
+static void pack_a(const mh_gemm_f32_args *g, int mr, int i0, int mc, int p0, int kc, float *dst) {
+  for (int ip = 0; ip < mc; ip += mr) {
+    int rows = mc - ip < mr ? mc - ip : mr;
+    for (int p = 0; p < kc; p++) {
+      float *d = dst + (size_t)ip * kc + (size_t)p * mr;
+      int r = 0;
+      if (g->trans_a) {
+        const float *s = g->a + (size_t)(p0 + p) * g->lda + i0 + ip;
+        for (; r < rows; r++) d[r] = s[r];
+      } else {
+        const float *s = g->a + (size_t)(i0 + ip) * g->lda + p0 + p;
+        for (; r < rows; r++) d[r] = s[(size_t)r * g->lda];
+      }
+      for (; r < mr; r++) d[r] = 0.f;
+    }
+  }
+}
+
+/* op(B)[p][j] for p in [p0, p0+kc), j in [j0, j0+nc) into panels of NR columns, zero-padded. */
+static void pack_b(const mh_gemm_f32_args *g, int nr, int j0, int nc, int p0, int kc, float *dst) {
+  for (int jp = 0; jp < nc; jp += nr) {
+    int cols = nc - jp < nr ? nc - jp : nr;
+    float *d = dst + (size_t)jp * kc;
+    if (!g->trans_b) {
+      for (int p = 0; p < kc; p++) {
+        const float *s = g->b + (size_t)(p0 + p) * g->ldb + j0 + jp;
+        memcpy(d + (size_t)p * nr, s, sizeof(float) * cols);
+        for (int c = cols; c < nr; c++) d[(size_t)p * nr + c] = 0.f;
+      }
+    } else {
+      for (int c = 0; c < cols; c++) {
+        const float *s = g->b + (size_t)(j0 + jp + c) * g->ldb + p0;
+        for (int p = 0; p < kc; p++) d[(size_t)p * nr + c] = s[p];
+      }
+      for (int c = cols; c < nr; c++)
+        for (int p = 0; p < kc; p++) d[(size_t)p * nr + c] = 0.f;
+    }
+  }
+}
+
+static void gemm_block(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int i0, int mc, int j0, int nc,
+                       float *apack, float *bpack) {
+  const int mr = kt->mr, nr = kt->nr;
+  float edge[16 * 16];
+  for (int p0 = 0; p0 < g->k; p0 += MH_KC) {
+    int kc = g->k - p0 < MH_KC ? g->k - p0 : MH_KC;
+    int acc = p0 > 0 || g->accumulate;
+    pack_b(g, nr, j0, nc, p0, kc, bpack);
+    pack_a(g, mr, i0, mc, p0, kc, apack);
+    for (int jp = 0; jp < nc; jp += nr) {
+      int cols = nc - jp < nr ? nc - jp : nr;
+      for (int ip = 0; ip < mc; ip += mr) {
+        int rows = mc - ip < mr ? mc - ip : mr;
+        float *c = g->c + (size_t)(i0 + ip) * g->ldc + j0 + jp;
+        const float *ap = apack + (size_t)ip * kc, *bp = bpack + (size_t)jp * kc;
+        if (rows == mr && cols == nr) {
+          kt->ukernel_f32(kc, ap, bp, c, g->ldc, acc);
+        } else {
+          /* Edge tile: run the full tile into a scratch tile, copy the valid part back. */
+          for (int r = 0; r < rows; r++)
+            for (int q = 0; q < cols; q++) edge[r * nr + q] = acc ? c[(size_t)r * g->ldc + q] : 0.f;
+          kt->ukernel_f32(kc, ap, bp, edge, nr, acc);
+          for (int r = 0; r < rows; r++)
+            for (int q = 0; q < cols; q++) c[(size_t)r * g->ldc + q] = edge[r * nr + q];
+        }
+      }
+    }
+  }
+}
+
+static void gemm_task(void *ctx, int task, int thread) {
+  gemm_job *job = ctx;
+  const mh_gemm_f32_args *g = job->g;
+  int ib = task / job->nt, jb = task % job->nt;
+  int i0 = ib * job->mc, j0 = jb * job->nc;
+  int mc = g->m - i0 < job->mc ? g->m - i0 : job->mc;
+  int nc = g->n - j0 < job->nc ? g->n - j0 : job->nc;
+  size_t a_floats = (size_t)(job->mc + job->kt->mr) * MH_KC, b_floats = (size_t)(job->nc + job->kt->nr) * MH_KC;
+  size_t bytes = (a_floats + b_floats) * sizeof(float);
+  /* Packing buffers: the pool's per-thread slot, or the heap without a pool. */
+  float *own = NULL, *buf = mh_pool_scratch(job->pool, thread, bytes);
+  if (!buf) buf = own = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+  if (!buf) { /* out of memory for packing: this block by the unpacked oracle */
+    mh_gemm_f32_args sub = *g;
+    sub.m = mc;
+    sub.n = nc;
+    sub.a = g->trans_a ? g->a + i0 : g->a + (size_t)i0 * g->lda;
+    sub.b = g->trans_b ? g->b + (size_t)j0 * g->ldb : g->b + j0;
+    sub.c = g->c + (size_t)i0 * g->ldc + j0;
+    mh_gemm_f32_ref(&sub);
+    return;
+  }
+  gemm_block(job->kt, g, i0, mc, j0, nc, buf, buf + a_floats);
+  free(own);
+}
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+void mh_gemm_f32(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_f32_args *g) {
+  if (g->m <= 0 || g->n <= 0) return;
+  if (g->k <= 0) {
+    if (!g->accumulate)
+      for (int i = 0; i < g->m; i++) memset(g->c + (size_t)i * g->ldc, 0, sizeof(float) * g->n);
+    return;
+  }
+  gemm_job job = {.kt = kt, .g = g, .pool = pool};
+  int nth = mh_pool_size(pool);
+  /* MC: a multiple of MR near the target; NC: a multiple of NR, shrunk until every thread has at
+   * least two blocks (or the blocks reach 4 panels wide). */
+  job.mc = ceil_div(MH_MC_TARGET, kt->mr) * kt->mr;
+  if (job.mc > ceil_div(g->m, kt->mr) * kt->mr) job.mc = ceil_div(g->m, kt->mr) * kt->mr;
+  job.nc = ceil_div(g->n < MH_NC_MAX ? g->n : MH_NC_MAX, kt->nr) * kt->nr;
+  job.mt = ceil_div(g->m, job.mc);
+  while (nth > 1 && job.mt * ceil_div(g->n, job.nc) < 2 * nth && job.nc > 4 * kt->nr)
+    job.nc = ceil_div(job.nc / 2, kt->nr) * kt->nr;
+  job.nt = ceil_div(g->n, job.nc);
+  mh_pool_run(pool, job.mt * job.nt, gemm_task, &job);
+}

@@ -1,0 +1,42 @@
+/* The CPU kernel table: one function pointer per hot kernel, filled at run time with the best
+ * ISA this CPU supports (avx2+fma on x86-64, neon on arm64) or forced to the portable reference. */
+#ifndef MH_BACKEND_CPU_KERNELS_H
+#define MH_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+
+#include "core/pool.h"
+
+/* C (m x n, row stride ldc) = op(A) (m x k) * op(B) (k x n), or C += ... when accumulate.
+ * op(A) = A (lda is A's row stride) or A^T when trans_a (A stored k x m); same for B. */
+typedef struct mh_gemm_f32_args {
+  int m, n, k;
+  const float *a;
+  int lda, trans_a;
+  const float *b;
+  int ldb, trans_b;
+  float *c;
+  int ldc;
+  int accumulate;
+} mh_gemm_f32_args;
+
+/* Register-tile micro-kernel: c[0..MR)[0..NR) (=|+=) sum_p a[p*MR + i] * b[p*NR + j]. */
+typedef void (*mh_ukernel_f32_fn)(int kc, const float *a, const float *b, float *c, int ldc, int accumulate);
+
+typedef struct mh_cpu_kernels {
+  const char *isa;       /* "ref", "avx2", "neon" */
+  int mr, nr;            /* micro-tile of ukernel_f32 */
+  mh_ukernel_f32_fn ukernel_f32;
+} mh_cpu_kernels;
+
+/* The table for this CPU, or the portable one when force_ref (or env MH_FORCE_REF=1). */
+const mh_cpu_kernels *mh_cpu_kernels_get(int force_ref);
+
+/* Blocked, packed, multi-threaded GEMM on the table's micro-kernel. Deterministic: each element of C
+ * is computed by one task over K in a fixed order, so results do not depend on the thread count. */
+void mh_gemm_f32(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_f32_args *g);
+
+/* The oracle: a plain triple loop in double accumulation order-independent of blocking. */
+void mh_gemm_f32_ref(const mh_gemm_f32_args *g);
+
+#endif

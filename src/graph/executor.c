@@ -1,0 +1,249 @@
+/* Executor: per-mode plans (buffer offsets in one arena from lifetimes, accumulate flags for
+ * gradients of shared inputs, scratch and saved-state sizes) and the forward/backward walks. */
+#include "graph/executor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/memplan.h"
+#include "core/status.h"
+#include "ops/ops.h"
+
+typedef struct plan {
+  int valid, max_batch, training;
+  size_t *y_off, *dy_off;  /* per node, in floats; dy_off is (size_t)-1 when there is none */
+  int *dx_acc;             /* per node x 2: accumulate flag for each input's gradient */
+  size_t *state_off;       /* per node, floats into state */
+  float *arena, *scratch, *state;
+  mh_exec_stats stats;
+} plan;
+
+struct mh_executor {
+  const mh_graph *g;
+  mh_pool *pool;
+  const mh_cpu_kernels *kt;
+  int reference;
+  plan plans[2]; /* [0] inference, [1] training */
+  plan *last;    /* plan of the last forward */
+  int last_n, last_training;
+};
+
+#define NONE ((size_t)-1)
+
+static void plan_free(plan *p) {
+  free(p->y_off), free(p->dy_off), free(p->dx_acc), free(p->state_off);
+  free(p->arena), free(p->scratch), free(p->state);
+  memset(p, 0, sizeof *p);
+}
+
+int mh_exec_init(mh_executor **out, const mh_graph *g, mh_pool *pool, const mh_cpu_kernels *kt) {
+  *out = NULL;
+  mh_executor *ex = calloc(1, sizeof *ex);
+  if (!ex) return mh__error(MH_ERR_NOMEM, "executor: out of memory");
+  ex->g = g, ex->pool = pool, ex->kt = kt;
+  *out = ex;
+  return MH_OK;
+}
+
+void mh_exec_free(mh_executor *ex) {
+  if (!ex) return;
+  plan_free(&ex->plans[0]);
+  plan_free(&ex->plans[1]);
+  free(ex);
+}
+
+void mh_exec_set_reference(mh_executor *ex, int reference) { ex->reference = reference; }
+
+/* The node whose memory node i's output lives in (flatten views its input). */
+static int storage_of(const mh_graph *g, int i) {
+  while (mh_op_impl_get(g->nodes[i].op) && mh_op_impl_get(g->nodes[i].op)->alias_input) i = g->nodes[i].in[0];
+  return i;
+}
+
+static size_t node_floats(const mh_graph *g, int i, int batch) {
+  const mh_node *n = &g->nodes[i];
+  return (size_t)batch * n->c * n->h * n->w;
+}
+
+static int build_plan(mh_executor *ex, plan *p, int B, int training) {
+  const mh_graph *g = ex->g;
+  int N = g->n_nodes, out = N - 1;
+  plan_free(p);
+  p->y_off = malloc(sizeof(size_t) * N);
+  p->dy_off = malloc(sizeof(size_t) * N);
+  p->dx_acc = calloc((size_t)N * 2, sizeof(int));
+  p->state_off = malloc(sizeof(size_t) * N);
+  mh_mem_block *blk = calloc((size_t)N * 2, sizeof *blk);
+  int *yblk = malloc(sizeof(int) * N);
+  if (!p->y_off || !p->dy_off || !p->dx_acc || !p->state_off || !blk || !yblk) {
+    free(blk), free(yblk);
+    plan_free(p);
+    return mh__error(MH_ERR_NOMEM, "executor: out of memory while planning");
+  }
+  /* Time: forward of node i at i, the loss at N, backward of node i at 2N - i. */
+  int nb = 0;
+  for (int i = 0; i < N; i++) {
+    yblk[i] = -1;
+    if (storage_of(g, i) != i) continue;
+    yblk[i] = nb;
+    blk[nb].size = node_floats(g, i, B) * sizeof(float);
+    blk[nb].start = blk[nb].end = i;
+    nb++;
+  }
+  for (int i = 0; i < N; i++) {
+    const mh_op_impl *op = mh_op_impl_get(g->nodes[i].op);
+    mh_mem_block *own = &blk[yblk[storage_of(g, i)]];
+    if (i > own->end) own->end = i;
+    if (i == out && N > own->end) own->end = N;
+    if (training && op && op->save_output && 2 * N - i > own->end) own->end = 2 * N - i;
+    for (int k = 0; k < g->nodes[i].n_in; k++) {
+      mh_mem_block *src = &blk[yblk[storage_of(g, g->nodes[i].in[k])]];
+      int t = training && op->save_input ? 2 * N - i : i;
+      if (t > src->end) src->end = t;
+    }
+  }
+  int first_dy = nb;
+  if (training) {
+    /* dL/dy of node i (i >= 1): written first by its last consumer's backward (or by the loss),
+     * read by its own backward. Flatten passes gradients on, so it owns a buffer too. */
+    int *written = calloc((size_t)N, sizeof(int));
+    if (!written) {
+      free(blk), free(yblk);
+      plan_free(p);
+      return mh__error(MH_ERR_NOMEM, "executor: out of memory while planning");
+    }
+    for (int i = 1; i < N; i++) {
+      blk[nb].size = node_floats(g, i, B) * sizeof(float);
+      blk[nb].start = i == out ? N : 2 * N;
+      blk[nb].end = 2 * N - i;
+      nb++;
+    }
+    for (int i = N - 1; i >= 1; i--)
+      for (int k = 0; k < g->nodes[i].n_in; k++) {
+        int j = g->nodes[i].in[k];
+        if (j == 0) continue;
+        mh_mem_block *d = &blk[first_dy + j - 1];
+        if (2 * N - i < d->start) d->start = 2 * N - i;
+        p->dx_acc[2 * i + k] = written[j];
+        written[j] = 1;
+      }
+    free(written);
+  }
+  size_t arena = mh_memplan_assign(blk, nb, 64);
+  if (arena == (size_t)-1) {
+    free(blk), free(yblk);
+    plan_free(p);
+    return mh__error(MH_ERR_NOMEM, "executor: out of memory while planning");
+  }
+  size_t naive = 0;
+  for (int b = 0; b < nb; b++) naive += (blk[b].size + 63) / 64 * 64;
+  for (int i = 0; i < N; i++) {
+    p->y_off[i] = blk[yblk[storage_of(g, i)]].offset / sizeof(float);
+    p->dy_off[i] = training && i >= 1 ? blk[first_dy + i - 1].offset / sizeof(float) : NONE;
+  }
+  size_t scratch = 0, state = 0;
+  for (int i = 1; i < N; i++) {
+    const mh_op_impl *op = mh_op_impl_get(g->nodes[i].op);
+    size_t s = op->scratch_floats ? op->scratch_floats(g, &g->nodes[i], B) : 0;
+    if (s > scratch) scratch = s;
+    p->state_off[i] = state;
+    state += op->state_floats ? op->state_floats(&g->nodes[i]) : 0;
+  }
+  free(blk), free(yblk);
+  p->arena = aligned_alloc(64, (arena + 64) / 64 * 64);
+  p->scratch = aligned_alloc(64, (scratch * sizeof(float) + 64) / 64 * 64);
+  p->state = aligned_alloc(64, (state * sizeof(float) + 64) / 64 * 64);
+  if (!p->arena || !p->scratch || !p->state) {
+    plan_free(p);
+    return mh__error(MH_ERR_NOMEM, "executor: cannot allocate %zu bytes of activations for batch %d", arena, B);
+  }
+  p->stats.arena_bytes = arena;
+  p->stats.arena_naive_bytes = naive;
+  p->stats.scratch_bytes = scratch * sizeof(float);
+  p->stats.state_bytes = state * sizeof(float);
+  p->valid = 1, p->max_batch = B, p->training = training;
+  return MH_OK;
+}
+
+int mh_exec_prepare(mh_executor *ex, int max_batch, int training) {
+  if (max_batch < 1 || max_batch > 1 << 20)
+    return mh__error(MH_ERR_INVALID_ARG, "batch size %d out of range [1, %d]", max_batch, 1 << 20);
+  plan *p = &ex->plans[training ? 1 : 0];
+  if (p->valid && p->max_batch == max_batch) return MH_OK;
+  return build_plan(ex, p, max_batch, training ? 1 : 0);
+}
+
+int mh_exec_stats_get(const mh_executor *ex, int training, mh_exec_stats *st) {
+  const plan *p = &ex->plans[training ? 1 : 0];
+  if (!p->valid) return mh__error(MH_ERR_INVALID_ARG, "executor: %s plan not prepared", training ? "training" : "inference");
+  *st = p->stats;
+  return MH_OK;
+}
+
+static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, const float *params, float *grads, float *buffers) {
+  const mh_graph *g = ex->g;
+  const mh_node *nd = &g->nodes[i];
+  mh_op_ctx c;
+  memset(&c, 0, sizeof c);
+  c.g = g, c.node = nd, c.n = n;
+  for (int k = 0; k < nd->n_in; k++) c.x[k] = p->arena + p->y_off[nd->in[k]];
+  c.y = p->arena + p->y_off[i];
+  if (nd->n_params) {
+    c.w = (float *)params + g->params[nd->param0].offset;
+    if (grads) c.dw = grads + g->params[nd->param0].offset;
+  }
+  if (nd->n_buffers && buffers) c.buf = buffers + g->buffers[nd->buffer0].offset;
+  c.state = p->state + p->state_off[i];
+  c.scratch = p->scratch;
+  c.training = p->training;
+  c.reference = ex->reference;
+  c.pool = ex->pool;
+  c.kt = ex->kt;
+  return c;
+}
+
+int mh_exec_forward(mh_executor *ex, const float *x, int n, const float *params, float *buffers, int training) {
+  plan *p = &ex->plans[training ? 1 : 0];
+  if (!p->valid) return mh__error(MH_ERR_INVALID_ARG, "executor: forward before prepare");
+  if (n < 1 || n > p->max_batch)
+    return mh__error(MH_ERR_INVALID_ARG, "batch of %d samples exceeds the prepared batch size %d", n, p->max_batch);
+  memcpy(p->arena + p->y_off[0], x, node_floats(ex->g, 0, n) * sizeof(float));
+  for (int i = 1; i < ex->g->n_nodes; i++) {
+    mh_op_ctx c = make_ctx(ex, p, i, n, params, NULL, buffers);
+    mh_op_impl_get(ex->g->nodes[i].op)->forward(&c);
+  }
+  ex->last = p, ex->last_n = n, ex->last_training = training ? 1 : 0;
+  return MH_OK;
+}
+
+const float *mh_exec_output(const mh_executor *ex) {
+  return ex->last ? ex->last->arena + ex->last->y_off[ex->g->n_nodes - 1] : NULL;
+}
+
+float *mh_exec_output_grad(mh_executor *ex) {
+  if (!ex->last || !ex->last_training) return NULL;
+  return ex->last->arena + ex->last->dy_off[ex->g->n_nodes - 1];
+}
+
+const float *mh_exec_activation(const mh_executor *ex, int id) {
+  if (!ex->last || id < 0 || id >= ex->g->n_nodes) return NULL;
+  return ex->last->arena + ex->last->y_off[id];
+}
+
+int mh_exec_backward(mh_executor *ex, const float *params, float *grads) {
+  if (!ex->last || !ex->last_training) return mh__error(MH_ERR_INVALID_ARG, "executor: backward without a training forward");
+  plan *p = ex->last;
+  const mh_graph *g = ex->g;
+  for (int i = g->n_nodes - 1; i >= 1; i--) {
+    const mh_node *nd = &g->nodes[i];
+    mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, params, grads, NULL);
+    c.dy = p->arena + p->dy_off[i];
+    for (int k = 0; k < nd->n_in; k++) {
+      int j = nd->in[k];
+      c.dx[k] = j == 0 ? NULL : p->arena + p->dy_off[j]; /* the data needs no gradient */
+      c.dx_accumulate[k] = p->dx_acc[2 * i + k];
+    }
+    mh_op_impl_get(nd->op)->backward(&c);
+  }
+  return MH_OK;
+}

@@ -1,0 +1,42 @@
+/* The executor: the prepare stage plans activation/gradient memory for a batch size and mode; the
+ * execute stage runs forward and backward over the graph with no allocation and no planning. */
+#ifndef MH_GRAPH_EXECUTOR_H
+#define MH_GRAPH_EXECUTOR_H
+
+#include <stddef.h>
+
+#include "backend/cpu/kernels.h"
+#include "core/pool.h"
+#include "graph/graph.h"
+
+typedef struct mh_executor mh_executor;
+
+typedef struct mh_exec_stats {
+  size_t arena_bytes;      /* planned activations + gradients (with reuse) */
+  size_t arena_naive_bytes; /* the same buffers without reuse */
+  size_t scratch_bytes;    /* shared op scratch (im2col columns) */
+  size_t state_bytes;      /* per-step saved state (batch-norm statistics) */
+} mh_exec_stats;
+
+int mh_exec_init(mh_executor **ex, const mh_graph *g, mh_pool *pool, const mh_cpu_kernels *kt);
+void mh_exec_free(mh_executor *ex);
+/* 1: oracle kernels for every op (tests) */
+void mh_exec_set_reference(mh_executor *ex, int reference);
+
+/* Prepare stage: plans memory for batches of up to `max_batch` in training (forward+backward) or
+ * inference mode. Cheap when nothing changed. */
+int mh_exec_prepare(mh_executor *ex, int max_batch, int training);
+int mh_exec_stats_get(const mh_executor *ex, int training, mh_exec_stats *st);
+
+/* Execute stage. x: (n, c, h, w) with n <= the prepared batch. params/buffers are the model's flat
+ * arrays (see graph.h offsets). Forward in training mode updates batch-norm running statistics. */
+int mh_exec_forward(mh_executor *ex, const float *x, int n, const float *params, float *buffers, int training);
+const float *mh_exec_output(const mh_executor *ex); /* logits (n, classes) of the last forward */
+float *mh_exec_output_grad(mh_executor *ex);        /* write dL/dlogits here before backward */
+/* Backward of the last training forward: writes every parameter gradient into grads (overwrite). */
+int mh_exec_backward(mh_executor *ex, const float *params, float *grads);
+
+/* Activation of node `id` from the last forward (for tests and inspection), or NULL. */
+const float *mh_exec_activation(const mh_executor *ex, int id);
+
+#endif

@@ -1,0 +1,386 @@
+/* conv2d forward and backward (data and weight) in FP32: im2col + packed GEMM for dense and grouped
+ * convolutions, direct loops for depthwise, and naive 7-loop oracles used when ctx->reference is set. */
+#include <string.h>
+
+#include "ops/ops.h"
+
+/* Dimension letters: N batch, C/H/W input, O/P/Q output channels/height/width, G groups,
+ * Cg = C/G, Og = O/G, K kernel side, S stride, D padding. Weight is (O, Cg, K, K). */
+typedef struct {
+  int N, C, H, W, O, P, Q, G, Cg, Og, K, S, D;
+} conv_dims;
+
+static conv_dims dims_of(const mh_op_ctx *ctx) {
+  const mh_node *nd = ctx->node, *in = &ctx->g->nodes[nd->in[0]];
+  conv_dims d = {ctx->n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
+  d.Cg = d.C / d.G;
+  d.Og = d.O / d.G;
+  return d;
+}
+
+static int is_depthwise(const conv_dims *d) { return d->G > 1 && d->Cg == 1 && d->Og == 1; }
+static int is_pointwise(const conv_dims *d) { return d->K == 1 && d->S == 1 && d->D == 0; }
+
+/* ---- oracle: direct loops ------------------------------------------------------------ */
+static void conv_fwd_ref(const conv_dims *d, const float *x, const float *w, const float *b, float *y) {
+  for (int n = 0; n < d->N; n++)
+    for (int o = 0; o < d->O; o++) {
+      int g = o / d->Og;
+      for (int p = 0; p < d->P; p++)
+        for (int q = 0; q < d->Q; q++) {
+          double s = b ? b[o] : 0;
+          for (int c = 0; c < d->Cg; c++)
+            for (int kh = 0; kh < d->K; kh++)
+              for (int kw = 0; kw < d->K; kw++) {
+                int ih = p * d->S - d->D + kh, iw = q * d->S - d->D + kw;
+                if (ih < 0 || ih >= d->H || iw < 0 || iw >= d->W) continue;
+                s += (double)x[(((size_t)n * d->C + g * d->Cg + c) * d->H + ih) * d->W + iw] *
+                     w[(((size_t)o * d->Cg + c) * d->K + kh) * d->K + kw];
+              }
+          y[(((size_t)n * d->O + o) * d->P + p) * d->Q + q] = (float)s;
+        }
+    }
+}
+
+static void conv_bwd_ref(const conv_dims *d, const float *x, const float *w, const float *dy, float *dx, int dx_acc,
+                         float *dw, float *db) {
+  size_t wn = (size_t)d->O * d->Cg * d->K * d->K;
+  memset(dw, 0, wn * sizeof(float));
+  if (db) memset(db, 0, (size_t)d->O * sizeof(float));
+  if (dx && !dx_acc) memset(dx, 0, (size_t)d->N * d->C * d->H * d->W * sizeof(float));
+  for (int n = 0; n < d->N; n++)
+    for (int o = 0; o < d->O; o++) {
+      int g = o / d->Og;
+      for (int p = 0; p < d->P; p++)
+        for (int q = 0; q < d->Q; q++) {
+          float gy = dy[(((size_t)n * d->O + o) * d->P + p) * d->Q + q];
+          if (db) db[o] += gy;
+          for (int c = 0; c < d->Cg; c++)
+            for (int kh = 0; kh < d->K; kh++)
+              for (int kw = 0; kw < d->K; kw++) {
+                int ih = p * d->S - d->D + kh, iw = q * d->S - d->D + kw;
+                if (ih < 0 || ih >= d->H || iw < 0 || iw >= d->W) continue;
+                size_t xi = (((size_t)n * d->C + g * d->Cg + c) * d->H + ih) * d->W + iw;
+                size_t wi = (((size_t)o * d->Cg + c) * d->K + kh) * d->K + kw;
+                dw[wi] += gy * x[xi];
+                if (dx) dx[xi] += gy * w[wi];
+              }
+        }
+    }
+}
+
+/* ---- im2col / col2im ------------------------------------------------------------------ */
+/* col (Cg*K*K rows, nb*P*Q columns): row (c, kh, kw), column (sample s, p, q). */
+typedef struct {
+  const conv_dims *d;
+  const float *x; /* (N, C, H, W) */
+  float *col;
+  int n0, nb, g;
+} im2col_job;
+
+static void im2col_rows(void *p, long lo, long hi) {
+  const im2col_job *j = p;
+  const conv_dims *d = j->d;
+  size_t cols = (size_t)j->nb * d->P * d->Q;
+  for (long r = lo; r < hi; r++) {
+    int c = (int)(r / (d->K * d->K)), kh = (int)(r / d->K % d->K), kw = (int)(r % d->K);
+    float *dst = j->col + (size_t)r * cols;
+    for (int s = 0; s < j->nb; s++) {
+      const float *plane = j->x + (((size_t)(j->n0 + s) * d->C) + j->g * d->Cg + c) * d->H * d->W;
+      for (int p = 0; p < d->P; p++) {
+        int ih = p * d->S - d->D + kh;
+        float *out = dst + ((size_t)s * d->P + p) * d->Q;
+        if (ih < 0 || ih >= d->H) {
+          memset(out, 0, sizeof(float) * d->Q);
+          continue;
+        }
+        const float *row = plane + (size_t)ih * d->W;
+        if (d->S == 1) {
+          /* valid q: 0 <= q - D + kw < W */
+          int q0 = d->D - kw > 0 ? d->D - kw : 0, q1 = d->W + d->D - kw < d->Q ? d->W + d->D - kw : d->Q;
+          for (int q = 0; q < q0; q++) out[q] = 0.f;
+          if (q1 > q0) memcpy(out + q0, row + q0 - d->D + kw, sizeof(float) * (q1 - q0));
+          for (int q = q1 > q0 ? q1 : q0; q < d->Q; q++) out[q] = 0.f;
+        } else {
+          for (int q = 0; q < d->Q; q++) {
+            int iw = q * d->S - d->D + kw;
+            out[q] = iw >= 0 && iw < d->W ? row[iw] : 0.f;
+          }
+        }
+      }
+    }
+  }
+}
+
+/* dx (+)= col2im(dcol): each (c) input plane is owned by one range, so this is race-free. */
+typedef struct {
+  const conv_dims *d;
+  const float *dcol;
+  float *dx;
+  int n0, nb, g, accumulate;
+} col2im_job;
+
+static void col2im_planes(void *p, long lo, long hi) {
+  const col2im_job *j = p;
+  const conv_dims *d = j->d;
+  size_t cols = (size_t)j->nb * d->P * d->Q;
+  for (long t = lo; t < hi; t++) {
+    int s = (int)(t / d->Cg), c = (int)(t % d->Cg);
+    float *plane = j->dx + (((size_t)(j->n0 + s) * d->C) + j->g * d->Cg + c) * d->H * d->W;
+    if (!j->accumulate) memset(plane, 0, sizeof(float) * d->H * d->W);
+    for (int kh = 0; kh < d->K; kh++)
+      for (int kw = 0; kw < d->K; kw++) {
+        const float *src = j->dcol + ((size_t)(c * d->K + kh) * d->K + kw) * cols + (size_t)s * d->P * d->Q;
+        for (int p = 0; p < d->P; p++) {
+          int ih = p * d->S - d->D + kh;
+          if (ih < 0 || ih >= d->H) continue;
+          float *row = plane + (size_t)ih * d->W;
+          const float *in = src + (size_t)p * d->Q;
+          for (int q = 0; q < d->Q; q++) {
+            int iw = q * d->S - d->D + kw;
+            if (iw >= 0 && iw < d->W) row[iw] += in[q];
+          }
+        }
+      }
+  }
+}
+
+/* Samples per GEMM: enough columns (>= 512) for an efficient GEMM when planes are small. */
+static int chunk_samples(const conv_dims *d) {
+  int pq = d->P * d->Q, nb = (512 + pq - 1) / pq;
+  return nb < 1 ? 1 : nb > d->N ? d->N : nb;
+}
+
+static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
+  const mh_node *in = &g->nodes[nd->in[0]];
+  conv_dims d = {n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
+  d.Cg = d.C / d.G;
+  d.Og = d.O / d.G;
+  if (is_depthwise(&d)) return 0;
+  size_t cols = (size_t)chunk_samples(&d) * d.P * d.Q, kk = (size_t)d.Cg * d.K * d.K;
+  /* col + dcol (K x cols) and the gathered output / output gradient (Og x cols) */
+  return 2 * kk * cols + (size_t)d.Og * cols + 64;
+}
+
+/* ---- depthwise: direct loops -------------------------------------------------------------- */
+typedef struct {
+  const conv_dims *d;
+  const float *x, *w, *b, *dy;
+  float *y, *dx, *dw, *db;
+  int dx_acc;
+} dw_job;
+
+/* out[p][q] += sum_k in[p*S-D+kh][q*S-D+kw] * w[kh][kw] over one plane. */
+static void dw_plane_fwd(const conv_dims *d, const float *in, const float *w, float *out) {
+  for (int kh = 0; kh < d->K; kh++)
+    for (int kw = 0; kw < d->K; kw++) {
+      float wv = w[kh * d->K + kw];
+      int q0 = 0, q1 = d->Q;
+      while (q0 < q1 && q0 * d->S - d->D + kw < 0) q0++;
+      while (q1 > q0 && (q1 - 1) * d->S - d->D + kw >= d->W) q1--;
+      for (int p = 0; p < d->P; p++) {
+        int ih = p * d->S - d->D + kh;
+        if (ih < 0 || ih >= d->H) continue;
+        const float *row = in + (size_t)ih * d->W + (q0 * d->S - d->D + kw);
+        float *o = out + (size_t)p * d->Q;
+        if (d->S == 1)
+          for (int q = q0; q < q1; q++) o[q] += row[q - q0] * wv;
+        else
+          for (int q = q0; q < q1; q++) o[q] += row[(size_t)(q - q0) * d->S] * wv;
+      }
+    }
+}
+
+static void dw_fwd_planes(void *p, long lo, long hi) {
+  const dw_job *j = p;
+  const conv_dims *d = j->d;
+  for (long t = lo; t < hi; t++) {
+    int c = (int)(t % d->C);
+    float *out = j->y + (size_t)t * d->P * d->Q;
+    float bv = j->b ? j->b[c] : 0.f;
+    for (int i = 0; i < d->P * d->Q; i++) out[i] = bv;
+    dw_plane_fwd(d, j->x + (size_t)t * d->H * d->W, j->w + (size_t)c * d->K * d->K, out);
+  }
+}
+
+static void dw_bwd_data_planes(void *p, long lo, long hi) {
+  const dw_job *j = p;
+  const conv_dims *d = j->d;
+  for (long t = lo; t < hi; t++) {
+    int c = (int)(t % d->C);
+    float *dxp = j->dx + (size_t)t * d->H * d->W;
+    const float *dyp = j->dy + (size_t)t * d->P * d->Q, *w = j->w + (size_t)c * d->K * d->K;
+    if (!j->dx_acc) memset(dxp, 0, sizeof(float) * d->H * d->W);
+    for (int kh = 0; kh < d->K; kh++)
+      for (int kw = 0; kw < d->K; kw++) {
+        float wv = w[kh * d->K + kw];
+        int q0 = 0, q1 = d->Q;
+        while (q0 < q1 && q0 * d->S - d->D + kw < 0) q0++;
+        while (q1 > q0 && (q1 - 1) * d->S - d->D + kw >= d->W) q1--;
+        for (int pp = 0; pp < d->P; pp++) {
+          int ih = pp * d->S - d->D + kh;
+          if (ih < 0 || ih >= d->H) continue;
+          float *row = dxp + (size_t)ih * d->W + (q0 * d->S - d->D + kw);
+          const float *g = dyp + (size_t)pp * d->Q;
+          if (d->S == 1)
+            for (int q = q0; q < q1; q++) row[q - q0] += g[q] * wv;
+          else
+            for (int q = q0; q < q1; q++) row[(size_t)(q - q0) * d->S] += g[q] * wv;
+        }
+      }
+  }
+}
+
+/* dw[c] and db[c] sum over the batch; each channel belongs to one range (deterministic). */
+static void dw_bwd_weight_channels(void *p, long lo, long hi) {
+  const dw_job *j = p;
+  const conv_dims *d = j->d;
+  for (long c = lo; c < hi; c++) {
+    float *w = j->dw + (size_t)c * d->K * d->K;
+    double bsum = 0;
+    for (int i = 0; i < d->K * d->K; i++) w[i] = 0.f;
+    for (int n = 0; n < d->N; n++) {
+      size_t t = (size_t)n * d->C + c;
+      const float *in = j->x + t * d->H * d->W, *g = j->dy + t * d->P * d->Q;
+      for (int kh = 0; kh < d->K; kh++)
+        for (int kw = 0; kw < d->K; kw++) {
+          int q0 = 0, q1 = d->Q;
+          while (q0 < q1 && q0 * d->S - d->D + kw < 0) q0++;
+          while (q1 > q0 && (q1 - 1) * d->S - d->D + kw >= d->W) q1--;
+          float s = 0.f;
+          for (int pp = 0; pp < d->P; pp++) {
+            int ih = pp * d->S - d->D + kh;
+            if (ih < 0 || ih >= d->H) continue;
+            const float *row = in + (size_t)ih * d->W + (q0 * d->S - d->D + kw), *gr = g + (size_t)pp * d->Q;
+            if (d->S == 1)
+              for (int q = q0; q < q1; q++) s += row[q - q0] * gr[q];
+            else
+              for (int q = q0; q < q1; q++) s += row[(size_t)(q - q0) * d->S] * gr[q];
+          }
+          w[kh * d->K + kw] += s;
+        }
+      if (j->db)
+        for (int i = 0; i < d->P * d->Q; i++) bsum += g[i];
+    }
+    if (j->db) j->db[c] = (float)bsum;
+  }
+}
+
+/* ---- dense / grouped: im2col + GEMM ---------------------------------------------------------- */
+static void conv_forward(mh_op_ctx *ctx) {
+  conv_dims d = dims_of(ctx);
+  const float *w = ctx->w, *b = ctx->node->bias ? ctx->w + (size_t)d.O * d.Cg * d.K * d.K : NULL;
+  if (ctx->reference) {
+    conv_fwd_ref(&d, ctx->x[0], w, b, ctx->y);
+    return;
+  }
+  if (is_depthwise(&d)) {
+    dw_job j = {&d, ctx->x[0], w, b, NULL, ctx->y, NULL, NULL, NULL, 0};
+    mh_parallel_for(ctx->pool, (long)d.N * d.C, dw_fwd_planes, &j);
+    return;
+  }
+  int nb = chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  size_t cols_max = (size_t)nb * pq;
+  float *col = ctx->scratch, *tmp = col + 2 * (size_t)kk * cols_max;
+  for (int n0 = 0; n0 < d.N; n0 += nb) {
+    int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
+    for (int g = 0; g < d.G; g++) {
+      const float *B = col;
+      int ldb = cols;
+      if (is_pointwise(&d) && cnt == 1) {
+        B = ctx->x[0] + ((size_t)n0 * d.C + g * d.Cg) * pq; /* a 1x1 conv reads its input as is */
+      } else {
+        im2col_job j = {&d, ctx->x[0], col, n0, cnt, g};
+        mh_parallel_for(ctx->pool, kk, im2col_rows, &j);
+      }
+      float *C = cnt == 1 ? ctx->y + ((size_t)n0 * d.O + g * d.Og) * pq : tmp;
+      mh_gemm_f32_args ga = {d.Og, cols, kk, w + (size_t)g * d.Og * kk, kk, 0, B, ldb, 0, C, cols, 0};
+      mh_gemm_f32(ctx->kt, ctx->pool, &ga);
+      if (cnt > 1) /* scatter (Og, s, pq) -> y[n0+s][g*Og + o] */
+        for (int s = 0; s < cnt; s++)
+          for (int o = 0; o < d.Og; o++)
+            memcpy(ctx->y + ((size_t)(n0 + s) * d.O + g * d.Og + o) * pq, tmp + (size_t)o * cols + (size_t)s * pq,
+                   sizeof(float) * pq);
+    }
+  }
+  if (b)
+    for (int n = 0; n < d.N; n++)
+      for (int o = 0; o < d.O; o++) {
+        float *yp = ctx->y + ((size_t)n * d.O + o) * pq, bv = b[o];
+        for (int i = 0; i < pq; i++) yp[i] += bv;
+      }
+}
+
+static void conv_backward(mh_op_ctx *ctx) {
+  conv_dims d = dims_of(ctx);
+  int kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  const float *w = ctx->w;
+  float *dw = ctx->dw, *db = ctx->node->bias ? ctx->dw + (size_t)d.O * kk : NULL;
+  if (ctx->reference) {
+    conv_bwd_ref(&d, ctx->x[0], w, ctx->dy, ctx->dx[0], ctx->dx_accumulate[0], dw, db);
+    return;
+  }
+  if (is_depthwise(&d)) {
+    dw_job j = {&d, ctx->x[0], w, NULL, ctx->dy, NULL, ctx->dx[0], dw, db, ctx->dx_accumulate[0]};
+    mh_parallel_for(ctx->pool, d.C, dw_bwd_weight_channels, &j);
+    if (ctx->dx[0]) mh_parallel_for(ctx->pool, (long)d.N * d.C, dw_bwd_data_planes, &j);
+    return;
+  }
+  int nb = chunk_samples(&d);
+  size_t cols_max = (size_t)nb * pq;
+  float *col = ctx->scratch, *dcol = col + (size_t)kk * cols_max, *tmp = dcol + (size_t)kk * cols_max;
+  for (int n0 = 0; n0 < d.N; n0 += nb) {
+    int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
+    int direct = is_pointwise(&d) && cnt == 1;
+    for (int g = 0; g < d.G; g++) {
+      /* the input columns */
+      const float *B = col;
+      int ldb = cols;
+      if (direct) {
+        B = ctx->x[0] + ((size_t)n0 * d.C + g * d.Cg) * pq;
+      } else {
+        im2col_job j = {&d, ctx->x[0], col, n0, cnt, g};
+        mh_parallel_for(ctx->pool, kk, im2col_rows, &j);
+      }
+      /* the output gradient as (Og, cols) */
+      const float *G = tmp;
+      if (cnt == 1) {
+        G = ctx->dy + ((size_t)n0 * d.O + g * d.Og) * pq;
+      } else {
+        for (int s = 0; s < cnt; s++)
+          for (int o = 0; o < d.Og; o++)
+            memcpy(tmp + (size_t)o * cols + (size_t)s * pq, ctx->dy + ((size_t)(n0 + s) * d.O + g * d.Og + o) * pq,
+                   sizeof(float) * pq);
+      }
+      /* dW_g (Og x kk) (+)= G (Og x cols) * col^T; chunks accumulate in a fixed order */
+      mh_gemm_f32_args gw = {d.Og, kk, cols, G, cols, 0, B, ldb, 1, dw + (size_t)g * d.Og * kk, kk, n0 > 0};
+      mh_gemm_f32(ctx->kt, ctx->pool, &gw);
+      if (!ctx->dx[0]) continue;
+      /* dcol (kk x cols) = W_g^T * G, then scatter-add into dx */
+      float *D = direct ? ctx->dx[0] + ((size_t)n0 * d.C + g * d.Cg) * pq : dcol;
+      mh_gemm_f32_args gd = {kk, cols, d.Og, w + (size_t)g * d.Og * kk, kk, 1, G, cols, 0, D, cols,
+                             direct && ctx->dx_accumulate[0]};
+      mh_gemm_f32(ctx->kt, ctx->pool, &gd);
+      if (!direct) {
+        col2im_job j = {&d, dcol, ctx->dx[0], n0, cnt, g, ctx->dx_accumulate[0]};
+        mh_parallel_for(ctx->pool, (long)cnt * d.Cg, col2im_planes, &j);
+      }
+    }
+  }
+  if (db)
+    for (int o = 0; o < d.O; o++) {
+      double s = 0;
+      for (int n = 0; n < d.N; n++) {
+        const float *g = ctx->dy + ((size_t)n * d.O + o) * pq;
+        for (int i = 0; i < pq; i++) s += g[i];
+      }
+      db[o] = (float)s;
+    }
+}
+
+const mh_op_impl mh_op_conv2d = {
+    .save_input = 1,
+    .scratch_floats = conv_scratch_floats,
+    .forward = conv_forward,
+    .backward = conv_backward,
+};

@@ -1,0 +1,159 @@
+/* Max pooling, average pooling (count_include_pad, floor mode) and global average pooling, forward
+ * and backward. Max-pool backward routes to the first maximum in scan order, as PyTorch's CPU kernel. */
+#include <string.h>
+
+#include "ops/ops.h"
+
+typedef struct {
+  mh_op_ctx *ctx;
+  int H, W, P, Q, K, S, D;
+} pool_job;
+
+static pool_job make_job(mh_op_ctx *ctx) {
+  const mh_node *nd = ctx->node, *in = &ctx->g->nodes[nd->in[0]];
+  pool_job j = {ctx, in->h, in->w, nd->h, nd->w, nd->pool_k, nd->pool_s, nd->pool_p};
+  return j;
+}
+
+/* Index within the plane of the window maximum at (p, q): first max in (kh, kw) scan order. */
+static int argmax_at(const pool_job *j, const float *x, int p, int q) {
+  int best = -1;
+  float bv = 0;
+  for (int kh = 0; kh < j->K; kh++) {
+    int ih = p * j->S - j->D + kh;
+    if (ih < 0 || ih >= j->H) continue;
+    for (int kw = 0; kw < j->K; kw++) {
+      int iw = q * j->S - j->D + kw;
+      if (iw < 0 || iw >= j->W) continue;
+      float v = x[ih * j->W + iw];
+      if (best < 0 || v > bv || v != v) best = ih * j->W + iw, bv = v;
+    }
+  }
+  return best;
+}
+
+static void max_fwd(void *p, long lo, long hi) {
+  const pool_job *j = p;
+  for (long t = lo; t < hi; t++) {
+    const float *x = j->ctx->x[0] + (size_t)t * j->H * j->W;
+    float *y = j->ctx->y + (size_t)t * j->P * j->Q;
+    if (j->K == 2 && j->S == 2 && j->D == 0) { /* the common 2x2/2 case without index bookkeeping */
+      for (int pp = 0; pp < j->P; pp++) {
+        const float *r0 = x + (size_t)2 * pp * j->W, *r1 = r0 + j->W;
+        for (int q = 0; q < j->Q; q++) {
+          float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
+          float m = b > a ? b : a;
+          m = c > m ? c : m;
+          y[pp * j->Q + q] = d > m ? d : m;
+        }
+      }
+      continue;
+    }
+    for (int pp = 0; pp < j->P; pp++)
+      for (int q = 0; q < j->Q; q++) y[pp * j->Q + q] = x[argmax_at(j, x, pp, q)];
+  }
+}
+
+static void max_bwd(void *p, long lo, long hi) {
+  const pool_job *j = p;
+  for (long t = lo; t < hi; t++) {
+    const float *x = j->ctx->x[0] + (size_t)t * j->H * j->W, *dy = j->ctx->dy + (size_t)t * j->P * j->Q;
+    float *dx = j->ctx->dx[0] + (size_t)t * j->H * j->W;
+    if (!j->ctx->dx_accumulate[0]) memset(dx, 0, sizeof(float) * j->H * j->W);
+    for (int pp = 0; pp < j->P; pp++)
+      for (int q = 0; q < j->Q; q++) dx[argmax_at(j, x, pp, q)] += dy[pp * j->Q + q];
+  }
+}
+
+static void avg_fwd(void *p, long lo, long hi) {
+  const pool_job *j = p;
+  float inv = 1.f / (float)(j->K * j->K);
+  for (long t = lo; t < hi; t++) {
+    const float *x = j->ctx->x[0] + (size_t)t * j->H * j->W;
+    float *y = j->ctx->y + (size_t)t * j->P * j->Q;
+    for (int pp = 0; pp < j->P; pp++)
+      for (int q = 0; q < j->Q; q++) {
+        float s = 0;
+        for (int kh = 0; kh < j->K; kh++) {
+          int ih = pp * j->S - j->D + kh;
+          if (ih < 0 || ih >= j->H) continue;
+          for (int kw = 0; kw < j->K; kw++) {
+            int iw = q * j->S - j->D + kw;
+            if (iw >= 0 && iw < j->W) s += x[ih * j->W + iw];
+          }
+        }
+        y[pp * j->Q + q] = s * inv;
+      }
+  }
+}
+
+static void avg_bwd(void *p, long lo, long hi) {
+  const pool_job *j = p;
+  float inv = 1.f / (float)(j->K * j->K);
+  for (long t = lo; t < hi; t++) {
+    const float *dy = j->ctx->dy + (size_t)t * j->P * j->Q;
+    float *dx = j->ctx->dx[0] + (size_t)t * j->H * j->W;
+    if (!j->ctx->dx_accumulate[0]) memset(dx, 0, sizeof(float) * j->H * j->W);
+    for (int pp = 0; pp < j->P; pp++)
+      for (int q = 0; q < j->Q; q++) {
+        float g = dy[pp * j->Q + q] * inv;
+        for (int kh = 0; kh < j->K; kh++) {
+          int ih = pp * j->S - j->D + kh;
+          if (ih < 0 || ih >= j->H) continue;
+          for (int kw = 0; kw < j->K; kw++) {
+            int iw = q * j->S - j->D + kw;
+            if (iw >= 0 && iw < j->W) dx[ih * j->W + iw] += g;
+          }
+        }
+      }
+  }
+}
+
+static long planes(const mh_op_ctx *ctx) { return (long)ctx->n * ctx->node->c; }
+
+static void maxpool_forward(mh_op_ctx *ctx) {
+  pool_job j = make_job(ctx);
+  mh_parallel_for(ctx->pool, planes(ctx), max_fwd, &j);
+}
+static void maxpool_backward(mh_op_ctx *ctx) {
+  if (!ctx->dx[0]) return;
+  pool_job j = make_job(ctx);
+  mh_parallel_for(ctx->pool, planes(ctx), max_bwd, &j);
+}
+static void avgpool_forward(mh_op_ctx *ctx) {
+  pool_job j = make_job(ctx);
+  mh_parallel_for(ctx->pool, planes(ctx), avg_fwd, &j);
+}
+static void avgpool_backward(mh_op_ctx *ctx) {
+  if (!ctx->dx[0]) return;
+  pool_job j = make_job(ctx);
+  mh_parallel_for(ctx->pool, planes(ctx), avg_bwd, &j);
+}
+
+/* Global average pool: (N, C, H, W) -> (N, C, 1, 1). */
+static void gap_forward(mh_op_ctx *ctx) {
+  const mh_node *in = &ctx->g->nodes[ctx->node->in[0]];
+  int hw = in->h * in->w;
+  for (long t = 0; t < planes(ctx); t++) {
+    const float *x = ctx->x[0] + (size_t)t * hw;
+    float s = 0;
+    for (int i = 0; i < hw; i++) s += x[i];
+    ctx->y[t] = s / (float)hw;
+  }
+}
+static void gap_backward(mh_op_ctx *ctx) {
+  if (!ctx->dx[0]) return;
+  const mh_node *in = &ctx->g->nodes[ctx->node->in[0]];
+  int hw = in->h * in->w;
+  for (long t = 0; t < planes(ctx); t++) {
+    float g = ctx->dy[t] / (float)hw, *dx = ctx->dx[0] + (size_t)t * hw;
+    if (ctx->dx_accumulate[0])
+      for (int i = 0; i < hw; i++) dx[i] += g;
+    else
+      for (int i = 0; i < hw; i++) dx[i] = g;
+  }
+}
+
+const mh_op_impl mh_op_maxpool = {.save_input = 1, .forward = maxpool_forward, .backward = maxpool_backward};
+const mh_op_impl mh_op_avgpool = {.forward = avgpool_forward, .backward = avgpool_backward};
+const mh_op_impl mh_op_gap = {.forward = gap_forward, .backward = gap_backward};
