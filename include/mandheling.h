@@ -49,6 +49,111 @@ typedef enum mh_dtype {
 size_t mh_dtype_size(mh_dtype dt);
 const char *mh_dtype_name(mh_dtype dt); /* safetensors spelling: F32, I8, I16, I32, U8, I64, F64 */
 
+
+/* ---- models ------------------------------------------------------------------------------- */
+typedef struct mh_model mh_model;
+
+/* A zoo name (lenet5, cnn6, cnn6-nobn, vgg11, resnet18, mobilenetv2) or a model-file path.
+ * Parameters get PyTorch's default initialisation from `seed`. */
+int mh_model_create(mh_model **model, const char *name_or_path, uint64_t seed);
+void mh_model_free(mh_model *model);
+int64_t mh_model_param_count(const mh_model *model);
+/* A human-readable table: layers, output shapes, parameters, MACs per sample, and the training
+ * memory estimate for `batch`. Caller frees *text. */
+int mh_model_describe(const mh_model *model, int batch, char **text);
+/* The model in the text model format (see docs/MODEL_FORMAT.md). Caller frees *text. */
+int mh_model_to_text(const mh_model *model, char **text);
+
+/* ---- training ----------------------------------------------------------------------------- */
+typedef enum mh_schedule { MH_SCHEDULE_CONSTANT = 0, MH_SCHEDULE_STEP = 1, MH_SCHEDULE_COSINE = 2 } mh_schedule;
+
+typedef struct mh_train_config {
+  const char *precision; /* "fp32" */
+  int epochs;            /* default 5 */
+  int batch;             /* default 64 */
+  float lr;              /* default 0.05 */
+  float momentum;        /* default 0.9 */
+  float weight_decay;    /* default 5e-4 */
+  int nesterov;          /* default 0 */
+  mh_schedule schedule;  /* default cosine (per step, to 0 at the end) */
+  int step_size;         /* step schedule: epochs between decays (default: epochs/3, at least 1) */
+  float gamma;           /* step schedule: decay factor (default 0.1) */
+  int threads;           /* default 2 */
+  uint64_t seed;         /* default 1 */
+  long max_steps;        /* stop after this many optimizer steps in total (0: no limit) */
+  int augment;           /* 1: random crop (pad 2 for 28x28, 4 for 32x32) + horizontal flip for 3-channel data */
+  int force_reference;   /* 1: portable oracle kernels only (slow; for testing) */
+} mh_train_config;
+
+void mh_train_config_default(mh_train_config *cfg);
+
+typedef struct mh_trainer mh_trainer;
+
+/* The trainer borrows `model` (which must outlive it). */
+int mh_trainer_create(mh_trainer **trainer, mh_model *model, const mh_train_config *cfg);
+void mh_trainer_free(mh_trainer *trainer);
+
+/* One SGD step on a batch: x is (n, c, h, w) floats, labels in [0, classes). Returns the loss. */
+int mh_trainer_step(mh_trainer *t, const float *x, const int32_t *labels, int n, float *loss);
+/* Inference-mode forward: adds the number of correct top-1 predictions and the summed loss. */
+int mh_trainer_evaluate_batch(mh_trainer *t, const float *x, const int32_t *labels, int n, long *correct,
+                              double *loss_sum);
+
+/* Progress of a fit, reported to the callback after every step and at each epoch's end. */
+typedef struct mh_progress {
+  int epoch, epochs;             /* 0-based epoch */
+  long step_in_epoch, steps_per_epoch;
+  long step, total_steps;        /* optimizer steps so far (global), and planned */
+  double loss;                   /* running mean over this epoch */
+  double lr;
+  double seconds;                /* wall time since the fit started */
+  double samples_per_second;
+  int epoch_done;                /* 1 on the end-of-epoch report */
+  double test_accuracy;          /* on epoch_done with a test set, else -1 */
+} mh_progress;
+typedef void (*mh_progress_fn)(void *user, const mh_progress *p);
+
+typedef struct mh_fit_summary {
+  long steps;
+  int epochs;               /* epochs completed (a partial epoch counts when max_steps stops it) */
+  double seconds;
+  double train_loss;        /* mean over the last epoch's steps */
+  double test_accuracy;     /* fraction in [0, 1]; -1 without a test set */
+  double test_loss;
+  size_t peak_bytes;        /* planned training memory: parameters, gradients, optimizer, activations */
+  size_t rss_peak_bytes;    /* the process's peak resident set as the OS reports it */
+} mh_fit_summary;
+
+/* Trains on the data set in `data_dir` (MNIST/Fashion-MNIST IDX, gzipped or not, or CIFAR-10 binary)
+ * for cfg->epochs, evaluating on the test split after each epoch. Continues from the trainer's
+ * position (after mh_trainer_load). */
+int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *user, mh_fit_summary *summary);
+/* Evaluates on the test split of `data_dir`. */
+int mh_evaluate(mh_trainer *t, const char *data_dir, double *accuracy, double *loss);
+
+/* Checkpoints (safetensors): weights, batch-norm statistics, optimizer state and metadata (model,
+ * step, epoch, RNG state, precision, hyper-parameters). Saving is atomic. Loading checks that every
+ * tensor matches the model and restores the training position for exact resumption. */
+int mh_trainer_save(mh_trainer *t, const char *path);
+/* Restores weights, statistics, optimizer state, position and the hyper-parameters of the run
+ * (lr, momentum, weight decay, Nesterov, schedule, epochs, batch, seed, augmentation). */
+int mh_trainer_load(mh_trainer *t, const char *path);
+/* Changes how far training goes: epochs (-1 keeps it) and max_steps (-1 keeps it, 0 no limit). */
+int mh_trainer_set_length(mh_trainer *t, int epochs, long max_steps);
+/* The model a checkpoint was trained with (its "model" metadata and the embedded model text) */
+int mh_checkpoint_model(const char *path, uint64_t seed, mh_model **model);
+
+/* Median wall time of full training steps (forward, backward, optimizer) on synthetic data. */
+typedef struct mh_bench_result {
+  double step_ms_median, step_ms_min;
+  size_t peak_bytes;
+} mh_bench_result;
+int mh_bench(mh_trainer *t, int batch, int steps, mh_bench_result *res);
+
+/* Planned training memory (bytes) for the trainer's batch: what peak_bytes reports. */
+size_t mh_trainer_peak_bytes(const mh_trainer *t);
+const char *mh_trainer_isa(const mh_trainer *t);
+
 #ifdef __cplusplus
 }
 #endif

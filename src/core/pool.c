@@ -159,3 +159,25 @@ void mh_pool_run(mh_pool *p, int n_tasks, mh_task_fn fn, void *ctx) {
   pthread_mutex_unlock(&p->mu);
   atomic_store(&p->in_job, 0);
 }
+
+typedef struct {
+  long n;
+  int parts;
+  mh_range_fn fn;
+  void *ctx;
+} range_job;
+
+static void range_task(void *p, int task, int thread) {
+  range_job *j = p;
+  long lo, hi;
+  mh_split_range(j->n, j->parts, task, &lo, &hi);
+  if (hi > lo) j->fn(j->ctx, lo, hi);
+}
+
+void mh_parallel_for(mh_pool *pool, long n, mh_range_fn fn, void *ctx) {
+  if (n <= 0) return;
+  int parts = mh_pool_size(pool);
+  if (parts > n) parts = (int)n;
+  range_job j = {n, parts, fn, ctx};
+  mh_pool_run(pool, parts, range_task, &j);
+}

@@ -24,6 +24,10 @@ void mh_pool_run(mh_pool *pool, int n_tasks, mh_task_fn fn, void *ctx);
  * NULL when out of memory or when pool is NULL. */
 void *mh_pool_scratch(mh_pool *pool, int thread, size_t bytes);
 
+/* Runs fn(ctx, lo, hi) over contiguous ranges of [0, n) on the pool, at most one range per thread. */
+typedef void (*mh_range_fn)(void *ctx, long lo, long hi);
+void mh_parallel_for(mh_pool *pool, long n, mh_range_fn fn, void *ctx);
+
 /* Splits [0, n) into `parts` near-equal contiguous ranges; part p is [*lo, *hi). */
 static inline void mh_split_range(long n, int parts, int p, long *lo, long *hi) {
   long q = n / parts, r = n % parts;

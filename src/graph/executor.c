@@ -180,7 +180,8 @@ int mh_exec_stats_get(const mh_executor *ex, int training, mh_exec_stats *st) {
   return MH_OK;
 }
 
-static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, const float *params, float *grads, float *buffers) {
+static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, const float *params, float *grads,
+                          float *buffers) {
   const mh_graph *g = ex->g;
   const mh_node *nd = &g->nodes[i];
   mh_op_ctx c;
@@ -195,7 +196,7 @@ static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, const float *p
   if (nd->n_buffers && buffers) c.buf = buffers + g->buffers[nd->buffer0].offset;
   c.state = p->state + p->state_off[i];
   c.scratch = p->scratch;
-  c.training = p->training;
+  c.training = training;
   c.reference = ex->reference;
   c.pool = ex->pool;
   c.kt = ex->kt;
@@ -203,16 +204,20 @@ static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, const float *p
 }
 
 int mh_exec_forward(mh_executor *ex, const float *x, int n, const float *params, float *buffers, int training) {
-  plan *p = &ex->plans[training ? 1 : 0];
+  training = training ? 1 : 0;
+  plan *p = &ex->plans[training];
+  /* Inference can run in a training plan's memory (its lifetimes are a superset), which saves
+   * a second arena when a trainer evaluates. */
+  if (!training && !p->valid && ex->plans[1].valid) p = &ex->plans[1];
   if (!p->valid) return mh__error(MH_ERR_INVALID_ARG, "executor: forward before prepare");
   if (n < 1 || n > p->max_batch)
     return mh__error(MH_ERR_INVALID_ARG, "batch of %d samples exceeds the prepared batch size %d", n, p->max_batch);
   memcpy(p->arena + p->y_off[0], x, node_floats(ex->g, 0, n) * sizeof(float));
   for (int i = 1; i < ex->g->n_nodes; i++) {
-    mh_op_ctx c = make_ctx(ex, p, i, n, params, NULL, buffers);
+    mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
     mh_op_impl_get(ex->g->nodes[i].op)->forward(&c);
   }
-  ex->last = p, ex->last_n = n, ex->last_training = training ? 1 : 0;
+  ex->last = p, ex->last_n = n, ex->last_training = training;
   return MH_OK;
 }
 
@@ -236,7 +241,7 @@ int mh_exec_backward(mh_executor *ex, const float *params, float *grads) {
   const mh_graph *g = ex->g;
   for (int i = g->n_nodes - 1; i >= 1; i--) {
     const mh_node *nd = &g->nodes[i];
-    mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, params, grads, NULL);
+    mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, 1, params, grads, NULL);
     c.dy = p->arena + p->dy_off[i];
     for (int k = 0; k < nd->n_in; k++) {
       int j = nd->in[k];

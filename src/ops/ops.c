@@ -1,4 +1,4 @@
-/* The op table lookup and the small helpers shared by several ops (parallel ranges, add/copy).
+/* The op table lookup and the add-or-copy helper shared by several ops.
  * Op arithmetic itself lives in one file per op family. */
 #include "ops/ops.h"
 
@@ -26,26 +26,4 @@ void mh__add_or_copy(float *dx, const float *dy, size_t n, int accumulate) {
     return;
   }
   for (size_t i = 0; i < n; i++) dx[i] += dy[i];
-}
-
-typedef struct {
-  long n;
-  int parts;
-  mh_range_fn fn;
-  void *ctx;
-} range_job;
-
-static void range_task(void *p, int task, int thread) {
-  range_job *j = p;
-  long lo, hi;
-  mh_split_range(j->n, j->parts, task, &lo, &hi);
-  if (hi > lo) j->fn(j->ctx, lo, hi);
-}
-
-void mh_parallel_for(mh_pool *pool, long n, mh_range_fn fn, void *ctx) {
-  if (n <= 0) return;
-  int parts = mh_pool_size(pool);
-  if (parts > n) parts = (int)n;
-  range_job j = {n, parts, fn, ctx};
-  mh_pool_run(pool, parts, range_task, &j);
 }

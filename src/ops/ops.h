@@ -53,8 +53,5 @@ double mh_softmax_xent_f32(const float *logits, const int32_t *labels, int n, in
 /* Adds dy into dx, or copies it (accumulate = 0), over n floats. */
 void mh__add_or_copy(float *dx, const float *dy, size_t n, int accumulate);
 
-/* Runs fn(ctx, lo, hi) over contiguous ranges of [0, n) on the pool, at most one range per thread. */
-typedef void (*mh_range_fn)(void *ctx, long lo, long hi);
-void mh_parallel_for(mh_pool *pool, long n, mh_range_fn fn, void *ctx);
 
 #endif

@@ -1,0 +1,235 @@
+/* Checkpoints as safetensors: every parameter, batch-norm buffer and momentum buffer by name, and
+ * metadata (model text, training position, RNG state, hyper-parameters). Loading validates all of it
+ * against the live model before touching anything, so a bad file changes nothing. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "train/safetensors.h"
+#include "train/trainer.h"
+
+#define CKPT_FORMAT "mandheling-checkpoint/1"
+#define MOMENTUM_PREFIX "optimizer.momentum."
+
+static const char *schedule_name(mh_schedule s) {
+  return s == MH_SCHEDULE_STEP ? "step" : s == MH_SCHEDULE_COSINE ? "cosine" : "constant";
+}
+
+int mh_trainer_save(mh_trainer *t, const char *path) {
+  const mh_graph *g = &t->m->g;
+  int n = 2 * g->n_params + g->n_buffers;
+  mh_st_tensor *ts = calloc((size_t)n, sizeof *ts);
+  if (!ts) return mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
+  int k = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < g->n_params; i++) {
+      const mh_param *p = &g->params[i];
+      mh_st_tensor *s = &ts[k++];
+      snprintf(s->name, sizeof s->name, "%s%s", pass ? MOMENTUM_PREFIX : "", p->name);
+      s->dtype = MH_DTYPE_F32;
+      s->ndim = p->ndim;
+      for (int d = 0; d < p->ndim; d++) s->shape[d] = p->shape[d];
+      s->data = (pass ? t->momentum : t->m->params) + p->offset;
+      s->nbytes = (size_t)p->numel * sizeof(float);
+    }
+  for (int i = 0; i < g->n_buffers; i++) {
+    const mh_buffer *b = &g->buffers[i];
+    mh_st_tensor *s = &ts[k++];
+    snprintf(s->name, sizeof s->name, "%s", b->name);
+    s->dtype = MH_DTYPE_F32;
+    s->ndim = 1;
+    s->shape[0] = b->numel;
+    s->data = t->m->buffers + b->offset;
+    s->nbytes = (size_t)b->numel * sizeof(float);
+  }
+  char step[32], epoch[32], bie[32], seed[32], lr[32], mom[32], wd[32], nest[8], epochs[16], batch[16], spe[32],
+      gamma[32], ssize[16], aug[8];
+  snprintf(step, sizeof step, "%ld", t->step);
+  snprintf(epoch, sizeof epoch, "%d", t->epoch);
+  snprintf(bie, sizeof bie, "%ld", t->batch_in_epoch);
+  snprintf(spe, sizeof spe, "%ld", t->steps_per_epoch);
+  snprintf(seed, sizeof seed, "%" PRIu64, t->cfg.seed);
+  snprintf(lr, sizeof lr, "%.9g", t->cfg.lr);
+  snprintf(mom, sizeof mom, "%.9g", t->cfg.momentum);
+  snprintf(wd, sizeof wd, "%.9g", t->cfg.weight_decay);
+  snprintf(gamma, sizeof gamma, "%.9g", t->cfg.gamma);
+  snprintf(nest, sizeof nest, "%d", t->cfg.nesterov);
+  snprintf(epochs, sizeof epochs, "%d", t->cfg.epochs);
+  snprintf(batch, sizeof batch, "%d", t->cfg.batch);
+  snprintf(ssize, sizeof ssize, "%d", t->cfg.step_size);
+  snprintf(aug, sizeof aug, "%d", t->cfg.augment);
+  /* Every random draw is a pure function of (seed, stream, epoch, index) (src/core/rng.h), so the
+   * seed and the position (epoch, batch_in_epoch) are the whole RNG state. */
+  const mh_st_meta meta[] = {
+      {"format", CKPT_FORMAT},     {"model", g->model_name},     {"model_text", t->m->text},
+      {"precision", t->precision}, {"step", step},               {"epoch", epoch},
+      {"batch_in_epoch", bie},     {"steps_per_epoch", spe},     {"seed", seed},
+      {"rng", "counter-based splitmix64; state = (seed, epoch, batch_in_epoch)"},
+      {"lr", lr},                  {"momentum", mom},            {"weight_decay", wd},
+      {"nesterov", nest},          {"schedule", schedule_name(t->cfg.schedule)},
+      {"gamma", gamma},            {"step_size", ssize},         {"epochs", epochs},
+      {"batch", batch},            {"augment", aug},
+  };
+  int st = mh_st_write(path, ts, k, meta, (int)(sizeof meta / sizeof meta[0]));
+  free(ts);
+  return st;
+}
+
+static int meta_long(const mh_st_file *f, const char *path, const char *key, long lo, long hi, long *out) {
+  const char *v = mh_st_meta_get(f, key);
+  if (!v) return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata lacks '%s'", path, key);
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (!*v || *end || x < lo || x > hi)
+    return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata '%s' = '%.40s' is not an integer in [%ld, %ld]", path, key,
+                     v, lo, hi);
+  *out = x;
+  return MH_OK;
+}
+
+static int meta_float(const mh_st_file *f, const char *path, const char *key, float *out) {
+  const char *v = mh_st_meta_get(f, key);
+  if (!v) return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata lacks '%s'", path, key);
+  char *end;
+  double x = strtod(v, &end);
+  if (!*v || *end || !(x == x))
+    return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata '%s' = '%.40s' is not a number", path, key, v);
+  *out = (float)x;
+  return MH_OK;
+}
+
+/* The run's hyper-parameters, validated into a copy of the config. */
+static int read_config(const mh_st_file *f, const char *path, mh_train_config *c) {
+  long nest, epochs, batch, ssize, aug;
+  MH_TRY(meta_float(f, path, "lr", &c->lr));
+  MH_TRY(meta_float(f, path, "momentum", &c->momentum));
+  MH_TRY(meta_float(f, path, "weight_decay", &c->weight_decay));
+  MH_TRY(meta_float(f, path, "gamma", &c->gamma));
+  MH_TRY(meta_long(f, path, "nesterov", 0, 1, &nest));
+  MH_TRY(meta_long(f, path, "epochs", 1, 100000, &epochs));
+  MH_TRY(meta_long(f, path, "batch", 1, 65536, &batch));
+  MH_TRY(meta_long(f, path, "step_size", 0, 100000, &ssize));
+  MH_TRY(meta_long(f, path, "augment", 0, 1, &aug));
+  const char *seed = mh_st_meta_get(f, "seed"), *sched = mh_st_meta_get(f, "schedule");
+  char *end;
+  if (!seed || !*seed || (c->seed = strtoull(seed, &end, 10), *end))
+    return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata 'seed' missing or not an integer", path);
+  if (!sched) return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata lacks 'schedule'", path);
+  if (!strcmp(sched, "cosine")) c->schedule = MH_SCHEDULE_COSINE;
+  else if (!strcmp(sched, "step")) c->schedule = MH_SCHEDULE_STEP;
+  else if (!strcmp(sched, "constant")) c->schedule = MH_SCHEDULE_CONSTANT;
+  else return mh__error(MH_ERR_FORMAT, "%s: checkpoint schedule '%.20s' unknown", path, sched);
+  c->nesterov = (int)nest, c->epochs = (int)epochs, c->batch = (int)batch, c->step_size = (int)ssize;
+  c->augment = (int)aug;
+  if (!(c->lr >= 0) || !(c->momentum >= 0 && c->momentum < 1) || !(c->weight_decay >= 0) || !(c->gamma > 0))
+    return mh__error(MH_ERR_FORMAT, "%s: checkpoint hyper-parameters out of range", path);
+  return MH_OK;
+}
+
+static int match_tensor(const mh_st_file *f, const char *path, const char *name, int ndim, const int64_t *shape,
+                        const float **data) {
+  const mh_st_tensor *s = mh_st_find(f, name);
+  if (!s) return mh__error(MH_ERR_FORMAT, "%s: tensor '%s' missing from checkpoint", path, name);
+  if (s->dtype != MH_DTYPE_F32)
+    return mh__error(MH_ERR_FORMAT, "%s: tensor '%s' is %s, expected F32", path, name, mh_dtype_name(s->dtype));
+  int same = s->ndim == ndim;
+  for (int d = 0; same && d < ndim; d++) same = s->shape[d] == shape[d];
+  if (!same) {
+    char want[96] = "", got[96] = "";
+    for (int d = 0; d < ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "x" : "", (long long)shape[d]);
+    for (int d = 0; d < s->ndim; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "x" : "", (long long)s->shape[d]);
+    return mh__error(MH_ERR_SHAPE, "%s: tensor '%s' has shape [%s], the model needs [%s]", path, name, got, want);
+  }
+  *data = s->data;
+  return MH_OK;
+}
+
+int mh_trainer_load(mh_trainer *t, const char *path) {
+  mh_st_file *f = NULL;
+  MH_TRY(mh_st_read(&f, path));
+  const mh_graph *g = &t->m->g;
+  int st = MH_OK;
+  const char *fmt = mh_st_meta_get(f, "format");
+  if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
+    st = mh__error(MH_ERR_FORMAT, "%s: not a Mandheling checkpoint (metadata format = '%.40s', expected '%s')", path,
+                   fmt ? fmt : "(none)", CKPT_FORMAT);
+    goto done;
+  }
+  const char *prec = mh_st_meta_get(f, "precision");
+  if (!prec || strcmp(prec, t->precision) != 0) {
+    st = mh__error(MH_ERR_INVALID_ARG, "%s: checkpoint precision '%s' differs from the requested '%s'", path,
+                   prec ? prec : "(none)", t->precision);
+    goto done;
+  }
+  /* Validate everything first: a bad file must leave the trainer untouched. */
+  int n = 2 * g->n_params + g->n_buffers;
+  const float **src = calloc((size_t)n, sizeof *src);
+  if (!src) {
+    st = mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
+    goto done;
+  }
+  int k = 0;
+  for (int pass = 0; pass < 2 && st == MH_OK; pass++)
+    for (int i = 0; i < g->n_params && st == MH_OK; i++) {
+      const mh_param *p = &g->params[i];
+      char name[MH_ST_MAX_NAME];
+      int64_t shape[4];
+      for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
+      snprintf(name, sizeof name, "%s%s", pass ? MOMENTUM_PREFIX : "", p->name);
+      st = match_tensor(f, path, name, p->ndim, shape, &src[k++]);
+    }
+  for (int i = 0; i < g->n_buffers && st == MH_OK; i++) {
+    int64_t shape[1] = {g->buffers[i].numel};
+    st = match_tensor(f, path, g->buffers[i].name, 1, shape, &src[k++]);
+  }
+  if (st == MH_OK && mh_st_count(f) != n)
+    st = mh__error(MH_ERR_FORMAT, "%s: checkpoint has %d tensors, the model '%s' has %d", path, mh_st_count(f),
+                   g->model_name, n);
+  long step = 0, epoch = 0, bie = 0, spe = 0;
+  if (st == MH_OK) st = meta_long(f, path, "step", 0, 1L << 50, &step);
+  if (st == MH_OK) st = meta_long(f, path, "epoch", 0, 1 << 30, &epoch);
+  if (st == MH_OK) st = meta_long(f, path, "batch_in_epoch", 0, 1L << 40, &bie);
+  if (st == MH_OK) st = meta_long(f, path, "steps_per_epoch", 0, 1L << 40, &spe);
+  mh_train_config cfg = t->cfg;
+  if (st == MH_OK) st = read_config(f, path, &cfg);
+  if (st == MH_OK) {
+    t->cfg = cfg;
+    k = 0;
+    for (int pass = 0; pass < 2; pass++)
+      for (int i = 0; i < g->n_params; i++) {
+        const mh_param *p = &g->params[i];
+        memcpy((pass ? t->momentum : t->m->params) + p->offset, src[k++], (size_t)p->numel * sizeof(float));
+      }
+    for (int i = 0; i < g->n_buffers; i++)
+      memcpy(t->m->buffers + g->buffers[i].offset, src[k++], (size_t)g->buffers[i].numel * sizeof(float));
+    t->step = step, t->epoch = (int)epoch, t->batch_in_epoch = bie, t->steps_per_epoch = spe;
+  }
+  free(src);
+done:
+  mh_st_free(f);
+  return st;
+}
+
+int mh_checkpoint_model(const char *path, uint64_t seed, mh_model **model) {
+  *model = NULL;
+  mh_st_file *f = NULL;
+  MH_TRY(mh_st_read(&f, path));
+  const char *text = mh_st_meta_get(f, "model_text"), *name = mh_st_meta_get(f, "model");
+  int st;
+  mh_graph g;
+  if (!text) {
+    st = mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata lacks 'model_text'", path);
+  } else {
+    char label[512];
+    snprintf(label, sizeof label, "%s (model_text)", path);
+    st = mh_model_parse(&g, text, strlen(text), label);
+    if (st == MH_OK) {
+      if (name) snprintf(g.model_name, sizeof g.model_name, "%s", name);
+      st = mh__model_from_graph(model, &g, seed);
+    }
+  }
+  mh_st_free(f);
+  return st;
+}

@@ -1,0 +1,134 @@
+/* Model lifetime, PyTorch-compatible initialisation and the `info` description (layers, shapes,
+ * parameters, MACs, memory estimate). No training logic. */
+#include "train/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "core/status.h"
+#include "graph/executor.h"
+
+int mh__model_from_graph(mh_model **out, mh_graph *g, uint64_t seed) {
+  *out = NULL;
+  mh_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    mh_graph_free(g);
+    return mh__error(MH_ERR_NOMEM, "model: out of memory");
+  }
+  m->g = *g;
+  memset(g, 0, sizeof *g);
+  size_t np = (size_t)m->g.n_param_floats, nb = (size_t)m->g.n_buffer_floats;
+  m->params = malloc(np * sizeof(float) + 64);
+  m->grads = calloc(np + 16, sizeof(float));
+  m->buffers = malloc(nb * sizeof(float) + 64);
+  if (!m->params || !m->grads || !m->buffers || mh_model_write(&m->g, &m->text) != MH_OK) {
+    mh_model_free(m);
+    return mh__error(MH_ERR_NOMEM, "model: out of memory for %zu parameters", np);
+  }
+  mh__model_init_params(m, seed);
+  *out = m;
+  return MH_OK;
+}
+
+void mh__model_init_params(mh_model *m, uint64_t seed) {
+  for (int i = 0; i < m->g.n_params; i++) {
+    const mh_param *p = &m->g.params[i];
+    float *w = m->params + p->offset;
+    if (p->kind == MH_PARAM_BN_GAMMA || p->kind == MH_PARAM_BN_BETA) {
+      for (int64_t k = 0; k < p->numel; k++) w[k] = p->kind == MH_PARAM_BN_GAMMA ? 1.f : 0.f;
+      continue;
+    }
+    float bound = 1.f / sqrtf((float)p->fan_in);
+    mh_rng r = mh_rng_make(mh_rng_key(seed, MH_STREAM_INIT, (uint64_t)i, 0));
+    for (int64_t k = 0; k < p->numel; k++) w[k] = (mh_rng_uniform(&r) * 2.f - 1.f) * bound;
+  }
+  for (int i = 0; i < m->g.n_buffers; i++) {
+    const mh_buffer *b = &m->g.buffers[i];
+    for (int64_t k = 0; k < b->numel; k++) m->buffers[b->offset + k] = b->init;
+  }
+}
+
+int mh_model_create(mh_model **out, const char *name_or_path, uint64_t seed) {
+  *out = NULL;
+  mh_graph g;
+  int st = mh_zoo_build(&g, name_or_path);
+  if (st == MH_ERR_INVALID_ARG) { /* not a zoo name: a model file? */
+    FILE *f = fopen(name_or_path, "rb");
+    if (!f) {
+      return mh__error(MH_ERR_INVALID_ARG,
+                       "'%s' is neither a zoo model (lenet5, cnn6, cnn6-nobn, vgg11, resnet18, mobilenetv2) nor a "
+                       "readable model file",
+                       name_or_path);
+    }
+    fclose(f);
+    st = mh_model_parse_file(&g, name_or_path);
+  }
+  if (st) return st;
+  return mh__model_from_graph(out, &g, seed);
+}
+
+void mh_model_free(mh_model *m) {
+  if (!m) return;
+  mh_graph_free(&m->g);
+  free(m->params), free(m->grads), free(m->buffers), free(m->text);
+  free(m);
+}
+
+int64_t mh_model_param_count(const mh_model *m) { return m->g.n_param_floats; }
+
+int mh_model_to_text(const mh_model *m, char **text) {
+  *text = strdup(m->text);
+  return *text ? MH_OK : mh__error(MH_ERR_NOMEM, "out of memory");
+}
+
+static void fmt_bytes(char *out, size_t n, double b) {
+  if (b >= 1 << 30) snprintf(out, n, "%.2f GiB", b / (1 << 30));
+  else if (b >= 1 << 20) snprintf(out, n, "%.2f MiB", b / (1 << 20));
+  else snprintf(out, n, "%.1f KiB", b / 1024);
+}
+
+int mh_model_describe(const mh_model *m, int batch, char **text) {
+  const mh_graph *g = &m->g;
+  size_t cap = 1024 + (size_t)g->n_nodes * 160;
+  char *out = malloc(cap), *p = out;
+  if (!out) return mh__error(MH_ERR_NOMEM, "out of memory");
+  int64_t macs = 0;
+  p += sprintf(p, "model %s\n%-4s %-22s %-10s %-16s %12s %14s\n", g->model_name, "#", "layer", "op", "output",
+               "params", "MACs/sample");
+  for (int i = 0; i < g->n_nodes; i++) {
+    const mh_node *n = &g->nodes[i];
+    int64_t np = 0, mc = mh_node_macs(g, i);
+    for (int k = 0; k < n->n_params; k++) np += g->params[n->param0 + k].numel;
+    macs += mc;
+    char shape[48];
+    snprintf(shape, sizeof shape, "%dx%dx%d", n->c, n->h, n->w);
+    p += sprintf(p, "%-4d %-22.22s %-10s %-16s %12lld %14lld\n", i, n->name, mh_op_name(n->op), shape, (long long)np,
+                 (long long)mc);
+  }
+  p += sprintf(p, "parameters: %lld\nMACs per sample (forward): %lld (training step ~3x: %.3f GMAC per sample)\n",
+               (long long)g->n_param_floats, (long long)macs, 3.0 * (double)macs * 1e-9);
+  /* the memory estimate is the executor's own plan for this batch */
+  mh_executor *ex = NULL;
+  mh_exec_stats st;
+  if (mh_exec_init(&ex, g, NULL, NULL) == MH_OK && mh_exec_prepare(ex, batch, 1) == MH_OK &&
+      mh_exec_stats_get(ex, 1, &st) == MH_OK) {
+    double params = (double)g->n_param_floats * 4 * 3 + (double)g->n_buffer_floats * 4;
+    double total = params + st.arena_bytes + st.scratch_bytes + st.state_bytes;
+    char a[32], b[32], c[32], d[32], e[32];
+    fmt_bytes(a, sizeof a, params);
+    fmt_bytes(b, sizeof b, (double)st.arena_bytes);
+    fmt_bytes(c, sizeof c, (double)st.arena_naive_bytes);
+    fmt_bytes(d, sizeof d, (double)st.scratch_bytes);
+    fmt_bytes(e, sizeof e, total);
+    p += sprintf(p,
+                 "training memory at batch %d (fp32): %s\n  weights+gradients+momentum+buffers %s\n  activations+gradients "
+                 "%s (planned with reuse; %s without)\n  im2col scratch %s\n",
+                 batch, e, a, b, c, d);
+  }
+  mh_exec_free(ex);
+  *text = out;
+  return MH_OK;
+}

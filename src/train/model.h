@@ -1,0 +1,23 @@
+/* The model object behind the public mh_model handle: a graph plus its flat parameter, gradient
+ * and buffer arrays. Internal: the trainer, checkpoints and tests reach inside. */
+#ifndef MH_TRAIN_MODEL_H
+#define MH_TRAIN_MODEL_H
+
+#include "graph/graph.h"
+#include "mandheling.h"
+
+struct mh_model {
+  mh_graph g;
+  float *params;  /* g.n_param_floats, in registration order */
+  float *grads;   /* same layout: dL/dparam of the last backward */
+  float *buffers; /* g.n_buffer_floats: batch-norm running statistics */
+  char *text;     /* the model in the text format (stored in checkpoints) */
+};
+
+/* Takes ownership of a built graph and allocates/initialises its arrays. */
+int mh__model_from_graph(mh_model **out, mh_graph *g, uint64_t seed);
+/* PyTorch default initialisation: conv/linear weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+ * (kaiming_uniform with a = sqrt(5)), batch-norm weight 1, bias 0, running mean 0, var 1. */
+void mh__model_init_params(mh_model *m, uint64_t seed);
+
+#endif

@@ -1,0 +1,140 @@
+/* Trainer lifetime and the single step: forward, softmax cross-entropy, backward, SGD. Also the
+ * inference batch used by evaluation. The epoch loop over a data set lives in fit.c. */
+#include "train/trainer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "ops/ops.h"
+
+void mh_train_config_default(mh_train_config *c) {
+  memset(c, 0, sizeof *c);
+  c->precision = "fp32";
+  c->epochs = 5;
+  c->batch = 64;
+  c->lr = 0.05f;
+  c->momentum = 0.9f;
+  c->weight_decay = 5e-4f;
+  c->schedule = MH_SCHEDULE_COSINE;
+  c->gamma = 0.1f;
+  c->threads = 2;
+  c->seed = 1;
+}
+
+static int check_config(const mh_train_config *c) {
+  if (c->precision && strcmp(c->precision, "fp32") != 0)
+    return mh__error(MH_ERR_UNSUPPORTED, "--precision %s: this build trains in fp32 only", c->precision);
+  if (c->epochs < 1 || c->epochs > 100000) return mh__error(MH_ERR_INVALID_ARG, "--epochs %d out of range [1, 100000]", c->epochs);
+  if (c->batch < 1 || c->batch > 65536) return mh__error(MH_ERR_INVALID_ARG, "--batch %d out of range [1, 65536]", c->batch);
+  if (!(c->lr >= 0 && c->lr < 1e6)) return mh__error(MH_ERR_INVALID_ARG, "--lr %g must be a non-negative number", c->lr);
+  if (!(c->momentum >= 0 && c->momentum < 1)) return mh__error(MH_ERR_INVALID_ARG, "--momentum %g must be in [0, 1)", c->momentum);
+  if (!(c->weight_decay >= 0 && c->weight_decay < 1)) return mh__error(MH_ERR_INVALID_ARG, "--wd %g must be in [0, 1)", c->weight_decay);
+  if (c->nesterov && c->momentum == 0) return mh__error(MH_ERR_INVALID_ARG, "--nesterov needs a non-zero --momentum");
+  if (c->threads < 1 || c->threads > 256) return mh__error(MH_ERR_INVALID_ARG, "--threads %d out of range [1, 256]", c->threads);
+  if (c->max_steps < 0) return mh__error(MH_ERR_INVALID_ARG, "--max-steps %ld must be >= 0", c->max_steps);
+  if (c->schedule < MH_SCHEDULE_CONSTANT || c->schedule > MH_SCHEDULE_COSINE) return mh__error(MH_ERR_INVALID_ARG, "unknown schedule");
+  if (!(c->gamma > 0 && c->gamma <= 1)) return mh__error(MH_ERR_INVALID_ARG, "--gamma %g must be in (0, 1]", c->gamma);
+  return MH_OK;
+}
+
+int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg) {
+  *out = NULL;
+  MH_TRY(check_config(cfg));
+  mh_trainer *t = calloc(1, sizeof *t);
+  if (!t) return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
+  t->m = m;
+  t->cfg = *cfg;
+  snprintf(t->precision, sizeof t->precision, "%s", cfg->precision ? cfg->precision : "fp32");
+  t->cfg.precision = t->precision;
+  t->kt = mh_cpu_kernels_get(cfg->force_reference);
+  int st = mh_pool_init(&t->pool, cfg->threads);
+  if (st == MH_OK) st = mh_exec_init(&t->ex, &m->g, t->pool, t->kt);
+  if (st == MH_OK) {
+    mh_exec_set_reference(t->ex, cfg->force_reference);
+    t->momentum = calloc((size_t)m->g.n_param_floats + 16, sizeof(float));
+    if (!t->momentum) st = mh__error(MH_ERR_NOMEM, "trainer: out of memory for optimizer state");
+  }
+  if (st) {
+    mh_trainer_free(t);
+    return st;
+  }
+  *out = t;
+  return MH_OK;
+}
+
+void mh_trainer_free(mh_trainer *t) {
+  if (!t) return;
+  mh_exec_free(t->ex);
+  mh_pool_free(t->pool);
+  free(t->momentum);
+  free(t);
+}
+
+int mh__trainer_prepare(mh_trainer *t, int batch) {
+  if (batch <= t->planned_batch) return MH_OK;
+  MH_TRY(mh_exec_prepare(t->ex, batch, 1));
+  t->planned_batch = batch;
+  return MH_OK;
+}
+
+static int check_labels(const mh_trainer *t, const int32_t *labels, int n) {
+  int classes = t->m->g.nodes[t->m->g.n_nodes - 1].c;
+  for (int i = 0; i < n; i++)
+    if (labels[i] < 0 || labels[i] >= classes)
+      return mh__error(MH_ERR_INVALID_ARG, "label %d of sample %d is outside the model's %d classes", labels[i], i, classes);
+  return MH_OK;
+}
+
+int mh_trainer_step(mh_trainer *t, const float *x, const int32_t *labels, int n, float *loss) {
+  MH_TRY(check_labels(t, labels, n));
+  MH_TRY(mh__trainer_prepare(t, n > t->cfg.batch ? n : t->cfg.batch));
+  mh_model *m = t->m;
+  int classes = m->g.nodes[m->g.n_nodes - 1].c;
+  MH_TRY(mh_exec_forward(t->ex, x, n, m->params, m->buffers, 1));
+  double l = mh_softmax_xent_f32(mh_exec_output(t->ex), labels, n, classes, mh_exec_output_grad(t->ex));
+  MH_TRY(mh_exec_backward(t->ex, m->params, m->grads));
+  mh__sgd_step(t->pool, m->params, m->grads, t->momentum, (long)m->g.n_param_floats, (float)mh__trainer_lr(t),
+               t->cfg.momentum, t->cfg.weight_decay, t->cfg.nesterov, t->step == 0);
+  t->step++;
+  if (loss) *loss = (float)l;
+  return MH_OK;
+}
+
+int mh_trainer_evaluate_batch(mh_trainer *t, const float *x, const int32_t *labels, int n, long *correct,
+                              double *loss_sum) {
+  MH_TRY(check_labels(t, labels, n));
+  MH_TRY(mh__trainer_prepare(t, n > t->cfg.batch ? n : t->cfg.batch));
+  mh_model *m = t->m;
+  int classes = m->g.nodes[m->g.n_nodes - 1].c;
+  MH_TRY(mh_exec_forward(t->ex, x, n, m->params, m->buffers, 0));
+  const float *z = mh_exec_output(t->ex);
+  for (int i = 0; i < n; i++) {
+    int best = 0;
+    for (int k = 1; k < classes; k++)
+      if (z[(size_t)i * classes + k] > z[(size_t)i * classes + best]) best = k;
+    if (correct) *correct += best == labels[i];
+  }
+  if (loss_sum) *loss_sum += mh_softmax_xent_f32(z, labels, n, classes, NULL) * n;
+  return MH_OK;
+}
+
+int mh_trainer_set_length(mh_trainer *t, int epochs, long max_steps) {
+  if (epochs != -1 && (epochs < 1 || epochs > 100000))
+    return mh__error(MH_ERR_INVALID_ARG, "--epochs %d out of range [1, 100000]", epochs);
+  if (max_steps < -1) return mh__error(MH_ERR_INVALID_ARG, "--max-steps %ld must be >= 0", max_steps);
+  if (epochs != -1) t->cfg.epochs = epochs;
+  if (max_steps != -1) t->cfg.max_steps = max_steps;
+  return MH_OK;
+}
+
+size_t mh_trainer_peak_bytes(const mh_trainer *t) {
+  const mh_graph *g = &t->m->g;
+  size_t bytes = (size_t)g->n_param_floats * sizeof(float) * 3 + (size_t)g->n_buffer_floats * sizeof(float);
+  mh_exec_stats st;
+  if (mh_exec_stats_get(t->ex, 1, &st) == MH_OK) bytes += st.arena_bytes + st.scratch_bytes + st.state_bytes;
+  return bytes;
+}
+
+const char *mh_trainer_isa(const mh_trainer *t) { return t->kt->isa; }

@@ -1,0 +1,36 @@
+/* The trainer object behind mh_trainer: model, executor, pool, optimizer state and the training
+ * position (step, epoch, batch) that checkpoints save and restore. Internal. */
+#ifndef MH_TRAIN_TRAINER_H
+#define MH_TRAIN_TRAINER_H
+
+#include "backend/cpu/kernels.h"
+#include "core/pool.h"
+#include "graph/executor.h"
+#include "train/model.h"
+
+struct mh_trainer {
+  mh_model *m;
+  mh_train_config cfg;
+  char precision[16];
+  mh_pool *pool;
+  const mh_cpu_kernels *kt;
+  mh_executor *ex;
+  int planned_batch;
+  float *momentum;       /* SGD momentum buffers, the parameters' layout */
+  long step;             /* optimizer steps taken */
+  int epoch;             /* current epoch, 0-based */
+  long batch_in_epoch;   /* next batch of the current epoch */
+  long steps_per_epoch;  /* known once a data set is attached (fit); 0 before */
+};
+
+/* The learning rate for the trainer's current position. */
+double mh__trainer_lr(const mh_trainer *t);
+/* Plans memory for batches up to `batch` (the prepare stage). */
+int mh__trainer_prepare(mh_trainer *t, int batch);
+
+/* SGD with momentum, weight decay and optional Nesterov, PyTorch semantics (dampening 0):
+ * d = g + wd*w; buf = first ? d : momentum*buf + d; d = nesterov ? d + momentum*buf : buf; w -= lr*d. */
+void mh__sgd_step(mh_pool *pool, float *w, const float *g, float *buf, long n, float lr, float momentum, float wd,
+                  int nesterov, int first);
+
+#endif

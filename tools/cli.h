@@ -1,0 +1,47 @@
+/* Shared pieces of the `mandheling` command: option tables, the JSON summary writer, progress
+ * display and the log sink. The subcommands live in one file each. */
+#ifndef MH_TOOLS_CLI_H
+#define MH_TOOLS_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mandheling.h"
+
+typedef enum { OPT_INT, OPT_LONG, OPT_FLOAT, OPT_U64, OPT_STR, OPT_FLAG } opt_type;
+
+typedef struct cli_opt {
+  const char *name; /* "--epochs" */
+  opt_type type;
+  void *dst;
+  const char *help;
+} cli_opt;
+
+/* Parses argv against opts; prints a clear message naming the flag on error and returns 2.
+ * Returns 1 when --help was printed, 0 on success. */
+int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc, char **argv);
+
+/* A flat JSON object written atomically (temp + rename). */
+typedef struct json_out {
+  char buf[8192];
+  size_t len;
+} json_out;
+void json_begin(json_out *j);
+void json_str(json_out *j, const char *key, const char *v);
+void json_num(json_out *j, const char *key, double v);
+void json_int(json_out *j, const char *key, long long v);
+int json_write(json_out *j, const char *path); /* 0 ok; prints the error and returns 1 */
+
+/* Progress: a bar with rate and ETA on a terminal, plain lines otherwise. */
+void cli_progress(void *user, const mh_progress *p);
+/* Log sink that prints library messages to stderr ("mandheling: ..."). */
+void cli_log(void *user, int level, const char *msg);
+/* Prints "mandheling CMD: <last error>" and returns 1. */
+int cli_fail(const char *cmd);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

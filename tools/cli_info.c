@@ -1,0 +1,114 @@
+/* `mandheling info` (model description, optional export to the model format) and
+ * `mandheling bench` (median training-step time on synthetic data). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_info(int argc, char **argv) {
+  const char *model = NULL, *export_path = NULL;
+  int batch = 32;
+  const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
+                          {"--batch", OPT_INT, &batch, "batch size for the memory estimate (default 32)"},
+                          {"--export", OPT_STR, &export_path, "write the model in the text model format"},
+                          {NULL, 0, NULL, NULL}};
+  int r = cli_parse("info", "--model NAME|FILE [--batch B] [--export FILE]", opts, argc, argv);
+  if (r) return r == 1 ? 0 : r;
+  if (!model) {
+    fprintf(stderr, "mandheling info: --model NAME|FILE is required\n");
+    return 2;
+  }
+  if (batch < 1 || batch > 65536) {
+    fprintf(stderr, "mandheling info: --batch %d out of range [1, 65536]\n", batch);
+    return 2;
+  }
+  mh_model *m = NULL;
+  char *text = NULL;
+  if (mh_model_create(&m, model, 1)) return cli_fail("info");
+  if (mh_model_describe(m, batch, &text)) {
+    mh_model_free(m);
+    return cli_fail("info");
+  }
+  fputs(text, stdout);
+  free(text);
+  printf("compute: %s\n", getenv("MH_FORCE_REF") ? "portable reference kernels (MH_FORCE_REF)" : "CPU (run-time ISA selection)");
+  int rc = 0;
+  if (export_path) {
+    char *spec = NULL;
+    FILE *f = NULL;
+    if (mh_model_to_text(m, &spec) || !(f = fopen(export_path, "w")) || fputs(spec, f) < 0 || fclose(f) != 0) {
+      fprintf(stderr, "mandheling info: --export %s: cannot write\n", export_path);
+      rc = 1;
+    } else {
+      printf("model file written to %s\n", export_path);
+    }
+    free(spec);
+  }
+  mh_model_free(m);
+  return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+  const char *model = NULL, *json = NULL, *precision = "fp32";
+  int batch = 32, steps = 10, threads = 2, reference = 0;
+  const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
+                          {"--batch", OPT_INT, &batch, "batch size (default 32)"},
+                          {"--steps", OPT_INT, &steps, "timed steps after 2 warm-up steps (default 10)"},
+                          {"--threads", OPT_INT, &threads, "threads (default 2)"},
+                          {"--precision", OPT_STR, &precision, "fp32 (default fp32)"},
+                          {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
+                          {"--json", OPT_STR, &json, "write a JSON summary"},
+                          {NULL, 0, NULL, NULL}};
+  int r = cli_parse("bench", "--model NAME [--batch B] [--steps N] [--threads T]", opts, argc, argv);
+  if (r) return r == 1 ? 0 : r;
+  if (!model) {
+    fprintf(stderr, "mandheling bench: --model NAME|FILE is required\n");
+    return 2;
+  }
+  if (steps < 1 || steps > 100000) {
+    fprintf(stderr, "mandheling bench: --steps %d out of range [1, 100000]\n", steps);
+    return 2;
+  }
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.batch = batch;
+  cfg.threads = threads;
+  cfg.precision = precision;
+  cfg.lr = 0.01f; /* as reference/zoo.py's timing loop */
+  cfg.schedule = MH_SCHEDULE_CONSTANT;
+  cfg.force_reference = reference;
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  mh_bench_result res;
+  int st = mh_model_create(&m, model, 0);
+  if (!st) st = mh_trainer_create(&t, m, &cfg);
+  if (!st) st = mh_bench(t, batch, steps, &res);
+  int rc = 1;
+  if (st) {
+    cli_fail("bench");
+    goto out;
+  }
+  printf("%s\tparams=%lld\tbatch=%d\tthreads=%d\tprecision=%s\tisa=%s\tmedian_ms=%.1f\tmin_ms=%.1f\tpeak_MiB=%.1f\n", model,
+         (long long)mh_model_param_count(m), batch, threads, precision, mh_trainer_isa(t), res.step_ms_median,
+         res.step_ms_min, res.peak_bytes / 1048576.0);
+  if (json) {
+    json_out j;
+    json_begin(&j);
+    json_str(&j, "command", "bench");
+    json_str(&j, "model", model);
+    json_str(&j, "precision", precision);
+    json_int(&j, "batch", batch);
+    json_int(&j, "threads", threads);
+    json_int(&j, "steps", steps);
+    json_num(&j, "step_ms_median", res.step_ms_median);
+    json_num(&j, "step_ms_min", res.step_ms_min);
+    json_int(&j, "peak_bytes", (long long)res.peak_bytes);
+    json_str(&j, "isa", mh_trainer_isa(t));
+    if (json_write(&j, json)) goto out;
+  }
+  rc = 0;
+out:
+  mh_trainer_free(t);
+  mh_model_free(m);
+  return rc;
+}

@@ -1,0 +1,165 @@
+/* `mandheling train` and `mandheling eval`: option handling, progress, checkpoints and the JSON
+ * summary around the library's mh_fit / mh_evaluate. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+#define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
+
+static int parse_schedule(const char *s, mh_schedule *out) {
+  if (strcmp(s, "cosine") == 0) *out = MH_SCHEDULE_COSINE;
+  else if (strcmp(s, "step") == 0) *out = MH_SCHEDULE_STEP;
+  else if (strcmp(s, "constant") == 0) *out = MH_SCHEDULE_CONSTANT;
+  else {
+    fprintf(stderr, "mandheling train: --schedule: '%s' is not one of step, cosine, constant\n", s);
+    return 2;
+  }
+  return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  const char *model = "lenet5", *data = DEFAULT_DATA, *save = NULL, *resume = NULL, *json = NULL,
+             *schedule = "cosine", *precision = "fp32";
+  int quiet = 0, epochs = -1;
+  long max_steps = -1;
+  const cli_opt opts[] = {
+      {"--model", OPT_STR, &model, "zoo name or model file (default lenet5)"},
+      {"--data", OPT_STR, &data, "data directory (default " DEFAULT_DATA ")"},
+      {"--epochs", OPT_INT, &epochs, "epochs (default 5; on --resume, the checkpoint's)"},
+      {"--batch", OPT_INT, &cfg.batch, "batch size (default 64)"},
+      {"--lr", OPT_FLOAT, &cfg.lr, "learning rate (default 0.05)"},
+      {"--momentum", OPT_FLOAT, &cfg.momentum, "SGD momentum (default 0.9)"},
+      {"--wd", OPT_FLOAT, &cfg.weight_decay, "weight decay (default 5e-4)"},
+      {"--nesterov", OPT_FLAG, &cfg.nesterov, "Nesterov momentum"},
+      {"--schedule", OPT_STR, &schedule, "step|cosine|constant (default cosine)"},
+      {"--step-size", OPT_INT, &cfg.step_size, "step schedule: epochs per decay (default epochs/3)"},
+      {"--gamma", OPT_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)"},
+      {"--precision", OPT_STR, &precision, "fp32 (default fp32)"},
+      {"--threads", OPT_INT, &cfg.threads, "worker threads including the caller (default 2)"},
+      {"--seed", OPT_U64, &cfg.seed, "seed for initialisation, shuffling, augmentation (default 1)"},
+      {"--max-steps", OPT_LONG, &max_steps, "stop after N optimizer steps in total"},
+      {"--augment", OPT_FLAG, &cfg.augment, "random crop (+ flip for colour images)"},
+      {"--reference", OPT_FLAG, &cfg.force_reference, "portable oracle kernels only (slow)"},
+      {"--save", OPT_STR, &save, "write a checkpoint (safetensors) at the end"},
+      {"--resume", OPT_STR, &resume, "continue exactly from a checkpoint"},
+      {"--json", OPT_STR, &json, "write a JSON summary"},
+      {"--quiet", OPT_FLAG, &quiet, "no progress output"},
+      {NULL, 0, NULL, NULL}};
+  int r = cli_parse("train", "[--model NAME|FILE] [--data DIR] [options]", opts, argc, argv);
+  if (r) return r == 1 ? 0 : r;
+  if (parse_schedule(schedule, &cfg.schedule)) return 2;
+  cfg.precision = precision;
+  if (epochs != -1) cfg.epochs = epochs;
+  if (max_steps != -1) cfg.max_steps = max_steps;
+  int model_given = 0;
+  for (int i = 0; i < argc; i++) model_given |= strncmp(argv[i], "--model", 7) == 0;
+  if (!quiet) mh_set_log(cli_log, NULL);
+
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  int rc = 1;
+  /* a checkpoint knows its model: without --model, resume builds the checkpoint's own */
+  int st = resume && !model_given ? mh_checkpoint_model(resume, cfg.seed, &m) : mh_model_create(&m, model, cfg.seed);
+  if (st) goto out;
+  if ((st = mh_trainer_create(&t, m, &cfg))) goto out;
+  /* resuming restores the checkpoint's hyper-parameters; --epochs/--max-steps still say how far to go */
+  if (resume && (st = mh_trainer_load(t, resume))) goto out;
+  if (resume && (st = mh_trainer_set_length(t, epochs, max_steps))) goto out;
+  mh_fit_summary sum;
+  if ((st = mh_fit(t, data, quiet ? NULL : cli_progress, NULL, &sum))) goto out;
+  if (save && (st = mh_trainer_save(t, save))) goto out;
+  printf("model %s  precision %s  steps %ld  %.1f s  train loss %.4f  test accuracy %.2f%%  peak %.1f MiB\n", model,
+         precision, sum.steps, sum.seconds, sum.train_loss, 100 * sum.test_accuracy, sum.peak_bytes / 1048576.0);
+  if (save) printf("checkpoint written to %s\n", save);
+  if (json) {
+    json_out j;
+    json_begin(&j);
+    json_str(&j, "command", "train");
+    json_str(&j, "model", model);
+    json_str(&j, "precision", precision);
+    json_str(&j, "data", data);
+    json_int(&j, "steps", sum.steps);
+    json_int(&j, "epochs", sum.epochs);
+    json_int(&j, "batch", cfg.batch);
+    json_int(&j, "threads", cfg.threads);
+    json_int(&j, "seed", (long long)cfg.seed);
+    json_num(&j, "lr", cfg.lr);
+    json_num(&j, "seconds", sum.seconds);
+    json_num(&j, "train_loss", sum.train_loss);
+    json_num(&j, "test_accuracy", sum.test_accuracy);
+    json_num(&j, "test_loss", sum.test_loss);
+    json_int(&j, "peak_bytes", (long long)sum.peak_bytes);
+    json_int(&j, "rss_peak_bytes", (long long)sum.rss_peak_bytes);
+    json_str(&j, "isa", mh_trainer_isa(t));
+    if (json_write(&j, json)) goto out;
+  }
+  rc = 0;
+out:
+  if (st) cli_fail("train");
+  mh_trainer_free(t);
+  mh_model_free(m);
+  return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+  const char *model = NULL, *data = DEFAULT_DATA, *load = NULL, *json = NULL, *precision = "fp32";
+  int threads = 2, batch = 256;
+  const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (default: the checkpoint's own)"},
+                          {"--load", OPT_STR, &load, "checkpoint to evaluate (required)"},
+                          {"--data", OPT_STR, &data, "data directory (default " DEFAULT_DATA ")"},
+                          {"--precision", OPT_STR, &precision, "fp32 (default fp32)"},
+                          {"--batch", OPT_INT, &batch, "evaluation batch (default 256)"},
+                          {"--threads", OPT_INT, &threads, "threads (default 2)"},
+                          {"--json", OPT_STR, &json, "write a JSON summary"},
+                          {NULL, 0, NULL, NULL}};
+  int r = cli_parse("eval", "--load CKPT [--model NAME|FILE] [--data DIR]", opts, argc, argv);
+  if (r) return r == 1 ? 0 : r;
+  if (!load) {
+    fprintf(stderr, "mandheling eval: --load CKPT is required\n");
+    return 2;
+  }
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.threads = threads;
+  cfg.batch = batch;
+  cfg.precision = precision;
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  int rc = 1;
+  double acc = 0, loss = 0;
+  int st = model ? mh_model_create(&m, model, 1) : mh_checkpoint_model(load, 1, &m);
+  if (!st) st = mh_trainer_create(&t, m, &cfg);
+  if (!st) st = mh_trainer_load(t, load);
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  if (!st) st = mh_evaluate(t, data, &acc, &loss);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  if (st) goto out;
+  double secs = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9;
+  printf("test accuracy %.2f%%  loss %.4f  (%s, %.1f s)\n", 100 * acc, loss, data, secs);
+  if (json) {
+    json_out j;
+    json_begin(&j);
+    json_str(&j, "command", "eval");
+    json_str(&j, "model", model ? model : load);
+    json_str(&j, "precision", precision);
+    json_int(&j, "steps", 0);
+    json_int(&j, "epochs", 0);
+    json_num(&j, "seconds", secs);
+    json_num(&j, "train_loss", 0);
+    json_num(&j, "test_accuracy", acc);
+    json_num(&j, "test_loss", loss);
+    json_int(&j, "peak_bytes", (long long)mh_trainer_peak_bytes(t));
+    if (json_write(&j, json)) goto out;
+  }
+  rc = 0;
+out:
+  if (st) cli_fail("eval");
+  mh_trainer_free(t);
+  mh_model_free(m);
+  return rc;
+}
