@@ -147,8 +147,9 @@ int mh_checkpoint_model(const char *path, uint64_t seed, mh_model **model);
 typedef struct mh_bench_result {
   double step_ms_median, step_ms_min;
   size_t peak_bytes;
+  char *profile; /* with profile=1: per-op-type forward/backward time table (caller frees), else NULL */
 } mh_bench_result;
-int mh_bench(mh_trainer *t, int batch, int steps, mh_bench_result *res);
+int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res);
 
 /* Planned training memory (bytes) for the trainer's batch: what peak_bytes reports. */
 size_t mh_trainer_peak_bytes(const mh_trainer *t);

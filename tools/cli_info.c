@@ -50,13 +50,14 @@ int cmd_info(int argc, char **argv) {
 
 int cmd_bench(int argc, char **argv) {
   const char *model = NULL, *json = NULL, *precision = "fp32";
-  int batch = 32, steps = 10, threads = 2, reference = 0;
+  int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
                           {"--steps", OPT_INT, &steps, "timed steps after 2 warm-up steps (default 10)"},
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
                           {"--precision", OPT_STR, &precision, "fp32 (default fp32)"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
+                          {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
                           {NULL, 0, NULL, NULL}};
   int r = cli_parse("bench", "--model NAME [--batch B] [--steps N] [--threads T]", opts, argc, argv);
@@ -82,7 +83,7 @@ int cmd_bench(int argc, char **argv) {
   mh_bench_result res;
   int st = mh_model_create(&m, model, 0);
   if (!st) st = mh_trainer_create(&t, m, &cfg);
-  if (!st) st = mh_bench(t, batch, steps, &res);
+  if (!st) st = mh_bench(t, batch, steps, profile, &res);
   int rc = 1;
   if (st) {
     cli_fail("bench");
@@ -91,6 +92,10 @@ int cmd_bench(int argc, char **argv) {
   printf("%s\tparams=%lld\tbatch=%d\tthreads=%d\tprecision=%s\tisa=%s\tmedian_ms=%.1f\tmin_ms=%.1f\tpeak_MiB=%.1f\n", model,
          (long long)mh_model_param_count(m), batch, threads, precision, mh_trainer_isa(t), res.step_ms_median,
          res.step_ms_min, res.peak_bytes / 1048576.0);
+  if (res.profile) {
+    fputs(res.profile, stdout);
+    free(res.profile);
+  }
   if (json) {
     json_out j;
     json_begin(&j);

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/memplan.h"
 #include "core/status.h"
@@ -25,6 +26,7 @@ struct mh_executor {
   int reference;
   plan plans[2]; /* [0] inference, [1] training */
   plan *last;    /* plan of the last forward */
+  double *prof;  /* per node: forward seconds, backward seconds (NULL: profiling off) */
   int last_n, last_training;
 };
 
@@ -49,6 +51,7 @@ void mh_exec_free(mh_executor *ex) {
   if (!ex) return;
   plan_free(&ex->plans[0]);
   plan_free(&ex->plans[1]);
+  free(ex->prof);
   free(ex);
 }
 
@@ -180,6 +183,22 @@ int mh_exec_stats_get(const mh_executor *ex, int training, mh_exec_stats *st) {
   return MH_OK;
 }
 
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int mh_exec_set_profile(mh_executor *ex, int on) {
+  free(ex->prof);
+  ex->prof = NULL;
+  if (on && !(ex->prof = calloc((size_t)ex->g->n_nodes * 2, sizeof(double))))
+    return mh__error(MH_ERR_NOMEM, "executor: out of memory");
+  return MH_OK;
+}
+
+const double *mh_exec_profile(const mh_executor *ex) { return ex->prof; }
+
 static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, const float *params, float *grads,
                           float *buffers) {
   const mh_graph *g = ex->g;
@@ -215,7 +234,9 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const float *params,
   memcpy(p->arena + p->y_off[0], x, node_floats(ex->g, 0, n) * sizeof(float));
   for (int i = 1; i < ex->g->n_nodes; i++) {
     mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
+    double t0 = ex->prof ? now_s() : 0;
     mh_op_impl_get(ex->g->nodes[i].op)->forward(&c);
+    if (ex->prof) ex->prof[2 * i] += now_s() - t0;
   }
   ex->last = p, ex->last_n = n, ex->last_training = training;
   return MH_OK;
@@ -248,7 +269,9 @@ int mh_exec_backward(mh_executor *ex, const float *params, float *grads) {
       c.dx[k] = j == 0 ? NULL : p->arena + p->dy_off[j]; /* the data needs no gradient */
       c.dx_accumulate[k] = p->dx_acc[2 * i + k];
     }
+    double t0 = ex->prof ? now_s() : 0;
     mh_op_impl_get(nd->op)->backward(&c);
+    if (ex->prof) ex->prof[2 * i + 1] += now_s() - t0;
   }
   return MH_OK;
 }

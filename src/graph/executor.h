@@ -36,6 +36,11 @@ float *mh_exec_output_grad(mh_executor *ex);        /* write dL/dlogits here bef
 /* Backward of the last training forward: writes every parameter gradient into grads (overwrite). */
 int mh_exec_backward(mh_executor *ex, const float *params, float *grads);
 
+/* Per-node timing: when on, forward and backward seconds accumulate per node; the array has
+ * 2 * n_nodes doubles (forward, backward), NULL when profiling is off. Turning on resets it. */
+int mh_exec_set_profile(mh_executor *ex, int on);
+const double *mh_exec_profile(const mh_executor *ex);
+
 /* Activation of node `id` from the last forward (for tests and inspection), or NULL. */
 const float *mh_exec_activation(const mh_executor *ex, int id);
 

@@ -1,5 +1,5 @@
-/* conv2d forward and backward (data and weight) in FP32: im2col + packed GEMM for dense and grouped
- * convolutions, direct loops for depthwise, and naive 7-loop oracles used when ctx->reference is set. */
+/* conv2d forward and backward (data and weight) in FP32: implicit-im2col packed GEMM for dense and
+ * grouped convolutions (backward-data as a transposed convolution when stride is 1), direct loops for depthwise, and naive 7-loop oracles used when ctx->reference is set. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -69,7 +69,7 @@ static void conv_bwd_ref(const conv_dims *d, const float *x, const float *w, con
     }
 }
 
-/* ---- im2col / col2im ------------------------------------------------------------------ */
+/* ---- explicit im2col (weight gradient) and col2im (strided backward-data) --------------------- */
 /* col (Cg*K*K rows, nb*P*Q columns): row (c, kh, kw), column (sample s, p, q). */
 typedef struct {
   const conv_dims *d;
@@ -145,10 +145,86 @@ static void col2im_planes(void *p, long lo, long hi) {
   }
 }
 
+/* ---- implicit im2col: pack GEMM B panels straight from the image ------------------------------
+ * An element of the column matrix is x at (sample, channel, h, w) = (position part) + (kernel part):
+ * kernel index k = (c, kh, kw) contributes c*H*W + kh*W + kw and (kh, kw); column index
+ * j = (s, p, q) contributes the sample/group plane offset + (p*S-D)*W + (q*S-D) and (p*S-D, q*S-D).
+ * The value is 0 where h or w fall in the padding. B = col: rows k, columns j. */
+typedef struct {
+  long off;
+  int h, w;
+} col_part;
+
+typedef struct {
+  const conv_dims *d;
+  const float *x;
+  int n0, g;
+} im2col_view;
+
+static col_part kernel_part(const conv_dims *d, int k) {
+  int c = k / (d->K * d->K), kh = k / d->K % d->K, kw = k % d->K;
+  col_part r = {(long)c * d->H * d->W + (long)kh * d->W + kw, kh, kw};
+  return r;
+}
+
+static col_part position_part(const im2col_view *v, int j) {
+  const conv_dims *d = v->d;
+  int pq = d->P * d->Q, s = j / pq, p = j % pq / d->Q, q = j % d->Q;
+  int h = p * d->S - d->D, w = q * d->S - d->D;
+  col_part r = {((long)(v->n0 + s) * d->C + (long)v->g * d->Cg) * d->H * d->W + (long)h * d->W + w, h, w};
+  return r;
+}
+
+static void pack_b_im2col(const void *ctx, int p0, int kc, int j0, int nc, int nr, float *dst) {
+  const im2col_view *v = ctx;
+  const conv_dims *d = v->d;
+  col_part cols[512 + 32];
+  if (nc > 512) { /* the GEMM driver's NC never exceeds 512; split defensively */
+    for (int jp = 0; jp < nc; jp += 512) pack_b_im2col(ctx, p0, kc, j0 + jp, nc - jp < 512 ? nc - jp : 512, nr, dst + (size_t)jp * kc);
+    return;
+  }
+  for (int jj = 0; jj < nc; jj++) cols[jj] = position_part(v, j0 + jj);
+  for (int jp = 0; jp < nc; jp += nr) {
+    int width = nc - jp < nr ? nc - jp : nr;
+    float *panel = dst + (size_t)jp * kc;
+    const col_part *cp = cols + jp;
+    /* A panel whose columns are consecutive w of one output row (stride 1) reads a contiguous run. */
+    int run = d->S == 1;
+    for (int t = 1; run && t < width; t++) run = cp[t].h == cp[0].h && cp[t].w == cp[0].w + t && cp[t].off == cp[0].off + t;
+    for (int kk = 0; kk < kc; kk++) {
+      col_part r = kernel_part(d, p0 + kk);
+      float *out = panel + (size_t)kk * nr;
+      int h = r.h + cp[0].h;
+      if (run) {
+        int w0 = r.w + cp[0].w, t0 = w0 < 0 ? -w0 : 0, t1 = d->W - w0 < width ? d->W - w0 : width;
+        if ((unsigned)h >= (unsigned)d->H || t1 <= t0) t0 = t1 = 0;
+        const float *src = v->x + r.off + cp[0].off;
+        for (int t = 0; t < t0; t++) out[t] = 0.f;
+        for (int t = t0; t < t1; t++) out[t] = src[t];
+        for (int t = t1 > t0 ? t1 : t0; t < nr; t++) out[t] = 0.f;
+        continue;
+      }
+      for (int t = 0; t < width; t++) {
+        int hh = r.h + cp[t].h, ww = r.w + cp[t].w;
+        out[t] = (unsigned)hh < (unsigned)d->H && (unsigned)ww < (unsigned)d->W ? v->x[r.off + cp[t].off] : 0.f;
+      }
+      for (int t = width; t < nr; t++) out[t] = 0.f;
+    }
+  }
+}
+
 /* Samples per GEMM: enough columns (>= 512) for an efficient GEMM when planes are small. */
 static int chunk_samples(const conv_dims *d) {
   int pq = d->P * d->Q, nb = (512 + pq - 1) / pq;
   return nb < 1 ? 1 : nb > d->N ? d->N : nb;
+}
+
+/* Floats of the (channels x columns) buffer that gathers chunked outputs/gradients, forward and
+ * for the transposed (backward-data) convolution. */
+static size_t gathered_floats(const conv_dims *d) {
+  conv_dims t = {d->N, d->O, d->P, d->Q, d->C, d->H, d->W, d->G, d->Og, d->Cg, d->K, 1, 0};
+  size_t a = (size_t)d->O * chunk_samples(d) * d->P * d->Q, b = (size_t)d->C * chunk_samples(&t) * d->H * d->W;
+  return a > b ? a : b;
 }
 
 static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
@@ -158,8 +234,8 @@ static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
   d.Og = d.O / d.G;
   if (is_depthwise(&d)) return 0;
   size_t cols = (size_t)chunk_samples(&d) * d.P * d.Q, kk = (size_t)d.Cg * d.K * d.K;
-  /* col + dcol (K x cols) and the gathered output / output gradient (Og x cols) */
-  return 2 * kk * cols + (size_t)d.Og * cols + 64;
+  /* col and dcol (kk x cols) + gathered outputs/gradients + flipped weights */
+  return 2 * kk * cols + gathered_floats(&d) + (size_t)d.O * kk + 64;
 }
 
 /* ---- depthwise: direct loops -------------------------------------------------------------- */
@@ -266,7 +342,44 @@ static void dw_bwd_weight_channels(void *p, long lo, long hi) {
   }
 }
 
-/* ---- dense / grouped: im2col + GEMM ---------------------------------------------------------- */
+/* ---- dense / grouped: implicit-im2col GEMM ------------------------------------------------------ */
+/* y (+)= conv(x, w) without bias: per group, per chunk of samples, W_g (Og x kk) * col (kk x cols).
+ * tmp holds (Og x cols) when a chunk has several samples (their planes are not contiguous in y). */
+static void conv_gemm_forward(const mh_op_ctx *ctx, const conv_dims *d, const float *x, const float *w, float *y,
+                              int accumulate, float *tmp) {
+  int nb = chunk_samples(d), kk = d->Cg * d->K * d->K, pq = d->P * d->Q;
+  for (int n0 = 0; n0 < d->N; n0 += nb) {
+    int cnt = d->N - n0 < nb ? d->N - n0 : nb, cols = cnt * pq;
+    for (int g = 0; g < d->G; g++) {
+      im2col_view view = {d, x, n0, g};
+      mh_gemm_f32_args ga = {d->Og, cols, kk, w + (size_t)g * d->Og * kk, kk, 0, NULL, cols, 0, NULL, cols, 0};
+      if (is_pointwise(d) && cnt == 1) {
+        ga.b = x + ((size_t)n0 * d->C + g * d->Cg) * pq; /* a 1x1 conv reads its input as is */
+      } else {
+        ga.pack_b = pack_b_im2col;
+        ga.pack_b_ctx = &view;
+      }
+      if (cnt == 1) {
+        ga.c = y + ((size_t)n0 * d->O + g * d->Og) * pq;
+        ga.accumulate = accumulate;
+        mh_gemm_f32(ctx->kt, ctx->pool, &ga);
+        continue;
+      }
+      ga.c = tmp;
+      mh_gemm_f32(ctx->kt, ctx->pool, &ga);
+      for (int s = 0; s < cnt; s++) /* scatter (Og, s, pq) -> y[n0+s][g*Og + o] */
+        for (int o = 0; o < d->Og; o++) {
+          float *dst = y + ((size_t)(n0 + s) * d->O + g * d->Og + o) * pq;
+          const float *src = tmp + (size_t)o * cols + (size_t)s * pq;
+          if (accumulate)
+            for (int i = 0; i < pq; i++) dst[i] += src[i];
+          else
+            memcpy(dst, src, sizeof(float) * pq);
+        }
+    }
+  }
+}
+
 static void conv_forward(mh_op_ctx *ctx) {
   conv_dims d = dims_of(ctx);
   const float *w = ctx->w, *b = ctx->node->bias ? ctx->w + (size_t)d.O * d.Cg * d.K * d.K : NULL;
@@ -279,36 +392,32 @@ static void conv_forward(mh_op_ctx *ctx) {
     mh_parallel_for(ctx->pool, (long)d.N * d.C, dw_fwd_planes, &j);
     return;
   }
-  int nb = chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  size_t cols_max = (size_t)nb * pq;
-  float *col = ctx->scratch, *tmp = col + 2 * (size_t)kk * cols_max;
-  for (int n0 = 0; n0 < d.N; n0 += nb) {
-    int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
-    for (int g = 0; g < d.G; g++) {
-      const float *B = col;
-      int ldb = cols;
-      if (is_pointwise(&d) && cnt == 1) {
-        B = ctx->x[0] + ((size_t)n0 * d.C + g * d.Cg) * pq; /* a 1x1 conv reads its input as is */
-      } else {
-        im2col_job j = {&d, ctx->x[0], col, n0, cnt, g};
-        mh_parallel_for(ctx->pool, kk, im2col_rows, &j);
-      }
-      float *C = cnt == 1 ? ctx->y + ((size_t)n0 * d.O + g * d.Og) * pq : tmp;
-      mh_gemm_f32_args ga = {d.Og, cols, kk, w + (size_t)g * d.Og * kk, kk, 0, B, ldb, 0, C, cols, 0};
-      mh_gemm_f32(ctx->kt, ctx->pool, &ga);
-      if (cnt > 1) /* scatter (Og, s, pq) -> y[n0+s][g*Og + o] */
-        for (int s = 0; s < cnt; s++)
-          for (int o = 0; o < d.Og; o++)
-            memcpy(ctx->y + ((size_t)(n0 + s) * d.O + g * d.Og + o) * pq, tmp + (size_t)o * cols + (size_t)s * pq,
-                   sizeof(float) * pq);
-    }
-  }
+  conv_gemm_forward(ctx, &d, ctx->x[0], w, ctx->y, 0, ctx->scratch);
+  int pq = d.P * d.Q;
   if (b)
     for (int n = 0; n < d.N; n++)
       for (int o = 0; o < d.O; o++) {
         float *yp = ctx->y + ((size_t)n * d.O + o) * pq, bv = b[o];
         for (int i = 0; i < pq; i++) yp[i] += bv;
       }
+}
+
+/* Stride 1: dL/dx is the convolution of dL/dy with the kernel flipped in space and transposed in
+ * channels, padding K-1-D (a "full" correlation), so it runs on the same implicit-GEMM path. */
+static int bwd_data_as_conv(const conv_dims *d) { return d->S == 1 && d->D <= d->K - 1; }
+
+static void conv_bwd_data_transposed(mh_op_ctx *ctx, const conv_dims *d, float *wt, float *tmp) {
+  /* wt[g][c][o][kh][kw] = w[g*Og + o][c][K-1-kh][K-1-kw] */
+  int K = d->K;
+  for (int g = 0; g < d->G; g++)
+    for (int c = 0; c < d->Cg; c++)
+      for (int o = 0; o < d->Og; o++)
+        for (int kh = 0; kh < K; kh++)
+          for (int kw = 0; kw < K; kw++)
+            wt[((((size_t)g * d->Cg + c) * d->Og + o) * K + kh) * K + kw] =
+                ctx->w[((((size_t)g * d->Og + o) * d->Cg + c) * K + (K - 1 - kh)) * K + (K - 1 - kw)];
+  conv_dims t = {d->N, d->O, d->P, d->Q, d->C, d->H, d->W, d->G, d->Og, d->Cg, K, 1, K - 1 - d->D};
+  conv_gemm_forward(ctx, &t, ctx->dy, wt, ctx->dx[0], ctx->dx_accumulate[0], tmp);
 }
 
 static void conv_backward(mh_op_ctx *ctx) {
@@ -328,20 +437,14 @@ static void conv_backward(mh_op_ctx *ctx) {
   }
   int nb = chunk_samples(&d);
   size_t cols_max = (size_t)nb * pq;
-  float *col = ctx->scratch, *dcol = col + (size_t)kk * cols_max, *tmp = dcol + (size_t)kk * cols_max;
+  /* scratch: [col (kk x cols) | dcol (kk x cols) | gathered dy | flipped weights] (conv_scratch_floats) */
+  float *col = ctx->scratch, *dcol = col + (size_t)kk * cols_max, *tmp = dcol + (size_t)kk * cols_max,
+        *wt = tmp + gathered_floats(&d);
+  int transposed_dx = ctx->dx[0] && bwd_data_as_conv(&d);
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     int direct = is_pointwise(&d) && cnt == 1;
     for (int g = 0; g < d.G; g++) {
-      /* the input columns */
-      const float *B = col;
-      int ldb = cols;
-      if (direct) {
-        B = ctx->x[0] + ((size_t)n0 * d.C + g * d.Cg) * pq;
-      } else {
-        im2col_job j = {&d, ctx->x[0], col, n0, cnt, g};
-        mh_parallel_for(ctx->pool, kk, im2col_rows, &j);
-      }
       /* the output gradient as (Og, cols) */
       const float *G = tmp;
       if (cnt == 1) {
@@ -352,10 +455,18 @@ static void conv_backward(mh_op_ctx *ctx) {
             memcpy(tmp + (size_t)o * cols + (size_t)s * pq, ctx->dy + ((size_t)(n0 + s) * d.O + g * d.Og + o) * pq,
                    sizeof(float) * pq);
       }
+      /* the input columns, materialised: the weight gradient reads them transposed */
+      const float *B = col;
+      if (direct) {
+        B = ctx->x[0] + ((size_t)n0 * d.C + g * d.Cg) * pq;
+      } else {
+        im2col_job j = {&d, ctx->x[0], col, n0, cnt, g};
+        mh_parallel_for(ctx->pool, kk, im2col_rows, &j);
+      }
       /* dW_g (Og x kk) (+)= G (Og x cols) * col^T; chunks accumulate in a fixed order */
-      mh_gemm_f32_args gw = {d.Og, kk, cols, G, cols, 0, B, ldb, 1, dw + (size_t)g * d.Og * kk, kk, n0 > 0};
+      mh_gemm_f32_args gw = {d.Og, kk, cols, G, cols, 0, B, cols, 1, dw + (size_t)g * d.Og * kk, kk, n0 > 0};
       mh_gemm_f32(ctx->kt, ctx->pool, &gw);
-      if (!ctx->dx[0]) continue;
+      if (!ctx->dx[0] || transposed_dx) continue;
       /* dcol (kk x cols) = W_g^T * G, then scatter-add into dx */
       float *D = direct ? ctx->dx[0] + ((size_t)n0 * d.C + g * d.Cg) * pq : dcol;
       mh_gemm_f32_args gd = {kk, cols, d.Og, w + (size_t)g * d.Og * kk, kk, 1, G, cols, 0, D, cols,
@@ -367,6 +478,7 @@ static void conv_backward(mh_op_ctx *ctx) {
       }
     }
   }
+  if (transposed_dx) conv_bwd_data_transposed(ctx, &d, wt, tmp);
   if (db)
     for (int o = 0; o < d.O; o++) {
       double s = 0;

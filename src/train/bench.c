@@ -1,5 +1,6 @@
 /* The step benchmark: full training steps (forward, backward, SGD) on synthetic data, two warm-up
  * steps, then the median and minimum of timed steps. Measures; never judges. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -12,7 +13,32 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-int mh_bench(mh_trainer *t, int batch, int steps, mh_bench_result *res) {
+/* Time per op type (forward, backward) summed over the timed steps, as a table. */
+static char *profile_table(const mh_trainer *t, const double *prof, int steps, double step_ms) {
+  const mh_graph *g = &t->m->g;
+  double fwd[MH_OP_COUNT] = {0}, bwd[MH_OP_COUNT] = {0};
+  int count[MH_OP_COUNT] = {0};
+  for (int i = 1; i < g->n_nodes; i++) {
+    fwd[g->nodes[i].op] += prof[2 * i] * 1e3 / steps;
+    bwd[g->nodes[i].op] += prof[2 * i + 1] * 1e3 / steps;
+    count[g->nodes[i].op]++;
+  }
+  char *out = malloc(4096), *p = out;
+  if (!out) return NULL;
+  double total = 0;
+  p += sprintf(p, "%-10s %6s %12s %12s %8s\n", "op", "count", "forward ms", "backward ms", "share");
+  for (int op = 1; op < MH_OP_COUNT; op++) total += fwd[op] + bwd[op];
+  for (int op = 1; op < MH_OP_COUNT; op++)
+    if (count[op])
+      p += sprintf(p, "%-10s %6d %12.2f %12.2f %7.1f%%\n", mh_op_name((mh_op_type)op), count[op], fwd[op], bwd[op],
+                   100 * (fwd[op] + bwd[op]) / (step_ms > 0 ? step_ms : 1));
+  p += sprintf(p, "%-10s %6s %12s %12.2f %7.1f%%  (loss, optimizer, overhead: the rest of %.2f ms)\n", "ops", "", "",
+               total, 100 * total / (step_ms > 0 ? step_ms : 1), step_ms);
+  return out;
+}
+
+int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res) {
+  res->profile = NULL;
   if (batch < 1 || steps < 1) return mh__error(MH_ERR_INVALID_ARG, "bench: batch %d and steps %d must be >= 1", batch, steps);
   const mh_node *in = &t->m->g.nodes[0];
   int classes = t->m->g.nodes[t->m->g.n_nodes - 1].c;
@@ -34,6 +60,7 @@ int mh_bench(mh_trainer *t, int batch, int steps, mh_bench_result *res) {
   for (int i = 0; i < batch; i++) y[i] = (int32_t)mh_rng_below(&r, (uint32_t)classes);
   int st = MH_OK;
   for (int i = 0; i < 2 + steps && st == MH_OK; i++) {
+    if (i == 2 && profile) st = mh_exec_set_profile(t->ex, 1);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     st = mh_trainer_step(t, x, y, batch, NULL);
@@ -45,7 +72,11 @@ int mh_bench(mh_trainer *t, int batch, int steps, mh_bench_result *res) {
     res->step_ms_median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
     res->step_ms_min = ms[0];
     res->peak_bytes = mh_trainer_peak_bytes(t);
+    double mean_ms = 0;
+    for (int i = 0; i < steps; i++) mean_ms += ms[i] / steps;
+    if (profile) res->profile = profile_table(t, mh_exec_profile(t->ex), steps, mean_ms);
   }
+  if (profile) mh_exec_set_profile(t->ex, 0);
   free(x), free(y), free(ms);
   return st;
 }

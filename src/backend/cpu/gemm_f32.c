@@ -1,5 +1,5 @@
 /* The blocked FP32 GEMM driver: packs op(A) into MR-row panels and op(B) into NR-column panels
- * per (MC x NC) block of C, and runs the ISA micro-kernel over them. Blocks are pool tasks. */
+ * and runs the ISA micro-kernel over them. Column blocks (NC wide) are the pool's tasks. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +11,7 @@ typedef struct {
   const mh_cpu_kernels *kt;
   const mh_gemm_f32_args *g;
   mh_pool *pool;
-  int mc, nc, mt, nt;
+  int mc, nc, mt, nt, mgroups;
 } gemm_job;
 
 /* op(A)[i][p] for i in [i0, i0+mc), p in [p0, p0+kc) into panels of MR rows, zero-padded. */
@@ -35,6 +35,10 @@ static void pack_a(const mh_gemm_f32_args *g, int mr, int i0, int mc, int p0, in
 
 /* op(B)[p][j] for p in [p0, p0+kc), j in [j0, j0+nc) into panels of NR columns, zero-padded. */
 static void pack_b(const mh_gemm_f32_args *g, int nr, int j0, int nc, int p0, int kc, float *dst) {
+  if (g->pack_b) {
+    g->pack_b(g->pack_b_ctx, p0, kc, j0, nc, nr, dst);
+    return;
+  }
   for (int jp = 0; jp < nc; jp += nr) {
     int cols = nc - jp < nr ? nc - jp : nr;
     float *d = dst + (size_t)jp * kc;
@@ -55,30 +59,35 @@ static void pack_b(const mh_gemm_f32_args *g, int nr, int j0, int nc, int p0, in
   }
 }
 
-static void gemm_block(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int i0, int mc, int j0, int nc,
-                       float *apack, float *bpack) {
+/* One task: C rows [i0, i1) x columns [j0, j0+nc). Each K block of B is packed once and reused
+ * across all the task's MC row blocks (packing B can be costly: implicit im2col). */
+static void gemm_block(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int i0, int i1, int mc_max, int j0,
+                       int nc, float *apack, float *bpack) {
   const int mr = kt->mr, nr = kt->nr;
   float edge[16 * 16];
   for (int p0 = 0; p0 < g->k; p0 += MH_KC) {
     int kc = g->k - p0 < MH_KC ? g->k - p0 : MH_KC;
     int acc = p0 > 0 || g->accumulate;
     pack_b(g, nr, j0, nc, p0, kc, bpack);
-    pack_a(g, mr, i0, mc, p0, kc, apack);
-    for (int jp = 0; jp < nc; jp += nr) {
-      int cols = nc - jp < nr ? nc - jp : nr;
-      for (int ip = 0; ip < mc; ip += mr) {
-        int rows = mc - ip < mr ? mc - ip : mr;
-        float *c = g->c + (size_t)(i0 + ip) * g->ldc + j0 + jp;
-        const float *ap = apack + (size_t)ip * kc, *bp = bpack + (size_t)jp * kc;
-        if (rows == mr && cols == nr) {
-          kt->ukernel_f32(kc, ap, bp, c, g->ldc, acc);
-        } else {
-          /* Edge tile: run the full tile into a scratch tile, copy the valid part back. */
-          for (int r = 0; r < rows; r++)
-            for (int q = 0; q < cols; q++) edge[r * nr + q] = acc ? c[(size_t)r * g->ldc + q] : 0.f;
-          kt->ukernel_f32(kc, ap, bp, edge, nr, acc);
-          for (int r = 0; r < rows; r++)
-            for (int q = 0; q < cols; q++) c[(size_t)r * g->ldc + q] = edge[r * nr + q];
+    for (int ib = i0; ib < i1; ib += mc_max) {
+      int mc = i1 - ib < mc_max ? i1 - ib : mc_max;
+      pack_a(g, mr, ib, mc, p0, kc, apack);
+      for (int jp = 0; jp < nc; jp += nr) {
+        int cols = nc - jp < nr ? nc - jp : nr;
+        for (int ip = 0; ip < mc; ip += mr) {
+          int rows = mc - ip < mr ? mc - ip : mr;
+          float *c = g->c + (size_t)(ib + ip) * g->ldc + j0 + jp;
+          const float *ap = apack + (size_t)ip * kc, *bp = bpack + (size_t)jp * kc;
+          if (rows == mr && cols == nr) {
+            kt->ukernel_f32(kc, ap, bp, c, g->ldc, acc);
+          } else {
+            /* Edge tile: run the full tile into a scratch tile, copy the valid part back. */
+            for (int r = 0; r < rows; r++)
+              for (int q = 0; q < cols; q++) edge[r * nr + q] = acc ? c[(size_t)r * g->ldc + q] : 0.f;
+            kt->ukernel_f32(kc, ap, bp, edge, nr, acc);
+            for (int r = 0; r < rows; r++)
+              for (int q = 0; q < cols; q++) c[(size_t)r * g->ldc + q] = edge[r * nr + q];
+          }
         }
       }
     }
@@ -88,10 +97,14 @@ static void gemm_block(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int 
 static void gemm_task(void *ctx, int task, int thread) {
   gemm_job *job = ctx;
   const mh_gemm_f32_args *g = job->g;
-  int ib = task / job->nt, jb = task % job->nt;
-  int i0 = ib * job->mc, j0 = jb * job->nc;
-  int mc = g->m - i0 < job->mc ? g->m - i0 : job->mc;
+  int ig = task / job->nt, jb = task % job->nt;
+  long lo, hi;
+  /* row group ig: a contiguous range of whole MC blocks */
+  mh_split_range(job->mt, job->mgroups, ig, &lo, &hi);
+  int i0 = (int)lo * job->mc, i1 = (int)hi * job->mc < g->m ? (int)hi * job->mc : g->m;
+  int j0 = jb * job->nc;
   int nc = g->n - j0 < job->nc ? g->n - j0 : job->nc;
+  if (i1 <= i0) return;
   size_t a_floats = (size_t)(job->mc + job->kt->mr) * MH_KC, b_floats = (size_t)(job->nc + job->kt->nr) * MH_KC;
   size_t bytes = (a_floats + b_floats) * sizeof(float);
   /* Packing buffers: the pool's per-thread slot, or the heap without a pool. */
@@ -99,15 +112,21 @@ static void gemm_task(void *ctx, int task, int thread) {
   if (!buf) buf = own = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
   if (!buf) { /* out of memory for packing: this block by the unpacked oracle */
     mh_gemm_f32_args sub = *g;
-    sub.m = mc;
+    sub.m = i1 - i0;
     sub.n = nc;
     sub.a = g->trans_a ? g->a + i0 : g->a + (size_t)i0 * g->lda;
+    if (g->pack_b) { /* the oracle reads B through pack_b with absolute column indices */
+      sub.m = g->m, sub.n = g->n; /* recompute the whole product only once, from task 0 */
+      if (task != 0) return;
+      mh_gemm_f32_ref(g);
+      return;
+    }
     sub.b = g->trans_b ? g->b + (size_t)j0 * g->ldb : g->b + j0;
     sub.c = g->c + (size_t)i0 * g->ldc + j0;
     mh_gemm_f32_ref(&sub);
     return;
   }
-  gemm_block(job->kt, g, i0, mc, j0, nc, buf, buf + a_floats);
+  gemm_block(job->kt, g, i0, i1, job->mc, j0, nc, buf, buf + a_floats);
   free(own);
 }
 
@@ -128,8 +147,11 @@ void mh_gemm_f32(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_f32_args
   if (job.mc > ceil_div(g->m, kt->mr) * kt->mr) job.mc = ceil_div(g->m, kt->mr) * kt->mr;
   job.nc = ceil_div(g->n < MH_NC_MAX ? g->n : MH_NC_MAX, kt->nr) * kt->nr;
   job.mt = ceil_div(g->m, job.mc);
-  while (nth > 1 && job.mt * ceil_div(g->n, job.nc) < 2 * nth && job.nc > 4 * kt->nr)
+  while (nth > 1 && ceil_div(g->n, job.nc) < 2 * nth && job.nc > 4 * kt->nr)
     job.nc = ceil_div(job.nc / 2, kt->nr) * kt->nr;
   job.nt = ceil_div(g->n, job.nc);
-  mh_pool_run(pool, job.mt * job.nt, gemm_task, &job);
+  /* Column blocks are the tasks; rows are split too only when there are too few of them. */
+  job.mgroups = job.nt >= 2 * nth ? 1 : ceil_div(2 * nth, job.nt);
+  if (job.mgroups > job.mt) job.mgroups = job.mt;
+  mh_pool_run(pool, job.mgroups * job.nt, gemm_task, &job);
 }

@@ -18,6 +18,11 @@ typedef struct mh_gemm_f32_args {
   float *c;
   int ldc;
   int accumulate;
+  /* Optional: packs op(B)[p0..p0+kc) x [j0..j0+nc) into panels of nr columns (panel-major, kc rows of
+   * nr each, zero-padded), instead of reading b. Lets a convolution feed its input image straight
+   * into the GEMM (implicit im2col) without materialising the column matrix. */
+  void (*pack_b)(const void *ctx, int p0, int kc, int j0, int nc, int nr, float *dst);
+  const void *pack_b_ctx;
 } mh_gemm_f32_args;
 
 /* Register-tile micro-kernel: c[0..MR)[0..NR) (=|+=) sum_p a[p*MR + i] * b[p*NR + j]. */

@@ -8,7 +8,9 @@ void mh_gemm_f32_ref(const mh_gemm_f32_args *g) {
       double s = 0;
       for (int p = 0; p < g->k; p++) {
         float a = g->trans_a ? g->a[(size_t)p * g->lda + i] : g->a[(size_t)i * g->lda + p];
-        float b = g->trans_b ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j];
+        float b;
+        if (g->pack_b) g->pack_b(g->pack_b_ctx, p, 1, j, 1, 1, &b); /* a 1x1 "panel" */
+        else b = g->trans_b ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j];
         s += (double)a * b;
       }
       float *c = &g->c[(size_t)i * g->ldc + j];
