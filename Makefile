@@ -1,0 +1,27 @@
+# Thin wrapper over CMake: `make run` sets up, builds and trains; `make test` runs every test.
+BUILD ?= build
+JOBS ?= 2
+
+.PHONY: all build run test bench clean setup
+
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The main job: train lenet5 on Fashion-MNIST for 5 epochs, then print the test accuracy.
+run: setup build
+	./$(BUILD)/mandheling train --model lenet5 --epochs 5
+
+test: setup
+	JOBS=$(JOBS) bash scripts/test.sh
+
+bench: build
+	bash scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the main job need on Debian 12 (as root, via apt-get), skipping
+# packages already present. --with-torch adds PyTorch and numpy for the benchmark/accuracy peers.
+set -euo pipefail
+pkgs=(build-essential cmake clang lld llvm zlib1g-dev python3 dataset-fashion-mnist)
+[ "${1:-}" = "--with-torch" ] && pkgs+=(python3-torch python3-numpy)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing packages: ${missing[*]}; run as root (sudo make run) or install them yourself" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
