@@ -83,6 +83,8 @@ typedef struct mh_train_config {
   long max_steps;        /* stop after this many optimizer steps in total (0: no limit) */
   int augment;           /* 1: random crop (pad 2 for 28x28, 4 for 32x32) + horizontal flip for 3-channel data */
   int force_reference;   /* 1: portable oracle kernels only (slow; for testing) */
+  int keep_denormals;    /* 0 (default): steps run with flush-to-zero / denormals-are-zero, which
+                            avoids ~100x slow paths on denormal operands; 1: IEEE denormals */
 } mh_train_config;
 
 void mh_train_config_default(mh_train_config *cfg);

@@ -50,7 +50,7 @@ int cmd_info(int argc, char **argv) {
 
 int cmd_bench(int argc, char **argv) {
   const char *model = NULL, *json = NULL, *precision = "fp32";
-  int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0;
+  int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
                           {"--steps", OPT_INT, &steps, "timed steps after 2 warm-up steps (default 10)"},
@@ -58,6 +58,7 @@ int cmd_bench(int argc, char **argv) {
                           {"--precision", OPT_STR, &precision, "fp32 (default fp32)"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
+                          {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
                           {NULL, 0, NULL, NULL}};
   int r = cli_parse("bench", "--model NAME [--batch B] [--steps N] [--threads T]", opts, argc, argv);
@@ -78,6 +79,7 @@ int cmd_bench(int argc, char **argv) {
   cfg.lr = 0.01f; /* as reference/zoo.py's timing loop */
   cfg.schedule = MH_SCHEDULE_CONSTANT;
   cfg.force_reference = reference;
+  cfg.keep_denormals = keep_denormals;
   mh_model *m = NULL;
   mh_trainer *t = NULL;
   mh_bench_result res;

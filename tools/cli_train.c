@@ -44,6 +44,7 @@ int cmd_train(int argc, char **argv) {
       {"--max-steps", OPT_LONG, &max_steps, "stop after N optimizer steps in total"},
       {"--augment", OPT_FLAG, &cfg.augment, "random crop (+ flip for colour images)"},
       {"--reference", OPT_FLAG, &cfg.force_reference, "portable oracle kernels only (slow)"},
+      {"--keep-denormals", OPT_FLAG, &cfg.keep_denormals, "IEEE denormals (default: flush to zero)"},
       {"--save", OPT_STR, &save, "write a checkpoint (safetensors) at the end"},
       {"--resume", OPT_STR, &resume, "continue exactly from a checkpoint"},
       {"--json", OPT_STR, &json, "write a JSON summary"},

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "core/fpenv.h"
 #include "core/status.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -28,6 +29,7 @@ struct mh_pool {
   mh_task_fn fn;
   void *ctx;
   int n_tasks;
+  mh_fpenv fpenv; /* the caller's floating-point environment, applied by workers for the job */
   atomic_int next_task;
   int workers_done; /* under mu */
   atomic_int in_job; /* nonzero while the caller is inside mh_pool_run */
@@ -70,6 +72,7 @@ static void *worker_main(void *argp) {
     }
     seen = p->generation;
     pthread_mutex_unlock(&p->mu);
+    mh_fpenv_set(p->fpenv);
     run_tasks(p, id);
     pthread_mutex_lock(&p->mu);
     p->workers_done++;
@@ -148,6 +151,7 @@ void mh_pool_run(mh_pool *p, int n_tasks, mh_task_fn fn, void *ctx) {
   p->fn = fn;
   p->ctx = ctx;
   p->n_tasks = n_tasks;
+  p->fpenv = mh_fpenv_get();
   atomic_store(&p->next_task, 0);
   p->workers_done = 0;
   p->generation++;

@@ -15,7 +15,8 @@ typedef void (*mh_task_fn)(void *ctx, int task, int thread);
 int mh_pool_init(mh_pool **pool, int n_threads); /* n_threads >= 1 including the caller */
 void mh_pool_free(mh_pool *pool);                 /* NULL-safe */
 int mh_pool_size(const mh_pool *pool);            /* 1 for a NULL pool */
-/* Runs all tasks and returns when every one finished. A NULL pool runs them inline. Not reentrant:
+/* Runs all tasks and returns when every one finished. Workers run them in the caller's
+ * floating-point environment (rounding, flush-to-zero). A NULL pool runs them inline. Not reentrant:
  * a task must not call mh_pool_run on the same pool (nested calls run inline). */
 void mh_pool_run(mh_pool *pool, int n_tasks, mh_task_fn fn, void *ctx);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fpenv.h"
 #include "core/status.h"
 #include "ops/ops.h"
 
@@ -87,7 +88,18 @@ static int check_labels(const mh_trainer *t, const int32_t *labels, int n) {
   return MH_OK;
 }
 
+/* Forward, loss, backward and update; the caller sets the floating-point environment. */
+static int step_body(mh_trainer *t, const float *x, const int32_t *labels, int n, float *loss);
+
 int mh_trainer_step(mh_trainer *t, const float *x, const int32_t *labels, int n, float *loss) {
+  mh_fpenv saved = mh_fpenv_get();
+  if (!t->cfg.keep_denormals) mh_fpenv_set(mh_fpenv_ftz(saved));
+  int st = step_body(t, x, labels, n, loss);
+  mh_fpenv_set(saved);
+  return st;
+}
+
+static int step_body(mh_trainer *t, const float *x, const int32_t *labels, int n, float *loss) {
   MH_TRY(check_labels(t, labels, n));
   MH_TRY(mh__trainer_prepare(t, n > t->cfg.batch ? n : t->cfg.batch));
   mh_model *m = t->m;
@@ -102,8 +114,20 @@ int mh_trainer_step(mh_trainer *t, const float *x, const int32_t *labels, int n,
   return MH_OK;
 }
 
+static int evaluate_body(mh_trainer *t, const float *x, const int32_t *labels, int n, long *correct,
+                         double *loss_sum);
+
 int mh_trainer_evaluate_batch(mh_trainer *t, const float *x, const int32_t *labels, int n, long *correct,
                               double *loss_sum) {
+  mh_fpenv saved = mh_fpenv_get();
+  if (!t->cfg.keep_denormals) mh_fpenv_set(mh_fpenv_ftz(saved));
+  int st = evaluate_body(t, x, labels, n, correct, loss_sum);
+  mh_fpenv_set(saved);
+  return st;
+}
+
+static int evaluate_body(mh_trainer *t, const float *x, const int32_t *labels, int n, long *correct,
+                         double *loss_sum) {
   MH_TRY(check_labels(t, labels, n));
   MH_TRY(mh__trainer_prepare(t, n > t->cfg.batch ? n : t->cfg.batch));
   mh_model *m = t->m;
