@@ -58,6 +58,7 @@ typedef struct mh_model mh_model;
 int mh_model_create(mh_model **model, const char *name_or_path, uint64_t seed);
 void mh_model_free(mh_model *model);
 int64_t mh_model_param_count(const mh_model *model);
+const char *mh_model_name(const mh_model *model); /* zoo name, file path, or a checkpoint's "model" */
 /* A human-readable table: layers, output shapes, parameters, MACs per sample, and the training
  * memory estimate for `batch`. Caller frees *text. */
 int mh_model_describe(const mh_model *model, int batch, char **text);
@@ -119,7 +120,7 @@ typedef struct mh_fit_summary {
   long steps;
   int epochs;               /* epochs completed (a partial epoch counts when max_steps stops it) */
   double seconds;
-  double train_loss;        /* mean over the last epoch's steps */
+  double train_loss;        /* mean over the last epoch's steps (NaN when no step was taken) */
   double test_accuracy;     /* fraction in [0, 1]; -1 without a test set */
   double test_loss;
   size_t peak_bytes;        /* planned training memory: parameters, gradients, optimizer, activations */

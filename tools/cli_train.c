@@ -1,5 +1,6 @@
 /* `mandheling train` and `mandheling eval`: option handling, progress, checkpoints and the JSON
  * summary around the library's mh_fit / mh_evaluate. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,8 +74,12 @@ int cmd_train(int argc, char **argv) {
   mh_fit_summary sum;
   if ((st = mh_fit(t, data, quiet ? NULL : cli_progress, NULL, &sum))) goto out;
   if (save && (st = mh_trainer_save(t, save))) goto out;
-  printf("model %s  precision %s  steps %ld  %.1f s  train loss %.4f  test accuracy %.2f%%  peak %.1f MiB\n", model,
-         precision, sum.steps, sum.seconds, sum.train_loss, 100 * sum.test_accuracy, sum.peak_bytes / 1048576.0);
+  model = mh_model_name(m); /* on --resume without --model: the checkpoint's model */
+  char loss_txt[32], acc_txt[32];
+  snprintf(loss_txt, sizeof loss_txt, isnan(sum.train_loss) ? "n/a (no step taken)" : "%.4f", sum.train_loss);
+  snprintf(acc_txt, sizeof acc_txt, sum.test_accuracy < 0 ? "n/a (no test split)" : "%.2f%%", 100 * sum.test_accuracy);
+  printf("model %s  precision %s  steps %ld  %.1f s  train loss %s  test accuracy %s  peak %.1f MiB\n", model,
+         precision, sum.steps, sum.seconds, loss_txt, acc_txt, sum.peak_bytes / 1048576.0);
   if (save) printf("checkpoint written to %s\n", save);
   if (json) {
     json_out j;
@@ -146,7 +151,7 @@ int cmd_eval(int argc, char **argv) {
     json_out j;
     json_begin(&j);
     json_str(&j, "command", "eval");
-    json_str(&j, "model", model ? model : load);
+    json_str(&j, "model", mh_model_name(m));
     json_str(&j, "precision", precision);
     json_int(&j, "steps", 0);
     json_int(&j, "epochs", 0);

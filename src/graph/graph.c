@@ -2,6 +2,7 @@
  * buffer registration in PyTorch's registration order. Pure bookkeeping: no tensors are allocated. */
 #include "graph/graph.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,17 @@ static const char *const k_op_names[MH_OP_COUNT] = {"input", "conv", "linear", "
 
 const char *mh_op_name(mh_op_type op) { return op >= 0 && op < MH_OP_COUNT ? k_op_names[op] : "?"; }
 
+/* Per-sample activations and each parameter tensor hold at most INT_MAX elements, so shapes,
+ * feature counts and fan-ins stay exact in int and byte sizes in size_t. */
+#define MH_MAX_ELEMS ((int64_t)INT_MAX)
+
 int mh_graph_init(mh_graph *g, int c, int h, int w) {
   memset(g, 0, sizeof *g);
   if (c < 1 || h < 1 || w < 1 || c > 65536 || h > 65536 || w > 65536)
     return mh__error(MH_ERR_INVALID_ARG, "input shape %dx%dx%d out of range", c, h, w);
+  if ((int64_t)c * h * w > MH_MAX_ELEMS)
+    return mh__error(MH_ERR_INVALID_ARG, "input shape %dx%dx%d has more than %lld elements per sample", c, h, w,
+                     (long long)MH_MAX_ELEMS);
   g->cap_nodes = 16;
   g->nodes = calloc((size_t)g->cap_nodes, sizeof *g->nodes);
   if (!g->nodes) return mh__error(MH_ERR_NOMEM, "graph: out of memory");
@@ -59,11 +67,12 @@ static mh_node *add_node(mh_graph *g, mh_op_type op, const char *name, int in0, 
     name = auto_name;
   }
   if (strlen(name) >= MH_NAME_MAX) {
-    *status = mh__error(MH_ERR_INVALID_ARG, "layer name '%.20s...' longer than %d characters", name, MH_NAME_MAX - 1);
+    *status = mh__error(MH_ERR_INVALID_ARG, "%s: layer name '%.20s...' longer than %d characters", mh_op_name(op), name,
+                        MH_NAME_MAX - 1);
     return NULL;
   }
   if (mh_graph_find(g, name) >= 0) {
-    *status = mh__error(MH_ERR_INVALID_ARG, "layer name '%s' used twice", name);
+    *status = mh__error(MH_ERR_INVALID_ARG, "%s: layer name '%s' used twice", mh_op_name(op), name);
     return NULL;
   }
   if (g->n_nodes == g->cap_nodes) {
@@ -89,10 +98,29 @@ static mh_node *add_node(mh_graph *g, mh_op_type op, const char *name, int in0, 
   return n;
 }
 
-/* Registers the node; its id. The caller has filled shape and attributes. */
+/* Registers the node; its id. The caller has filled shape and attributes (and checked the shape
+ * with out_shape when it can grow). */
 static int commit_node(mh_graph *g, mh_node *n) {
   for (int i = 0; i < n->n_in; i++) g->nodes[n->in[i]].n_consumers++;
   return g->n_nodes++;
+}
+
+/* Sets an output shape computed in 64 bits, refusing one of more than MH_MAX_ELEMS elements. */
+static int out_shape(mh_node *n, int64_t c, int64_t h, int64_t w) {
+  if (c < 1 || h < 1 || w < 1 || c > MH_MAX_ELEMS || h > MH_MAX_ELEMS || w > MH_MAX_ELEMS ||
+      c * h > MH_MAX_ELEMS || c * h * w > MH_MAX_ELEMS)
+    return mh__error(MH_ERR_SHAPE, "%s '%s': output %lldx%lldx%lld has more than %lld elements per sample",
+                     mh_op_name(n->op), n->name, (long long)c, (long long)h, (long long)w, (long long)MH_MAX_ELEMS);
+  n->c = (int)c, n->h = (int)h, n->w = (int)w;
+  return MH_OK;
+}
+
+/* A weight of `rows` x `per_row` elements, refused beyond MH_MAX_ELEMS. */
+static int check_weight(const mh_node *n, int64_t rows, int64_t per_row) {
+  if (per_row > MH_MAX_ELEMS / rows)
+    return mh__error(MH_ERR_SHAPE, "%s '%s': weight of %lld x %lld elements is larger than %lld", mh_op_name(n->op),
+                     n->name, (long long)rows, (long long)per_row, (long long)MH_MAX_ELEMS);
+  return MH_OK;
 }
 
 static int add_param(mh_graph *g, mh_node *n, const char *suffix, mh_param_kind kind, int ndim, const int *shape,
@@ -151,12 +179,13 @@ int mh_graph_conv2d(mh_graph *g, const char *name, int in, int out_c, int k, int
   if (in_c % groups || out_c % groups)
     return mh__error(MH_ERR_SHAPE, "conv '%s': groups=%d must divide input channels %d and output channels %d",
                      n->name, groups, in_c, out_c);
-  int ho = (n->h + 2 * pad - k) / stride + 1, wo = (n->w + 2 * pad - k) / stride + 1;
-  if (n->h + 2 * pad < k || n->w + 2 * pad < k)
-    return mh__error(MH_ERR_SHAPE, "conv '%s': kernel %d larger than padded input %dx%d", n->name, k,
-                     n->h + 2 * pad, n->w + 2 * pad);
+  int64_t hp = (int64_t)n->h + 2 * pad, wp = (int64_t)n->w + 2 * pad;
+  if (hp < k || wp < k)
+    return mh__error(MH_ERR_SHAPE, "conv '%s': kernel %d larger than padded input %lldx%lld", n->name, k,
+                     (long long)hp, (long long)wp);
+  MH_TRY(check_weight(n, out_c, (int64_t)(in_c / groups) * k * k));
+  MH_TRY(out_shape(n, out_c, (hp - k) / stride + 1, (wp - k) / stride + 1));
   n->out_c = out_c, n->k = k, n->stride = stride, n->pad = pad, n->groups = groups, n->bias = bias ? 1 : 0;
-  n->c = out_c, n->h = ho, n->w = wo;
   int fan_in = in_c / groups * k * k;
   int wshape[4] = {out_c, in_c / groups, k, k};
   MH_TRY(add_param(g, n, "weight", MH_PARAM_WEIGHT, 4, wshape, fan_in));
@@ -171,6 +200,7 @@ int mh_graph_linear(mh_graph *g, const char *name, int in, int out_f, int bias) 
   int in_f = n->c * n->h * n->w; /* a non-flat input is read as flattened (NCHW is contiguous) */
   if (out_f < 1 || out_f > 1 << 24)
     return mh__error(MH_ERR_INVALID_ARG, "linear '%s': out=%d out of range", n->name, out_f);
+  MH_TRY(check_weight(n, out_f, in_f));
   n->out_c = out_f, n->bias = bias ? 1 : 0;
   n->c = out_f, n->h = 1, n->w = 1;
   int wshape[2] = {out_f, in_f};
@@ -200,7 +230,7 @@ static int simple(mh_graph *g, mh_op_type op, const char *name, int in) {
   mh_node *n = add_node(g, op, name, in, -1, &st);
   if (!n) return st;
   if (op == MH_OP_GAP) n->h = n->w = 1;
-  if (op == MH_OP_FLATTEN) n->c = n->c * n->h * n->w, n->h = n->w = 1;
+  if (op == MH_OP_FLATTEN) n->c = n->c * n->h * n->w, n->h = n->w = 1; /* <= MH_MAX_ELEMS: the input's size */
   return commit_node(g, n);
 }
 
@@ -216,12 +246,13 @@ static int pool(mh_graph *g, mh_op_type op, const char *name, int in, int k, int
   if (k < 1 || s < 1 || p < 0 || k > 64 || s > 64 || 2 * p > k)
     return mh__error(MH_ERR_INVALID_ARG, "%s '%s': k=%d stride=%d pad=%d invalid (need k,stride >= 1, pad <= k/2)",
                      mh_op_name(op), n->name, k, s, p);
-  if (n->h + 2 * p < k || n->w + 2 * p < k)
-    return mh__error(MH_ERR_SHAPE, "%s '%s': window %d larger than padded input %dx%d", mh_op_name(op), n->name, k,
-                     n->h + 2 * p, n->w + 2 * p);
+  int64_t hp = (int64_t)n->h + 2 * p, wp = (int64_t)n->w + 2 * p;
+  if (hp < k || wp < k)
+    return mh__error(MH_ERR_SHAPE, "%s '%s': window %d larger than padded input %lldx%lld", mh_op_name(op), n->name, k,
+                     (long long)hp, (long long)wp);
+  /* floor mode, as PyTorch's default */
+  MH_TRY(out_shape(n, n->c, (hp - k) / s + 1, (wp - k) / s + 1));
   n->pool_k = k, n->pool_s = s, n->pool_p = p;
-  n->h = (n->h + 2 * p - k) / s + 1; /* floor mode, as PyTorch's default */
-  n->w = (n->w + 2 * p - k) / s + 1;
   return commit_node(g, n);
 }
 

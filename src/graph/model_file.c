@@ -2,6 +2,7 @@
  * reports file:line and the reason; writing turns any graph (the zoo too) into an editable file. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +74,9 @@ static int kv_float(kv_list *kv, const char *op, const char *key, float def, flo
   char *end;
   errno = 0;
   double x = strtod(v, &end);
-  if (!*v || *end || errno || !(x == x)) {
+  if (!*v || *end || errno || !isfinite((float)x)) {
     char msg[160];
-    snprintf(msg, sizeof msg, "%s=%.60s is not a number", key, v);
+    snprintf(msg, sizeof msg, "%s=%.60s is not a finite number", key, v);
     return perr(kv, op, "%s", msg);
   }
   *out = (float)x;
@@ -90,16 +91,28 @@ static int kv_inputs(kv_list *kv, const mh_graph *g, const char *op, int want, i
     ids[0] = g->n_nodes - 1;
     return MH_OK;
   }
-  char buf[2 * MH_NAME_MAX + 2];
-  snprintf(buf, sizeof buf, "%s", v);
+  /* split by hand: strtok would skip empty names ("in=a,,b") and a copy could truncate */
   int n = 0;
-  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    if (n == want) return perr(kv, op, "too many inputs in in=%s", v);
-    int id = mh_graph_find(g, t);
-    if (id < 0) return perr(kv, op, "input '%s' is not a layer defined above", t);
+  for (const char *t = v;;) {
+    const char *e = strchr(t, ',');
+    size_t len = e ? (size_t)(e - t) : strlen(t);
+    if (n == want) return perr(kv, op, "too many inputs in in=%.100s", v);
+    if (len == 0) return perr(kv, op, "empty layer name in in=%.100s", v);
+    char nm[MH_NAME_MAX];
+    if (len >= sizeof nm) return perr(kv, op, "input '%.40s...' is not a layer defined above", t);
+    memcpy(nm, t, len);
+    nm[len] = 0;
+    int id = mh_graph_find(g, nm);
+    if (id < 0) return perr(kv, op, "input '%s' is not a layer defined above", nm);
     ids[n++] = id;
+    if (!e) break;
+    t = e + 1;
   }
-  if (n != want) return perr(kv, op, "wrong number of inputs in in=%s", v);
+  if (n != want) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "wrong number of inputs in in=%.100s (needs %s)", v, want == 2 ? "two: in=a,b" : "one");
+    return perr(kv, op, "%s", msg);
+  }
   return MH_OK;
 }
 
@@ -135,7 +148,13 @@ static int parse_line(mh_graph *g, kv_list *kv, char **tok, int ntok, int *have_
     if (!name || parse_shape(name, &c, &h, &w)) return perr(kv, op, "%s", "expected a shape like 'input 1x28x28'");
     if (kv->n) return perr(kv, op, "unknown key '%s'", kv->key[0]);
     *have_input = 1;
-    return mh_graph_init(g, c, h, w);
+    int st = mh_graph_init(g, c, h, w);
+    if (st) {
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s", mh_last_error());
+      return mh__error(st, "%s:%d: input: %s", kv->file, kv->line, msg);
+    }
+    return MH_OK;
   }
   if (!*have_input) return perr(kv, op, "%s", "the first layer line must be 'input CxHxW'");
   if (name && strlen(name) >= MH_NAME_MAX) return perr(kv, op, "layer name '%.40s' too long", name);
@@ -200,7 +219,13 @@ int mh_model_parse(mh_graph *g, const char *text, size_t len, const char *name) 
   int have_input = 0, st = MH_OK;
   size_t pos = 0;
   char line[MAX_LINE + 1];
-  if (memchr(text, 0, len)) return mh__error(MH_ERR_FORMAT, "%s: contains a NUL byte (not a text model file)", name);
+  const char *nul = len ? memchr(text, 0, len) : NULL;
+  if (nul) {
+    int at = 1;
+    for (const char *c = text; c < nul; c++) at += *c == '\n';
+    return mh__error(MH_ERR_FORMAT, "%s:%d: contains a NUL byte (not a text model file)", name, at);
+  }
+  int *lines = NULL, cap_lines = 0; /* the line each node was defined on, for validation messages */
   while (pos < len && st == MH_OK) {
     size_t e = pos;
     while (e < len && text[e] != '\n') e++;
@@ -234,17 +259,40 @@ int mh_model_parse(mh_graph *g, const char *text, size_t len, const char *name) 
       st = mh__error(MH_ERR_FORMAT, "%s:%d: too many fields", name, kv.line);
       break;
     }
+    int before = have_input ? g->n_nodes : 0;
     st = parse_line(g, &kv, tok, ntok, &have_input);
+    if (st == MH_OK && g->n_nodes > before) {
+      if (g->n_nodes > cap_lines) {
+        int nc = cap_lines ? 2 * cap_lines : 64;
+        while (nc < g->n_nodes) nc *= 2;
+        int *nl = realloc(lines, sizeof *nl * (size_t)nc);
+        if (!nl) {
+          st = mh__error(MH_ERR_NOMEM, "%s: out of memory", name);
+          break;
+        }
+        lines = nl, cap_lines = nc;
+      }
+      for (int i = before; i < g->n_nodes; i++) lines[i] = kv.line;
+    }
   }
   if (st == MH_OK && !have_input) st = mh__error(MH_ERR_FORMAT, "%s: no 'input CxHxW' line", name);
   if (st == MH_OK) {
     st = mh_graph_validate(g);
-    if (st) {
+    if (st) { /* point at the layer: the output when it is not C x 1 x 1, else the first unused one */
+      const mh_node *out = &g->nodes[g->n_nodes - 1];
+      int bad = g->n_nodes - 1;
+      if (g->n_nodes >= 2 && out->h == 1 && out->w == 1 && out->c >= 2)
+        for (int i = 1; i < g->n_nodes - 1; i++)
+          if (g->nodes[i].n_consumers == 0) {
+            bad = i;
+            break;
+          }
       char msg[512];
       snprintf(msg, sizeof msg, "%s", mh_last_error());
-      st = mh__error(st, "%s: %s", name, msg);
+      st = mh__error(st, "%s:%d: %s: %s", name, lines[bad], mh_op_name(g->nodes[bad].op), msg);
     }
   }
+  free(lines);
   if (st) {
     mh_graph_free(g);
     return st;
@@ -284,7 +332,12 @@ int mh_model_write(const mh_graph *g, char **text) {
   char *out = malloc(cap), *p = out;
   if (!out) return mh__error(MH_ERR_NOMEM, "out of memory");
   const mh_node *in0 = &g->nodes[0];
-  p += sprintf(p, "# %s\ninput %dx%dx%d\n", g->model_name[0] ? g->model_name : "model", in0->c, in0->h, in0->w);
+  /* the name goes into a comment: control characters (a newline above all) must not end it */
+  p += sprintf(p, "# ");
+  const char *mn = g->model_name[0] ? g->model_name : "model";
+  for (size_t i = 0; mn[i] && i < sizeof g->model_name; i++)
+    *p++ = (unsigned char)mn[i] < 0x20 || mn[i] == 0x7f ? '?' : mn[i];
+  p += sprintf(p, "\ninput %dx%dx%d\n", in0->c, in0->h, in0->w);
   for (int i = 1; i < g->n_nodes; i++) {
     const mh_node *n = &g->nodes[i];
     p += sprintf(p, "%-9s %s", mh_op_name(n->op), n->name);
@@ -301,8 +354,8 @@ int mh_model_write(const mh_graph *g, char **text) {
         if (!n->bias) p += sprintf(p, " bias=false");
         break;
       case MH_OP_BATCHNORM:
-        if (n->eps != 1e-5f) p += sprintf(p, " eps=%g", n->eps);
-        if (n->momentum != 0.1f) p += sprintf(p, " momentum=%g", n->momentum);
+        if (n->eps != 1e-5f) p += sprintf(p, " eps=%.9g", n->eps); /* 9 digits: the float again */
+        if (n->momentum != 0.1f) p += sprintf(p, " momentum=%.9g", n->momentum);
         break;
       case MH_OP_MAXPOOL:
       case MH_OP_AVGPOOL:

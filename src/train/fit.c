@@ -1,5 +1,6 @@
 /* The epoch loop: load the data directory, normalise with the training set's statistics, feed the
  * prefetching batcher to the trainer, report progress, evaluate after each epoch. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -148,6 +149,11 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
       progress(user, &p);
     }
     if (!finished_epoch) break; /* stopped by max_steps */
+  }
+  if (samples == 0) { /* nothing left to train (resumed at the end): still report the test accuracy */
+    sum->train_loss = NAN;
+    sum->epochs = t->epoch;
+    if (test.n && (st = eval_set(t, &test, &bc_test, &sum->test_accuracy, &sum->test_loss))) goto done;
   }
   sum->steps = t->step;
   sum->seconds = now_s() - t0;

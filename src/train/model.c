@@ -79,6 +79,8 @@ void mh_model_free(mh_model *m) {
 
 int64_t mh_model_param_count(const mh_model *m) { return m->g.n_param_floats; }
 
+const char *mh_model_name(const mh_model *m) { return m->g.model_name; }
+
 int mh_model_to_text(const mh_model *m, char **text) {
   *text = strdup(m->text);
   return *text ? MH_OK : mh__error(MH_ERR_NOMEM, "out of memory");

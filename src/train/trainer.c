@@ -37,6 +37,8 @@ static int check_config(const mh_train_config *c) {
   if (c->max_steps < 0) return mh__error(MH_ERR_INVALID_ARG, "--max-steps %ld must be >= 0", c->max_steps);
   if (c->schedule < MH_SCHEDULE_CONSTANT || c->schedule > MH_SCHEDULE_COSINE) return mh__error(MH_ERR_INVALID_ARG, "unknown schedule");
   if (!(c->gamma > 0 && c->gamma <= 1)) return mh__error(MH_ERR_INVALID_ARG, "--gamma %g must be in (0, 1]", c->gamma);
+  if (c->step_size < 0 || c->step_size > 100000)
+    return mh__error(MH_ERR_INVALID_ARG, "--step-size %d out of range [0, 100000] (0: epochs/3)", c->step_size);
   return MH_OK;
 }
 

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Bit-exact resumption: training 2N steps in one run must give the same checkpoint tensors, bit
+# for bit, as training N steps, saving, and resuming to 2N, with N falling in the middle of an
+# epoch. On a slice of the real Fashion-MNIST (512 train / 128 test), lenet5 and cnn6, batch 16:
+# 32 steps per epoch, 3 epochs, N = 48 (epoch 2, step 16 of 32).
+# usage: bash cli_resume.sh <mandheling-binary> <source-dir> <build-dir>   (exit 77: skipped)
+set -u
+BIN=${1:?usage: cli_resume.sh <mandheling> <source-dir> <build-dir>}
+FMNIST=${MH_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3) || { echo "SKIP: python3 not found"; exit 77; }
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  [ -f "$FMNIST/$f.gz" ] || { echo "SKIP: $FMNIST/$f.gz not found"; exit 77; }
+done
+
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+BATCH=16 EPOCHS=3 N=48 # 512 / 16 = 32 steps per epoch; N = 1.5 epochs, 2N = all 3 epochs
+
+# the first 512 training and 128 test samples, re-headed and gzipped
+"$PY" - "$FMNIST" "$T/data" 512 128 <<'EOF' || { echo "FAIL: could not slice $FMNIST"; exit 1; }
+import gzip, os, sys
+src, dst, ntrain, ntest = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+os.makedirs(dst)
+for split, n in (("train", ntrain), ("t10k", ntest)):
+    for kind, header, per in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
+        name = "%s-%s-ubyte.gz" % (split, kind)
+        with gzip.open(os.path.join(src, name), "rb") as f:
+            raw = bytearray(f.read(header + n * per))
+        if len(raw) != header + n * per:
+            sys.exit("%s: too short" % name)
+        raw[4:8] = n.to_bytes(4, "big")
+        with gzip.open(os.path.join(dst, name), "wb", compresslevel=1) as f:
+            f.write(bytes(raw))
+EOF
+
+# compare.py A B: every tensor of two safetensors files, byte for byte, plus the training position
+cat >"$T/compare.py" <<'EOF'
+import json, struct, sys
+def load(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n:]
+    return {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}, meta
+(a, ma), (b, mb) = load(sys.argv[1]), load(sys.argv[2])
+bad = 0
+if sorted(a) != sorted(b):
+    print("  tensor names differ: only in A %s, only in B %s" % (sorted(set(a) - set(b)), sorted(set(b) - set(a))))
+    bad += 1
+for name in sorted(set(a) & set(b)):
+    if a[name][:2] != b[name][:2]:
+        print("  %s: dtype/shape %s vs %s" % (name, a[name][:2], b[name][:2])); bad += 1
+    elif a[name][2] != b[name][2]:
+        x, y = a[name][2], b[name][2]
+        diff = sum(1 for i in range(0, len(x), 4) if x[i:i + 4] != y[i:i + 4])
+        print("  %s: %d of %d values differ" % (name, diff, len(x) // 4)); bad += 1
+for key in ("step", "epoch", "batch_in_epoch", "model"):
+    if ma.get(key) != mb.get(key):
+        print("  metadata %s: %r vs %r" % (key, ma.get(key), mb.get(key))); bad += 1
+print("  %d tensors compared, step %s epoch %s: %s" % (len(a), ma.get("step"), ma.get("epoch"),
+                                                        "identical" if not bad else "%d differences" % bad))
+sys.exit(1 if bad else 0)
+EOF
+
+failed=0
+run() { # label, args...: runs the binary, reports a failure with its stderr
+  local label=$1
+  shift
+  if ! "$BIN" "$@" --quiet >"$T/out" 2>"$T/err" </dev/null; then
+    echo "FAIL $label: $BIN $*"
+    sed 's/^/     stderr: /' "$T/err" | head -5
+    return 1
+  fi
+}
+
+for model in lenet5 cnn6; do
+  common=(--data "$T/data" --batch $BATCH --epochs $EPOCHS --seed 3)
+  start=$SECONDS
+  if run "$model: A (0 -> 2N)" train --model $model "${common[@]}" --max-steps $((2 * N)) --save "$T/a.st" &&
+    run "$model: B1 (0 -> N)" train --model $model "${common[@]}" --max-steps $N --save "$T/b1.st" &&
+    run "$model: B2 (resume N -> 2N)" train --data "$T/data" --resume "$T/b1.st" --max-steps $((2 * N)) \
+      --save "$T/b2.st"; then
+    if "$PY" "$T/compare.py" "$T/a.st" "$T/b2.st" >"$T/cmp" 2>&1; then
+      echo "ok   $model: resume at step $N of $((2 * N)) is bit-exact ($((SECONDS - start)) s)"
+      cat "$T/cmp"
+    else
+      echo "FAIL $model: resumed run differs from the uninterrupted one"
+      cat "$T/cmp"
+      failed=$((failed + 1))
+    fi
+  else
+    failed=$((failed + 1))
+  fi
+done
+[ "$failed" -eq 0 ]
