@@ -11,8 +11,10 @@ static void act_fwd(void *p, long lo, long hi) {
   const act_job *j = p;
   const float *x = j->ctx->x[0];
   float *y = j->ctx->y, top = j->hi;
+  /* branch-free so it vectorises: signs of activations are random, a branch mispredicts */
   for (long i = lo; i < hi; i++) {
-    float v = x[i] > 0.f ? x[i] : 0.f;
+    float v = x[i];
+    v = v > 0.f ? v : 0.f;
     y[i] = v < top ? v : top;
   }
 }
@@ -21,10 +23,19 @@ static void act_bwd(void *p, long lo, long hi) {
   const act_job *j = p;
   const float *y = j->ctx->y, *dy = j->ctx->dy;
   float *dx = j->ctx->dx[0], top = j->hi;
+  /* the gradient passes where 0 < y < top; selects written to if-convert into vector blends */
   if (j->ctx->dx_accumulate[0])
-    for (long i = lo; i < hi; i++) dx[i] += y[i] > 0.f && y[i] < top ? dy[i] : 0.f;
+    for (long i = lo; i < hi; i++) {
+      float g = dy[i], v = y[i];
+      g = v > 0.f ? g : 0.f;
+      dx[i] += v < top ? g : 0.f;
+    }
   else
-    for (long i = lo; i < hi; i++) dx[i] = y[i] > 0.f && y[i] < top ? dy[i] : 0.f;
+    for (long i = lo; i < hi; i++) {
+      float g = dy[i], v = y[i];
+      g = v > 0.f ? g : 0.f;
+      dx[i] = v < top ? g : 0.f;
+    }
 }
 
 static long numel(const mh_op_ctx *ctx) { return (long)ctx->n * ctx->node->c * ctx->node->h * ctx->node->w; }

@@ -15,26 +15,27 @@ typedef struct {
 } gemm_job;
 
 /* op(A)[i][p] for i in [i0, i0+mc), p in [p0, p0+kc) into panels of MR rows, zero-padded. */
-static void pack_a(const mh_gemm_f32_args *g, int mr, int i0, int mc, int p0, int kc, float *dst) {
+static void pack_a(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int mr, int i0, int mc, int p0, int kc,
+                   float *dst) {
   for (int ip = 0; ip < mc; ip += mr) {
     int rows = mc - ip < mr ? mc - ip : mr;
+    float *d = dst + (size_t)ip * kc;
+    if (!g->trans_a) { /* rows of A become the panel's columns: a transpose */
+      kt->pack_transpose_f32(g->a + (size_t)(i0 + ip) * g->lda + p0, g->lda, rows, kc, mr, d);
+      continue;
+    }
     for (int p = 0; p < kc; p++) {
-      float *d = dst + (size_t)ip * kc + (size_t)p * mr;
+      const float *s = g->a + (size_t)(p0 + p) * g->lda + i0 + ip;
       int r = 0;
-      if (g->trans_a) {
-        const float *s = g->a + (size_t)(p0 + p) * g->lda + i0 + ip;
-        for (; r < rows; r++) d[r] = s[r];
-      } else {
-        const float *s = g->a + (size_t)(i0 + ip) * g->lda + p0 + p;
-        for (; r < rows; r++) d[r] = s[(size_t)r * g->lda];
-      }
-      for (; r < mr; r++) d[r] = 0.f;
+      for (; r < rows; r++) d[(size_t)p * mr + r] = s[r];
+      for (; r < mr; r++) d[(size_t)p * mr + r] = 0.f;
     }
   }
 }
 
 /* op(B)[p][j] for p in [p0, p0+kc), j in [j0, j0+nc) into panels of NR columns, zero-padded. */
-static void pack_b(const mh_gemm_f32_args *g, int nr, int j0, int nc, int p0, int kc, float *dst) {
+static void pack_b(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int nr, int j0, int nc, int p0, int kc,
+                   float *dst) {
   if (g->pack_b) {
     g->pack_b(g->pack_b_ctx, p0, kc, j0, nc, nr, dst);
     return;
@@ -48,13 +49,8 @@ static void pack_b(const mh_gemm_f32_args *g, int nr, int j0, int nc, int p0, in
         memcpy(d + (size_t)p * nr, s, sizeof(float) * cols);
         for (int c = cols; c < nr; c++) d[(size_t)p * nr + c] = 0.f;
       }
-    } else {
-      for (int c = 0; c < cols; c++) {
-        const float *s = g->b + (size_t)(j0 + jp + c) * g->ldb + p0;
-        for (int p = 0; p < kc; p++) d[(size_t)p * nr + c] = s[p];
-      }
-      for (int c = cols; c < nr; c++)
-        for (int p = 0; p < kc; p++) d[(size_t)p * nr + c] = 0.f;
+    } else { /* B^T is stored: a transpose */
+      kt->pack_transpose_f32(g->b + (size_t)(j0 + jp) * g->ldb + p0, g->ldb, cols, kc, nr, d);
     }
   }
 }
@@ -68,10 +64,10 @@ static void gemm_block(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int 
   for (int p0 = 0; p0 < g->k; p0 += MH_KC) {
     int kc = g->k - p0 < MH_KC ? g->k - p0 : MH_KC;
     int acc = p0 > 0 || g->accumulate;
-    pack_b(g, nr, j0, nc, p0, kc, bpack);
+    pack_b(kt, g, nr, j0, nc, p0, kc, bpack);
     for (int ib = i0; ib < i1; ib += mc_max) {
       int mc = i1 - ib < mc_max ? i1 - ib : mc_max;
-      pack_a(g, mr, ib, mc, p0, kc, apack);
+      pack_a(kt, g, mr, ib, mc, p0, kc, apack);
       for (int jp = 0; jp < nc; jp += nr) {
         int cols = nc - jp < nr ? nc - jp : nr;
         for (int ip = 0; ip < mc; ip += mr) {

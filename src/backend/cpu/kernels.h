@@ -28,10 +28,15 @@ typedef struct mh_gemm_f32_args {
 /* Register-tile micro-kernel: c[0..MR)[0..NR) (=|+=) sum_p a[p*MR + i] * b[p*NR + j]. */
 typedef void (*mh_ukernel_f32_fn)(int kc, const float *a, const float *b, float *c, int ldc, int accumulate);
 
+/* Transposing pack: dst[p*stride + c] = src[c*lds + p] for c < cols, p < kc, and zeros for
+ * c in [cols, stride). Packs A panels from a row-major A and B panels from a stored B^T. */
+typedef void (*mh_pack_transpose_fn)(const float *src, long lds, int cols, int kc, int stride, float *dst);
+
 typedef struct mh_cpu_kernels {
   const char *isa;       /* "ref", "avx2", "neon" */
   int mr, nr;            /* micro-tile of ukernel_f32 */
   mh_ukernel_f32_fn ukernel_f32;
+  mh_pack_transpose_fn pack_transpose_f32;
 } mh_cpu_kernels;
 
 /* The table for this CPU, or the portable one when force_ref (or env MH_FORCE_REF=1). */

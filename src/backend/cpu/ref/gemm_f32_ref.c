@@ -27,3 +27,10 @@ void mh__ukernel_f32_4x8_ref(int kc, const float *a, const float *b, float *c, i
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 8; j++) c[(size_t)i * ldc + j] = accumulate ? c[(size_t)i * ldc + j] + acc[i][j] : acc[i][j];
 }
+
+void mh__pack_transpose_f32_ref(const float *src, long lds, int cols, int kc, int stride, float *dst) {
+  for (int p = 0; p < kc; p++) {
+    for (int c = 0; c < cols; c++) dst[(long)p * stride + c] = src[c * lds + p];
+    for (int c = cols; c < stride; c++) dst[(long)p * stride + c] = 0.f;
+  }
+}
