@@ -178,45 +178,70 @@ static col_part position_part(const im2col_view *v, int j) {
 static void pack_b_im2col(const void *ctx, int p0, int kc, int j0, int nc, int nr, float *dst) {
   const im2col_view *v = ctx;
   const conv_dims *d = v->d;
-  col_part cols[512 + 32];
-  if (nc > 512) { /* the GEMM driver's NC never exceeds 512; split defensively */
-    for (int jp = 0; jp < nc; jp += 512) pack_b_im2col(ctx, p0, kc, j0 + jp, nc - jp < 512 ? nc - jp : 512, nr, dst + (size_t)jp * kc);
+  col_part cols[512], rows[256];
+  if (nc > 512 || kc > 256) { /* the GEMM driver's blocks never exceed these; split defensively */
+    if (kc > 256) {
+      /* rows [p0, p0+256) then the rest, into the same panels: pack both halves via a temporary */
+      for (int jp = 0; jp < nc; jp += 512)
+        for (int pp = 0; pp < kc; pp++) {
+          float tmp[32];
+          int w = nc - jp < 512 ? nc - jp : 512;
+          for (int q = 0; q < w; q += nr) {
+            pack_b_im2col(ctx, p0 + pp, 1, j0 + jp + q, w - q < nr ? w - q : nr, nr, tmp);
+            memcpy(dst + (size_t)(jp + q) * kc + (size_t)pp * nr, tmp, sizeof(float) * nr);
+          }
+        }
+      return;
+    }
+    for (int jp = 0; jp < nc; jp += 512)
+      pack_b_im2col(ctx, p0, kc, j0 + jp, nc - jp < 512 ? nc - jp : 512, nr, dst + (size_t)jp * kc);
     return;
   }
   for (int jj = 0; jj < nc; jj++) cols[jj] = position_part(v, j0 + jj);
+  for (int kk = 0; kk < kc; kk++) rows[kk] = kernel_part(d, p0 + kk);
   for (int jp = 0; jp < nc; jp += nr) {
     int width = nc - jp < nr ? nc - jp : nr;
     float *panel = dst + (size_t)jp * kc;
     const col_part *cp = cols + jp;
-    /* A panel whose columns are consecutive w of one output row (stride 1) reads a contiguous run. */
-    int run = d->S == 1;
-    for (int t = 1; run && t < width; t++) run = cp[t].h == cp[0].h && cp[t].w == cp[0].w + t && cp[t].off == cp[0].off + t;
+    /* Split the panel's columns into segments that walk one output row (same h, w and offset
+     * advancing by the stride): within a segment the valid part is one strided run of x. */
+    int seg_start[33], nseg = 0;
+    for (int t = 0; t < width; t++)
+      if (t == 0 || cp[t].h != cp[t - 1].h || cp[t].w != cp[t - 1].w + d->S || cp[t].off != cp[t - 1].off + d->S)
+        seg_start[nseg++] = t;
+    seg_start[nseg] = width;
     for (int kk = 0; kk < kc; kk++) {
-      col_part r = kernel_part(d, p0 + kk);
+      col_part r = rows[kk];
       float *out = panel + (size_t)kk * nr;
-      int h = r.h + cp[0].h;
-      if (run) {
-        int w0 = r.w + cp[0].w, t0 = w0 < 0 ? -w0 : 0, t1 = d->W - w0 < width ? d->W - w0 : width;
-        if ((unsigned)h >= (unsigned)d->H || t1 <= t0) t0 = t1 = 0;
-        const float *src = v->x + r.off + cp[0].off;
-        for (int t = 0; t < t0; t++) out[t] = 0.f;
-        for (int t = t0; t < t1; t++) out[t] = src[t];
-        for (int t = t1 > t0 ? t1 : t0; t < nr; t++) out[t] = 0.f;
-        continue;
-      }
-      for (int t = 0; t < width; t++) {
-        int hh = r.h + cp[t].h, ww = r.w + cp[t].w;
-        out[t] = (unsigned)hh < (unsigned)d->H && (unsigned)ww < (unsigned)d->W ? v->x[r.off + cp[t].off] : 0.f;
+      for (int sg = 0; sg < nseg; sg++) {
+        int t0 = seg_start[sg], len = seg_start[sg + 1] - t0;
+        int h = r.h + cp[t0].h, w0 = r.w + cp[t0].w;
+        /* valid t in [lo, hi): 0 <= w0 + t*S < W */
+        int lo = w0 < 0 ? (-w0 + d->S - 1) / d->S : 0;
+        int hi = w0 < d->W ? (d->W - w0 + d->S - 1) / d->S : 0;
+        if (hi > len) hi = len;
+        if ((unsigned)h >= (unsigned)d->H || hi <= lo) lo = hi = 0;
+        float *o = out + t0;
+        const float *src = v->x + r.off + cp[t0].off;
+        for (int t = 0; t < lo; t++) o[t] = 0.f;
+        if (d->S == 1)
+          for (int t = lo; t < hi; t++) o[t] = src[t];
+        else
+          for (int t = lo; t < hi; t++) o[t] = src[(long)t * d->S];
+        for (int t = hi > lo ? hi : lo; t < len; t++) o[t] = 0.f;
       }
       for (int t = width; t < nr; t++) out[t] = 0.f;
     }
   }
 }
 
-/* Samples per GEMM: enough columns (>= 512) for an efficient GEMM when planes are small. */
+/* Samples per GEMM: enough columns (>= 512) and enough work (>= 4M MACs) per call that packing and
+ * thread hand-off stay small next to the multiply; tiny convolutions (lenet5) batch everything. */
 static int chunk_samples(const conv_dims *d) {
-  int pq = d->P * d->Q, nb = (512 + pq - 1) / pq;
-  return nb < 1 ? 1 : nb > d->N ? d->N : nb;
+  long pq = (long)d->P * d->Q, per_sample = (long)d->Og * d->Cg * d->K * d->K * pq;
+  long nb_cols = (512 + pq - 1) / pq, nb_work = ((4L << 20) + per_sample - 1) / (per_sample > 0 ? per_sample : 1);
+  long nb = nb_cols > nb_work ? nb_cols : nb_work;
+  return nb < 1 ? 1 : nb > d->N ? d->N : (int)nb;
 }
 
 /* Floats of the (channels x columns) buffer that gathers chunked outputs/gradients, forward and

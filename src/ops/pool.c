@@ -60,6 +60,17 @@ static void max_bwd(void *p, long lo, long hi) {
     const float *x = j->ctx->x[0] + (size_t)t * j->H * j->W, *dy = j->ctx->dy + (size_t)t * j->P * j->Q;
     float *dx = j->ctx->dx[0] + (size_t)t * j->H * j->W;
     if (!j->ctx->dx_accumulate[0]) memset(dx, 0, sizeof(float) * j->H * j->W);
+    if (j->K == 2 && j->S == 2 && j->D == 0) { /* 2x2/2: the same first-max rule, unrolled */
+      for (int pp = 0; pp < j->P; pp++)
+        for (int q = 0; q < j->Q; q++) {
+          int i0 = 2 * pp * j->W + 2 * q, best = i0;
+          if (x[i0 + 1] > x[best]) best = i0 + 1;
+          if (x[i0 + j->W] > x[best]) best = i0 + j->W;
+          if (x[i0 + j->W + 1] > x[best]) best = i0 + j->W + 1;
+          dx[best] += dy[pp * j->Q + q];
+        }
+      continue;
+    }
     for (int pp = 0; pp < j->P; pp++)
       for (int q = 0; q < j->Q; q++) dx[argmax_at(j, x, pp, q)] += dy[pp * j->Q + q];
   }

@@ -135,6 +135,8 @@ void mh_gemm_f32(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_f32_args
       for (int i = 0; i < g->m; i++) memset(g->c + (size_t)i * g->ldc, 0, sizeof(float) * g->n);
     return;
   }
+  /* below ~64k MACs a thread hand-off costs more than it saves */
+  if ((double)g->m * g->n * g->k < 65536.0) pool = NULL;
   gemm_job job = {.kt = kt, .g = g, .pool = pool};
   int nth = mh_pool_size(pool);
   /* MC: a multiple of MR near the target; NC: a multiple of NR, shrunk until every thread has at
