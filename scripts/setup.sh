@@ -2,7 +2,7 @@
 # Installs what building, testing and the main job need on Debian 12 (as root, via apt-get), skipping
 # packages already present. --with-torch adds PyTorch and numpy for the benchmark/accuracy peers.
 set -euo pipefail
-pkgs=(build-essential cmake clang lld llvm zlib1g-dev python3 dataset-fashion-mnist)
+pkgs=(build-essential cmake clang lld llvm libclang-rt-14-dev zlib1g-dev python3 dataset-fashion-mnist)
 [ "${1:-}" = "--with-torch" ] && pkgs+=(python3-torch python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -136,9 +136,15 @@ static void col2im_planes(void *p, long lo, long hi) {
           if (ih < 0 || ih >= d->H) continue;
           float *row = plane + (size_t)ih * d->W;
           const float *in = src + (size_t)p * d->Q;
-          for (int q = 0; q < d->Q; q++) {
-            int iw = q * d->S - d->D + kw;
-            if (iw >= 0 && iw < d->W) row[iw] += in[q];
+          /* valid q: 0 <= q*S - D + kw < W, found once per row instead of tested per element */
+          int q0 = 0, q1 = d->Q;
+          while (q0 < q1 && q0 * d->S - d->D + kw < 0) q0++;
+          while (q1 > q0 && (q1 - 1) * d->S - d->D + kw >= d->W) q1--;
+          if (d->S == 1) {
+            float *r = row - d->D + kw;
+            for (int q = q0; q < q1; q++) r[q] += in[q];
+          } else {
+            for (int q = q0; q < q1; q++) row[q * d->S - d->D + kw] += in[q];
           }
         }
       }
@@ -216,9 +222,15 @@ static void pack_b_im2col(const void *ctx, int p0, int kc, int j0, int nc, int n
       for (int sg = 0; sg < nseg; sg++) {
         int t0 = seg_start[sg], len = seg_start[sg + 1] - t0;
         int h = r.h + cp[t0].h, w0 = r.w + cp[t0].w;
-        /* valid t in [lo, hi): 0 <= w0 + t*S < W */
-        int lo = w0 < 0 ? (-w0 + d->S - 1) / d->S : 0;
-        int hi = w0 < d->W ? (d->W - w0 + d->S - 1) / d->S : 0;
+        /* valid t in [lo, hi): 0 <= w0 + t*S < W (no division on the common stride 1) */
+        int lo, hi;
+        if (d->S == 1) {
+          lo = w0 < 0 ? -w0 : 0;
+          hi = d->W - w0;
+        } else {
+          lo = w0 < 0 ? (-w0 + d->S - 1) / d->S : 0;
+          hi = w0 < d->W ? (d->W - w0 + d->S - 1) / d->S : 0;
+        }
         if (hi > len) hi = len;
         if ((unsigned)h >= (unsigned)d->H || hi <= lo) lo = hi = 0;
         float *o = out + t0;
@@ -429,7 +441,13 @@ static void conv_forward(mh_op_ctx *ctx) {
 
 /* Stride 1: dL/dx is the convolution of dL/dy with the kernel flipped in space and transposed in
  * channels, padding K-1-D (a "full" correlation), so it runs on the same implicit-GEMM path. */
-static int bwd_data_as_conv(const conv_dims *d) { return d->S == 1 && d->D <= d->K - 1; }
+/* Chosen when it packs no more than ~2x the column elements of the col2im path (which writes,
+ * re-reads and scatters its column matrix): the transposed conv packs (O*K*K) x (H*W) per sample,
+ * col2im handles (C*K*K) x (P*Q). A 3x3 "same" conv has equal sizes and saves the scatter pass;
+ * lenet5's 5x5 valid conv would pack 2.6x more zeros of padding, so it takes col2im. */
+static int bwd_data_as_conv(const conv_dims *d) {
+  return d->S == 1 && d->D <= d->K - 1 && (long)d->O * d->H * d->W <= 2L * d->C * d->P * d->Q;
+}
 
 static void conv_bwd_data_transposed(mh_op_ctx *ctx, const conv_dims *d, float *wt, float *tmp) {
   /* wt[g][c][o][kh][kw] = w[g*Og + o][c][K-1-kh][K-1-kw] */
