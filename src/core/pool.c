@@ -5,9 +5,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "core/fpenv.h"
 #include "core/status.h"
+
+/* How long an idle worker polls for the next job before sleeping on the condition variable. */
+#define MH_POOL_SPIN_NS 50000L
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -58,12 +62,17 @@ static void *worker_main(void *argp) {
   free(arg);
   unsigned long seen = 0;
   for (;;) {
-    /* Spin briefly (about 20-50 us) for back-to-back jobs, then sleep: a bounded spin keeps
-     * latency low without burning a core another process needs. */
-    for (int spin = 0; spin < 20000 && atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
-                       !p->stop;
-         spin++)
+    /* Spin for at most MH_POOL_SPIN_NS waiting for a back-to-back job, then sleep: a bounded spin
+     * keeps hand-off latency low without burning a core that another process needs. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int spin = 1; atomic_load_explicit(&p->generation, memory_order_acquire) == seen && !p->stop; spin++) {
       mh__cpu_relax();
+      if ((spin & 63) == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) > MH_POOL_SPIN_NS) break;
+      }
+    }
     pthread_mutex_lock(&p->mu);
     while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
     if (p->stop) {
