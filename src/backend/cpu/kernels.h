@@ -4,6 +4,7 @@
 #define MH_BACKEND_CPU_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/pool.h"
 
@@ -28,6 +29,24 @@ typedef struct mh_gemm_f32_args {
 /* Register-tile micro-kernel: c[0..MR)[0..NR) (=|+=) sum_p a[p*MR + i] * b[p*NR + j]. */
 typedef void (*mh_ukernel_f32_fn)(int kc, const float *a, const float *b, float *c, int ldc, int accumulate);
 
+/* C (m x n, int32, row stride ldc) (=|+=) op(A) (m x k, int8) * op(B) (k x n, int8): exact
+ * integer arithmetic (|A|,|B| <= 127 and k <= MH_GEMM_S8_MAX_K keep int32 from overflowing). */
+#define MH_GEMM_S8_MAX_K 131072
+typedef struct mh_gemm_s8_args {
+  int m, n, k;
+  const int8_t *a;
+  int lda, trans_a;
+  const int8_t *b;
+  int ldb, trans_b;
+  int32_t *c;
+  int ldc;
+  int accumulate;
+} mh_gemm_s8_args;
+
+/* int8 micro-kernel on panels widened to int16 k-pairs: a holds MR rows x (kc2 pairs) as
+ * [pair][row][2], b holds NR columns as [pair][col][2]; c[i][j] (=|+=) sum over pairs. */
+typedef void (*mh_ukernel_s8_fn)(int kc2, const int16_t *a, const int16_t *b, int32_t *c, int ldc, int accumulate);
+
 /* Transposing pack: dst[p*stride + c] = src[c*lds + p] for c < cols, p < kc, and zeros for
  * c in [cols, stride). Packs A panels from a row-major A and B panels from a stored B^T. */
 typedef void (*mh_pack_transpose_fn)(const float *src, long lds, int cols, int kc, int stride, float *dst);
@@ -37,6 +56,8 @@ typedef struct mh_cpu_kernels {
   int mr, nr;            /* micro-tile of ukernel_f32 */
   mh_ukernel_f32_fn ukernel_f32;
   mh_pack_transpose_fn pack_transpose_f32;
+  int mr_s8, nr_s8;      /* micro-tile of ukernel_s8 */
+  mh_ukernel_s8_fn ukernel_s8;
 } mh_cpu_kernels;
 
 /* The table for this CPU, or the portable one when force_ref (or env MH_FORCE_REF=1). */
@@ -45,6 +66,10 @@ const mh_cpu_kernels *mh_cpu_kernels_get(int force_ref);
 /* Blocked, packed, multi-threaded GEMM on the table's micro-kernel. Deterministic: each element of C
  * is computed by one task over K in a fixed order, so results do not depend on the thread count. */
 void mh_gemm_f32(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_f32_args *g);
+
+/* Blocked, packed, multi-threaded int8 GEMM; bit-identical to the oracle on every table. */
+void mh_gemm_s8(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_s8_args *g);
+void mh_gemm_s8_ref(const mh_gemm_s8_args *g);
 
 /* The oracle: a plain triple loop in double accumulation order-independent of blocking. */
 void mh_gemm_f32_ref(const mh_gemm_f32_args *g);

@@ -1,0 +1,51 @@
+/* AVX2 int8 micro-kernel, 6x16: operands pre-widened to int16 k-pairs, vpmaddwd multiplies a row's
+ * broadcast pair by 16 columns' pairs into 8 exact int32 sums per instruction (no VNNI, and no
+ * vpmaddubsw, whose int16 saturation would break exactness). Only called after a CPUID check. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+void mh__ukernel_s8_6x16_avx2(int kc2, const int16_t *a, const int16_t *b, int32_t *c, int ldc, int accumulate) {
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int p = 0; p < kc2; p++) {
+    __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 16));
+    int32_t pr[6];
+    memcpy(pr, a, sizeof pr); /* row i's pair (k, k+1) as one 32-bit lane */
+    __m256i a0 = _mm256_set1_epi32(pr[0]), a1 = _mm256_set1_epi32(pr[1]);
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a0, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a0, b1));
+    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a1, b0));
+    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a1, b1));
+    __m256i a2 = _mm256_set1_epi32(pr[2]), a3 = _mm256_set1_epi32(pr[3]);
+    c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a2, b0));
+    c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a2, b1));
+    c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a3, b0));
+    c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a3, b1));
+    __m256i a4 = _mm256_set1_epi32(pr[4]), a5 = _mm256_set1_epi32(pr[5]);
+    c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(a4, b0));
+    c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(a4, b1));
+    c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(a5, b0));
+    c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(a5, b1));
+    a += 12;
+    b += 32;
+  }
+#define MH_STORE_ROW_S8(i, x0, x1)                                                          \
+  do {                                                                                      \
+    int32_t *r = c + (size_t)(i)*ldc;                                                       \
+    if (accumulate) {                                                                       \
+      x0 = _mm256_add_epi32(x0, _mm256_loadu_si256((const __m256i *)r));                    \
+      x1 = _mm256_add_epi32(x1, _mm256_loadu_si256((const __m256i *)(r + 8)));              \
+    }                                                                                       \
+    _mm256_storeu_si256((__m256i *)r, x0);                                                  \
+    _mm256_storeu_si256((__m256i *)(r + 8), x1);                                            \
+  } while (0)
+  MH_STORE_ROW_S8(0, c00, c01);
+  MH_STORE_ROW_S8(1, c10, c11);
+  MH_STORE_ROW_S8(2, c20, c21);
+  MH_STORE_ROW_S8(3, c30, c31);
+  MH_STORE_ROW_S8(4, c40, c41);
+  MH_STORE_ROW_S8(5, c50, c51);
+#undef MH_STORE_ROW_S8
+}
