@@ -47,6 +47,16 @@ typedef struct mh_gemm_s8_args {
  * [pair][row][2], b holds NR columns as [pair][col][2]; c[i][j] (=|+=) sum over pairs. */
 typedef void (*mh_ukernel_s8_fn)(int kc2, const int16_t *a, const int16_t *b, int32_t *c, int ldc, int accumulate);
 
+/* The requantise epilogue: y[i] = sat8(round(x[i] / 2^shift)) by mode, and in the same pass the
+ * largest |x[i]| (the int32 range, for the next shift) and how many outputs saturated. Stochastic
+ * rounding draws element i's bits from (key, index0 + i). */
+typedef struct mh_requant_stats {
+  uint32_t max_abs;  /* max |x| over the input (2^31 for INT32_MIN) */
+  long saturated;    /* outputs whose rounded magnitude exceeded 127 */
+} mh_requant_stats;
+typedef void (*mh_requant_s8_fn)(const int32_t *x, int8_t *y, long n, int shift, int mode, uint32_t key,
+                                 uint32_t index0, mh_requant_stats *st);
+
 /* Transposing pack: dst[p*stride + c] = src[c*lds + p] for c < cols, p < kc, and zeros for
  * c in [cols, stride). Packs A panels from a row-major A and B panels from a stored B^T. */
 typedef void (*mh_pack_transpose_fn)(const float *src, long lds, int cols, int kc, int stride, float *dst);
@@ -58,6 +68,7 @@ typedef struct mh_cpu_kernels {
   mh_pack_transpose_fn pack_transpose_f32;
   int mr_s8, nr_s8;      /* micro-tile of ukernel_s8 */
   mh_ukernel_s8_fn ukernel_s8;
+  mh_requant_s8_fn requant_s8;
 } mh_cpu_kernels;
 
 /* The table for this CPU, or the portable one when force_ref (or env MH_FORCE_REF=1). */
