@@ -179,6 +179,10 @@ int main(void) {
   BUILD(8, 5, 5, mh_graph_conv2d(&h.g, "c", 0, 7, 1, 1, 0, 1, 0));
   BUILD(3, 9, 9, mh_graph_conv2d(&h.g, "c", 0, 4, 1, 2, 0, 1, 1));
   BUILD(1, 12, 12, mh_graph_conv2d(&h.g, "c", 0, 3, 5, 1, 2, 1, 1));
+  /* stride 1 on planes wide enough for the padded-grid path (forward and transposed backward-data) */
+  BUILD(3, 12, 12, mh_graph_conv2d(&h.g, "c", 0, 5, 3, 1, 1, 1, 1));
+  BUILD(4, 11, 13, mh_graph_conv2d(&h.g, "c", 0, 6, 3, 1, 1, 2, 0));
+  BUILD(2, 16, 16, mh_graph_conv2d(&h.g, "c", 0, 3, 5, 1, 2, 1, 0));
   /* small planes: many samples per GEMM chunk */
   BUILD(4, 2, 2, mh_graph_conv2d(&h.g, "c", 0, 3, 3, 1, 1, 1, 0));
   BUILD(3, 4, 4, mh_graph_linear(&h.g, "fc", 0, 5, 1));

@@ -264,6 +264,10 @@ static size_t gathered_floats(const conv_dims *d) {
   return a > b ? a : b;
 }
 
+static int use_padded_grid(const conv_dims *d);
+static size_t padded_floats(const conv_dims *d, int nb);
+static int padded_chunk(const conv_dims *d);
+
 static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
   const mh_node *in = &g->nodes[nd->in[0]];
   conv_dims d = {n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
@@ -271,8 +275,14 @@ static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
   d.Og = d.O / d.G;
   if (is_depthwise(&d)) return 0;
   size_t cols = (size_t)chunk_samples(&d) * d.P * d.Q, kk = (size_t)d.Cg * d.K * d.K;
-  /* col and dcol (kk x cols) + gathered outputs/gradients + flipped weights */
-  return 2 * kk * cols + gathered_floats(&d) + (size_t)d.O * kk + 64;
+  /* [flipped weights (O x kk) | the larger of: col + dcol (kk x cols) + gathered outputs/gradients
+   * (backward), or a padded-grid forward of this conv or of its transposed (backward-data) conv] */
+  size_t body = 2 * kk * cols + gathered_floats(&d);
+  conv_dims t = {n, d.O, d.P, d.Q, d.C, d.H, d.W, d.G, d.Og, d.Cg, d.K, 1, d.K - 1 - d.D};
+  if (use_padded_grid(&d) && padded_floats(&d, padded_chunk(&d)) > body) body = padded_floats(&d, padded_chunk(&d));
+  if (d.S == 1 && t.D >= 0 && use_padded_grid(&t) && padded_floats(&t, padded_chunk(&t)) > body)
+    body = padded_floats(&t, padded_chunk(&t));
+  return (size_t)d.O * kk + body + 64;
 }
 
 /* ---- depthwise: direct loops -------------------------------------------------------------- */
@@ -379,11 +389,112 @@ static void dw_bwd_weight_channels(void *p, long lo, long hi) {
   }
 }
 
+/* ---- stride 1 on a padded grid: im2col rows become contiguous copies ---------------------------
+ * With the input zero-padded to Hp x Wp and the output computed on Wp-wide rows (the last K-1
+ * columns of each row are garbage and dropped), the column element (c, kh, kw) x (p, q') is
+ * xp[c][p + kh][q' + kw] = xp_flat[c*Hp*Wp + kh*Wp + kw + (p*Wp + q')]: every row of the column
+ * matrix is a contiguous run of the padded plane, so packing is a plain copy. Worth it when the
+ * wasted columns are few: Wp <= 1.25 Q. */
+static int use_padded_grid(const conv_dims *d) {
+  return d->S == 1 && d->K > 1 && (long)(d->W + 2 * d->D) * 4 <= (long)d->Q * 5;
+}
+
+typedef struct {
+  const float *xp;   /* cnt samples x Cg x Hp x Wp, plus K slack floats */
+  const long *row;   /* per kernel index k = (c, kh, kw): c*Hp*Wp + kh*Wp + kw */
+  long sample_stride; /* Cg*Hp*Wp */
+  int cols_per_sample; /* P*Wp */
+} padded_view;
+
+static void pack_b_padded(const void *ctx, int p0, int kc, int j0, int nc, int nr, float *dst) {
+  const padded_view *v = ctx;
+  for (int jp = 0; jp < nc; jp += nr) {
+    int width = nc - jp < nr ? nc - jp : nr, j = j0 + jp;
+    int s = j / v->cols_per_sample, local = j - s * v->cols_per_sample;
+    int run = v->cols_per_sample - local < width ? v->cols_per_sample - local : width; /* up to a sample edge */
+    const float *base0 = v->xp + s * v->sample_stride + local, *base1 = v->xp + (s + 1) * v->sample_stride;
+    float *panel = dst + (size_t)jp * kc;
+    for (int kk = 0; kk < kc; kk++) {
+      float *out = panel + (size_t)kk * nr;
+      const float *src = base0 + v->row[p0 + kk];
+      if (run == 16 && nr == 16) { /* the AVX2 panel width: a fixed-size copy the compiler inlines */
+        for (int t = 0; t < 16; t++) out[t] = src[t];
+        continue;
+      }
+      for (int t = 0; t < run; t++) out[t] = src[t];
+      const float *src1 = base1 + v->row[p0 + kk];
+      for (int t = run; t < width; t++) out[t] = src1[t - run];
+      for (int t = width; t < nr; t++) out[t] = 0.f;
+    }
+  }
+}
+
+static size_t padded_floats(const conv_dims *d, int nb) {
+  size_t hp = (size_t)d->H + 2 * d->D, wp = (size_t)d->W + 2 * d->D;
+  /* padded input + its row table + the Wp-wide output block */
+  return (size_t)nb * d->Cg * hp * wp + d->K + 16 + ((size_t)d->Cg * d->K * d->K * sizeof(long) + 3) / 4 +
+         (size_t)d->Og * nb * d->P * wp + 64;
+}
+
+static int padded_chunk(const conv_dims *d) {
+  long pw = (long)d->P * (d->W + 2 * d->D), per_sample = (long)d->Og * d->Cg * d->K * d->K * pw;
+  long nb_cols = (512 + pw - 1) / pw, nb_work = ((4L << 20) + per_sample - 1) / (per_sample > 0 ? per_sample : 1);
+  long nb = nb_cols > nb_work ? nb_cols : nb_work;
+  return nb < 1 ? 1 : nb > d->N ? d->N : (int)nb;
+}
+
+static void conv_gemm_forward_padded(const mh_op_ctx *ctx, const conv_dims *d, const float *x, const float *w,
+                                     float *y, int accumulate, float *scratch) {
+  int nb = padded_chunk(d), kk = d->Cg * d->K * d->K, Hp = d->H + 2 * d->D, Wp = d->W + 2 * d->D;
+  long plane = (long)Hp * Wp, sample_stride = (long)d->Cg * plane;
+  int cps = d->P * Wp;
+  float *xp = scratch;
+  long *row = (long *)(xp + (size_t)nb * sample_stride + d->K + 16);
+  float *cbuf = (float *)(row + kk) + 16;
+  for (int k = 0; k < kk; k++) {
+    int c = k / (d->K * d->K), kh = k / d->K % d->K, kw = k % d->K;
+    row[k] = c * plane + (long)kh * Wp + kw;
+  }
+  for (int n0 = 0; n0 < d->N; n0 += nb) {
+    int cnt = d->N - n0 < nb ? d->N - n0 : nb, cols = cnt * cps;
+    for (int g = 0; g < d->G; g++) {
+      /* the padded input of this chunk and group, zero border; K floats of slack stay zero */
+      memset(xp, 0, sizeof(float) * ((size_t)cnt * sample_stride + d->K + 16));
+      for (int sm = 0; sm < cnt; sm++)
+        for (int c = 0; c < d->Cg; c++) {
+          const float *src = x + (((size_t)(n0 + sm) * d->C) + g * d->Cg + c) * d->H * d->W;
+          float *dst = xp + sm * sample_stride + c * plane + (long)d->D * Wp + d->D;
+          for (int h = 0; h < d->H; h++) memcpy(dst + (long)h * Wp, src + (long)h * d->W, sizeof(float) * d->W);
+        }
+      padded_view view = {xp, row, sample_stride, cps};
+      mh_gemm_f32_args ga = {d->Og, cols, kk, w + (size_t)g * d->Og * kk, kk, 0, NULL, cols, 0, cbuf, cols, 0};
+      ga.pack_b = pack_b_padded;
+      ga.pack_b_ctx = &view;
+      mh_gemm_f32(ctx->kt, ctx->pool, &ga);
+      /* keep the first Q of every Wp-wide row */
+      for (int sm = 0; sm < cnt; sm++)
+        for (int o = 0; o < d->Og; o++)
+          for (int p = 0; p < d->P; p++) {
+            float *dst = y + (((size_t)(n0 + sm) * d->O + g * d->Og + o) * d->P + p) * d->Q;
+            const float *src = cbuf + (size_t)o * cols + (size_t)sm * cps + (size_t)p * Wp;
+            if (accumulate)
+              for (int q = 0; q < d->Q; q++) dst[q] += src[q];
+            else
+              memcpy(dst, src, sizeof(float) * d->Q);
+          }
+    }
+  }
+}
+
 /* ---- dense / grouped: implicit-im2col GEMM ------------------------------------------------------ */
 /* y (+)= conv(x, w) without bias: per group, per chunk of samples, W_g (Og x kk) * col (kk x cols).
  * tmp holds (Og x cols) when a chunk has several samples (their planes are not contiguous in y). */
 static void conv_gemm_forward(const mh_op_ctx *ctx, const conv_dims *d, const float *x, const float *w, float *y,
                               int accumulate, float *tmp) {
+  if (use_padded_grid(d)) {
+    conv_gemm_forward_padded(ctx, d, x, w, y, accumulate, tmp);
+    return;
+  }
   int nb = chunk_samples(d), kk = d->Cg * d->K * d->K, pq = d->P * d->Q;
   for (int n0 = 0; n0 < d->N; n0 += nb) {
     int cnt = d->N - n0 < nb ? d->N - n0 : nb, cols = cnt * pq;
@@ -480,9 +591,9 @@ static void conv_backward(mh_op_ctx *ctx) {
   }
   int nb = chunk_samples(&d);
   size_t cols_max = (size_t)nb * pq;
-  /* scratch: [col (kk x cols) | dcol (kk x cols) | gathered dy | flipped weights] (conv_scratch_floats) */
-  float *col = ctx->scratch, *dcol = col + (size_t)kk * cols_max, *tmp = dcol + (size_t)kk * cols_max,
-        *wt = tmp + gathered_floats(&d);
+  /* scratch: [flipped weights | col (kk x cols) | dcol (kk x cols) | gathered dy] (conv_scratch_floats) */
+  float *wt = ctx->scratch, *col = wt + (size_t)d.O * kk, *dcol = col + (size_t)kk * cols_max,
+        *tmp = dcol + (size_t)kk * cols_max;
   int transposed_dx = ctx->dx[0] && bwd_data_as_conv(&d);
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
@@ -521,7 +632,7 @@ static void conv_backward(mh_op_ctx *ctx) {
       }
     }
   }
-  if (transposed_dx) conv_bwd_data_transposed(ctx, &d, wt, tmp);
+  if (transposed_dx) conv_bwd_data_transposed(ctx, &d, wt, col); /* col.. is free again */
   if (db)
     for (int o = 0; o < d.O; o++) {
       double s = 0;
