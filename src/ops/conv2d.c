@@ -266,6 +266,9 @@ static size_t gathered_floats(const conv_dims *d) {
 
 static int use_padded_grid(const conv_dims *d);
 static size_t padded_floats(const conv_dims *d, int nb);
+
+/* One group's weights packed for the GEMM (rows rounded up to any micro-tile height <= 16). */
+static size_t packed_w_floats(const conv_dims *d) { return (size_t)(d->Og + 16) * d->Cg * d->K * d->K + 16; }
 static int padded_chunk(const conv_dims *d);
 
 static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
@@ -277,11 +280,13 @@ static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
   size_t cols = (size_t)chunk_samples(&d) * d.P * d.Q, kk = (size_t)d.Cg * d.K * d.K;
   /* [flipped weights (O x kk) | the larger of: col + dcol (kk x cols) + gathered outputs/gradients
    * (backward), or a padded-grid forward of this conv or of its transposed (backward-data) conv] */
-  size_t body = 2 * kk * cols + gathered_floats(&d);
+  size_t body = 2 * kk * cols + gathered_floats(&d), fwd = packed_w_floats(&d) + gathered_floats(&d);
+  if (fwd > body) body = fwd;
   conv_dims t = {n, d.O, d.P, d.Q, d.C, d.H, d.W, d.G, d.Og, d.Cg, d.K, 1, d.K - 1 - d.D};
   if (use_padded_grid(&d) && padded_floats(&d, padded_chunk(&d)) > body) body = padded_floats(&d, padded_chunk(&d));
   if (d.S == 1 && t.D >= 0 && use_padded_grid(&t) && padded_floats(&t, padded_chunk(&t)) > body)
     body = padded_floats(&t, padded_chunk(&t));
+  if (d.S == 1 && t.D >= 0 && packed_w_floats(&t) + gathered_floats(&d) > body) body = packed_w_floats(&t) + gathered_floats(&d);
   return (size_t)d.O * kk + body + 64;
 }
 
@@ -431,8 +436,8 @@ static void pack_b_padded(const void *ctx, int p0, int kc, int j0, int nc, int n
 
 static size_t padded_floats(const conv_dims *d, int nb) {
   size_t hp = (size_t)d->H + 2 * d->D, wp = (size_t)d->W + 2 * d->D;
-  /* padded input + its row table + the Wp-wide output block */
-  return (size_t)nb * d->Cg * hp * wp + d->K + 16 + ((size_t)d->Cg * d->K * d->K * sizeof(long) + 3) / 4 +
+  /* packed weights + padded input + its row table + the Wp-wide output block */
+  return packed_w_floats(d) + (size_t)nb * d->Cg * hp * wp + d->K + 16 + ((size_t)d->Cg * d->K * d->K * sizeof(long) + 3) / 4 +
          (size_t)d->Og * nb * d->P * wp + 64;
 }
 
@@ -448,16 +453,19 @@ static void conv_gemm_forward_padded(const mh_op_ctx *ctx, const conv_dims *d, c
   int nb = padded_chunk(d), kk = d->Cg * d->K * d->K, Hp = d->H + 2 * d->D, Wp = d->W + 2 * d->D;
   long plane = (long)Hp * Wp, sample_stride = (long)d->Cg * plane;
   int cps = d->P * Wp;
-  float *xp = scratch;
+  /* [packed weights of one group | padded input | row table | Wp-wide output block] */
+  float *apk = scratch, *xp = apk + packed_w_floats(d);
   long *row = (long *)(xp + (size_t)nb * sample_stride + d->K + 16);
   float *cbuf = (float *)(row + kk) + 16;
   for (int k = 0; k < kk; k++) {
     int c = k / (d->K * d->K), kh = k / d->K % d->K, kw = k % d->K;
     row[k] = c * plane + (long)kh * Wp + kw;
   }
-  for (int n0 = 0; n0 < d->N; n0 += nb) {
-    int cnt = d->N - n0 < nb ? d->N - n0 : nb, cols = cnt * cps;
-    for (int g = 0; g < d->G; g++) {
+  for (int g = 0; g < d->G; g++) {
+    mh_gemm_f32_args wa = {d->Og, 0, kk, w + (size_t)g * d->Og * kk, kk, 0};
+    mh_gemm_f32_pack_a(ctx->kt, &wa, apk); /* once per call, shared by every chunk */
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+      int cnt = d->N - n0 < nb ? d->N - n0 : nb, cols = cnt * cps;
       /* the padded input of this chunk and group, zero border; K floats of slack stay zero */
       memset(xp, 0, sizeof(float) * ((size_t)cnt * sample_stride + d->K + 16));
       for (int sm = 0; sm < cnt; sm++)
@@ -470,6 +478,7 @@ static void conv_gemm_forward_padded(const mh_op_ctx *ctx, const conv_dims *d, c
       mh_gemm_f32_args ga = {d->Og, cols, kk, w + (size_t)g * d->Og * kk, kk, 0, NULL, cols, 0, cbuf, cols, 0};
       ga.pack_b = pack_b_padded;
       ga.pack_b_ctx = &view;
+      ga.a_packed = apk;
       mh_gemm_f32(ctx->kt, ctx->pool, &ga);
       /* keep the first Q of every Wp-wide row */
       for (int sm = 0; sm < cnt; sm++)
@@ -496,11 +505,16 @@ static void conv_gemm_forward(const mh_op_ctx *ctx, const conv_dims *d, const fl
     return;
   }
   int nb = chunk_samples(d), kk = d->Cg * d->K * d->K, pq = d->P * d->Q;
-  for (int n0 = 0; n0 < d->N; n0 += nb) {
-    int cnt = d->N - n0 < nb ? d->N - n0 : nb, cols = cnt * pq;
-    for (int g = 0; g < d->G; g++) {
+  float *apk = tmp; /* [packed weights of one group | gathered output block] */
+  tmp += packed_w_floats(d);
+  for (int g = 0; g < d->G; g++) {
+    mh_gemm_f32_args wa = {d->Og, 0, kk, w + (size_t)g * d->Og * kk, kk, 0};
+    mh_gemm_f32_pack_a(ctx->kt, &wa, apk); /* once per call, shared by every chunk */
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+      int cnt = d->N - n0 < nb ? d->N - n0 : nb, cols = cnt * pq;
       im2col_view view = {d, x, n0, g};
       mh_gemm_f32_args ga = {d->Og, cols, kk, w + (size_t)g * d->Og * kk, kk, 0, NULL, cols, 0, NULL, cols, 0};
+      ga.a_packed = apk;
       if (is_pointwise(d) && cnt == 1) {
         ga.b = x + ((size_t)n0 * d->C + g * d->Cg) * pq; /* a 1x1 conv reads its input as is */
       } else {

@@ -67,13 +67,17 @@ static void gemm_block(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int 
     pack_b(kt, g, nr, j0, nc, p0, kc, bpack);
     for (int ib = i0; ib < i1; ib += mc_max) {
       int mc = i1 - ib < mc_max ? i1 - ib : mc_max;
-      pack_a(kt, g, mr, ib, mc, p0, kc, apack);
+      const float *ablock = apack;
+      if (g->a_packed) /* K block p0 holds ceil(m/mr)*mr rows of kc; row ib starts ib*kc in */
+        ablock = g->a_packed + (size_t)((g->m + mr - 1) / mr * mr) * p0 + (size_t)ib * kc;
+      else
+        pack_a(kt, g, mr, ib, mc, p0, kc, apack);
       for (int jp = 0; jp < nc; jp += nr) {
         int cols = nc - jp < nr ? nc - jp : nr;
         for (int ip = 0; ip < mc; ip += mr) {
           int rows = mc - ip < mr ? mc - ip : mr;
           float *c = g->c + (size_t)(ib + ip) * g->ldc + j0 + jp;
-          const float *ap = apack + (size_t)ip * kc, *bp = bpack + (size_t)jp * kc;
+          const float *ap = ablock + (size_t)ip * kc, *bp = bpack + (size_t)jp * kc;
           if (rows == mr && cols == nr) {
             kt->ukernel_f32(kc, ap, bp, c, g->ldc, acc);
           } else {
@@ -127,6 +131,18 @@ static void gemm_task(void *ctx, int task, int thread) {
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+size_t mh_gemm_f32_packed_a_floats(const mh_cpu_kernels *kt, int m, int k) {
+  return (size_t)ceil_div(m, kt->mr) * kt->mr * (size_t)k;
+}
+
+void mh_gemm_f32_pack_a(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, float *dst) {
+  size_t mp = (size_t)ceil_div(g->m, kt->mr) * kt->mr;
+  for (int p0 = 0; p0 < g->k; p0 += MH_KC) {
+    int kc = g->k - p0 < MH_KC ? g->k - p0 : MH_KC;
+    pack_a(kt, g, kt->mr, 0, g->m, p0, kc, dst + mp * p0);
+  }
+}
 
 void mh_gemm_f32(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_f32_args *g) {
   if (g->m <= 0 || g->n <= 0) return;

@@ -24,6 +24,9 @@ typedef struct mh_gemm_f32_args {
    * into the GEMM (implicit im2col) without materialising the column matrix. */
   void (*pack_b)(const void *ctx, int p0, int kc, int j0, int nc, int nr, float *dst);
   const void *pack_b_ctx;
+  /* Optional: op(A) already packed by mh_gemm_f32_pack_a (reused across calls, e.g. a conv's weights
+   * over all its sample chunks); a/lda/trans_a are then ignored. */
+  const float *a_packed;
 } mh_gemm_f32_args;
 
 /* Register-tile micro-kernel: c[0..MR)[0..NR) (=|+=) sum_p a[p*MR + i] * b[p*NR + j]. */
@@ -81,6 +84,10 @@ void mh_gemm_f32(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_f32_args
 /* Blocked, packed, multi-threaded int8 GEMM; bit-identical to the oracle on every table. */
 void mh_gemm_s8(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_s8_args *g);
 void mh_gemm_s8_ref(const mh_gemm_s8_args *g);
+
+/* Packs op(A) of g (m x k) once into the driver's panel layout; dst needs mh_gemm_f32_packed_a_floats. */
+size_t mh_gemm_f32_packed_a_floats(const mh_cpu_kernels *kt, int m, int k);
+void mh_gemm_f32_pack_a(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, float *dst);
 
 /* The oracle: a plain triple loop in double accumulation order-independent of blocking. */
 void mh_gemm_f32_ref(const mh_gemm_f32_args *g);
