@@ -267,6 +267,9 @@ static size_t gathered_floats(const conv_dims *d) {
 static int use_padded_grid(const conv_dims *d);
 static size_t padded_floats(const conv_dims *d, int nb);
 
+/* The backward's weight region: flipped weights (O x kk), or W^T packed with kk rows rounded up. */
+static size_t wt_floats(const conv_dims *d) { return (size_t)d->O * (d->Cg * d->K * d->K + 16) + 16; }
+
 /* One group's weights packed for the GEMM (rows rounded up to any micro-tile height <= 16). */
 static size_t packed_w_floats(const conv_dims *d) { return (size_t)(d->Og + 16) * d->Cg * d->K * d->K + 16; }
 static int padded_chunk(const conv_dims *d);
@@ -287,7 +290,7 @@ static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
   if (d.S == 1 && t.D >= 0 && use_padded_grid(&t) && padded_floats(&t, padded_chunk(&t)) > body)
     body = padded_floats(&t, padded_chunk(&t));
   if (d.S == 1 && t.D >= 0 && packed_w_floats(&t) + gathered_floats(&d) > body) body = packed_w_floats(&t) + gathered_floats(&d);
-  return (size_t)d.O * kk + body + 64;
+  return wt_floats(&d) + body + 64;
 }
 
 /* ---- depthwise: direct loops -------------------------------------------------------------- */
@@ -605,10 +608,17 @@ static void conv_backward(mh_op_ctx *ctx) {
   }
   int nb = chunk_samples(&d);
   size_t cols_max = (size_t)nb * pq;
-  /* scratch: [flipped weights | col (kk x cols) | dcol (kk x cols) | gathered dy] (conv_scratch_floats) */
-  float *wt = ctx->scratch, *col = wt + (size_t)d.O * kk, *dcol = col + (size_t)kk * cols_max,
+  /* scratch: [flipped or packed weights | col (kk x cols) | dcol (kk x cols) | gathered dy]
+   * (conv_scratch_floats) */
+  float *wt = ctx->scratch, *col = wt + wt_floats(&d), *dcol = col + (size_t)kk * cols_max,
         *tmp = dcol + (size_t)kk * cols_max;
   int transposed_dx = ctx->dx[0] && bwd_data_as_conv(&d);
+  /* col2im path, one group: W^T is packed once for every chunk's dcol GEMM */
+  int packed_wt = ctx->dx[0] && !transposed_dx && d.G == 1;
+  if (packed_wt) {
+    mh_gemm_f32_args wa = {kk, 0, d.Og, w, kk, 1};
+    mh_gemm_f32_pack_a(ctx->kt, &wa, wt);
+  }
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     int direct = is_pointwise(&d) && cnt == 1;
@@ -639,6 +649,7 @@ static void conv_backward(mh_op_ctx *ctx) {
       float *D = direct ? ctx->dx[0] + ((size_t)n0 * d.C + g * d.Cg) * pq : dcol;
       mh_gemm_f32_args gd = {kk, cols, d.Og, w + (size_t)g * d.Og * kk, kk, 1, G, cols, 0, D, cols,
                              direct && ctx->dx_accumulate[0]};
+      if (packed_wt) gd.a_packed = wt;
       mh_gemm_f32(ctx->kt, ctx->pool, &gd);
       if (!direct) {
         col2im_job j = {&d, dcol, ctx->dx[0], n0, cnt, g, ctx->dx_accumulate[0]};
