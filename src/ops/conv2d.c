@@ -1,5 +1,6 @@
 /* conv2d forward and backward (data and weight) in FP32: implicit-im2col packed GEMM for dense and
  * grouped convolutions (backward-data as a transposed convolution when stride is 1), direct loops for depthwise, and naive 7-loop oracles used when ctx->reference is set. */
+#include <stdint.h>
 #include <string.h>
 
 #include "ops/ops.h"
@@ -440,7 +441,7 @@ static void pack_b_padded(const void *ctx, int p0, int kc, int j0, int nc, int n
 static size_t padded_floats(const conv_dims *d, int nb) {
   size_t hp = (size_t)d->H + 2 * d->D, wp = (size_t)d->W + 2 * d->D;
   /* packed weights + padded input + its row table + the Wp-wide output block */
-  return packed_w_floats(d) + (size_t)nb * d->Cg * hp * wp + d->K + 16 + ((size_t)d->Cg * d->K * d->K * sizeof(long) + 3) / 4 +
+  return packed_w_floats(d) + (size_t)nb * d->Cg * hp * wp + d->K + 16 + 16 + ((size_t)d->Cg * d->K * d->K * sizeof(long) + 3) / 4 +
          (size_t)d->Og * nb * d->P * wp + 64;
 }
 
@@ -458,7 +459,8 @@ static void conv_gemm_forward_padded(const mh_op_ctx *ctx, const conv_dims *d, c
   int cps = d->P * Wp;
   /* [packed weights of one group | padded input | row table | Wp-wide output block] */
   float *apk = scratch, *xp = apk + packed_w_floats(d);
-  long *row = (long *)(xp + (size_t)nb * sample_stride + d->K + 16);
+  /* the row table starts on a 64-byte boundary (a long needs 8) */
+  long *row = (long *)(((uintptr_t)(xp + (size_t)nb * sample_stride + d->K + 16) + 63) & ~(uintptr_t)63);
   float *cbuf = (float *)(row + kk) + 16;
   for (int k = 0; k < kk; k++) {
     int c = k / (d->K * d->K), kh = k / d->K % d->K, kw = k % d->K;

@@ -43,7 +43,7 @@ static inline int32_t mh_q_sat8(int32_t v) { return v > MH_Q8_MAX ? MH_Q8_MAX : 
 /* x / 2^s truncated toward zero (C division), for s in [0, 31]; the magnitude part of every mode. */
 static inline int32_t mh_q_trunc_shift(int32_t x, int s) {
   uint32_t a = mh_q_abs32(x) >> s;
-  return x < 0 ? -(int32_t)a : (int32_t)a;
+  return (int32_t)(x < 0 ? 0u - a : a); /* negate in unsigned: s = 0 keeps INT32_MIN without overflow */
 }
 
 /* |x| mod 2^s: the s discarded bits of the magnitude. */
