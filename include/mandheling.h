@@ -143,6 +143,8 @@ int mh_trainer_save(mh_trainer *t, const char *path);
 int mh_trainer_load(mh_trainer *t, const char *path);
 /* Changes how far training goes: epochs (-1 keeps it) and max_steps (-1 keeps it, 0 no limit). */
 int mh_trainer_set_length(mh_trainer *t, int epochs, long max_steps);
+/* The precision a checkpoint was trained in ("fp32", "int8"). */
+int mh_checkpoint_precision(const char *path, char *out, size_t size);
 /* The model a checkpoint was trained with (its "model" metadata and the embedded model text) */
 int mh_checkpoint_model(const char *path, uint64_t seed, mh_model **model);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bit-exact resumption: training 2N steps in one run must give the same checkpoint tensors, bit
 # for bit, as training N steps, saving, and resuming to 2N, with N falling in the middle of an
-# epoch. On a slice of the real Fashion-MNIST (512 train / 128 test), lenet5 and cnn6, batch 16:
+# epoch. On a slice of the real Fashion-MNIST (512 train / 128 test), lenet5 and cnn6 in fp32 and
+# lenet5 in int8, batch 16:
 # 32 steps per epoch, 3 epochs, N = 48 (epoch 2, step 16 of 32).
 # usage: bash cli_resume.sh <mandheling-binary> <source-dir> <build-dir>   (exit 77: skipped)
 set -u
@@ -76,18 +77,19 @@ run() { # label, args...: runs the binary, reports a failure with its stderr
   fi
 }
 
-for model in lenet5 cnn6; do
-  common=(--data "$T/data" --batch $BATCH --epochs $EPOCHS --seed 3)
+for case in lenet5:fp32 cnn6:fp32 lenet5:int8; do
+  model=${case%%:*} precision=${case##*:}
+  common=(--data "$T/data" --batch $BATCH --epochs $EPOCHS --seed 3 --precision $precision)
   start=$SECONDS
   if run "$model: A (0 -> 2N)" train --model $model "${common[@]}" --max-steps $((2 * N)) --save "$T/a.st" &&
     run "$model: B1 (0 -> N)" train --model $model "${common[@]}" --max-steps $N --save "$T/b1.st" &&
     run "$model: B2 (resume N -> 2N)" train --data "$T/data" --resume "$T/b1.st" --max-steps $((2 * N)) \
       --save "$T/b2.st"; then
     if "$PY" "$T/compare.py" "$T/a.st" "$T/b2.st" >"$T/cmp" 2>&1; then
-      echo "ok   $model: resume at step $N of $((2 * N)) is bit-exact ($((SECONDS - start)) s)"
+      echo "ok   $model ($precision): resume at step $N of $((2 * N)) is bit-exact ($((SECONDS - start)) s)"
       cat "$T/cmp"
     else
-      echo "FAIL $model: resumed run differs from the uninterrupted one"
+      echo "FAIL $model ($precision): resumed run differs from the uninterrupted one"
       cat "$T/cmp"
       failed=$((failed + 1))
     fi

@@ -55,7 +55,7 @@ static void setup(harness *h, int id, int n) {
   h->buf = calloc(4096, 4);
   h->state = calloc(4096, 4);
   const mh_op_impl *op = mh_op_impl_get(nd->op);
-  size_t sc = op->scratch_floats ? op->scratch_floats(&h->g, nd, n) : 0;
+  size_t sc = op->scratch_floats ? op->scratch_floats(&h->g, nd, n, MH_PRECISION_FP32) : 0;
   h->scratch = malloc(sc * 4 + 64);
 }
 

@@ -55,7 +55,7 @@ int cmd_bench(int argc, char **argv) {
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
                           {"--steps", OPT_INT, &steps, "timed steps after 2 warm-up steps (default 10)"},
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
-                          {"--precision", OPT_STR, &precision, "fp32 (default fp32)"},
+                          {"--precision", OPT_STR, &precision, "fp32|int8 (default fp32)"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},

@@ -39,7 +39,7 @@ int cmd_train(int argc, char **argv) {
       {"--schedule", OPT_STR, &schedule, "step|cosine|constant (default cosine)"},
       {"--step-size", OPT_INT, &cfg.step_size, "step schedule: epochs per decay (default epochs/3)"},
       {"--gamma", OPT_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)"},
-      {"--precision", OPT_STR, &precision, "fp32 (default fp32)"},
+      {"--precision", OPT_STR, &precision, "fp32|int8 (default fp32)"},
       {"--threads", OPT_INT, &cfg.threads, "worker threads including the caller (default 2)"},
       {"--seed", OPT_U64, &cfg.seed, "seed for initialisation, shuffling, augmentation (default 1)"},
       {"--max-steps", OPT_LONG, &max_steps, "stop after N optimizer steps in total"},
@@ -57,8 +57,16 @@ int cmd_train(int argc, char **argv) {
   cfg.precision = precision;
   if (epochs != -1) cfg.epochs = epochs;
   if (max_steps != -1) cfg.max_steps = max_steps;
-  int model_given = 0;
-  for (int i = 0; i < argc; i++) model_given |= strncmp(argv[i], "--model", 7) == 0;
+  int model_given = 0, precision_given = 0;
+  for (int i = 0; i < argc; i++) {
+    model_given |= strncmp(argv[i], "--model", 7) == 0;
+    precision_given |= strncmp(argv[i], "--precision", 11) == 0;
+  }
+  char ckpt_precision[16];
+  if (resume && !precision_given) { /* resume in the checkpoint's own precision */
+    if (mh_checkpoint_precision(resume, ckpt_precision, sizeof ckpt_precision)) return cli_fail("train");
+    cfg.precision = precision = ckpt_precision;
+  }
   if (!quiet) mh_set_log(cli_log, NULL);
 
   mh_model *m = NULL;
@@ -117,7 +125,7 @@ int cmd_eval(int argc, char **argv) {
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (default: the checkpoint's own)"},
                           {"--load", OPT_STR, &load, "checkpoint to evaluate (required)"},
                           {"--data", OPT_STR, &data, "data directory (default " DEFAULT_DATA ")"},
-                          {"--precision", OPT_STR, &precision, "fp32 (default fp32)"},
+                          {"--precision", OPT_STR, &precision, "fp32|int8 (default fp32)"},
                           {"--batch", OPT_INT, &batch, "evaluation batch (default 256)"},
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},

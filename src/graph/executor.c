@@ -24,6 +24,9 @@ struct mh_executor {
   mh_pool *pool;
   const mh_cpu_kernels *kt;
   int reference;
+  int precision; /* mh_precision of conv/linear layers; fixed before the first prepare */
+  uint64_t seed;
+  long step;
   plan plans[2]; /* [0] inference, [1] training */
   plan *last;    /* plan of the last forward */
   double *prof;  /* per node: forward seconds, backward seconds (NULL: profiling off) */
@@ -56,6 +59,20 @@ void mh_exec_free(mh_executor *ex) {
 }
 
 void mh_exec_set_reference(mh_executor *ex, int reference) { ex->reference = reference; }
+
+void mh_exec_set_precision(mh_executor *ex, int precision) {
+  if (precision != ex->precision) { /* scratch sizes depend on it: plan again */
+    plan_free(&ex->plans[0]);
+    plan_free(&ex->plans[1]);
+    ex->last = NULL;
+  }
+  ex->precision = precision;
+}
+
+void mh_exec_set_step(mh_executor *ex, uint64_t seed, long step) {
+  ex->seed = seed;
+  ex->step = step;
+}
 
 /* The node whose memory node i's output lives in (flatten views its input). */
 static int storage_of(const mh_graph *g, int i) {
@@ -147,7 +164,7 @@ static int build_plan(mh_executor *ex, plan *p, int B, int training) {
   size_t scratch = 0, state = 0;
   for (int i = 1; i < N; i++) {
     const mh_op_impl *op = mh_op_impl_get(g->nodes[i].op);
-    size_t s = op->scratch_floats ? op->scratch_floats(g, &g->nodes[i], B) : 0;
+    size_t s = op->scratch_floats ? op->scratch_floats(g, &g->nodes[i], B, ex->precision) : 0;
     if (s > scratch) scratch = s;
     p->state_off[i] = state;
     state += op->state_floats ? op->state_floats(&g->nodes[i]) : 0;
@@ -217,6 +234,10 @@ static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, 
   c.scratch = p->scratch;
   c.training = training;
   c.reference = ex->reference;
+  c.precision = ex->precision;
+  c.seed = ex->seed;
+  c.step = ex->step;
+  c.node_id = i;
   c.pool = ex->pool;
   c.kt = ex->kt;
   return c;

@@ -4,6 +4,7 @@
 #define MH_GRAPH_EXECUTOR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "backend/cpu/kernels.h"
 #include "core/pool.h"
@@ -22,6 +23,11 @@ int mh_exec_init(mh_executor **ex, const mh_graph *g, mh_pool *pool, const mh_cp
 void mh_exec_free(mh_executor *ex);
 /* 1: oracle kernels for every op (tests) */
 void mh_exec_set_reference(mh_executor *ex, int reference);
+
+/* Arithmetic of conv/linear layers (mh_precision in ops/ops.h); changing it drops the plans. */
+void mh_exec_set_precision(mh_executor *ex, int precision);
+/* Keys stochastic rounding of the next forward/backward: (seed, step, node, element). */
+void mh_exec_set_step(mh_executor *ex, uint64_t seed, long step);
 
 /* Prepare stage: plans memory for batches of up to `max_batch` in training (forward+backward) or
  * inference mode. Cheap when nothing changed. */

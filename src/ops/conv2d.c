@@ -3,13 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ops/ops.h"
+#include "ops/conv2d_common.h"
 
-/* Dimension letters: N batch, C/H/W input, O/P/Q output channels/height/width, G groups,
- * Cg = C/G, Og = O/G, K kernel side, S stride, D padding. Weight is (O, Cg, K, K). */
-typedef struct {
-  int N, C, H, W, O, P, Q, G, Cg, Og, K, S, D;
-} conv_dims;
 
 static conv_dims dims_of(const mh_op_ctx *ctx) {
   const mh_node *nd = ctx->node, *in = &ctx->g->nodes[nd->in[0]];
@@ -275,11 +270,12 @@ static size_t wt_floats(const conv_dims *d) { return (size_t)d->O * (d->Cg * d->
 static size_t packed_w_floats(const conv_dims *d) { return (size_t)(d->Og + 16) * d->Cg * d->K * d->K + 16; }
 static int padded_chunk(const conv_dims *d);
 
-static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n) {
+static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n, int precision) {
   const mh_node *in = &g->nodes[nd->in[0]];
   conv_dims d = {n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
   d.Cg = d.C / d.G;
   d.Og = d.O / d.G;
+  if (precision == MH_PRECISION_INT8) return mh__conv_scratch_floats_s8(&d);
   if (is_depthwise(&d)) return 0;
   size_t cols = (size_t)chunk_samples(&d) * d.P * d.Q, kk = (size_t)d.Cg * d.K * d.K;
   /* [flipped weights (O x kk) | the larger of: col + dcol (kk x cols) + gathered outputs/gradients
@@ -548,6 +544,10 @@ static void conv_gemm_forward(const mh_op_ctx *ctx, const conv_dims *d, const fl
 }
 
 static void conv_forward(mh_op_ctx *ctx) {
+  if (ctx->precision == MH_PRECISION_INT8 && !ctx->reference) {
+    mh__conv_forward_s8(ctx);
+    return;
+  }
   conv_dims d = dims_of(ctx);
   const float *w = ctx->w, *b = ctx->node->bias ? ctx->w + (size_t)d.O * d.Cg * d.K * d.K : NULL;
   if (ctx->reference) {
@@ -594,6 +594,10 @@ static void conv_bwd_data_transposed(mh_op_ctx *ctx, const conv_dims *d, float *
 }
 
 static void conv_backward(mh_op_ctx *ctx) {
+  if (ctx->precision == MH_PRECISION_INT8 && !ctx->reference) {
+    mh__conv_backward_s8(ctx);
+    return;
+  }
   conv_dims d = dims_of(ctx);
   int kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   const float *w = ctx->w;
@@ -669,6 +673,14 @@ static void conv_backward(mh_op_ctx *ctx) {
       }
       db[o] = (float)s;
     }
+}
+
+conv_dims mh__conv_dims(const mh_op_ctx *ctx) { return dims_of(ctx); }
+int mh__conv_chunk_samples(const conv_dims *d) { return chunk_samples(d); }
+void mh__conv_col2im(const mh_op_ctx *ctx, const conv_dims *d, const float *dcol, float *dx, int n0, int cnt, int g,
+                     int accumulate) {
+  col2im_job j = {d, dcol, dx, n0, cnt, g, accumulate};
+  mh_parallel_for(ctx->pool, (long)cnt * d->Cg, col2im_planes, &j);
 }
 
 const mh_op_impl mh_op_conv2d = {

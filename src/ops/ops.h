@@ -4,10 +4,17 @@
 #define MH_OPS_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "backend/cpu/kernels.h"
 #include "core/pool.h"
 #include "graph/graph.h"
+
+/* Which arithmetic conv and linear layers use (the algorithm decides; other ops stay FP32). */
+typedef enum mh_precision {
+  MH_PRECISION_FP32 = 0,
+  MH_PRECISION_INT8 = 1 /* int8 x int8 -> int32 GEMMs with per-tensor power-of-two scales, FP32 around them */
+} mh_precision;
 
 /* Shapes: every activation is NCHW with the node's per-sample (c, h, w); n is the batch. */
 typedef struct mh_op_ctx {
@@ -26,6 +33,10 @@ typedef struct mh_op_ctx {
   float *scratch;     /* scratch_floats, shared by all ops (valid during one call) */
   int training;
   int reference;      /* 1: use the oracle kernels (naive loops) */
+  int precision;      /* mh_precision */
+  uint64_t seed;      /* stochastic rounding key: (seed, step, node) */
+  long step;
+  int node_id;
   mh_pool *pool;
   const mh_cpu_kernels *kt;
 } mh_op_ctx;
@@ -34,7 +45,7 @@ typedef struct mh_op_impl {
   int save_input;   /* backward reads the inputs */
   int save_output;  /* backward reads the output */
   int alias_input;  /* the output is the input's memory (flatten) */
-  size_t (*scratch_floats)(const mh_graph *g, const mh_node *node, int n);
+  size_t (*scratch_floats)(const mh_graph *g, const mh_node *node, int n, int precision);
   size_t (*state_floats)(const mh_node *node);
   void (*forward)(mh_op_ctx *ctx);
   void (*backward)(mh_op_ctx *ctx);

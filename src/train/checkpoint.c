@@ -233,3 +233,14 @@ int mh_checkpoint_model(const char *path, uint64_t seed, mh_model **model) {
   mh_st_free(f);
   return st;
 }
+
+int mh_checkpoint_precision(const char *path, char *out, size_t size) {
+  mh_st_file *f = NULL;
+  MH_TRY(mh_st_read(&f, path));
+  const char *p = mh_st_meta_get(f, "precision");
+  int st = MH_OK;
+  if (!p || !*p || strlen(p) >= size) st = mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata 'precision' missing or too long", path);
+  else snprintf(out, size, "%s", p);
+  mh_st_free(f);
+  return st;
+}

@@ -25,8 +25,9 @@ void mh_train_config_default(mh_train_config *c) {
 }
 
 static int check_config(const mh_train_config *c) {
-  if (c->precision && strcmp(c->precision, "fp32") != 0)
-    return mh__error(MH_ERR_UNSUPPORTED, "--precision %s: this build trains in fp32 only", c->precision);
+  if (c->precision && strcmp(c->precision, "fp32") != 0 && strcmp(c->precision, "int8") != 0)
+    return mh__error(MH_ERR_UNSUPPORTED, "--precision %s: known precisions are fp32 and int8 (niti is not built yet)",
+                     c->precision);
   if (c->epochs < 1 || c->epochs > 100000) return mh__error(MH_ERR_INVALID_ARG, "--epochs %d out of range [1, 100000]", c->epochs);
   if (c->batch < 1 || c->batch > 65536) return mh__error(MH_ERR_INVALID_ARG, "--batch %d out of range [1, 65536]", c->batch);
   if (!(c->lr >= 0 && c->lr < 1e6)) return mh__error(MH_ERR_INVALID_ARG, "--lr %g must be a non-negative number", c->lr);
@@ -56,6 +57,8 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
   if (st == MH_OK) st = mh_exec_init(&t->ex, &m->g, t->pool, t->kt);
   if (st == MH_OK) {
     mh_exec_set_reference(t->ex, cfg->force_reference);
+    /* the algorithm: fp32, or int8 (conv/linear GEMMs in int8, the rest FP32 with FP32 masters) */
+    mh_exec_set_precision(t->ex, strcmp(t->precision, "int8") == 0 ? MH_PRECISION_INT8 : MH_PRECISION_FP32);
     t->momentum = calloc((size_t)m->g.n_param_floats + 16, sizeof(float));
     if (!t->momentum) st = mh__error(MH_ERR_NOMEM, "trainer: out of memory for optimizer state");
   }
@@ -106,6 +109,7 @@ static int step_body(mh_trainer *t, const float *x, const int32_t *labels, int n
   MH_TRY(mh__trainer_prepare(t, n > t->cfg.batch ? n : t->cfg.batch));
   mh_model *m = t->m;
   int classes = m->g.nodes[m->g.n_nodes - 1].c;
+  mh_exec_set_step(t->ex, t->cfg.seed, t->step);
   MH_TRY(mh_exec_forward(t->ex, x, n, m->params, m->buffers, 1));
   double l = mh_softmax_xent_f32(mh_exec_output(t->ex), labels, n, classes, mh_exec_output_grad(t->ex));
   MH_TRY(mh_exec_backward(t->ex, m->params, m->grads));

@@ -1,0 +1,26 @@
+/* Shared by the FP32 (conv2d.c) and int8 (conv2d_s8.c) convolution paths: the dimension letters
+ * and the helpers both use. Internal to src/ops. */
+#ifndef MH_OPS_CONV2D_COMMON_H
+#define MH_OPS_CONV2D_COMMON_H
+
+#include "ops/ops.h"
+
+/* N batch, C/H/W input, O/P/Q output channels/height/width, G groups, Cg = C/G, Og = O/G,
+ * K kernel side, S stride, D padding. Weight is (O, Cg, K, K). */
+typedef struct {
+  int N, C, H, W, O, P, Q, G, Cg, Og, K, S, D;
+} conv_dims;
+
+conv_dims mh__conv_dims(const mh_op_ctx *ctx);
+/* Samples per GEMM chunk (enough columns and work per call). */
+int mh__conv_chunk_samples(const conv_dims *d);
+/* dx (+)= col2im(dcol) for samples [n0, n0+cnt) of group g; dcol is (Cg*K*K) x (cnt*P*Q). */
+void mh__conv_col2im(const mh_op_ctx *ctx, const conv_dims *d, const float *dcol, float *dx, int n0, int cnt, int g,
+                     int accumulate);
+
+/* The int8 path (conv2d_s8.c), chosen by ctx->precision. */
+void mh__conv_forward_s8(mh_op_ctx *ctx);
+void mh__conv_backward_s8(mh_op_ctx *ctx);
+size_t mh__conv_scratch_floats_s8(const conv_dims *d);
+
+#endif
