@@ -38,25 +38,49 @@ static size_t s8_bytes(const conv_dims *d, s8_scratch *out, void *base) {
 
 size_t mh__conv_scratch_floats_s8(const conv_dims *d) { return s8_bytes(d, NULL, NULL) / 4 + 16; }
 
-/* col_q (kk x cnt*P*Q) from x_q for samples [n0, n0+cnt) of group g; padding is 0. */
-static void im2col_s8(const conv_dims *d, const int8_t *xq, int8_t *col, int n0, int cnt, int g) {
-  size_t cols = (size_t)cnt * d->P * d->Q;
-  int kk = d->Cg * d->K * d->K;
-  for (int r = 0; r < kk; r++) {
-    int c = r / (d->K * d->K), kh = r / d->K % d->K, kw = r % d->K;
-    int8_t *dst = col + (size_t)r * cols;
-    for (int s = 0; s < cnt; s++) {
-      const int8_t *plane = xq + (((size_t)(n0 + s) * d->C) + g * d->Cg + c) * d->H * d->W;
+/* col_q (kk x cnt*P*Q) from x_q for samples [n0, n0+cnt) of group g; padding is 0. Rows are
+ * independent, so they are split across the pool; the valid range of each output row is found once. */
+typedef struct {
+  const conv_dims *d;
+  const int8_t *xq;
+  int8_t *col;
+  int n0, cnt, g;
+} im2col_s8_job;
+
+static void im2col_s8_rows(void *p, long lo, long hi) {
+  const im2col_s8_job *j = p;
+  const conv_dims *d = j->d;
+  size_t cols = (size_t)j->cnt * d->P * d->Q;
+  for (long r = lo; r < hi; r++) {
+    int c = (int)(r / (d->K * d->K)), kh = (int)(r / d->K % d->K), kw = (int)(r % d->K);
+    int q0 = 0, q1 = d->Q; /* valid q: 0 <= q*S - D + kw < W */
+    while (q0 < q1 && q0 * d->S - d->D + kw < 0) q0++;
+    while (q1 > q0 && (q1 - 1) * d->S - d->D + kw >= d->W) q1--;
+    int8_t *dst = j->col + (size_t)r * cols;
+    for (int s = 0; s < j->cnt; s++) {
+      const int8_t *plane = j->xq + (((size_t)(j->n0 + s) * d->C) + j->g * d->Cg + c) * d->H * d->W;
       for (int p = 0; p < d->P; p++) {
         int ih = p * d->S - d->D + kh;
         int8_t *out = dst + ((size_t)s * d->P + p) * d->Q;
-        for (int q = 0; q < d->Q; q++) {
-          int iw = q * d->S - d->D + kw;
-          out[q] = ih >= 0 && ih < d->H && iw >= 0 && iw < d->W ? plane[(size_t)ih * d->W + iw] : 0;
+        if (ih < 0 || ih >= d->H) {
+          memset(out, 0, (size_t)d->Q);
+          continue;
         }
+        const int8_t *row = plane + (size_t)ih * d->W - d->D + kw;
+        memset(out, 0, (size_t)q0);
+        if (d->S == 1) memcpy(out + q0, row + q0, (size_t)(q1 - q0));
+        else
+          for (int q = q0; q < q1; q++) out[q] = row[(size_t)q * d->S];
+        memset(out + q1, 0, (size_t)(d->Q - q1));
       }
     }
   }
+}
+
+static void im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, int8_t *col, int n0, int cnt,
+                      int g) {
+  im2col_s8_job j = {d, xq, col, n0, cnt, g};
+  mh_parallel_for(ctx->pool, (long)d->Cg * d->K * d->K, im2col_s8_rows, &j);
 }
 
 /* Quantises the layer's input and weights (nearest); exponents out. */
@@ -77,7 +101,7 @@ void mh__conv_forward_s8(mh_op_ctx *ctx) {
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
-      im2col_s8(&d, s.xq, s.colq, n0, cnt, g);
+      im2col_s8(ctx, &d, s.xq, s.colq, n0, cnt, g);
       mh_gemm_s8_args ga = {d.Og, cols, kk, s.wq + (size_t)g * d.Og * kk, kk, 0, s.colq, cols, 0, s.acc, cols, 0};
       mh_gemm_s8(ctx->kt, ctx->pool, &ga);
       for (int sm = 0; sm < cnt; sm++)
@@ -105,7 +129,7 @@ void mh__conv_backward_s8(mh_op_ctx *ctx) {
       for (int sm = 0; sm < cnt; sm++)
         for (int o = 0; o < d.Og; o++)
           memcpy(gq + (size_t)o * cols + (size_t)sm * pq, s.dyq + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
-      im2col_s8(&d, s.xq, s.colq, n0, cnt, g);
+      im2col_s8(ctx, &d, s.xq, s.colq, n0, cnt, g);
       /* dW_g (Og x kk) += G (Og x cols) * col^T, exactly in int32 across chunks */
       mh_gemm_s8_args gw = {d.Og, kk, cols, gq, cols, 0, s.colq, cols, 1, s.dwacc + (size_t)g * d.Og * kk, kk, n0 > 0};
       mh_gemm_s8(ctx->kt, ctx->pool, &gw);

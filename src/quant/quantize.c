@@ -36,18 +36,27 @@ static void max_task(void *p, int task, int thread) {
   j->part_max[task] = m;
 }
 
+/* |v| <= 127 * 1.0 + 1 after scaling, so float -> int conversions (truncating) are exact and the
+ * loops vectorise without libm calls. */
 static void quant_range(void *p, long lo, long hi) {
   qjob *j = p;
-  for (long i = lo; i < hi; i++) {
-    float v = j->x[i] * j->scale, r;
-    if (j->mode == MH_ROUND_STOCH) {
+  if (j->mode == MH_ROUND_STOCH) {
+    for (long i = lo; i < hi; i++) {
+      float v = j->x[i] * j->scale;
       float u = (float)(mh_q_stoch_rand(j->key, (uint32_t)i) >> 8) * (1.0f / 16777216.0f);
-      r = floorf(v + u);
-    } else {
-      r = truncf(v + copysignf(0.5f, v)); /* nearest, ties away from zero */
+      float a = v + u;
+      int t = (int)a;          /* toward zero */
+      t -= (float)t > a;       /* floor(v + u) */
+      t = t > MH_Q8_MAX ? MH_Q8_MAX : t < -MH_Q8_MAX ? -MH_Q8_MAX : t;
+      j->q[i] = (int8_t)t;
     }
-    r = r > MH_Q8_MAX ? MH_Q8_MAX : r < -MH_Q8_MAX ? -MH_Q8_MAX : r;
-    j->q[i] = (int8_t)r;
+    return;
+  }
+  for (long i = lo; i < hi; i++) {
+    float v = j->x[i] * j->scale;
+    int t = (int)(v + (v >= 0.f ? 0.5f : -0.5f)); /* nearest, ties away from zero */
+    t = t > MH_Q8_MAX ? MH_Q8_MAX : t < -MH_Q8_MAX ? -MH_Q8_MAX : t;
+    j->q[i] = (int8_t)t;
   }
 }
 
