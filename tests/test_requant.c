@@ -1,12 +1,15 @@
 /* The requantise epilogue on every kernel table against the scalar definition, with ==: every
  * shift 0..31, every rounding mode, random and edge inputs (0, +-1, powers of two, INT32_MIN/MAX),
- * lengths that are not multiples of the vector width, and the max/saturation statistics. */
+ * lengths that are not multiples of the vector width, and the max/saturation statistics. Also the
+ * float -> int8 quantiser: AVX2 == portable on ties, the +-127.5 edges, -0.0 and random values, and
+ * mh_quantize_f32_s8's exponent is the smallest that fits. */
 #include <limits.h>
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
 #include "core/rng.h"
 #include "quant/qformat.h"
+#include "quant/quantize.h"
 #include "testlib.h"
 
 int main(void) {
@@ -50,6 +53,44 @@ int main(void) {
           tl_checks++;
         }
       }
+  }
+  /* float -> int8 */
+  {
+    enum { M = 1003 };
+    float fx[M];
+    int8_t q0[M], q1[M];
+    for (int trial = 0; trial < 50; trial++) {
+      for (int i = 0; i < M; i++) {
+        int kind = (int)mh_rng_below(&r, 5);
+        float v = (mh_rng_uniform(&r) * 2 - 1) * 127.f;
+        if (kind == 1) v = (float)((int)mh_rng_below(&r, 255) - 127) + 0.5f; /* exact ties */
+        if (kind == 2) v = mh_rng_below(&r, 2) ? 127.5f : -127.5f;
+        if (kind == 3) v = mh_rng_below(&r, 2) ? -0.0f : 0.0f;
+        fx[i] = v;
+      }
+      for (int mode = 0; mode <= MH_ROUND_STOCH; mode += MH_ROUND_STOCH) {
+        uint32_t key = (uint32_t)mh_rng_next(&r);
+        tables[0]->quant_f32_s8(fx, q0, M, 1.0f, mode, key, 7);
+        tables[1]->quant_f32_s8(fx, q1, M, 1.0f, mode, key, 7);
+        if (memcmp(q0, q1, M)) TL_FAIL("quant_f32_s8 %s: avx2 differs from portable", mode ? "stochastic" : "nearest");
+        tl_checks++;
+      }
+    }
+    float t[6] = {0.5f, -0.5f, 1.5f, -1.5f, 126.5f, -127.4f};
+    int8_t tq[6];
+    tables[1]->quant_f32_s8(t, tq, 6, 1.0f, MH_ROUND_NEAREST, 0, 0);
+    CHECK(tq[0] == 1 && tq[1] == -1 && tq[2] == 2 && tq[3] == -2 && tq[4] == 127 && tq[5] == -127);
+    /* the exponent: smallest e with max <= 127 * 2^e */
+    CHECK_EQ_INT(mh_q_exp_for_max(127.f), 0);
+    CHECK_EQ_INT(mh_q_exp_for_max(127.5f), 1);
+    CHECK_EQ_INT(mh_q_exp_for_max(63.5f), -1);
+    CHECK_EQ_INT(mh_q_exp_for_max(63.6f), 0);
+    CHECK_EQ_INT(mh_q_exp_for_max(0.f), 0);
+    float big[3] = {-3.0f, 1.0f, 2.0f};
+    int8_t bq[3];
+    int e = mh_quantize_f32_s8(tables[1], NULL, big, 3, bq, MH_ROUND_NEAREST, 0);
+    CHECK_EQ_INT(e, -5); /* 3 <= 127 * 2^-5 = 3.97, not <= 1.98 */
+    CHECK(bq[0] == -96 && bq[1] == 32 && bq[2] == 64);
   }
   return tl_exit();
 }

@@ -86,8 +86,8 @@ static void im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq
 /* Quantises the layer's input and weights (nearest); exponents out. */
 static void quantize_inputs(mh_op_ctx *ctx, const conv_dims *d, s8_scratch *s, int *ex, int *ew) {
   size_t kk = (size_t)d->Cg * d->K * d->K;
-  *ex = mh_quantize_f32_s8(ctx->pool, ctx->x[0], (long)d->N * d->C * d->H * d->W, s->xq, MH_ROUND_NEAREST, 0);
-  *ew = mh_quantize_f32_s8(ctx->pool, ctx->w, (long)(d->O * kk), s->wq, MH_ROUND_NEAREST, 0);
+  *ex = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)d->N * d->C * d->H * d->W, s->xq, MH_ROUND_NEAREST, 0);
+  *ew = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)(d->O * kk), s->wq, MH_ROUND_NEAREST, 0);
 }
 
 void mh__conv_forward_s8(mh_op_ctx *ctx) {
@@ -121,7 +121,7 @@ void mh__conv_backward_s8(mh_op_ctx *ctx) {
   int ex, ew, nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   quantize_inputs(ctx, &d, &s, &ex, &ew); /* nearest rounding: the same int8 tensors as forward */
   uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
-  int ey = mh_quantize_f32_s8(ctx->pool, ctx->dy, (long)d.N * d.O * pq, s.dyq, MH_ROUND_STOCH, key);
+  int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)d.N * d.O * pq, s.dyq, MH_ROUND_STOCH, key);
   int8_t *gq = s.gq; /* the chunk's output gradient as (Og x cols) */
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;

@@ -34,8 +34,8 @@ static size_t linear_scratch_floats(const mh_graph *g, const mh_node *nd, int n,
 static void linear_forward_s8(mh_op_ctx *ctx, int N, int F, int O) {
   lin_s8 s;
   lin_s8_bytes(N, F, O, &s, ctx->scratch);
-  int ex = mh_quantize_f32_s8(ctx->pool, ctx->x[0], (long)N * F, s.xq, MH_ROUND_NEAREST, 0);
-  int ew = mh_quantize_f32_s8(ctx->pool, ctx->w, (long)O * F, s.wq, MH_ROUND_NEAREST, 0);
+  int ex = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, s.xq, MH_ROUND_NEAREST, 0);
+  int ew = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, s.wq, MH_ROUND_NEAREST, 0);
   mh_gemm_s8_args a = {N, O, F, s.xq, F, 0, s.wq, F, 1, s.acc, O, 0};
   mh_gemm_s8(ctx->kt, ctx->pool, &a);
   mh_dequantize_s32_f32(ctx->pool, s.acc, (long)N * O, ex + ew, ctx->y, 0);
@@ -44,10 +44,10 @@ static void linear_forward_s8(mh_op_ctx *ctx, int N, int F, int O) {
 static void linear_backward_s8(mh_op_ctx *ctx, int N, int F, int O) {
   lin_s8 s;
   lin_s8_bytes(N, F, O, &s, ctx->scratch);
-  int ex = mh_quantize_f32_s8(ctx->pool, ctx->x[0], (long)N * F, s.xq, MH_ROUND_NEAREST, 0);
-  int ew = mh_quantize_f32_s8(ctx->pool, ctx->w, (long)O * F, s.wq, MH_ROUND_NEAREST, 0);
+  int ex = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, s.xq, MH_ROUND_NEAREST, 0);
+  int ew = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, s.wq, MH_ROUND_NEAREST, 0);
   uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
-  int ey = mh_quantize_f32_s8(ctx->pool, ctx->dy, (long)N * O, s.dyq, MH_ROUND_STOCH, key);
+  int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)N * O, s.dyq, MH_ROUND_STOCH, key);
   mh_gemm_s8_args gw = {O, F, N, s.dyq, O, 1, s.xq, F, 0, s.acc, F, 0}; /* dW = dy^T x */
   mh_gemm_s8(ctx->kt, ctx->pool, &gw);
   mh_dequantize_s32_f32(ctx->pool, s.acc, (long)O * F, ey + ex, ctx->dw, 0);

@@ -22,6 +22,7 @@ typedef struct {
   float scale;
   mh_round_mode mode;
   uint32_t key;
+  const mh_cpu_kernels *kt;
 } qjob;
 
 static void max_task(void *p, int task, int thread) {
@@ -36,35 +37,17 @@ static void max_task(void *p, int task, int thread) {
   j->part_max[task] = m;
 }
 
-/* |v| <= 127 * 1.0 + 1 after scaling, so float -> int conversions (truncating) are exact and the
- * loops vectorise without libm calls. */
 static void quant_range(void *p, long lo, long hi) {
   qjob *j = p;
-  if (j->mode == MH_ROUND_STOCH) {
-    for (long i = lo; i < hi; i++) {
-      float v = j->x[i] * j->scale;
-      float u = (float)(mh_q_stoch_rand(j->key, (uint32_t)i) >> 8) * (1.0f / 16777216.0f);
-      float a = v + u;
-      int t = (int)a;          /* toward zero */
-      t -= (float)t > a;       /* floor(v + u) */
-      t = t > MH_Q8_MAX ? MH_Q8_MAX : t < -MH_Q8_MAX ? -MH_Q8_MAX : t;
-      j->q[i] = (int8_t)t;
-    }
-    return;
-  }
-  for (long i = lo; i < hi; i++) {
-    float v = j->x[i] * j->scale;
-    int t = (int)(v + (v >= 0.f ? 0.5f : -0.5f)); /* nearest, ties away from zero */
-    t = t > MH_Q8_MAX ? MH_Q8_MAX : t < -MH_Q8_MAX ? -MH_Q8_MAX : t;
-    j->q[i] = (int8_t)t;
-  }
+  j->kt->quant_f32_s8(j->x + lo, j->q + lo, hi - lo, j->scale, j->mode, j->key, (uint32_t)lo);
 }
 
-int mh_quantize_f32_s8(mh_pool *pool, const float *x, long n, int8_t *q, mh_round_mode mode, uint32_t key) {
+int mh_quantize_f32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const float *x, long n, int8_t *q, mh_round_mode mode,
+                       uint32_t key) {
   float part_max[64] = {0};
   int parts = mh_pool_size(pool) * 4; /* max is order-independent: any split gives the same e */
   if (parts > 64) parts = 64;
-  qjob j = {x, q, part_max, parts, n, 1.f, mode, key};
+  qjob j = {x, q, part_max, parts, n, 1.f, mode, key, kt};
   mh_pool_run(pool, parts, max_task, &j);
   float m = 0;
   for (int i = 0; i < parts; i++) m = part_max[i] > m ? part_max[i] : m;

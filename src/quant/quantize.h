@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "backend/cpu/kernels.h"
 #include "core/pool.h"
 #include "quant/qformat.h"
 
@@ -13,7 +14,8 @@ int mh_q_exp_for_max(float maxabs);
 
 /* q[i] = sat8(round(x[i] * 2^-e)), e from max|x|; returns e. Nearest rounds ties away from zero;
  * stochastic adds a uniform [0, 1) from mh_q_stoch_rand(key, i) and floors. Runs on the pool. */
-int mh_quantize_f32_s8(mh_pool *pool, const float *x, long n, int8_t *q, mh_round_mode mode, uint32_t key);
+int mh_quantize_f32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const float *x, long n, int8_t *q, mh_round_mode mode,
+                       uint32_t key);
 
 /* y[i] = x[i] * 2^e (+ accumulate into y when accumulate). */
 void mh_dequantize_s32_f32(mh_pool *pool, const int32_t *x, long n, int e, float *y, int accumulate);

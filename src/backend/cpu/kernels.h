@@ -60,6 +60,11 @@ typedef struct mh_requant_stats {
 typedef void (*mh_requant_s8_fn)(const int32_t *x, int8_t *y, long n, int shift, int mode, uint32_t key,
                                  uint32_t index0, mh_requant_stats *st);
 
+/* Float -> int8 with a power-of-two scale: q[i] = sat8(round(x[i] * scale)), nearest (ties away
+ * from zero) or stochastic (floor(v + u), u from mh_q_stoch_rand(key, index0 + i)). */
+typedef void (*mh_quant_f32_s8_fn)(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key,
+                                   uint32_t index0);
+
 /* Transposing pack: dst[p*stride + c] = src[c*lds + p] for c < cols, p < kc, and zeros for
  * c in [cols, stride). Packs A panels from a row-major A and B panels from a stored B^T. */
 typedef void (*mh_pack_transpose_fn)(const float *src, long lds, int cols, int kc, int stride, float *dst);
@@ -72,6 +77,7 @@ typedef struct mh_cpu_kernels {
   int mr_s8, nr_s8;      /* micro-tile of ukernel_s8 */
   mh_ukernel_s8_fn ukernel_s8;
   mh_requant_s8_fn requant_s8;
+  mh_quant_f32_s8_fn quant_f32_s8;
 } mh_cpu_kernels;
 
 /* The table for this CPU, or the portable one when force_ref (or env MH_FORCE_REF=1). */

@@ -1,0 +1,51 @@
+/* AVX2 float -> int8 quantiser, 32 values per iteration: the same float operations as the reference
+ * (an exact power-of-two multiply, one add, truncating conversion), so results match bit for bit;
+ * the stochastic hash runs in 32-bit lanes. Compiled with -mavx2. */
+#include <immintrin.h>
+
+#include "backend/cpu/kernels.h"
+#include "quant/qformat.h"
+
+void mh__quant_f32_s8_ref(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key, uint32_t index0);
+
+static inline __m256i hash32x8(__m256i v) {
+  v = _mm256_xor_si256(v, _mm256_srli_epi32(v, 16));
+  v = _mm256_mullo_epi32(v, _mm256_set1_epi32(0x7feb352d));
+  v = _mm256_xor_si256(v, _mm256_srli_epi32(v, 15));
+  v = _mm256_mullo_epi32(v, _mm256_set1_epi32((int)0x846ca68bu));
+  return _mm256_xor_si256(v, _mm256_srli_epi32(v, 16));
+}
+
+void mh__quant_f32_s8_avx2(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key, uint32_t index0) {
+  const __m256 sc = _mm256_set1_ps(scale), half = _mm256_set1_ps(0.5f), sign = _mm256_set1_ps(-0.0f);
+  const __m256 inv24 = _mm256_set1_ps(1.0f / 16777216.0f);
+  const __m256i hi = _mm256_set1_epi32(MH_Q8_MAX), lo = _mm256_set1_epi32(-MH_Q8_MAX), k = _mm256_set1_epi32((int)key);
+  __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)index0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i step8 = _mm256_set1_epi32(8);
+  long i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i t[4];
+    for (int j = 0; j < 4; j++) {
+      __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), sc);
+      if (mode == MH_ROUND_STOCH) {
+        __m256i r = _mm256_srli_epi32(hash32x8(_mm256_xor_si256(k, hash32x8(idx))), 8);
+        __m256 a = _mm256_add_ps(v, _mm256_mul_ps(_mm256_cvtepi32_ps(r), inv24));
+        __m256i ti = _mm256_cvttps_epi32(a);
+        /* floor: subtract 1 where the truncated value is above a (true lanes are -1) */
+        ti = _mm256_add_epi32(ti, _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(ti), a, _CMP_GT_OQ)));
+        t[j] = ti;
+      } else {
+        /* v + copysign(0.5, v): v >= 0 gets +0.5 (also for -0.0, as the reference's v >= 0 test) */
+        __m256 ge = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ);
+        __m256 h = _mm256_blendv_ps(_mm256_or_ps(half, sign), half, ge);
+        t[j] = _mm256_cvttps_epi32(_mm256_add_ps(v, h));
+      }
+      t[j] = _mm256_max_epi32(_mm256_min_epi32(t[j], hi), lo);
+      idx = _mm256_add_epi32(idx, step8);
+    }
+    __m256i w01 = _mm256_packs_epi32(t[0], t[1]), w23 = _mm256_packs_epi32(t[2], t[3]);
+    __m256i b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)(q + i), b);
+  }
+  if (i < n) mh__quant_f32_s8_ref(x + i, q + i, n - i, scale, mode, key, index0 + (uint32_t)i);
+}
