@@ -15,30 +15,31 @@ typedef struct {
   int mc, nc, mt, nt, mgroups;
 } gemm_s8_job;
 
-static inline int8_t a_at(const mh_gemm_s8_args *g, int i, int p) {
-  return g->trans_a ? g->a[(size_t)p * g->lda + i] : g->a[(size_t)i * g->lda + p];
-}
-static inline int8_t b_at(const mh_gemm_s8_args *g, int p, int j) {
-  return g->trans_b ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j];
-}
-
 /* dst: for each MR-row panel, kc2 pairs of [row][2]; k beyond the end and rows beyond mc are 0. */
 static void pack_a_s8(const mh_gemm_s8_args *g, int mr, int i0, int mc, int p0, int kc, int16_t *dst) {
   int kc2 = (kc + 1) / 2;
   for (int ip = 0; ip < mc; ip += mr) {
     int rows = mc - ip < mr ? mc - ip : mr;
     int16_t *d = dst + (size_t)ip * kc2 * 2;
-    for (int r = 0; r < mr; r++)
-      for (int p = 0; p < kc2; p++) {
-        int k0 = p0 + 2 * p;
-        int16_t v0 = 0, v1 = 0;
-        if (r < rows) {
-          v0 = a_at(g, i0 + ip + r, k0);
-          if (2 * p + 1 < kc) v1 = a_at(g, i0 + ip + r, k0 + 1);
-        }
-        d[((size_t)p * mr + r) * 2] = v0;
-        d[((size_t)p * mr + r) * 2 + 1] = v1;
+    for (int r = 0; r < mr; r++) {
+      if (r >= rows) {
+        for (int p = 0; p < kc2; p++) d[((size_t)p * mr + r) * 2] = d[((size_t)p * mr + r) * 2 + 1] = 0;
+        continue;
       }
+      if (!g->trans_a) { /* row i of A is contiguous over k */
+        const int8_t *src = g->a + (size_t)(i0 + ip + r) * g->lda + p0;
+        for (int p = 0; p < kc2; p++) {
+          d[((size_t)p * mr + r) * 2] = src[2 * p];
+          d[((size_t)p * mr + r) * 2 + 1] = 2 * p + 1 < kc ? src[2 * p + 1] : 0;
+        }
+      } else { /* A^T stored: column i, stride lda over k */
+        const int8_t *src = g->a + (size_t)p0 * g->lda + i0 + ip + r;
+        for (int p = 0; p < kc2; p++) {
+          d[((size_t)p * mr + r) * 2] = src[(size_t)(2 * p) * g->lda];
+          d[((size_t)p * mr + r) * 2 + 1] = 2 * p + 1 < kc ? src[(size_t)(2 * p + 1) * g->lda] : 0;
+        }
+      }
+    }
   }
 }
 
@@ -47,19 +48,27 @@ static void pack_b_s8(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, 
   for (int jp = 0; jp < nc; jp += nr) {
     int cols = nc - jp < nr ? nc - jp : nr;
     int16_t *d = dst + (size_t)jp * kc2 * 2;
-    for (int p = 0; p < kc2; p++) {
-      int k0 = p0 + 2 * p, has1 = 2 * p + 1 < kc;
-      int16_t *row = d + (size_t)p * nr * 2;
-      if (!g->trans_b) {
+    if (!g->trans_b) { /* rows k0, k0+1 of B interleave into pairs */
+      for (int p = 0; p < kc2; p++) {
+        int k0 = p0 + 2 * p, has1 = 2 * p + 1 < kc;
+        int16_t *row = d + (size_t)p * nr * 2;
         const int8_t *s0 = g->b + (size_t)k0 * g->ldb + j0 + jp, *s1 = s0 + g->ldb;
         for (int c = 0; c < cols; c++) row[2 * c] = s0[c], row[2 * c + 1] = has1 ? s1[c] : 0;
-      } else {
-        for (int c = 0; c < cols; c++) {
-          row[2 * c] = b_at(g, k0, j0 + jp + c);
-          row[2 * c + 1] = has1 ? b_at(g, k0 + 1, j0 + jp + c) : 0;
+        for (int c = cols; c < nr; c++) row[2 * c] = row[2 * c + 1] = 0;
+      }
+    } else { /* B^T stored: column j is a contiguous run over k, whose byte pairs are the pairs */
+      for (int c = 0; c < nr; c++) {
+        const int8_t *src = g->b + (size_t)(j0 + jp + c) * g->ldb + p0;
+        for (int p = 0; p < kc2; p++) {
+          int16_t *pr = d + ((size_t)p * nr + c) * 2;
+          if (c >= cols) {
+            pr[0] = pr[1] = 0;
+            continue;
+          }
+          pr[0] = src[2 * p];
+          pr[1] = 2 * p + 1 < kc ? src[2 * p + 1] : 0;
         }
       }
-      for (int c = cols; c < nr; c++) row[2 * c] = row[2 * c + 1] = 0;
     }
   }
 }
