@@ -4,17 +4,10 @@
 #include <immintrin.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/x86/qhash_avx2.h"
 #include "quant/qformat.h"
 
 void mh__quant_f32_s8_ref(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key, uint32_t index0);
-
-static inline __m256i hash32x8(__m256i v) {
-  v = _mm256_xor_si256(v, _mm256_srli_epi32(v, 16));
-  v = _mm256_mullo_epi32(v, _mm256_set1_epi32(0x7feb352d));
-  v = _mm256_xor_si256(v, _mm256_srli_epi32(v, 15));
-  v = _mm256_mullo_epi32(v, _mm256_set1_epi32((int)0x846ca68bu));
-  return _mm256_xor_si256(v, _mm256_srli_epi32(v, 16));
-}
 
 void mh__quant_f32_s8_avx2(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key, uint32_t index0) {
   const __m256 sc = _mm256_set1_ps(scale), half = _mm256_set1_ps(0.5f), sign = _mm256_set1_ps(-0.0f);
@@ -28,7 +21,7 @@ void mh__quant_f32_s8_avx2(const float *x, int8_t *q, long n, float scale, int m
     for (int j = 0; j < 4; j++) {
       __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), sc);
       if (mode == MH_ROUND_STOCH) {
-        __m256i r = _mm256_srli_epi32(hash32x8(_mm256_xor_si256(k, hash32x8(idx))), 8);
+        __m256i r = _mm256_srli_epi32(mh__q_hash32x8(_mm256_xor_si256(k, mh__q_hash32x8(idx))), 8);
         __m256 a = _mm256_add_ps(v, _mm256_mul_ps(_mm256_cvtepi32_ps(r), inv24));
         __m256i ti = _mm256_cvttps_epi32(a);
         /* floor: subtract 1 where the truncated value is above a (true lanes are -1) */

@@ -4,18 +4,11 @@
 #include <immintrin.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/x86/qhash_avx2.h"
 #include "quant/qformat.h"
 
 void mh__requant_s8_ref(const int32_t *x, int8_t *y, long n, int shift, int mode, uint32_t key, uint32_t index0,
                         mh_requant_stats *st);
-
-static inline __m256i hash32x8(__m256i v) {
-  v = _mm256_xor_si256(v, _mm256_srli_epi32(v, 16));
-  v = _mm256_mullo_epi32(v, _mm256_set1_epi32(0x7feb352d));
-  v = _mm256_xor_si256(v, _mm256_srli_epi32(v, 15));
-  v = _mm256_mullo_epi32(v, _mm256_set1_epi32((int)0x846ca68bu));
-  return _mm256_xor_si256(v, _mm256_srli_epi32(v, 16));
-}
 
 /* 8 lanes: rounded magnitude (before saturation) of x, updating the running max of |x|. */
 static inline __m256i round8(__m256i x, int s, int mode, __m256i *mx, __m256i idx, uint32_t key) {
@@ -40,7 +33,7 @@ static inline __m256i round8(__m256i x, int s, int mode, __m256i *mx, __m256i id
     return _mm256_sub_epi32(q, up); /* true lanes are -1 */
   }
   /* stochastic: round up when r > (hash32(key ^ hash32(i)) & mask) */
-  cmp_with = _mm256_and_si256(hash32x8(_mm256_xor_si256(_mm256_set1_epi32((int)key), hash32x8(idx))), mask);
+  cmp_with = _mm256_and_si256(mh__q_hash32x8(_mm256_xor_si256(_mm256_set1_epi32((int)key), mh__q_hash32x8(idx))), mask);
   up = _mm256_cmpgt_epi32(r, cmp_with);
   return _mm256_sub_epi32(q, up);
 }
