@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/gemm_split.h"
 #include "backend/cpu/kernels.h"
 
 enum { MH_KC = 256, MH_MC_TARGET = 96, MH_NC_MAX = 512 };
@@ -130,14 +131,12 @@ static void gemm_task(void *ctx, int task, int thread) {
   free(own);
 }
 
-static int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
 size_t mh_gemm_f32_packed_a_floats(const mh_cpu_kernels *kt, int m, int k) {
-  return (size_t)ceil_div(m, kt->mr) * kt->mr * (size_t)k;
+  return (size_t)mh__ceil_div(m, kt->mr) * kt->mr * (size_t)k;
 }
 
 void mh_gemm_f32_pack_a(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, float *dst) {
-  size_t mp = (size_t)ceil_div(g->m, kt->mr) * kt->mr;
+  size_t mp = (size_t)mh__ceil_div(g->m, kt->mr) * kt->mr;
   for (int p0 = 0; p0 < g->k; p0 += MH_KC) {
     int kc = g->k - p0 < MH_KC ? g->k - p0 : MH_KC;
     pack_a(kt, g, kt->mr, 0, g->m, p0, kc, dst + mp * p0);
@@ -155,17 +154,7 @@ void mh_gemm_f32(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_f32_args
   if ((double)g->m * g->n * g->k < 65536.0) pool = NULL;
   gemm_job job = {.kt = kt, .g = g, .pool = pool};
   int nth = mh_pool_size(pool);
-  /* MC: a multiple of MR near the target; NC: a multiple of NR, shrunk until every thread has at
-   * least two blocks (or the blocks reach 4 panels wide). */
-  job.mc = ceil_div(MH_MC_TARGET, kt->mr) * kt->mr;
-  if (job.mc > ceil_div(g->m, kt->mr) * kt->mr) job.mc = ceil_div(g->m, kt->mr) * kt->mr;
-  job.nc = ceil_div(g->n < MH_NC_MAX ? g->n : MH_NC_MAX, kt->nr) * kt->nr;
-  job.mt = ceil_div(g->m, job.mc);
-  while (nth > 1 && ceil_div(g->n, job.nc) < 2 * nth && job.nc > 4 * kt->nr)
-    job.nc = ceil_div(job.nc / 2, kt->nr) * kt->nr;
-  job.nt = ceil_div(g->n, job.nc);
-  /* Column blocks are the tasks; rows are split too only when there are too few of them. */
-  job.mgroups = job.nt >= 2 * nth ? 1 : ceil_div(2 * nth, job.nt);
-  if (job.mgroups > job.mt) job.mgroups = job.mt;
+  mh_gemm_split sp = mh__gemm_split(g->m, g->n, kt->mr, kt->nr, MH_MC_TARGET, MH_NC_MAX, nth);
+  job.mc = sp.mc, job.nc = sp.nc, job.mt = sp.mt, job.nt = sp.nt, job.mgroups = sp.mgroups;
   mh_pool_run(pool, job.mgroups * job.nt, gemm_task, &job);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/gemm_split.h"
 #include "backend/cpu/kernels.h"
 
 enum { MH_S8_KC = 512, MH_S8_MC_TARGET = 96, MH_S8_NC_MAX = 512 };
@@ -133,8 +134,6 @@ static void gemm_s8_task(void *ctx, int task, int thread) {
   free(own);
 }
 
-static int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
 void mh_gemm_s8(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_s8_args *g) {
   if (g->m <= 0 || g->n <= 0) return;
   if (g->k <= 0) {
@@ -145,13 +144,7 @@ void mh_gemm_s8(const mh_cpu_kernels *kt, mh_pool *pool, const mh_gemm_s8_args *
   if ((double)g->m * g->n * g->k < 65536.0) pool = NULL;
   gemm_s8_job job = {.kt = kt, .g = g, .pool = pool};
   int nth = mh_pool_size(pool), mr = kt->mr_s8, nr = kt->nr_s8;
-  job.mc = ceil_div(MH_S8_MC_TARGET, mr) * mr;
-  if (job.mc > ceil_div(g->m, mr) * mr) job.mc = ceil_div(g->m, mr) * mr;
-  job.nc = ceil_div(g->n < MH_S8_NC_MAX ? g->n : MH_S8_NC_MAX, nr) * nr;
-  job.mt = ceil_div(g->m, job.mc);
-  while (nth > 1 && ceil_div(g->n, job.nc) < 2 * nth && job.nc > 4 * nr) job.nc = ceil_div(job.nc / 2, nr) * nr;
-  job.nt = ceil_div(g->n, job.nc);
-  job.mgroups = job.nt >= 2 * nth ? 1 : ceil_div(2 * nth, job.nt);
-  if (job.mgroups > job.mt) job.mgroups = job.mt;
+  mh_gemm_split sp = mh__gemm_split(g->m, g->n, mr, nr, MH_S8_MC_TARGET, MH_S8_NC_MAX, nth);
+  job.mc = sp.mc, job.nc = sp.nc, job.mt = sp.mt, job.nt = sp.nt, job.mgroups = sp.mgroups;
   mh_pool_run(pool, job.mgroups * job.nt, gemm_s8_task, &job);
 }
