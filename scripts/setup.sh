@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the main job need on Debian 12 (as root, via apt-get), skipping
-# packages already present. --with-torch adds PyTorch and numpy for the benchmark/accuracy peers.
+# packages already present. --with-peers adds the benchmark/accuracy peers: PyTorch, numpy,
+# matplotlib (plots) and OpenBLAS (the GEMM peer of build/gemm_bench).
 set -euo pipefail
 pkgs=(build-essential cmake clang lld llvm libclang-rt-14-dev zlib1g-dev python3 dataset-fashion-mnist)
-[ "${1:-}" = "--with-torch" ] && pkgs+=(python3-torch python3-numpy)
+case "${1:-}" in --with-peers|--with-torch) pkgs+=(python3-torch python3-numpy python3-matplotlib libopenblas-dev) ;; esac
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
