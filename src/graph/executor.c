@@ -272,11 +272,6 @@ float *mh_exec_output_grad(mh_executor *ex) {
   return ex->last->arena + ex->last->dy_off[ex->g->n_nodes - 1];
 }
 
-const float *mh_exec_activation(const mh_executor *ex, int id) {
-  if (!ex->last || id < 0 || id >= ex->g->n_nodes) return NULL;
-  return ex->last->arena + ex->last->y_off[id];
-}
-
 int mh_exec_backward(mh_executor *ex, const float *params, float *grads) {
   if (!ex->last || !ex->last_training) return mh__error(MH_ERR_INVALID_ARG, "executor: backward without a training forward");
   plan *p = ex->last;

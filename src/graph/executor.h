@@ -47,7 +47,5 @@ int mh_exec_backward(mh_executor *ex, const float *params, float *grads);
 int mh_exec_set_profile(mh_executor *ex, int on);
 const double *mh_exec_profile(const mh_executor *ex);
 
-/* Activation of node `id` from the last forward (for tests and inspection), or NULL. */
-const float *mh_exec_activation(const mh_executor *ex, int id);
 
 #endif

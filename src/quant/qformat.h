@@ -46,9 +46,6 @@ static inline int32_t mh_q_trunc_shift(int32_t x, int s) {
   return (int32_t)(x < 0 ? 0u - a : a); /* negate in unsigned: s = 0 keeps INT32_MIN without overflow */
 }
 
-/* |x| mod 2^s: the s discarded bits of the magnitude. */
-static inline uint32_t mh_q_discarded(int32_t x, int s) { return s ? mh_q_abs32(x) & ((1u << s) - 1u) : 0u; }
-
 /* Nearest, ties away from zero: q = trunc(x / 2^s); q += sign(x) when the discarded part >= 2^(s-1). */
 static inline int32_t mh_q_round_nearest(int32_t x, int s) {
   if (s <= 0) return x;
