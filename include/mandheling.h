@@ -69,7 +69,11 @@ int mh_model_to_text(const mh_model *model, char **text);
 typedef enum mh_schedule { MH_SCHEDULE_CONSTANT = 0, MH_SCHEDULE_STEP = 1, MH_SCHEDULE_COSINE = 2 } mh_schedule;
 
 typedef struct mh_train_config {
-  const char *precision; /* "fp32" */
+  const char *precision; /* "fp32" (default), "int8" (mixed precision) or "niti" (integer-only) */
+  const char *rescale;   /* niti: "adaptive" (default) or "exact": how int32 results return to int8 */
+  const char *mu;        /* niti: gradient bit width (the learning rate) per epoch, e.g. "5,5,4,3"; the last
+                            value repeats. NULL: 5 for the first half of the epochs, 4 to three quarters,
+                            then 3 (NITI's schedule) */
   int epochs;            /* default 5 */
   int batch;             /* default 64 */
   float lr;              /* default 0.05 */
@@ -116,6 +120,17 @@ typedef struct mh_progress {
 } mh_progress;
 typedef void (*mh_progress_fn)(void *user, const mh_progress *p);
 
+/* Rescaling of int32 results to int8 (niti), summed over a run. */
+typedef struct mh_rescale_report {
+  long calls;            /* int32 tensors shifted to int8 */
+  long max_passes;       /* extra full max passes over int32 (exact: one per call) */
+  long passes_avoided;   /* adaptive: calls that used the predicted shift and needed no max pass */
+  long fallbacks;        /* adaptive: calls that saturated past the threshold and were redone */
+  long mispredicted;     /* adaptive: calls whose predicted shift differed from the exact one */
+  double bytes_avoided;  /* int32 bytes not re-read thanks to the prediction */
+  double seconds;        /* time spent rescaling */
+} mh_rescale_report;
+
 typedef struct mh_fit_summary {
   long steps;
   int epochs;               /* epochs completed (a partial epoch counts when max_steps stops it) */
@@ -125,6 +140,7 @@ typedef struct mh_fit_summary {
   double test_loss;
   size_t peak_bytes;        /* planned training memory: parameters, gradients, optimizer, activations */
   size_t rss_peak_bytes;    /* the process's peak resident set as the OS reports it */
+  mh_rescale_report rescale; /* integer algorithms: what shifting int32 results to int8 cost */
 } mh_fit_summary;
 
 /* Trains on the data set in `data_dir` (MNIST/Fashion-MNIST IDX, gzipped or not, or CIFAR-10 binary)
@@ -143,7 +159,7 @@ int mh_trainer_save(mh_trainer *t, const char *path);
 int mh_trainer_load(mh_trainer *t, const char *path);
 /* Changes how far training goes: epochs (-1 keeps it) and max_steps (-1 keeps it, 0 no limit). */
 int mh_trainer_set_length(mh_trainer *t, int epochs, long max_steps);
-/* The precision a checkpoint was trained in ("fp32", "int8"). */
+/* The precision a checkpoint was trained in ("fp32", "int8", "niti"). */
 int mh_checkpoint_precision(const char *path, char *out, size_t size);
 /* The model a checkpoint was trained with (its "model" metadata and the embedded model text) */
 int mh_checkpoint_model(const char *path, uint64_t seed, mh_model **model);
@@ -152,6 +168,7 @@ int mh_checkpoint_model(const char *path, uint64_t seed, mh_model **model);
 typedef struct mh_bench_result {
   double step_ms_median, step_ms_min;
   size_t peak_bytes;
+  double rescale_share;  /* integer algorithms: fraction of step time spent rescaling int32 to int8 */
   char *profile; /* with profile=1: per-op-type forward/backward time table (caller frees), else NULL */
 } mh_bench_result;
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res);
@@ -159,6 +176,8 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
 /* Planned training memory (bytes) for the trainer's batch: what peak_bytes reports. */
 size_t mh_trainer_peak_bytes(const mh_trainer *t);
 const char *mh_trainer_isa(const mh_trainer *t);
+/* "adaptive" or "exact": how the trainer shifts int32 results to int8 (integer algorithms). */
+const char *mh_trainer_rescale_mode(const mh_trainer *t);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
 # Bit-exact resumption: training 2N steps in one run must give the same checkpoint tensors, bit
 # for bit, as training N steps, saving, and resuming to 2N, with N falling in the middle of an
 # epoch. On a slice of the real Fashion-MNIST (512 train / 128 test), lenet5 and cnn6 in fp32 and
-# lenet5 in int8, batch 16:
+# lenet5 in int8 and niti (int8 parameters, exponents and the adaptive rescale histories), batch 16:
 # 32 steps per epoch, 3 epochs, N = 48 (epoch 2, step 16 of 32).
 # usage: bash cli_resume.sh <mandheling-binary> <source-dir> <build-dir>   (exit 77: skipped)
 set -u
@@ -58,7 +58,7 @@ for name in sorted(set(a) & set(b)):
         x, y = a[name][2], b[name][2]
         diff = sum(1 for i in range(0, len(x), 4) if x[i:i + 4] != y[i:i + 4])
         print("  %s: %d of %d values differ" % (name, diff, len(x) // 4)); bad += 1
-for key in ("step", "epoch", "batch_in_epoch", "model"):
+for key in ("step", "epoch", "batch_in_epoch", "model", "precision", "rescale", "mu"):
     if ma.get(key) != mb.get(key):
         print("  metadata %s: %r vs %r" % (key, ma.get(key), mb.get(key))); bad += 1
 print("  %d tensors compared, step %s epoch %s: %s" % (len(a), ma.get("step"), ma.get("epoch"),
@@ -77,7 +77,7 @@ run() { # label, args...: runs the binary, reports a failure with its stderr
   fi
 }
 
-for case in lenet5:fp32 cnn6:fp32 lenet5:int8; do
+for case in lenet5:fp32 cnn6:fp32 lenet5:int8 lenet5:niti; do
   model=${case%%:*} precision=${case##*:}
   common=(--data "$T/data" --batch $BATCH --epochs $EPOCHS --seed 3 --precision $precision)
   start=$SECONDS

@@ -49,13 +49,14 @@ int cmd_info(int argc, char **argv) {
 }
 
 int cmd_bench(int argc, char **argv) {
-  const char *model = NULL, *json = NULL, *precision = "fp32";
+  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL;
   int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
                           {"--steps", OPT_INT, &steps, "timed steps after 2 warm-up steps (default 10)"},
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
-                          {"--precision", OPT_STR, &precision, "fp32|int8 (default fp32)"},
+                          {"--precision", OPT_STR, &precision, "fp32|int8|niti (default fp32)"},
+                          {"--rescale", OPT_STR, &rescale, "niti: adaptive|exact (default adaptive)"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},
@@ -76,6 +77,7 @@ int cmd_bench(int argc, char **argv) {
   cfg.batch = batch;
   cfg.threads = threads;
   cfg.precision = precision;
+  cfg.rescale = rescale;
   cfg.lr = 0.01f; /* as reference/zoo.py's timing loop */
   cfg.schedule = MH_SCHEDULE_CONSTANT;
   cfg.force_reference = reference;
@@ -94,6 +96,8 @@ int cmd_bench(int argc, char **argv) {
   printf("%s\tparams=%lld\tbatch=%d\tthreads=%d\tprecision=%s\tisa=%s\tmedian_ms=%.1f\tmin_ms=%.1f\tpeak_MiB=%.1f\n", model,
          (long long)mh_model_param_count(m), batch, threads, precision, mh_trainer_isa(t), res.step_ms_median,
          res.step_ms_min, res.peak_bytes / 1048576.0);
+  if (!strcmp(precision, "niti"))
+    printf("rescale %s: %.1f%% of step time\n", mh_trainer_rescale_mode(t), 100 * res.rescale_share);
   if (res.profile) {
     fputs(res.profile, stdout);
     free(res.profile);
@@ -110,6 +114,7 @@ int cmd_bench(int argc, char **argv) {
     json_num(&j, "step_ms_median", res.step_ms_median);
     json_num(&j, "step_ms_min", res.step_ms_min);
     json_int(&j, "peak_bytes", (long long)res.peak_bytes);
+    json_num(&j, "rescale_share", res.rescale_share);
     json_str(&j, "isa", mh_trainer_isa(t));
     if (json_write(&j, json)) goto out;
   }

@@ -20,6 +20,14 @@ static int parse_schedule(const char *s, mh_schedule *out) {
   return 0;
 }
 
+/* One line on what rescaling int32 results to int8 did and what the adaptive rule avoided. */
+static void print_rescale(const mh_rescale_report *r, const char *mode, double seconds) {
+  printf("rescale %s: %ld int32 tensors shifted to int8, %ld max passes, %ld avoided (%.1f MiB of int32 not re-read), "
+         "%ld fallbacks, %ld mispredicted shifts; %.2f s (%.1f%% of the run)\n",
+         mode, r->calls, r->max_passes, r->passes_avoided, r->bytes_avoided / 1048576.0, r->fallbacks, r->mispredicted,
+         r->seconds, seconds > 0 ? 100 * r->seconds / seconds : 0);
+}
+
 int cmd_train(int argc, char **argv) {
   mh_train_config cfg;
   mh_train_config_default(&cfg);
@@ -39,7 +47,9 @@ int cmd_train(int argc, char **argv) {
       {"--schedule", OPT_STR, &schedule, "step|cosine|constant (default cosine)"},
       {"--step-size", OPT_INT, &cfg.step_size, "step schedule: epochs per decay (default epochs/3)"},
       {"--gamma", OPT_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)"},
-      {"--precision", OPT_STR, &precision, "fp32|int8 (default fp32)"},
+      {"--precision", OPT_STR, &precision, "fp32|int8|niti (default fp32)"},
+      {"--rescale", OPT_STR, &cfg.rescale, "niti: adaptive|exact shift of int32 results (default adaptive)"},
+      {"--mu", OPT_STR, &cfg.mu, "niti: gradient bit width per epoch, e.g. 5,5,4,3 (default NITI's 5/4/3)"},
       {"--threads", OPT_INT, &cfg.threads, "worker threads including the caller (default 2)"},
       {"--seed", OPT_U64, &cfg.seed, "seed for initialisation, shuffling, augmentation (default 1)"},
       {"--max-steps", OPT_LONG, &max_steps, "stop after N optimizer steps in total"},
@@ -88,6 +98,7 @@ int cmd_train(int argc, char **argv) {
   snprintf(acc_txt, sizeof acc_txt, sum.test_accuracy < 0 ? "n/a (no test split)" : "%.2f%%", 100 * sum.test_accuracy);
   printf("model %s  precision %s  steps %ld  %.1f s  train loss %s  test accuracy %s  peak %.1f MiB\n", model,
          precision, sum.steps, sum.seconds, loss_txt, acc_txt, sum.peak_bytes / 1048576.0);
+  if (sum.rescale.calls) print_rescale(&sum.rescale, mh_trainer_rescale_mode(t), sum.seconds);
   if (save) printf("checkpoint written to %s\n", save);
   if (json) {
     json_out j;
@@ -109,6 +120,16 @@ int cmd_train(int argc, char **argv) {
     json_int(&j, "peak_bytes", (long long)sum.peak_bytes);
     json_int(&j, "rss_peak_bytes", (long long)sum.rss_peak_bytes);
     json_str(&j, "isa", mh_trainer_isa(t));
+    if (sum.rescale.calls) {
+      json_str(&j, "rescale", mh_trainer_rescale_mode(t));
+      json_int(&j, "rescale_calls", sum.rescale.calls);
+      json_int(&j, "rescale_max_passes", sum.rescale.max_passes);
+      json_int(&j, "rescale_passes_avoided", sum.rescale.passes_avoided);
+      json_int(&j, "rescale_fallbacks", sum.rescale.fallbacks);
+      json_int(&j, "rescale_mispredicted", sum.rescale.mispredicted);
+      json_num(&j, "rescale_bytes_avoided", sum.rescale.bytes_avoided);
+      json_num(&j, "rescale_seconds", sum.rescale.seconds);
+    }
     if (json_write(&j, json)) goto out;
   }
   rc = 0;
@@ -125,7 +146,7 @@ int cmd_eval(int argc, char **argv) {
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (default: the checkpoint's own)"},
                           {"--load", OPT_STR, &load, "checkpoint to evaluate (required)"},
                           {"--data", OPT_STR, &data, "data directory (default " DEFAULT_DATA ")"},
-                          {"--precision", OPT_STR, &precision, "fp32|int8 (default fp32)"},
+                          {"--precision", OPT_STR, &precision, "fp32|int8|niti (default: the checkpoint's)"},
                           {"--batch", OPT_INT, &batch, "evaluation batch (default 256)"},
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
@@ -140,6 +161,13 @@ int cmd_eval(int argc, char **argv) {
   mh_train_config_default(&cfg);
   cfg.threads = threads;
   cfg.batch = batch;
+  char ckpt_precision[16];
+  int precision_given = 0;
+  for (int i = 0; i < argc; i++) precision_given |= strncmp(argv[i], "--precision", 11) == 0;
+  if (!precision_given) { /* evaluate in the checkpoint's own precision */
+    if (mh_checkpoint_precision(load, ckpt_precision, sizeof ckpt_precision)) return cli_fail("eval");
+    precision = ckpt_precision;
+  }
   cfg.precision = precision;
   mh_model *m = NULL;
   mh_trainer *t = NULL;

@@ -9,13 +9,15 @@
 #include "core/memplan.h"
 #include "core/status.h"
 #include "ops/ops.h"
+#include "quant/quantize.h"
 
 typedef struct plan {
   int valid, max_batch, training;
-  size_t *y_off, *dy_off;  /* per node, in floats; dy_off is (size_t)-1 when there is none */
+  size_t *y_off, *dy_off;  /* per node, in bytes; dy_off is (size_t)-1 when there is none */
   int *dx_acc;             /* per node x 2: accumulate flag for each input's gradient */
   size_t *state_off;       /* per node, floats into state */
-  float *arena, *scratch, *state;
+  unsigned char *arena;    /* activations and gradients: floats, or int8 for integer tensors */
+  float *scratch, *state;
   mh_exec_stats stats;
 } plan;
 
@@ -24,7 +26,14 @@ struct mh_executor {
   mh_pool *pool;
   const mh_cpu_kernels *kt;
   int reference;
-  int precision; /* mh_precision of conv/linear layers; fixed before the first prepare */
+  int precision; /* mh_precision of the ops; fixed before the first prepare */
+  int *e_act, *e_grad;       /* integer tensors: exponent of each node's output and of its gradient */
+  const int *param_exp;      /* integer tensors: one exponent per parameter */
+  mh_rescale_mode rescale;
+  mh_rescale_state *rs;      /* per node: [2i] forward output, [2i+1] input gradient */
+  mh_rescale_counts rc;
+  mh_rescale_state rs_infer[2]; /* scratch history for inference forwards */
+  mh_rescale_counts rc_infer;
   uint64_t seed;
   long step;
   plan plans[2]; /* [0] inference, [1] training */
@@ -46,6 +55,14 @@ int mh_exec_init(mh_executor **out, const mh_graph *g, mh_pool *pool, const mh_c
   mh_executor *ex = calloc(1, sizeof *ex);
   if (!ex) return mh__error(MH_ERR_NOMEM, "executor: out of memory");
   ex->g = g, ex->pool = pool, ex->kt = kt;
+  ex->rescale = MH_RESCALE_ADAPTIVE;
+  ex->e_act = calloc((size_t)g->n_nodes, sizeof(int));
+  ex->e_grad = calloc((size_t)g->n_nodes, sizeof(int));
+  ex->rs = calloc((size_t)g->n_nodes * 2, sizeof *ex->rs);
+  if (!ex->e_act || !ex->e_grad || !ex->rs) {
+    mh_exec_free(ex);
+    return mh__error(MH_ERR_NOMEM, "executor: out of memory");
+  }
   *out = ex;
   return MH_OK;
 }
@@ -55,6 +72,7 @@ void mh_exec_free(mh_executor *ex) {
   plan_free(&ex->plans[0]);
   plan_free(&ex->plans[1]);
   free(ex->prof);
+  free(ex->e_act), free(ex->e_grad), free(ex->rs);
   free(ex);
 }
 
@@ -80,6 +98,11 @@ static int storage_of(const mh_graph *g, int i) {
   return i;
 }
 
+static const mh_op_impl *impl(const mh_executor *ex, int i) { return mh_op_impl_for(ex->g->nodes[i].op, ex->precision); }
+
+/* Bytes per activation/gradient element: 1 for integer tensors, 4 for floats. */
+static size_t elem_bytes(const mh_executor *ex) { return ex->precision == MH_PRECISION_INTEGER ? 1 : sizeof(float); }
+
 static size_t node_floats(const mh_graph *g, int i, int batch) {
   const mh_node *n = &g->nodes[i];
   return (size_t)batch * n->c * n->h * n->w;
@@ -88,7 +111,12 @@ static size_t node_floats(const mh_graph *g, int i, int batch) {
 static int build_plan(mh_executor *ex, plan *p, int B, int training) {
   const mh_graph *g = ex->g;
   int N = g->n_nodes, out = N - 1;
+  size_t esz = elem_bytes(ex);
   plan_free(p);
+  for (int i = 1; i < N; i++)
+    if (!impl(ex, i))
+      return mh__error(MH_ERR_UNSUPPORTED, "%s: node %d '%s' (%s) has no integer-only form", g->model_name, i,
+                       g->nodes[i].name, mh_op_name(g->nodes[i].op));
   p->y_off = malloc(sizeof(size_t) * N);
   p->dy_off = malloc(sizeof(size_t) * N);
   p->dx_acc = calloc((size_t)N * 2, sizeof(int));
@@ -106,12 +134,12 @@ static int build_plan(mh_executor *ex, plan *p, int B, int training) {
     yblk[i] = -1;
     if (storage_of(g, i) != i) continue;
     yblk[i] = nb;
-    blk[nb].size = node_floats(g, i, B) * sizeof(float);
+    blk[nb].size = node_floats(g, i, B) * esz;
     blk[nb].start = blk[nb].end = i;
     nb++;
   }
   for (int i = 0; i < N; i++) {
-    const mh_op_impl *op = mh_op_impl_get(g->nodes[i].op);
+    const mh_op_impl *op = impl(ex, i);
     mh_mem_block *own = &blk[yblk[storage_of(g, i)]];
     if (i > own->end) own->end = i;
     if (i == out && N > own->end) own->end = N;
@@ -133,7 +161,7 @@ static int build_plan(mh_executor *ex, plan *p, int B, int training) {
       return mh__error(MH_ERR_NOMEM, "executor: out of memory while planning");
     }
     for (int i = 1; i < N; i++) {
-      blk[nb].size = node_floats(g, i, B) * sizeof(float);
+      blk[nb].size = node_floats(g, i, B) * esz;
       blk[nb].start = i == out ? N : 2 * N;
       blk[nb].end = 2 * N - i;
       nb++;
@@ -158,12 +186,12 @@ static int build_plan(mh_executor *ex, plan *p, int B, int training) {
   size_t naive = 0;
   for (int b = 0; b < nb; b++) naive += (blk[b].size + 63) / 64 * 64;
   for (int i = 0; i < N; i++) {
-    p->y_off[i] = blk[yblk[storage_of(g, i)]].offset / sizeof(float);
-    p->dy_off[i] = training && i >= 1 ? blk[first_dy + i - 1].offset / sizeof(float) : NONE;
+    p->y_off[i] = blk[yblk[storage_of(g, i)]].offset;
+    p->dy_off[i] = training && i >= 1 ? blk[first_dy + i - 1].offset : NONE;
   }
   size_t scratch = 0, state = 0;
   for (int i = 1; i < N; i++) {
-    const mh_op_impl *op = mh_op_impl_get(g->nodes[i].op);
+    const mh_op_impl *op = impl(ex, i);
     size_t s = op->scratch_floats ? op->scratch_floats(g, &g->nodes[i], B, ex->precision) : 0;
     if (s > scratch) scratch = s;
     p->state_off[i] = state;
@@ -216,18 +244,40 @@ int mh_exec_set_profile(mh_executor *ex, int on) {
 
 const double *mh_exec_profile(const mh_executor *ex) { return ex->prof; }
 
-static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, const float *params, float *grads,
+static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, const void *params, void *grads,
                           float *buffers) {
   const mh_graph *g = ex->g;
   const mh_node *nd = &g->nodes[i];
   mh_op_ctx c;
   memset(&c, 0, sizeof c);
   c.g = g, c.node = nd, c.n = n;
-  for (int k = 0; k < nd->n_in; k++) c.x[k] = p->arena + p->y_off[nd->in[k]];
-  c.y = p->arena + p->y_off[i];
+  for (int k = 0; k < nd->n_in; k++) {
+    c.x[k] = (const float *)(p->arena + p->y_off[nd->in[k]]);
+    c.qx[k] = (const int8_t *)(p->arena + p->y_off[nd->in[k]]);
+    c.ex[k] = ex->e_act[nd->in[k]];
+  }
+  c.y = (float *)(p->arena + p->y_off[i]);
+  c.qy = (int8_t *)(p->arena + p->y_off[i]);
+  c.ey = &ex->e_act[i];
   if (nd->n_params) {
-    c.w = (float *)params + g->params[nd->param0].offset;
-    if (grads) c.dw = grads + g->params[nd->param0].offset;
+    int64_t off = g->params[nd->param0].offset;
+    if (ex->precision == MH_PRECISION_INTEGER) {
+      c.qw = (const int8_t *)params + off;
+      if (grads) c.qdw = (int32_t *)grads + off;
+      c.ew = ex->param_exp + nd->param0;
+    } else {
+      c.w = (float *)params + off;
+      if (grads) c.dw = (float *)grads + off;
+    }
+  }
+  if (training) {
+    c.rescale = ex->rescale;
+    c.rs = &ex->rs[2 * i];
+    c.rc = &ex->rc;
+  } else { /* inference: exact shifts, and the training histories and counts stay untouched */
+    c.rescale = MH_RESCALE_EXACT;
+    c.rs = ex->rs_infer;
+    c.rc = &ex->rc_infer;
   }
   if (nd->n_buffers && buffers) c.buf = buffers + g->buffers[nd->buffer0].offset;
   c.state = p->state + p->state_off[i];
@@ -243,7 +293,7 @@ static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, 
   return c;
 }
 
-int mh_exec_forward(mh_executor *ex, const float *x, int n, const float *params, float *buffers, int training) {
+int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, float *buffers, int training) {
   training = training ? 1 : 0;
   plan *p = &ex->plans[training];
   /* Inference can run in a training plan's memory (its lifetimes are a superset), which saves
@@ -252,11 +302,17 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const float *params,
   if (!p->valid) return mh__error(MH_ERR_INVALID_ARG, "executor: forward before prepare");
   if (n < 1 || n > p->max_batch)
     return mh__error(MH_ERR_INVALID_ARG, "batch of %d samples exceeds the prepared batch size %d", n, p->max_batch);
-  memcpy(p->arena + p->y_off[0], x, node_floats(ex->g, 0, n) * sizeof(float));
+  if (ex->precision == MH_PRECISION_INTEGER) { /* the data enters as int8 with its own exponent */
+    if (!ex->param_exp) return mh__error(MH_ERR_INVALID_ARG, "executor: integer forward without parameter exponents");
+    ex->e_act[0] = mh_quantize_f32_s8(ex->kt, ex->pool, x, (long)node_floats(ex->g, 0, n),
+                                      (int8_t *)(p->arena + p->y_off[0]), MH_ROUND_NEAREST, 0);
+  } else {
+    memcpy(p->arena + p->y_off[0], x, node_floats(ex->g, 0, n) * sizeof(float));
+  }
   for (int i = 1; i < ex->g->n_nodes; i++) {
     mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
     double t0 = ex->prof ? now_s() : 0;
-    mh_op_impl_get(ex->g->nodes[i].op)->forward(&c);
+    impl(ex, i)->forward(&c);
     if (ex->prof) ex->prof[2 * i] += now_s() - t0;
   }
   ex->last = p, ex->last_n = n, ex->last_training = training;
@@ -264,29 +320,55 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const float *params,
 }
 
 const float *mh_exec_output(const mh_executor *ex) {
-  return ex->last ? ex->last->arena + ex->last->y_off[ex->g->n_nodes - 1] : NULL;
+  return ex->last ? (const float *)(ex->last->arena + ex->last->y_off[ex->g->n_nodes - 1]) : NULL;
 }
 
 float *mh_exec_output_grad(mh_executor *ex) {
   if (!ex->last || !ex->last_training) return NULL;
-  return ex->last->arena + ex->last->dy_off[ex->g->n_nodes - 1];
+  return (float *)(ex->last->arena + ex->last->dy_off[ex->g->n_nodes - 1]);
 }
 
-int mh_exec_backward(mh_executor *ex, const float *params, float *grads) {
+const int8_t *mh_exec_output_q(const mh_executor *ex, int *exp) {
+  if (!ex->last) return NULL;
+  *exp = ex->e_act[ex->g->n_nodes - 1];
+  return (const int8_t *)(ex->last->arena + ex->last->y_off[ex->g->n_nodes - 1]);
+}
+
+int8_t *mh_exec_output_grad_q(mh_executor *ex, int exp) {
+  if (!ex->last || !ex->last_training) return NULL;
+  ex->e_grad[ex->g->n_nodes - 1] = exp;
+  return (int8_t *)(ex->last->arena + ex->last->dy_off[ex->g->n_nodes - 1]);
+}
+
+void mh_exec_set_param_exps(mh_executor *ex, const int *exps) { ex->param_exp = exps; }
+
+void mh_exec_set_rescale(mh_executor *ex, mh_rescale_mode mode) { ex->rescale = mode; }
+
+mh_rescale_state *mh_exec_rescale_states(mh_executor *ex) { return ex->rs; }
+
+const mh_rescale_counts *mh_exec_rescale_counts(const mh_executor *ex) { return &ex->rc; }
+
+void mh_exec_reset_rescale_counts(mh_executor *ex) { memset(&ex->rc, 0, sizeof ex->rc); }
+
+int mh_exec_backward(mh_executor *ex, const void *params, void *grads) {
   if (!ex->last || !ex->last_training) return mh__error(MH_ERR_INVALID_ARG, "executor: backward without a training forward");
   plan *p = ex->last;
   const mh_graph *g = ex->g;
   for (int i = g->n_nodes - 1; i >= 1; i--) {
     const mh_node *nd = &g->nodes[i];
     mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, 1, params, grads, NULL);
-    c.dy = p->arena + p->dy_off[i];
+    c.dy = (const float *)(p->arena + p->dy_off[i]);
+    c.qdy = (const int8_t *)(p->arena + p->dy_off[i]);
+    c.edy = ex->e_grad[i];
     for (int k = 0; k < nd->n_in; k++) {
       int j = nd->in[k];
-      c.dx[k] = j == 0 ? NULL : p->arena + p->dy_off[j]; /* the data needs no gradient */
+      c.dx[k] = j == 0 ? NULL : (float *)(p->arena + p->dy_off[j]); /* the data needs no gradient */
+      c.qdx[k] = j == 0 ? NULL : (int8_t *)(p->arena + p->dy_off[j]);
+      c.edx[k] = &ex->e_grad[j];
       c.dx_accumulate[k] = p->dx_acc[2 * i + k];
     }
     double t0 = ex->prof ? now_s() : 0;
-    mh_op_impl_get(nd->op)->backward(&c);
+    impl(ex, i)->backward(&c);
     if (ex->prof) ex->prof[2 * i + 1] += now_s() - t0;
   }
   return MH_OK;

@@ -9,6 +9,7 @@
 #include "backend/cpu/kernels.h"
 #include "core/pool.h"
 #include "graph/graph.h"
+#include "quant/rescale.h"
 
 typedef struct mh_executor mh_executor;
 
@@ -24,7 +25,9 @@ void mh_exec_free(mh_executor *ex);
 /* 1: oracle kernels for every op (tests) */
 void mh_exec_set_reference(mh_executor *ex, int reference);
 
-/* Arithmetic of conv/linear layers (mh_precision in ops/ops.h); changing it drops the plans. */
+/* The ops' arithmetic (mh_precision in ops/ops.h); changing it drops the plans. With
+ * MH_PRECISION_INTEGER activations and gradients are int8 (a quarter of the FP32 arena), params
+ * are int8 with exponents (mh_exec_set_param_exps) and parameter gradients int32. */
 void mh_exec_set_precision(mh_executor *ex, int precision);
 /* Keys stochastic rounding of the next forward/backward: (seed, step, node, element). */
 void mh_exec_set_step(mh_executor *ex, uint64_t seed, long step);
@@ -36,11 +39,23 @@ int mh_exec_stats_get(const mh_executor *ex, int training, mh_exec_stats *st);
 
 /* Execute stage. x: (n, c, h, w) with n <= the prepared batch. params/buffers are the model's flat
  * arrays (see graph.h offsets). Forward in training mode updates batch-norm running statistics. */
-int mh_exec_forward(mh_executor *ex, const float *x, int n, const float *params, float *buffers, int training);
+int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, float *buffers, int training);
 const float *mh_exec_output(const mh_executor *ex); /* logits (n, classes) of the last forward */
 float *mh_exec_output_grad(mh_executor *ex);        /* write dL/dlogits here before backward */
 /* Backward of the last training forward: writes every parameter gradient into grads (overwrite). */
-int mh_exec_backward(mh_executor *ex, const float *params, float *grads);
+int mh_exec_backward(mh_executor *ex, const void *params, void *grads);
+
+/* ---- integer tensors (MH_PRECISION_INTEGER) ---- */
+/* Exponents of the parameters (one per mh_param), read on every forward/backward. */
+void mh_exec_set_param_exps(mh_executor *ex, const int *exps);
+const int8_t *mh_exec_output_q(const mh_executor *ex, int *exp); /* int8 logits and their exponent */
+int8_t *mh_exec_output_grad_q(mh_executor *ex, int exp);        /* write int8 dL/dlogits (exponent exp) here */
+/* How int32 results are shifted back to int8 (adaptive by default), the per-tensor histories
+ * (2 per node; checkpoints save them) and what rescaling did since the last reset. */
+void mh_exec_set_rescale(mh_executor *ex, mh_rescale_mode mode);
+mh_rescale_state *mh_exec_rescale_states(mh_executor *ex);
+const mh_rescale_counts *mh_exec_rescale_counts(const mh_executor *ex);
+void mh_exec_reset_rescale_counts(mh_executor *ex);
 
 /* Per-node timing: when on, forward and backward seconds accumulate per node; the array has
  * 2 * n_nodes doubles (forward, backward), NULL when profiling is off. Turning on resets it. */

@@ -22,5 +22,8 @@ void mh__conv_col2im(const mh_op_ctx *ctx, const conv_dims *d, const float *dcol
 void mh__conv_forward_s8(mh_op_ctx *ctx);
 void mh__conv_backward_s8(mh_op_ctx *ctx);
 size_t mh__conv_scratch_floats_s8(const conv_dims *d);
+/* col (Cg*K*K x cnt*P*Q, int8) from the int8 image xq for samples [n0, n0+cnt) of group g. */
+void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, int8_t *col, int n0, int cnt,
+                        int g);
 
 #endif

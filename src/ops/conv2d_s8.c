@@ -77,8 +77,8 @@ static void im2col_s8_rows(void *p, long lo, long hi) {
   }
 }
 
-static void im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, int8_t *col, int n0, int cnt,
-                      int g) {
+void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, int8_t *col, int n0, int cnt,
+                        int g) {
   im2col_s8_job j = {d, xq, col, n0, cnt, g};
   mh_parallel_for(ctx->pool, (long)d->Cg * d->K * d->K, im2col_s8_rows, &j);
 }
@@ -101,7 +101,7 @@ void mh__conv_forward_s8(mh_op_ctx *ctx) {
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
-      im2col_s8(ctx, &d, s.xq, s.colq, n0, cnt, g);
+      mh__conv_im2col_s8(ctx, &d, s.xq, s.colq, n0, cnt, g);
       mh_gemm_s8_args ga = {d.Og, cols, kk, s.wq + (size_t)g * d.Og * kk, kk, 0, s.colq, cols, 0, s.acc, cols, 0};
       mh_gemm_s8(ctx->kt, ctx->pool, &ga);
       for (int sm = 0; sm < cnt; sm++)
@@ -129,7 +129,7 @@ void mh__conv_backward_s8(mh_op_ctx *ctx) {
       for (int sm = 0; sm < cnt; sm++)
         for (int o = 0; o < d.Og; o++)
           memcpy(gq + (size_t)o * cols + (size_t)sm * pq, s.dyq + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
-      im2col_s8(ctx, &d, s.xq, s.colq, n0, cnt, g);
+      mh__conv_im2col_s8(ctx, &d, s.xq, s.colq, n0, cnt, g);
       /* dW_g (Og x kk) += G (Og x cols) * col^T, exactly in int32 across chunks */
       mh_gemm_s8_args gw = {d.Og, kk, cols, gq, cols, 0, s.colq, cols, 1, s.dwacc + (size_t)g * d.Og * kk, kk, n0 > 0};
       mh_gemm_s8(ctx->kt, ctx->pool, &gw);

@@ -20,6 +20,22 @@ const mh_op_impl *mh_op_impl_get(mh_op_type op) {
   }
 }
 
+const mh_op_impl *mh_op_impl_int_get(mh_op_type op) {
+  switch (op) {
+    case MH_OP_CONV2D: return &mh_op_conv2d_int;
+    case MH_OP_LINEAR: return &mh_op_linear_int;
+    case MH_OP_RELU: return &mh_op_relu_int;
+    case MH_OP_MAXPOOL: return &mh_op_maxpool_int;
+    case MH_OP_ADD: return &mh_op_add_int;
+    case MH_OP_FLATTEN: return &mh_op_flatten_int;
+    default: return NULL; /* batch norm, ReLU6, average pools: no integer-only form */
+  }
+}
+
+const mh_op_impl *mh_op_impl_for(mh_op_type op, int precision) {
+  return precision == MH_PRECISION_INTEGER ? mh_op_impl_int_get(op) : mh_op_impl_get(op);
+}
+
 void mh__add_or_copy(float *dx, const float *dy, size_t n, int accumulate) {
   if (!accumulate) {
     memcpy(dx, dy, n * sizeof(float));

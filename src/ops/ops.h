@@ -9,11 +9,16 @@
 #include "backend/cpu/kernels.h"
 #include "core/pool.h"
 #include "graph/graph.h"
+#include "quant/rescale.h"
 
-/* Which arithmetic conv and linear layers use (the algorithm decides; other ops stay FP32). */
+/* The arithmetic the ops run (the algorithm in src/train/algo.c picks it; ops never see which
+ * algorithm runs, only the number format). */
 typedef enum mh_precision {
   MH_PRECISION_FP32 = 0,
-  MH_PRECISION_INT8 = 1 /* int8 x int8 -> int32 GEMMs with per-tensor power-of-two scales, FP32 around them */
+  MH_PRECISION_INT8 = 1,   /* conv/linear: int8 x int8 -> int32 GEMMs with power-of-two scales, FP32 around them */
+  MH_PRECISION_INTEGER = 2 /* every tensor int8 with a per-tensor exponent (value = q * 2^e), int32 inside GEMMs,
+                              shifted back to int8 (pseudo-stochastic rounding) after each; parameters int8,
+                              parameter gradients int32 */
 } mh_precision;
 
 /* Shapes: every activation is NCHW with the node's per-sample (c, h, w); n is the batch. */
@@ -39,6 +44,21 @@ typedef struct mh_op_ctx {
   int node_id;
   mh_pool *pool;
   const mh_cpu_kernels *kt;
+  /* MH_PRECISION_INTEGER: the same buffers as int8 tensors, each with an exponent */
+  const int8_t *qx[2];
+  int8_t *qy;
+  const int8_t *qdy;
+  int8_t *qdx[2];
+  int ex[2];          /* exponents of the inputs */
+  int *ey;            /* forward writes the output's exponent */
+  int edy;            /* backward: exponent of dL/dy */
+  int *edx[2];        /* backward writes (or, accumulating, updates) each input gradient's exponent */
+  const int8_t *qw;   /* this node's parameters as int8 */
+  const int *ew;      /* their exponents, one per parameter */
+  int32_t *qdw;       /* their gradients as int32 sums (exponent edy + ex, implied) */
+  mh_rescale_mode rescale;
+  mh_rescale_state *rs; /* this node's rescale history: [0] forward output, [1] input gradient */
+  mh_rescale_counts *rc; /* counters to add to */
 } mh_op_ctx;
 
 typedef struct mh_op_impl {
@@ -52,6 +72,10 @@ typedef struct mh_op_impl {
 } mh_op_impl;
 
 const mh_op_impl *mh_op_impl_get(mh_op_type op);
+/* The integer-tensor version of an op (MH_PRECISION_INTEGER), or NULL when it has none. */
+const mh_op_impl *mh_op_impl_int_get(mh_op_type op);
+/* The implementation the executor runs for an op in a precision (NULL: unsupported). */
+const mh_op_impl *mh_op_impl_for(mh_op_type op, int precision);
 
 /* Per-op tables, defined in src/ops/<op>.c */
 extern const mh_op_impl mh_op_conv2d, mh_op_linear, mh_op_batchnorm, mh_op_relu, mh_op_relu6, mh_op_maxpool,
@@ -60,6 +84,25 @@ extern const mh_op_impl mh_op_conv2d, mh_op_linear, mh_op_batchnorm, mh_op_relu,
 /* Softmax cross-entropy over (n, classes) logits with mean reduction: returns the loss and writes
  * dlogits = (softmax - onehot) / n when dlogits is non-NULL. Labels must be in [0, classes). */
 double mh_softmax_xent_f32(const float *logits, const int32_t *labels, int n, int classes, float *dlogits);
+
+extern const mh_op_impl mh_op_conv2d_int, mh_op_linear_int, mh_op_relu_int, mh_op_maxpool_int, mh_op_add_int,
+    mh_op_flatten_int;
+
+/* Integer helpers (src/ops/int_common.c). Writes n int8 values with exponent e into input k's
+ * gradient: a copy, or (accumulate) an exponent-aligned sum that stays in int8. */
+void mh__int_emit_grad(mh_op_ctx *ctx, int k, const int8_t *g, int e, long n);
+/* y = a * 2^ea + b * 2^eb in int8: both aligned to the larger exponent (nearest), summed, and
+ * shifted by one more bit when a sum leaves [-127, 127]. Returns y's exponent. y may alias a. */
+int mh__int_add(mh_pool *pool, const int8_t *a, int ea, const int8_t *b, int eb, int8_t *y, long n);
+/* Requantises an int32 result with this node's rescale slot (0 forward, 1 backward) and the
+ * pseudo-stochastic rounding; returns the shift applied. */
+int mh__int_rescale(mh_op_ctx *ctx, int slot, const int32_t *acc, long n, int8_t *out);
+
+/* NITI's integer softmax-cross-entropy gradient for int8 logits o (n x classes, exponent e): writes
+ * g (n x classes, int8, exponent 0). work holds `classes` int64. The loss value is not integer:
+ * callers compute it in float from o * 2^e. */
+void mh_softmax_xent_grad_int(const int8_t *o, int e, const int32_t *labels, int n, int classes, int64_t *work,
+                              int8_t *g);
 
 /* Adds dy into dx, or copies it (accumulate = 0), over n floats. */
 void mh__add_or_copy(float *dx, const float *dy, size_t n, int accumulate);

@@ -67,6 +67,19 @@ static inline int32_t mh_q_round_psto(int32_t x, int s) {
   return x < 0 ? -(int32_t)q : (int32_t)q;
 }
 
+/* v * 2^d as an int32 addend: shifted up exactly (saturating at the int32 range) for d >= 0, or
+ * rounded to nearest for d < 0. Aligns a value with exponent e_v to an accumulator with exponent
+ * e_v - d (integer bias addition). */
+static inline int32_t mh_q_align32(int32_t v, int d) {
+  if (d < 0) return mh_q_round_nearest(v, -d > MH_Q_MAX_SHIFT ? MH_Q_MAX_SHIFT : -d);
+  int64_t w = (int64_t)v * ((int64_t)1 << (d > 32 ? 32 : d));
+  return w > INT32_MAX ? INT32_MAX : w < -INT32_MAX ? -INT32_MAX : (int32_t)w;
+}
+/* a + b saturated to [-INT32_MAX, INT32_MAX]. */
+static inline int32_t mh_q_add_sat32(int32_t a, int32_t b) {
+  int64_t w = (int64_t)a + b;
+  return w > INT32_MAX ? INT32_MAX : w < -INT32_MAX ? -INT32_MAX : (int32_t)w;
+}
 /* The 32-bit hash behind stochastic rounding (Wellons' lowbias32): cheap in 32-bit SIMD lanes, so
  * AVX2/NEON/HVX reproduce it exactly. */
 static inline uint32_t mh_q_hash32(uint32_t x) {

@@ -61,6 +61,7 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
   int st = MH_OK;
   for (int i = 0; i < 2 + steps && st == MH_OK; i++) {
     if (i == 2 && profile) st = mh_exec_set_profile(t->ex, 1);
+    if (i == 2) mh_exec_reset_rescale_counts(t->ex);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     st = mh_trainer_step(t, x, y, batch, NULL);
@@ -74,6 +75,9 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
     res->peak_bytes = mh_trainer_peak_bytes(t);
     double mean_ms = 0;
     for (int i = 0; i < steps; i++) mean_ms += ms[i] / steps;
+    mh_rescale_report rr;
+    mh__trainer_rescale_report(t, &rr);
+    res->rescale_share = mean_ms > 0 ? rr.seconds * 1e3 / (mean_ms * steps) : 0;
     if (profile) res->profile = profile_table(t, mh_exec_profile(t->ex), steps, mean_ms);
   }
   if (profile) mh_exec_set_profile(t->ex, 0);

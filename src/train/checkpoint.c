@@ -7,33 +7,56 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "quant/qformat.h"
+#include "train/algo.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
 
 #define CKPT_FORMAT "mandheling-checkpoint/1"
 #define MOMENTUM_PREFIX "optimizer.momentum."
+#define EXPONENTS "integer.exponents"   /* int32 [n_params]: value = q * 2^exponent */
+#define RESCALE_STATE "integer.rescale" /* int32 [2 * n_nodes, 3]: each tensor's shift history */
+
 
 static const char *schedule_name(mh_schedule s) {
   return s == MH_SCHEDULE_STEP ? "step" : s == MH_SCHEDULE_COSINE ? "cosine" : "constant";
 }
 
+/* Tensors a checkpoint of this trainer holds: float parameters and momentum, or (integer
+ * algorithms) int8 parameters, their exponents and the rescale histories; then the buffers. */
+static int n_tensors(const mh_trainer *t) {
+  const mh_graph *g = &t->m->g;
+  return (t->algo->integer_params ? g->n_params + 2 : 2 * g->n_params) + g->n_buffers;
+}
+
 int mh_trainer_save(mh_trainer *t, const char *path) {
   const mh_graph *g = &t->m->g;
-  int n = 2 * g->n_params + g->n_buffers;
+  int n = n_tensors(t), q = t->algo->integer_params;
   mh_st_tensor *ts = calloc((size_t)n, sizeof *ts);
   if (!ts) return mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
   int k = 0;
-  for (int pass = 0; pass < 2; pass++)
+  for (int pass = 0; pass < (q ? 1 : 2); pass++)
     for (int i = 0; i < g->n_params; i++) {
       const mh_param *p = &g->params[i];
       mh_st_tensor *s = &ts[k++];
       snprintf(s->name, sizeof s->name, "%s%s", pass ? MOMENTUM_PREFIX : "", p->name);
-      s->dtype = MH_DTYPE_F32;
+      s->dtype = q ? MH_DTYPE_S8 : MH_DTYPE_F32;
       s->ndim = p->ndim;
       for (int d = 0; d < p->ndim; d++) s->shape[d] = p->shape[d];
-      s->data = (pass ? t->momentum : t->m->params) + p->offset;
-      s->nbytes = (size_t)p->numel * sizeof(float);
+      if (q) s->data = t->m->qparams + p->offset;
+      else s->data = (pass ? t->momentum : t->m->params) + p->offset;
+      s->nbytes = (size_t)p->numel * (q ? 1 : sizeof(float));
     }
+  if (q) {
+    mh_st_tensor *s = &ts[k++];
+    snprintf(s->name, sizeof s->name, "%s", EXPONENTS);
+    s->dtype = MH_DTYPE_S32, s->ndim = 1, s->shape[0] = g->n_params;
+    s->data = t->m->qexp, s->nbytes = sizeof(int) * g->n_params;
+    s = &ts[k++];
+    snprintf(s->name, sizeof s->name, "%s", RESCALE_STATE);
+    s->dtype = MH_DTYPE_S32, s->ndim = 2, s->shape[0] = 2 * g->n_nodes, s->shape[1] = 3;
+    s->data = mh_exec_rescale_states(t->ex), s->nbytes = sizeof(mh_rescale_state) * 2 * g->n_nodes;
+  }
   for (int i = 0; i < g->n_buffers; i++) {
     const mh_buffer *b = &g->buffers[i];
     mh_st_tensor *s = &ts[k++];
@@ -70,7 +93,8 @@ int mh_trainer_save(mh_trainer *t, const char *path) {
       {"lr", lr},                  {"momentum", mom},            {"weight_decay", wd},
       {"nesterov", nest},          {"schedule", schedule_name(t->cfg.schedule)},
       {"gamma", gamma},            {"step_size", ssize},         {"epochs", epochs},
-      {"batch", batch},            {"augment", aug},
+      {"batch", batch},            {"augment", aug},             {"rescale", t->rescale},
+      {"mu", t->mu},
   };
   int st = mh_st_write(path, ts, k, meta, (int)(sizeof meta / sizeof meta[0]));
   free(ts);
@@ -128,12 +152,13 @@ static int read_config(const mh_st_file *f, const char *path, mh_train_config *c
   return MH_OK;
 }
 
-static int match_tensor(const mh_st_file *f, const char *path, const char *name, int ndim, const int64_t *shape,
-                        const float **data) {
+static int match_tensor(const mh_st_file *f, const char *path, const char *name, mh_dtype dt, int ndim,
+                        const int64_t *shape, const void **data) {
   const mh_st_tensor *s = mh_st_find(f, name);
   if (!s) return mh__error(MH_ERR_FORMAT, "%s: tensor '%s' missing from checkpoint", path, name);
-  if (s->dtype != MH_DTYPE_F32)
-    return mh__error(MH_ERR_FORMAT, "%s: tensor '%s' is %s, expected F32", path, name, mh_dtype_name(s->dtype));
+  if (s->dtype != dt)
+    return mh__error(MH_ERR_FORMAT, "%s: tensor '%s' is %s, expected %s", path, name, mh_dtype_name(s->dtype),
+                     mh_dtype_name(dt));
   int same = s->ndim == ndim;
   for (int d = 0; same && d < ndim; d++) same = s->shape[d] == shape[d];
   if (!same) {
@@ -164,25 +189,45 @@ int mh_trainer_load(mh_trainer *t, const char *path) {
     goto done;
   }
   /* Validate everything first: a bad file must leave the trainer untouched. */
-  int n = 2 * g->n_params + g->n_buffers;
-  const float **src = calloc((size_t)n, sizeof *src);
+  int n = n_tensors(t), q = t->algo->integer_params;
+  const void **src = calloc((size_t)n, sizeof *src);
   if (!src) {
     st = mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
     goto done;
   }
   int k = 0;
-  for (int pass = 0; pass < 2 && st == MH_OK; pass++)
+  for (int pass = 0; pass < (q ? 1 : 2) && st == MH_OK; pass++)
     for (int i = 0; i < g->n_params && st == MH_OK; i++) {
       const mh_param *p = &g->params[i];
       char name[MH_ST_MAX_NAME];
       int64_t shape[4];
       for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
       snprintf(name, sizeof name, "%s%s", pass ? MOMENTUM_PREFIX : "", p->name);
-      st = match_tensor(f, path, name, p->ndim, shape, &src[k++]);
+      st = match_tensor(f, path, name, q ? MH_DTYPE_S8 : MH_DTYPE_F32, p->ndim, shape, &src[k++]);
     }
+  if (q && st == MH_OK) {
+    int64_t se[1] = {g->n_params}, sr[2] = {2 * g->n_nodes, 3};
+    st = match_tensor(f, path, EXPONENTS, MH_DTYPE_S32, 1, se, &src[k++]);
+    if (st == MH_OK) st = match_tensor(f, path, RESCALE_STATE, MH_DTYPE_S32, 2, sr, &src[k++]);
+    for (int i = 0; i < g->n_params && st == MH_OK; i++) {
+      int32_t e;
+      memcpy(&e, (const char *)src[k - 2] + sizeof e * i, sizeof e); /* the file's alignment is not ours to trust */
+      const int8_t *w = src[i];
+      for (int64_t j = 0; j < g->params[i].numel && st == MH_OK; j++)
+        if (w[j] < -MH_Q8_MAX) st = mh__error(MH_ERR_FORMAT, "%s: tensor '%s' holds -128, outside int8 [-127, 127]", path, g->params[i].name);
+      if (st == MH_OK && (e < -200 || e > 200))
+        st = mh__error(MH_ERR_FORMAT, "%s: exponent %d of '%s' is out of range [-200, 200]", path, e, g->params[i].name);
+    }
+    for (int i = 0; i < 2 * g->n_nodes && st == MH_OK; i++) {
+      int32_t rs[3];
+      memcpy(rs, (const char *)src[k - 1] + sizeof rs * i, sizeof rs);
+      if (rs[0] < 0 || rs[0] > 31 || (rs[1] & ~1) || rs[2] < 0)
+        st = mh__error(MH_ERR_FORMAT, "%s: rescale state %d is out of range", path, i);
+    }
+  }
   for (int i = 0; i < g->n_buffers && st == MH_OK; i++) {
     int64_t shape[1] = {g->buffers[i].numel};
-    st = match_tensor(f, path, g->buffers[i].name, 1, shape, &src[k++]);
+    st = match_tensor(f, path, g->buffers[i].name, MH_DTYPE_F32, 1, shape, &src[k++]);
   }
   if (st == MH_OK && mh_st_count(f) != n)
     st = mh__error(MH_ERR_FORMAT, "%s: checkpoint has %d tensors, the model '%s' has %d", path, mh_st_count(f),
@@ -194,14 +239,32 @@ int mh_trainer_load(mh_trainer *t, const char *path) {
   if (st == MH_OK) st = meta_long(f, path, "steps_per_epoch", 0, 1L << 40, &spe);
   mh_train_config cfg = t->cfg;
   if (st == MH_OK) st = read_config(f, path, &cfg);
+  /* niti's settings (absent from checkpoints of older builds: the defaults) */
+  const char *rescale = mh_st_meta_get(f, "rescale"), *mu = mh_st_meta_get(f, "mu");
+  if (!rescale) rescale = "adaptive";
+  if (!mu) mu = "";
+  if (st == MH_OK && strcmp(rescale, "exact") != 0 && strcmp(rescale, "adaptive") != 0)
+    st = mh__error(MH_ERR_FORMAT, "%s: checkpoint rescale '%.20s' is neither exact nor adaptive", path, rescale);
+  if (st == MH_OK && (strlen(mu) >= sizeof t->mu || mh_niti_mu_check(*mu ? mu : NULL)))
+    st = mh__error(MH_ERR_FORMAT, "%s: checkpoint mu schedule '%.40s' is invalid", path, mu);
   if (st == MH_OK) {
     t->cfg = cfg;
+    snprintf(t->rescale, sizeof t->rescale, "%s", rescale);
+    snprintf(t->mu, sizeof t->mu, "%s", mu);
+    t->cfg.rescale = t->rescale;
+    t->cfg.mu = *t->mu ? t->mu : NULL;
+    mh_exec_set_rescale(t->ex, strcmp(rescale, "exact") == 0 ? MH_RESCALE_EXACT : MH_RESCALE_ADAPTIVE);
     k = 0;
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < (q ? 1 : 2); pass++)
       for (int i = 0; i < g->n_params; i++) {
         const mh_param *p = &g->params[i];
-        memcpy((pass ? t->momentum : t->m->params) + p->offset, src[k++], (size_t)p->numel * sizeof(float));
+        if (q) memcpy(t->m->qparams + p->offset, src[k++], (size_t)p->numel);
+        else memcpy((pass ? t->momentum : t->m->params) + p->offset, src[k++], (size_t)p->numel * sizeof(float));
       }
+    if (q) {
+      memcpy(t->m->qexp, src[k++], sizeof(int) * g->n_params);
+      memcpy(mh_exec_rescale_states(t->ex), src[k++], sizeof(mh_rescale_state) * 2 * g->n_nodes);
+    }
     for (int i = 0; i < g->n_buffers; i++)
       memcpy(t->m->buffers + g->buffers[i].offset, src[k++], (size_t)g->buffers[i].numel * sizeof(float));
     t->step = step, t->epoch = (int)epoch, t->batch_in_epoch = bie, t->steps_per_epoch = spe;

@@ -103,6 +103,7 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
   t->steps_per_epoch = mh_batcher_batches_per_epoch(b);
   long total = t->steps_per_epoch * t->cfg.epochs;
   if (t->cfg.max_steps > 0 && t->cfg.max_steps < total) total = t->cfg.max_steps;
+  mh_exec_reset_rescale_counts(t->ex);
   double t0 = now_s(), loss_sum = 0;
   long loss_n = 0, samples = 0;
   mh__log(MH_LOG_INFO, "training %s (%lld parameters) on %s: %d train / %d test samples, %d epochs of %ld steps, %s kernels, %d threads",
@@ -159,6 +160,7 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
   sum->seconds = now_s() - t0;
   sum->peak_bytes = mh_trainer_peak_bytes(t);
   sum->rss_peak_bytes = rss_peak();
+  mh__trainer_rescale_report(t, &sum->rescale);
 done:
   mh_batcher_free(b);
   mh_dataset_free(&train);

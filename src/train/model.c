@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "graph/executor.h"
+#include "quant/quantize.h"
 
 int mh__model_from_graph(mh_model **out, mh_graph *g, uint64_t seed) {
   *out = NULL;
@@ -74,7 +75,27 @@ void mh_model_free(mh_model *m) {
   if (!m) return;
   mh_graph_free(&m->g);
   free(m->params), free(m->grads), free(m->buffers), free(m->text);
+  free(m->qparams), free(m->qexp), free(m->qgrads);
   free(m);
+}
+
+int mh__model_make_integer(mh_model *m) {
+  if (m->qparams) return MH_OK;
+  size_t np = (size_t)m->g.n_param_floats;
+  m->qparams = malloc(np + 64);
+  m->qgrads = calloc(np + 16, sizeof(int32_t));
+  m->qexp = calloc((size_t)m->g.n_params + 1, sizeof(int));
+  if (!m->qparams || !m->qgrads || !m->qexp) {
+    free(m->qparams), free(m->qgrads), free(m->qexp);
+    m->qparams = NULL, m->qgrads = NULL, m->qexp = NULL;
+    return mh__error(MH_ERR_NOMEM, "model: out of memory for integer parameters");
+  }
+  for (int i = 0; i < m->g.n_params; i++) {
+    const mh_param *p = &m->g.params[i];
+    m->qexp[i] = mh_quantize_f32_s8(mh_cpu_kernels_get(1), NULL, m->params + p->offset, (long)p->numel,
+                                    m->qparams + p->offset, MH_ROUND_NEAREST, 0);
+  }
+  return MH_OK;
 }
 
 int64_t mh_model_param_count(const mh_model *m) { return m->g.n_param_floats; }

@@ -12,7 +12,16 @@ struct mh_model {
   float *grads;   /* same layout: dL/dparam of the last backward */
   float *buffers; /* g.n_buffer_floats: batch-norm running statistics */
   char *text;     /* the model in the text format (stored in checkpoints) */
+  /* Integer parameters (algorithms that train in integers): int8 values at the float layout's
+   * offsets, one exponent per parameter, int32 gradient sums. NULL until such an algorithm runs. */
+  int8_t *qparams;
+  int *qexp;
+  int32_t *qgrads;
 };
+
+/* Allocates the integer parameters and quantises the float ones into them (nearest, each
+ * parameter's exponent the smallest that fits its max |w| in [-127, 127]). No-op when present. */
+int mh__model_make_integer(mh_model *m);
 
 /* Takes ownership of a built graph and allocates/initialises its arrays. */
 int mh__model_from_graph(mh_model **out, mh_graph *g, uint64_t seed);

@@ -2,6 +2,7 @@
  * inference batch used by evaluation. The epoch loop over a data set lives in fit.c. */
 #include "train/trainer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,12 @@ void mh_train_config_default(mh_train_config *c) {
 }
 
 static int check_config(const mh_train_config *c) {
-  if (c->precision && strcmp(c->precision, "fp32") != 0 && strcmp(c->precision, "int8") != 0)
-    return mh__error(MH_ERR_UNSUPPORTED, "--precision %s: known precisions are fp32 and int8 (niti is not built yet)",
-                     c->precision);
+  if (c->precision && !mh_algo_find(c->precision))
+    return mh__error(MH_ERR_UNSUPPORTED, "--precision %s: known precisions are %s", c->precision, mh_algo_names());
+  if (c->rescale && strcmp(c->rescale, "exact") != 0 && strcmp(c->rescale, "adaptive") != 0)
+    return mh__error(MH_ERR_INVALID_ARG, "--rescale %s: expected exact or adaptive", c->rescale);
+  if (c->mu && strlen(c->mu) >= 64) return mh__error(MH_ERR_INVALID_ARG, "--mu: schedule longer than 63 characters");
+  MH_TRY(mh_niti_mu_check(c->mu));
   if (c->epochs < 1 || c->epochs > 100000) return mh__error(MH_ERR_INVALID_ARG, "--epochs %d out of range [1, 100000]", c->epochs);
   if (c->batch < 1 || c->batch > 65536) return mh__error(MH_ERR_INVALID_ARG, "--batch %d out of range [1, 65536]", c->batch);
   if (!(c->lr >= 0 && c->lr < 1e6)) return mh__error(MH_ERR_INVALID_ARG, "--lr %g must be a non-negative number", c->lr);
@@ -51,17 +55,25 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
   t->m = m;
   t->cfg = *cfg;
   snprintf(t->precision, sizeof t->precision, "%s", cfg->precision ? cfg->precision : "fp32");
+  snprintf(t->rescale, sizeof t->rescale, "%s", cfg->rescale ? cfg->rescale : "adaptive");
+  snprintf(t->mu, sizeof t->mu, "%s", cfg->mu ? cfg->mu : "");
   t->cfg.precision = t->precision;
+  t->cfg.rescale = t->rescale;
+  t->cfg.mu = cfg->mu ? t->mu : NULL;
+  t->algo = mh_algo_find(t->precision);
   t->kt = mh_cpu_kernels_get(cfg->force_reference);
-  int st = mh_pool_init(&t->pool, cfg->threads);
+  int st = t->algo->check(&m->g);
+  if (st == MH_OK) st = mh_pool_init(&t->pool, cfg->threads);
   if (st == MH_OK) st = mh_exec_init(&t->ex, &m->g, t->pool, t->kt);
   if (st == MH_OK) {
     mh_exec_set_reference(t->ex, cfg->force_reference);
-    /* the algorithm: fp32, or int8 (conv/linear GEMMs in int8, the rest FP32 with FP32 masters) */
-    mh_exec_set_precision(t->ex, strcmp(t->precision, "int8") == 0 ? MH_PRECISION_INT8 : MH_PRECISION_FP32);
-    t->momentum = calloc((size_t)m->g.n_param_floats + 16, sizeof(float));
+    mh_exec_set_precision(t->ex, t->algo->precision);
+    mh_exec_set_rescale(t->ex, strcmp(t->rescale, "exact") == 0 ? MH_RESCALE_EXACT : MH_RESCALE_ADAPTIVE);
+    /* integer algorithms keep no momentum: a stub buffer keeps checkpoints' layout uniform */
+    t->momentum = calloc(t->algo->integer_params ? 16 : (size_t)m->g.n_param_floats + 16, sizeof(float));
     if (!t->momentum) st = mh__error(MH_ERR_NOMEM, "trainer: out of memory for optimizer state");
   }
+  if (st == MH_OK) st = t->algo->setup(t);
   if (st) {
     mh_trainer_free(t);
     return st;
@@ -75,12 +87,19 @@ void mh_trainer_free(mh_trainer *t) {
   mh_exec_free(t->ex);
   mh_pool_free(t->pool);
   free(t->momentum);
+  free(t->logits);
   free(t);
 }
 
 int mh__trainer_prepare(mh_trainer *t, int batch) {
   if (batch <= t->planned_batch) return MH_OK;
   MH_TRY(mh_exec_prepare(t->ex, batch, 1));
+  if (t->algo->integer_params) { /* dequantised logits, then int64 work space for the integer loss */
+    int classes = t->m->g.nodes[t->m->g.n_nodes - 1].c;
+    float *z = realloc(t->logits, ((size_t)batch * classes + 16 + 2 * (size_t)classes + 16) * sizeof(float));
+    if (!z) return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
+    t->logits = z;
+  }
   t->planned_batch = batch;
   return MH_OK;
 }
@@ -108,13 +127,12 @@ static int step_body(mh_trainer *t, const float *x, const int32_t *labels, int n
   MH_TRY(check_labels(t, labels, n));
   MH_TRY(mh__trainer_prepare(t, n > t->cfg.batch ? n : t->cfg.batch));
   mh_model *m = t->m;
-  int classes = m->g.nodes[m->g.n_nodes - 1].c;
+  int q = t->algo->integer_params;
   mh_exec_set_step(t->ex, t->cfg.seed, t->step);
-  MH_TRY(mh_exec_forward(t->ex, x, n, m->params, m->buffers, 1));
-  double l = mh_softmax_xent_f32(mh_exec_output(t->ex), labels, n, classes, mh_exec_output_grad(t->ex));
-  MH_TRY(mh_exec_backward(t->ex, m->params, m->grads));
-  mh__sgd_step(t->pool, m->params, m->grads, t->momentum, (long)m->g.n_param_floats, (float)mh__trainer_lr(t),
-               t->cfg.momentum, t->cfg.weight_decay, t->cfg.nesterov, t->step == 0);
+  MH_TRY(mh_exec_forward(t->ex, x, n, q ? (const void *)m->qparams : m->params, m->buffers, 1));
+  double l = t->algo->loss_grad(t, labels, n);
+  MH_TRY(mh_exec_backward(t->ex, q ? (const void *)m->qparams : m->params, q ? (void *)m->qgrads : m->grads));
+  t->algo->update(t);
   t->step++;
   if (loss) *loss = (float)l;
   return MH_OK;
@@ -138,8 +156,14 @@ static int evaluate_body(mh_trainer *t, const float *x, const int32_t *labels, i
   MH_TRY(mh__trainer_prepare(t, n > t->cfg.batch ? n : t->cfg.batch));
   mh_model *m = t->m;
   int classes = m->g.nodes[m->g.n_nodes - 1].c;
-  MH_TRY(mh_exec_forward(t->ex, x, n, m->params, m->buffers, 0));
+  MH_TRY(mh_exec_forward(t->ex, x, n, t->algo->integer_params ? (const void *)m->qparams : m->params, m->buffers, 0));
   const float *z = mh_exec_output(t->ex);
+  if (t->algo->integer_params) { /* int8 logits: argmax and loss on their dequantised values */
+    int e;
+    const int8_t *o = mh_exec_output_q(t->ex, &e);
+    for (long i = 0; i < (long)n * classes; i++) t->logits[i] = ldexpf((float)o[i], e);
+    z = t->logits;
+  }
   for (int i = 0; i < n; i++) {
     int best = 0;
     for (int k = 1; k < classes; k++)
@@ -161,10 +185,21 @@ int mh_trainer_set_length(mh_trainer *t, int epochs, long max_steps) {
 
 size_t mh_trainer_peak_bytes(const mh_trainer *t) {
   const mh_graph *g = &t->m->g;
-  size_t bytes = (size_t)g->n_param_floats * sizeof(float) * 3 + (size_t)g->n_buffer_floats * sizeof(float);
+  /* parameters, their gradients and optimizer state: float x3 (SGD momentum), or int8 + int32 */
+  size_t bytes = (size_t)g->n_param_floats * (t->algo->integer_params ? 1 + sizeof(int32_t) : sizeof(float) * 3) +
+                 (size_t)g->n_buffer_floats * sizeof(float);
   mh_exec_stats st;
   if (mh_exec_stats_get(t->ex, 1, &st) == MH_OK) bytes += st.arena_bytes + st.scratch_bytes + st.state_bytes;
   return bytes;
 }
 
+void mh__trainer_rescale_report(const mh_trainer *t, mh_rescale_report *r) {
+  const mh_rescale_counts *c = mh_exec_rescale_counts(t->ex);
+  r->calls = c->calls, r->max_passes = c->max_passes, r->passes_avoided = c->passes_avoided;
+  r->fallbacks = c->fallbacks, r->mispredicted = c->mispredicted;
+  r->bytes_avoided = c->int32_bytes_avoided, r->seconds = c->seconds;
+}
+
 const char *mh_trainer_isa(const mh_trainer *t) { return t->kt->isa; }
+
+const char *mh_trainer_rescale_mode(const mh_trainer *t) { return t->rescale; }

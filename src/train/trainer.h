@@ -6,22 +6,28 @@
 #include "backend/cpu/kernels.h"
 #include "core/pool.h"
 #include "graph/executor.h"
+#include "train/algo.h"
 #include "train/model.h"
 
 struct mh_trainer {
   mh_model *m;
   mh_train_config cfg;
-  char precision[16];
+  char precision[16], rescale[16], mu[64]; /* owned copies of the config's strings */
+  const mh_algo *algo;
   mh_pool *pool;
   const mh_cpu_kernels *kt;
   mh_executor *ex;
   int planned_batch;
   float *momentum;       /* SGD momentum buffers, the parameters' layout */
+  float *logits;         /* integer algorithms: dequantised logits (+ loss work space) for a batch */
   long step;             /* optimizer steps taken */
   int epoch;             /* current epoch, 0-based */
   long batch_in_epoch;   /* next batch of the current epoch */
   long steps_per_epoch;  /* known once a data set is attached (fit); 0 before */
 };
+
+/* What rescaling int32 results to int8 did since the last reset (integer algorithms). */
+void mh__trainer_rescale_report(const mh_trainer *t, mh_rescale_report *r);
 
 /* The learning rate for the trainer's current position. */
 double mh__trainer_lr(const mh_trainer *t);

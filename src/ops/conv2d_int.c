@@ -1,0 +1,151 @@
+/* conv2d on integer tensors (MH_PRECISION_INTEGER): int8 image and weights, the three GEMMs in
+ * int32, the bias aligned into the accumulator, and every result shifted back to int8 through the
+ * node's rescale slot (pseudo-stochastic rounding). Weight and bias gradients stay int32 sums. */
+#include <string.h>
+
+#include "ops/conv2d_common.h"
+
+/* Scratch (bytes, 64-aligned): col (kk x cols), gathered dy (Og x cols), GEMM result
+ * (max(Og, kk) x cols int32), the whole layer's int32 result (forward output or input gradient),
+ * and an int8 gradient for accumulation. */
+typedef struct {
+  int8_t *col, *gq, *g8;
+  int32_t *acc, *big;
+} int_scratch;
+
+static size_t al(size_t b) { return (b + 63) / 64 * 64; }
+
+static size_t scratch_bytes(const conv_dims *d, int_scratch *out, void *base) {
+  size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)mh__conv_chunk_samples(d) * d->P * d->Q;
+  size_t rows = (size_t)d->Og > kk ? (size_t)d->Og : kk;
+  size_t ny = (size_t)d->N * d->O * d->P * d->Q, nx = (size_t)d->N * d->C * d->H * d->W;
+  size_t sz[5] = {al(kk * cols), al((size_t)d->Og * cols), al(nx), al(rows * cols * 4), al((ny > nx ? ny : nx) * 4)};
+  size_t off = 0;
+  char *b = base;
+  void *ptr[5];
+  for (int i = 0; i < 5; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
+  if (out) out->col = ptr[0], out->gq = ptr[1], out->g8 = ptr[2], out->acc = ptr[3], out->big = ptr[4];
+  return off;
+}
+
+static conv_dims dims_for(const mh_graph *g, const mh_node *nd, int n) {
+  const mh_node *in = &g->nodes[nd->in[0]];
+  conv_dims d = {n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
+  d.Cg = d.C / d.G;
+  d.Og = d.O / d.G;
+  return d;
+}
+
+static size_t conv_int_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
+  conv_dims d = dims_for(g, nd, n);
+  return scratch_bytes(&d, NULL, NULL) / 4 + 16;
+}
+
+static void conv_int_forward(mh_op_ctx *ctx) {
+  conv_dims d = mh__conv_dims(ctx);
+  int_scratch s;
+  scratch_bytes(&d, &s, ctx->scratch);
+  int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  for (int n0 = 0; n0 < d.N; n0 += nb) {
+    int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
+    for (int g = 0; g < d.G; g++) {
+      mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s.col, n0, cnt, g);
+      mh_gemm_s8_args ga = {d.Og, cols, kk, ctx->qw + (size_t)g * d.Og * kk, kk, 0, s.col, cols, 0, s.acc, cols, 0};
+      mh_gemm_s8(ctx->kt, ctx->pool, &ga);
+      for (int sm = 0; sm < cnt; sm++)
+        for (int o = 0; o < d.Og; o++)
+          memcpy(s.big + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, s.acc + (size_t)o * cols + (size_t)sm * pq,
+                 sizeof(int32_t) * pq);
+    }
+  }
+  int e_acc = ctx->ex[0] + ctx->ew[0];
+  if (ctx->node->bias) { /* bias q_b * 2^e_b as an addend at the accumulator's exponent */
+    const int8_t *b = ctx->qw + (size_t)d.O * kk;
+    for (int n = 0; n < d.N; n++)
+      for (int o = 0; o < d.O; o++) {
+        int32_t add = mh_q_align32(b[o], ctx->ew[1] - e_acc), *y = s.big + ((size_t)n * d.O + o) * pq;
+        for (int i = 0; i < pq; i++) y[i] = mh_q_add_sat32(y[i], add);
+      }
+  }
+  *ctx->ey = e_acc + mh__int_rescale(ctx, 0, s.big, (long)d.N * d.O * pq, ctx->qy);
+}
+
+/* dx planes (int32) += col2im(dcol) for samples [n0, n0+cnt) of group g, one input channel per range item. */
+typedef struct {
+  const conv_dims *d;
+  const int32_t *dcol;
+  int32_t *dx;
+  int n0, cnt, g;
+} col2im_job;
+
+static void col2im_channels(void *p, long lo, long hi) {
+  const col2im_job *j = p;
+  const conv_dims *d = j->d;
+  size_t cols = (size_t)j->cnt * d->P * d->Q;
+  for (long c = lo; c < hi; c++)
+    for (int kh = 0; kh < d->K; kh++)
+      for (int kw = 0; kw < d->K; kw++) {
+        const int32_t *src = j->dcol + (((size_t)c * d->K + kh) * d->K + kw) * cols;
+        for (int sm = 0; sm < j->cnt; sm++) {
+          int32_t *plane = j->dx + (((size_t)(j->n0 + sm) * d->C) + j->g * d->Cg + c) * d->H * d->W;
+          for (int p = 0; p < d->P; p++) {
+            int ih = p * d->S - d->D + kh;
+            if (ih < 0 || ih >= d->H) continue;
+            const int32_t *row = src + ((size_t)sm * d->P + p) * d->Q;
+            for (int q = 0; q < d->Q; q++) {
+              int iw = q * d->S - d->D + kw;
+              if (iw >= 0 && iw < d->W) plane[ih * d->W + iw] += row[q];
+            }
+          }
+        }
+      }
+}
+
+static void conv_int_backward(mh_op_ctx *ctx) {
+  conv_dims d = mh__conv_dims(ctx);
+  int_scratch s;
+  scratch_bytes(&d, &s, ctx->scratch);
+  int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  long nx = (long)d.N * d.C * d.H * d.W;
+  if (ctx->qdx[0]) memset(s.big, 0, sizeof(int32_t) * nx);
+  for (int n0 = 0; n0 < d.N; n0 += nb) {
+    int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
+    for (int g = 0; g < d.G; g++) {
+      for (int sm = 0; sm < cnt; sm++)
+        for (int o = 0; o < d.Og; o++)
+          memcpy(s.gq + (size_t)o * cols + (size_t)sm * pq, ctx->qdy + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
+      mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s.col, n0, cnt, g);
+      /* dW_g (Og x kk) += G (Og x cols) * col^T: exact int32 sums across chunks */
+      mh_gemm_s8_args gw = {d.Og, kk, cols, s.gq, cols, 0, s.col, cols, 1, ctx->qdw + (size_t)g * d.Og * kk, kk, n0 > 0};
+      mh_gemm_s8(ctx->kt, ctx->pool, &gw);
+      if (!ctx->qdx[0]) continue;
+      /* dcol (kk x cols) = W_g^T * G, then col2im into the int32 input gradient */
+      mh_gemm_s8_args gd = {kk, cols, d.Og, ctx->qw + (size_t)g * d.Og * kk, kk, 1, s.gq, cols, 0, s.acc, cols, 0};
+      mh_gemm_s8(ctx->kt, ctx->pool, &gd);
+      col2im_job j = {&d, s.acc, s.big, n0, cnt, g};
+      mh_parallel_for(ctx->pool, d.Cg, col2im_channels, &j);
+    }
+  }
+  if (ctx->node->bias) { /* the bias gradient: the error summed over samples and positions */
+    int32_t *db = ctx->qdw + (size_t)d.O * kk;
+    for (int o = 0; o < d.O; o++) {
+      int32_t acc = 0;
+      for (int n = 0; n < d.N; n++) {
+        const int8_t *gp = ctx->qdy + ((size_t)n * d.O + o) * pq;
+        for (int i = 0; i < pq; i++) acc += gp[i];
+      }
+      db[o] = acc;
+    }
+  }
+  if (!ctx->qdx[0]) return;
+  int8_t *g8 = ctx->dx_accumulate[0] ? s.g8 : ctx->qdx[0];
+  int sh = mh__int_rescale(ctx, 1, s.big, nx, g8);
+  mh__int_emit_grad(ctx, 0, g8, ctx->edy + ctx->ew[0] + sh, nx);
+}
+
+const mh_op_impl mh_op_conv2d_int = {
+    .save_input = 1,
+    .scratch_floats = conv_int_scratch,
+    .forward = conv_int_forward,
+    .backward = conv_int_backward,
+};

@@ -1,0 +1,63 @@
+/* Rescaling int32 accumulators back to int8 after a GEMM: exact (a max pass, then the shift) or
+ * self-adaptive (the shift predicted from the tensor's history, applied in one fused pass). */
+#ifndef MH_QUANT_RESCALE_H
+#define MH_QUANT_RESCALE_H
+
+#include <stdint.h>
+
+#include "backend/cpu/kernels.h"
+#include "core/pool.h"
+#include "quant/qformat.h"
+
+typedef enum mh_rescale_mode { MH_RESCALE_EXACT = 0, MH_RESCALE_ADAPTIVE = 1 } mh_rescale_mode;
+
+/* The adaptive rule (docs/ARCHITECTURE.md, "Self-adaptive rescaling"):
+ *  - a tensor's first call, and every MH_RESCALE_PERIOD-th call after an exact one, is exact;
+ *  - otherwise the predicted shift is applied in the requantise pass, which also measures the
+ *    int32 max and counts saturated outputs;
+ *  - when more than n / MH_RESCALE_SAT_DIV outputs saturated, the call falls back: it re-shifts
+ *    with the exact shift of this call (known from the measured max), one more pass;
+ *  - the next prediction is this call's exact shift (the measured max gives it for free). */
+#define MH_RESCALE_PERIOD 32
+#define MH_RESCALE_SAT_DIV 1024
+
+/* Per-tensor history (saved in checkpoints so resume is bit-exact). */
+typedef struct mh_rescale_state {
+  int32_t shift;       /* the prediction for the next call */
+  int32_t have;        /* 1 once a call has measured the tensor */
+  int32_t since_exact; /* calls since the last exact one */
+} mh_rescale_state;
+
+/* What rescaling did and what the adaptive rule avoided. */
+typedef struct mh_rescale_counts {
+  long calls;          /* requantisations of an int32 tensor */
+  long max_passes;     /* full max passes over int32 (exact mode: one per call) */
+  long passes_avoided; /* adaptive calls that needed no max pass */
+  long fallbacks;      /* adaptive calls that saturated past the threshold and re-shifted */
+  long periodic;       /* adaptive calls that were exact because of the period (or first use) */
+  long mispredicted;   /* adaptive calls whose predicted shift differed from the exact one */
+  double int32_bytes_read;    /* int32 bytes read by rescaling (all passes) */
+  double int32_bytes_avoided; /* int32 bytes an exact pass would have re-read but did not */
+  double seconds;      /* wall time inside rescaling */
+} mh_rescale_counts;
+
+/* The shift NITI's integer layers use for a tensor whose max |x| is maxabs: bit length - 7, and a
+ * shift of 1 becomes 2 (pseudo-stochastic rounding by one bit would round every odd value away
+ * from zero; the 2020 NITI code does the same). */
+static inline int mh_q_niti_shift_for(uint32_t maxabs) {
+  int s = mh_q_shift_for(maxabs);
+  return s == 1 ? 2 : s;
+}
+
+/* Largest |x| of an int32 tensor (2^31 for INT32_MIN), on the pool. */
+uint32_t mh_rescale_max_abs(mh_pool *pool, const int32_t *x, long n);
+
+/* Requantises acc (n int32) into out (n int8) with rounding `round`, choosing the shift by `mode`
+ * and `st` as above; returns the shift applied (the output exponent is the input's + shift).
+ * Results depend only on the inputs and the state, never on the pool size. */
+int mh_rescale_s32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const int32_t *acc, long n, int8_t *out,
+                      mh_round_mode round, mh_rescale_mode mode, mh_rescale_state *st, mh_rescale_counts *cnt);
+
+void mh_rescale_counts_add(mh_rescale_counts *into, const mh_rescale_counts *c);
+
+#endif

@@ -1,0 +1,241 @@
+/* The niti algorithm: one fixture from an independent Python reimplementation of NITI
+ * (scripts/niti_reference.py) matched bit for bit over 3 steps (logits, loss gradient, parameters),
+ * on the fast and the portable kernels; results independent of threads and kernel tables; the
+ * rescaler's exact and adaptive rules; exponent-aligned int8 addition; models niti cannot train. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "quant/rescale.h"
+#include "train/safetensors.h"
+#include "train/trainer.h"
+#include "testlib.h"
+
+static const mh_st_tensor *need(const mh_st_file *f, const char *name) {
+  const mh_st_tensor *t = mh_st_find(f, name);
+  if (!t) {
+    fprintf(stderr, "fixture lacks %s\n", name);
+    exit(1);
+  }
+  return t;
+}
+
+static int32_t i32_at(const mh_st_tensor *t, int i) {
+  int32_t v;
+  memcpy(&v, (const char *)t->data + 4 * i, 4);
+  return v;
+}
+
+/* First index where two int8 arrays differ, or -1. */
+static long first_diff(const int8_t *a, const void *b, long n) {
+  const int8_t *c = b;
+  for (long i = 0; i < n; i++)
+    if (a[i] != c[i]) return i;
+  return -1;
+}
+
+static void fixture_case(const mh_st_file *f, int force_ref) {
+  const char *text = mh_st_meta_get(f, "model_text");
+  int steps = atoi(mh_st_meta_get(f, "steps")), batch = atoi(mh_st_meta_get(f, "batch"));
+  mh_graph g;
+  CHECK_OK(mh_model_parse(&g, text, strlen(text), "niti fixture"));
+  mh_model *m = NULL;
+  CHECK_OK(mh__model_from_graph(&m, &g, 1));
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "niti", cfg.rescale = "exact", cfg.mu = mh_st_meta_get(f, "mu");
+  cfg.batch = batch, cfg.force_reference = force_ref;
+  mh_trainer *t = NULL;
+  CHECK_OK(mh_trainer_create(&t, m, &cfg));
+  if (!t) return;
+  const mh_st_tensor *ex = need(f, "exp");
+  CHECK_EQ_INT(ex->shape[0], m->g.n_params);
+  for (int i = 0; i < m->g.n_params; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "param.%d", i);
+    const mh_st_tensor *p = need(f, name);
+    CHECK_EQ_INT((long)p->nbytes, (long)m->g.params[i].numel);
+    memcpy(m->qparams + m->g.params[i].offset, p->data, p->nbytes);
+    m->qexp[i] = i32_at(ex, i);
+  }
+  const float *x = need(f, "x")->data; /* F32 first in the file: 4-byte aligned */
+  int32_t labels[64];
+  memcpy(labels, need(f, "labels")->data, sizeof(int32_t) * batch);
+  const mh_st_tensor *lexp = need(f, "logits_exp");
+  int classes = m->g.nodes[m->g.n_nodes - 1].c;
+  for (int s = 0; s < steps; s++) { /* mh_trainer_step, opened up to look at each stage */
+    char name[32];
+    CHECK_OK(mh__trainer_prepare(t, batch));
+    mh_exec_set_step(t->ex, cfg.seed, t->step);
+    CHECK_OK(mh_exec_forward(t->ex, x, batch, m->qparams, m->buffers, 1));
+    int e;
+    const int8_t *o = mh_exec_output_q(t->ex, &e);
+    snprintf(name, sizeof name, "logits.%d", s);
+    long d = first_diff(o, need(f, name)->data, (long)batch * classes);
+    if (d >= 0) TL_FAIL("%s kernels, step %d: logits differ at %ld: %d vs %d", t->kt->isa, s, d, o[d], ((const int8_t *)need(f, name)->data)[d]);
+    CHECK_EQ_INT(e, i32_at(lexp, s));
+    t->algo->loss_grad(t, labels, batch);
+    snprintf(name, sizeof name, "lossgrad.%d", s);
+    d = first_diff(mh_exec_output_grad_q(t->ex, 0), need(f, name)->data, (long)batch * classes);
+    if (d >= 0) TL_FAIL("%s kernels, step %d: loss gradient differs at %ld", t->kt->isa, s, d);
+    CHECK_OK(mh_exec_backward(t->ex, m->qparams, m->qgrads));
+    t->algo->update(t);
+    t->step++;
+  }
+  for (int i = 0; i < m->g.n_params; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "final.%d", i);
+    long d = first_diff(m->qparams + m->g.params[i].offset, need(f, name)->data, (long)m->g.params[i].numel);
+    if (d >= 0) TL_FAIL("%s kernels: %s after %d steps differs at %ld", t->kt->isa, m->g.params[i].name, steps, d);
+    tl_checks++;
+  }
+  mh_trainer_free(t);
+  mh_model_free(m);
+}
+
+/* lenet5 on synthetic data: parameters after some steps, for a thread count / kernel table / rule. */
+static int8_t *run_lenet5(int threads, int force_ref, const char *rescale, int steps, mh_rescale_report *rep) {
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "niti", cfg.rescale = rescale, cfg.threads = threads, cfg.force_reference = force_ref;
+  cfg.batch = 16;
+  int8_t *out = NULL;
+  if (mh_model_create(&m, "lenet5", 3) || mh_trainer_create(&t, m, &cfg)) {
+    TL_FAIL("lenet5 niti: %s", mh_last_error());
+    goto done;
+  }
+  float *x = malloc(sizeof(float) * 16 * 784);
+  int32_t y[16];
+  for (int s = 0; s < steps; s++) {
+    for (int i = 0; i < 16 * 784; i++) x[i] = (float)((i * 2654435761u + s * 40503u) % 1000) / 500.f - 1.f;
+    for (int i = 0; i < 16; i++) y[i] = (i * 7 + s) % 10;
+    CHECK_OK(mh_trainer_step(t, x, y, 16, NULL));
+  }
+  free(x);
+  mh__trainer_rescale_report(t, rep);
+  out = malloc((size_t)m->g.n_param_floats);
+  memcpy(out, m->qparams, (size_t)m->g.n_param_floats);
+done:
+  mh_trainer_free(t);
+  mh_model_free(m);
+  return out;
+}
+
+static void determinism(void) {
+  mh_rescale_report r[4];
+  int8_t *a = run_lenet5(2, 0, "adaptive", 40, &r[0]), *b = run_lenet5(1, 0, "adaptive", 40, &r[1]);
+  int8_t *c = run_lenet5(2, 1, "adaptive", 40, &r[2]), *d = run_lenet5(2, 0, "exact", 40, &r[3]);
+  if (a && b && c && d) {
+    CHECK(memcmp(a, b, 61706) == 0); /* thread count */
+    CHECK(memcmp(a, c, 61706) == 0); /* avx2 vs portable kernels */
+    CHECK(memcmp(a, d, 61706) != 0); /* the rules do differ (mispredicted shifts change results) */
+    CHECK(r[0].passes_avoided > 0 && r[3].passes_avoided == 0 && r[3].max_passes == r[3].calls);
+    CHECK_EQ_INT(r[0].calls, r[3].calls);
+  }
+  free(a), free(b), free(c), free(d);
+}
+
+/* Exact: the shift from the max; adaptive: first call exact, then the prediction, fallback on
+ * saturation, an exact call every MH_RESCALE_PERIOD calls. */
+static void rescaler(void) {
+  enum { N = 5000 };
+  int32_t *acc = malloc(sizeof(int32_t) * N);
+  int8_t *y = malloc(N), *want = malloc(N);
+  const mh_cpu_kernels *kt = mh_cpu_kernels_get(0);
+  mh_rescale_state st = {0, 0, 0};
+  mh_rescale_counts c = {0};
+  for (int i = 0; i < N; i++) acc[i] = (int32_t)((i * 2654435761u) % 20001) - 10000; /* max 10000: bitlen 14 */
+  int s = mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_EXACT, &st, &c);
+  CHECK_EQ_INT(s, 7);
+  for (int i = 0; i < N; i++) want[i] = mh_q_requant8(acc[i], 7, MH_ROUND_PSTO, 0, 0);
+  CHECK(memcmp(y, want, N) == 0);
+  CHECK_EQ_INT(c.max_passes, 1);
+  /* shift 1 becomes 2 */
+  CHECK_EQ_INT(mh_q_niti_shift_for(128), 2);
+  CHECK_EQ_INT(mh_q_niti_shift_for(255), 2);
+  CHECK_EQ_INT(mh_q_niti_shift_for(256), 2);
+  CHECK_EQ_INT(mh_q_niti_shift_for(512), 3);
+  CHECK_EQ_INT(mh_q_niti_shift_for(127), 0);
+  /* adaptive */
+  memset(&st, 0, sizeof st), memset(&c, 0, sizeof c);
+  s = mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c);
+  CHECK_EQ_INT(s, 7);
+  CHECK_EQ_INT(c.periodic, 1); /* no history: exact */
+  s = mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c);
+  CHECK_EQ_INT(s, 7);
+  CHECK(memcmp(y, want, N) == 0);
+  CHECK_EQ_INT(c.passes_avoided, 1);
+  for (int i = 0; i < N; i++) acc[i] *= 8; /* the range grows 8x: predicted 7, saturation everywhere */
+  s = mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c);
+  CHECK_EQ_INT(s, 10);
+  CHECK_EQ_INT(c.fallbacks, 1);
+  for (int i = 0; i < N; i++) want[i] = mh_q_requant8(acc[i], 10, MH_ROUND_PSTO, 0, 0);
+  CHECK(memcmp(y, want, N) == 0);
+  for (int i = 0; i < N; i++) acc[i] /= 2; /* shrinks: predicted 10 is one too many, no saturation */
+  s = mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c);
+  CHECK_EQ_INT(s, 10);
+  CHECK_EQ_INT(c.mispredicted, 2);
+  CHECK_EQ_INT(st.shift, 9); /* corrected for the next call */
+  long before = c.periodic;
+  for (int k = 0; k < MH_RESCALE_PERIOD; k++)
+    mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c);
+  CHECK_EQ_INT(c.periodic, before + 1); /* one exact call per period */
+  free(acc), free(y), free(want);
+}
+
+static void int_add(void) {
+  int8_t a[256], b[256], y[256];
+  for (int i = 0; i < 256; i++) a[i] = (int8_t)(i % 255 - 127), b[i] = (int8_t)((i * 37) % 255 - 127);
+  for (int ea = -3; ea <= 3; ea++)
+    for (int eb = -3; eb <= 3; eb++) {
+      int e = mh__int_add(NULL, a, ea, b, eb, y, 256), m = ea > eb ? ea : eb, over = 0;
+      for (int i = 0; i < 256; i++) {
+        int v = mh_q_round_nearest(a[i], m - ea) + mh_q_round_nearest(b[i], m - eb);
+        over |= v > 127 || v < -127;
+      }
+      CHECK_EQ_INT(e, over ? m + 1 : m);
+      for (int i = 0; i < 256; i++) {
+        int v = mh_q_round_nearest(a[i], m - ea) + mh_q_round_nearest(b[i], m - eb);
+        if (over) v = mh_q_round_nearest(v, 1);
+        if (y[i] != v) {
+          TL_FAIL("int add ea %d eb %d at %d: %d vs %d", ea, eb, i, y[i], v);
+          return;
+        }
+      }
+    }
+}
+
+static void unsupported(void) {
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "niti";
+  CHECK_OK(mh_model_create(&m, "cnn6", 1));
+  CHECK_ERR(mh_trainer_create(&t, m, &cfg));
+  CHECK(strstr(mh_last_error(), "batchnorm") != NULL);
+  mh_model_free(m);
+  cfg.mu = "5,9";
+  CHECK_OK(mh_model_create(&m, "lenet5", 1));
+  CHECK_ERR(mh_trainer_create(&t, m, &cfg));
+  CHECK(strstr(mh_last_error(), "--mu") != NULL);
+  mh_model_free(m);
+}
+
+int main(void) {
+  mh_st_file *f = NULL;
+  if (mh_st_read(&f, MH_SOURCE_DIR "/tests/golden/niti.safetensors")) {
+    fprintf(stderr, "%s\n", mh_last_error());
+    return 1;
+  }
+  fixture_case(f, 0);
+  fixture_case(f, 1);
+  mh_st_free(f);
+  rescaler();
+  int_add();
+  determinism();
+  unsupported();
+  return tl_exit();
+}
