@@ -117,6 +117,7 @@ typedef struct mh_progress {
   double samples_per_second;
   int epoch_done;                /* 1 on the end-of-epoch report */
   double test_accuracy;          /* on epoch_done with a test set, else -1 */
+  int mu;                        /* niti: this epoch's gradient bit width (the learning rate), else 0 */
 } mh_progress;
 typedef void (*mh_progress_fn)(void *user, const mh_progress *p);
 

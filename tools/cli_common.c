@@ -171,6 +171,9 @@ void cli_progress(void *user, const mh_progress *p) {
     last_line = p->seconds;
     return;
   }
+  char rate[32]; /* the learning rate, or niti's gradient bit width */
+  if (p->mu) snprintf(rate, sizeof rate, "mu %d", p->mu);
+  else snprintf(rate, sizeof rate, "lr %.4g", p->lr);
   if (tty) {
     /* redraw at most ~10 times a second */
     static double last_draw = -1;
@@ -180,12 +183,12 @@ void cli_progress(void *user, const mh_progress *p) {
     char bar[64];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
-    fprintf(stderr, "\repoch %d/%d [%s] %ld/%ld  loss %.4f  lr %.4g  %.0f samples/s  ETA %s ", p->epoch + 1,
-            p->epochs, bar, p->step_in_epoch, p->steps_per_epoch, p->loss, p->lr, p->samples_per_second, e);
+    fprintf(stderr, "\repoch %d/%d [%s] %ld/%ld  loss %.4f  %s  %.0f samples/s  ETA %s ", p->epoch + 1,
+            p->epochs, bar, p->step_in_epoch, p->steps_per_epoch, p->loss, rate, p->samples_per_second, e);
     fflush(stderr);
   } else if (p->seconds - last_line >= 10 || p->step == 1) {
-    fprintf(stderr, "epoch %d/%d  step %ld/%ld  loss %.4f  lr %.4g  %.0f samples/s  ETA %s\n", p->epoch + 1, p->epochs,
-            p->step_in_epoch, p->steps_per_epoch, p->loss, p->lr, p->samples_per_second, e);
+    fprintf(stderr, "epoch %d/%d  step %ld/%ld  loss %.4f  %s  %.0f samples/s  ETA %s\n", p->epoch + 1, p->epochs,
+            p->step_in_epoch, p->steps_per_epoch, p->loss, rate, p->samples_per_second, e);
     last_line = p->seconds;
   }
   (void)user;

@@ -71,7 +71,7 @@ void mh_niti_update(int8_t *w, const int32_t *g32, long n, int mu) {
 
 static void update_niti(struct mh_trainer *t) {
   mh_model *m = t->m;
-  int mu = mh_niti_mu(t->cfg.mu, t->epoch, t->cfg.epochs);
+  int mu = mh__trainer_mu(t);
   for (int i = 0; i < m->g.n_params; i++) {
     const mh_param *p = &m->g.params[i];
     mh_niti_update(m->qparams + p->offset, m->qgrads + p->offset, (long)p->numel, mu);

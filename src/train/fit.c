@@ -131,7 +131,7 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
       if (progress) {
         double el = now_s() - t0;
         mh_progress p = {t->epoch, t->cfg.epochs, t->batch_in_epoch, t->steps_per_epoch, t->step, total,
-                         loss_sum / loss_n, lr, el, el > 0 ? samples / el : 0, 0, -1};
+                         loss_sum / loss_n, lr, el, el > 0 ? samples / el : 0, 0, -1, mh__trainer_mu(t)};
         progress(user, &p);
       }
     }
@@ -146,7 +146,7 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
       double el = now_s() - t0;
       mh_progress p = {finished_epoch ? t->epoch - 1 : t->epoch, t->cfg.epochs, finished_epoch ? t->steps_per_epoch : t->batch_in_epoch,
                        t->steps_per_epoch, t->step, total, sum->train_loss, mh__trainer_lr(t), el,
-                       el > 0 ? samples / el : 0, 1, test.n ? sum->test_accuracy : -1};
+                       el > 0 ? samples / el : 0, 1, test.n ? sum->test_accuracy : -1, mh__trainer_mu(t)};
       progress(user, &p);
     }
     if (!finished_epoch) break; /* stopped by max_steps */

@@ -202,4 +202,9 @@ void mh__trainer_rescale_report(const mh_trainer *t, mh_rescale_report *r) {
 
 const char *mh_trainer_isa(const mh_trainer *t) { return t->kt->isa; }
 
+int mh__trainer_mu(const mh_trainer *t) {
+  int e = t->epoch < t->cfg.epochs ? t->epoch : t->cfg.epochs - 1;
+  return t->algo->integer_params ? mh_niti_mu(t->cfg.mu, e, t->cfg.epochs) : 0;
+}
+
 const char *mh_trainer_rescale_mode(const mh_trainer *t) { return t->rescale; }

@@ -29,6 +29,9 @@ struct mh_trainer {
 /* What rescaling int32 results to int8 did since the last reset (integer algorithms). */
 void mh__trainer_rescale_report(const mh_trainer *t, mh_rescale_report *r);
 
+/* niti's gradient bit width for the current epoch; 0 for float-updated algorithms. */
+int mh__trainer_mu(const mh_trainer *t);
+
 /* The learning rate for the trainer's current position. */
 double mh__trainer_lr(const mh_trainer *t);
 /* Plans memory for batches up to `batch` (the prepare stage). */
