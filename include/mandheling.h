@@ -72,8 +72,7 @@ typedef struct mh_train_config {
   const char *precision; /* "fp32" (default), "int8" (mixed precision) or "niti" (integer-only) */
   const char *rescale;   /* niti: "adaptive" (default) or "exact": how int32 results return to int8 */
   const char *mu;        /* niti: gradient bit width (the learning rate) per epoch, e.g. "5,5,4,3"; the last
-                            value repeats. NULL: 5 for the first half of the epochs, 4 to three quarters,
-                            then 3 (NITI's schedule) */
+                            value repeats. NULL: 4, then 3 from 40% of the epochs, 2 from 80% */
   int epochs;            /* default 5 */
   int batch;             /* default 64 */
   float lr;              /* default 0.05 */

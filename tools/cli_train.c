@@ -49,7 +49,7 @@ int cmd_train(int argc, char **argv) {
       {"--gamma", OPT_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)"},
       {"--precision", OPT_STR, &precision, "fp32|int8|niti (default fp32)"},
       {"--rescale", OPT_STR, &cfg.rescale, "niti: adaptive|exact shift of int32 results (default adaptive)"},
-      {"--mu", OPT_STR, &cfg.mu, "niti: gradient bit width per epoch, e.g. 5,5,4,3 (default NITI's 5/4/3)"},
+      {"--mu", OPT_STR, &cfg.mu, "niti: gradient bit width per epoch, e.g. 5,4,3 (default 4,4,3,3,2 for 5 epochs)"},
       {"--threads", OPT_INT, &cfg.threads, "worker threads including the caller (default 2)"},
       {"--seed", OPT_U64, &cfg.seed, "seed for initialisation, shuffling, augmentation (default 1)"},
       {"--max-steps", OPT_LONG, &max_steps, "stop after N optimizer steps in total"},

@@ -6,8 +6,9 @@
 #include "ops/conv2d_common.h"
 
 /* Scratch (bytes, 64-aligned): col (kk x cols), gathered dy (Og x cols), GEMM result
- * (max(Og, kk) x cols int32), the whole layer's int32 result (forward output or input gradient),
- * and an int8 gradient for accumulation. */
+ * (Og x cols int32, or kk x cols when the input needs an error), the whole layer's int32 result
+ * (forward output or input gradient), and an int8 error when the input's gradient may accumulate
+ * (an input with several consumers). */
 typedef struct {
   int8_t *col, *gq, *g8;
   int32_t *acc, *big;
@@ -15,11 +16,19 @@ typedef struct {
 
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
 
-static size_t scratch_bytes(const conv_dims *d, int_scratch *out, void *base) {
-  size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)mh__conv_chunk_samples(d) * d->P * d->Q;
-  size_t rows = (size_t)d->Og > kk ? (size_t)d->Og : kk;
-  size_t ny = (size_t)d->N * d->O * d->P * d->Q, nx = (size_t)d->N * d->C * d->H * d->W;
-  size_t sz[5] = {al(kk * cols), al((size_t)d->Og * cols), al(nx), al(rows * cols * 4), al((ny > nx ? ny : nx) * 4)};
+/* Samples per GEMM chunk: enough for >= 512 columns and no more, so the int32 chunk buffer stays
+ * small next to the layer's whole int32 result, which exact rescaling needs anyway. */
+static int int_chunk(const conv_dims *d) {
+  int pq = d->P * d->Q, nb = (512 + pq - 1) / pq;
+  return nb > d->N ? d->N : nb;
+}
+
+static size_t scratch_bytes(const conv_dims *d, int needs_dx, int may_acc, int_scratch *out, void *base) {
+  size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)int_chunk(d) * d->P * d->Q;
+  size_t rows = (size_t)d->Og > kk || !needs_dx ? (size_t)d->Og : kk;
+  size_t ny = (size_t)d->N * d->O * d->P * d->Q, nx = needs_dx ? (size_t)d->N * d->C * d->H * d->W : 0;
+  size_t sz[5] = {al(kk * cols), al((size_t)d->Og * cols), al(may_acc ? nx : 0), al(rows * cols * 4),
+                  al((ny > nx ? ny : nx) * 4)};
   size_t off = 0;
   char *b = base;
   void *ptr[5];
@@ -36,16 +45,20 @@ static conv_dims dims_for(const mh_graph *g, const mh_node *nd, int n) {
   return d;
 }
 
+/* Whether the node's input gets an error (not the data) and whether that error may accumulate. */
+static int needs_dx(const mh_graph *g, const mh_node *nd) { return nd->in[0] != 0; }
+static int may_acc(const mh_graph *g, const mh_node *nd) { return g->nodes[nd->in[0]].n_consumers > 1; }
+
 static size_t conv_int_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
   conv_dims d = dims_for(g, nd, n);
-  return scratch_bytes(&d, NULL, NULL) / 4 + 16;
+  return scratch_bytes(&d, needs_dx(g, nd), may_acc(g, nd), NULL, NULL) / 4 + 16;
 }
 
 static void conv_int_forward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   int_scratch s;
-  scratch_bytes(&d, &s, ctx->scratch);
-  int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  scratch_bytes(&d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+  int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
@@ -104,8 +117,8 @@ static void col2im_channels(void *p, long lo, long hi) {
 static void conv_int_backward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   int_scratch s;
-  scratch_bytes(&d, &s, ctx->scratch);
-  int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  scratch_bytes(&d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+  int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   long nx = (long)d.N * d.C * d.H * d.W;
   if (ctx->qdx[0]) memset(s.big, 0, sizeof(int32_t) * nx);
   for (int n0 = 0; n0 < d.N; n0 += nb) {

@@ -9,11 +9,18 @@ static long in_numel(const mh_op_ctx *ctx) {
   const mh_node *in = &ctx->g->nodes[ctx->node->in[0]];
   return (long)ctx->n * in->c * in->h * in->w;
 }
-/* Gradient scratch: ops that may accumulate into a shared gradient build theirs here first. */
-static size_t grad_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
+/* Gradient scratch: an input gradient that may accumulate (several consumers) is built here
+ * first, then (max-pool) int16 sums of routed errors. */
+static size_t acc_bytes(const mh_graph *g, const mh_node *nd, int n) {
   const mh_node *in = &g->nodes[nd->in[0]];
-  size_t a = (size_t)n * in->c * in->h * in->w, b = (size_t)n * nd->c * nd->h * nd->w;
-  return ((a > b ? a : b) * 3 + 3) / 4 + 16; /* int8 result + int16 sums */
+  return in->n_consumers > 1 ? ((size_t)n * in->c * in->h * in->w + 63) / 64 * 64 : 0;
+}
+static size_t relu_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
+  return acc_bytes(g, nd, n) / 4 + 16;
+}
+static size_t pool_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
+  const mh_node *in = &g->nodes[nd->in[0]];
+  return (acc_bytes(g, nd, n) + (size_t)n * in->c * in->h * in->w * 2) / 4 + 16;
 }
 static int8_t *grad_dst(mh_op_ctx *ctx) { return ctx->dx_accumulate[0] ? (int8_t *)ctx->scratch : ctx->qdx[0]; }
 
@@ -31,7 +38,7 @@ static void relu_bwd(mh_op_ctx *ctx) {
   for (long i = 0; i < n; i++) g[i] = ctx->qy[i] > 0 ? ctx->qdy[i] : 0;
   mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
 }
-const mh_op_impl mh_op_relu_int = {.save_output = 1, .scratch_floats = grad_scratch, .forward = relu_fwd, .backward = relu_bwd};
+const mh_op_impl mh_op_relu_int = {.save_output = 1, .scratch_floats = relu_scratch, .forward = relu_fwd, .backward = relu_bwd};
 
 /* ---- max-pool: the window's first maximum in scan order; its error goes to that position ---- */
 typedef struct {
@@ -71,7 +78,7 @@ static void maxpool_bwd(mh_op_ctx *ctx) {
   pool_dims d = pdims(ctx);
   long planes = (long)ctx->n * ctx->node->c, n = in_numel(ctx);
   int8_t *g = grad_dst(ctx);
-  int16_t *sum = (int16_t *)((char *)ctx->scratch + (n + 63) / 64 * 64); /* overlapping windows may add up */
+  int16_t *sum = (int16_t *)((char *)ctx->scratch + acc_bytes(ctx->g, ctx->node, ctx->n)); /* windows may overlap */
   memset(sum, 0, sizeof(int16_t) * n);
   for (long t = 0; t < planes; t++) {
     const int8_t *x = ctx->qx[0] + t * d.H * d.W, *dy = ctx->qdy + t * d.P * d.Q;
@@ -85,7 +92,7 @@ static void maxpool_bwd(mh_op_ctx *ctx) {
   for (long i = 0; i < n; i++) g[i] = (int8_t)mh_q_round_nearest(sum[i], sh);
   mh__int_emit_grad(ctx, 0, g, ctx->edy + sh, n);
 }
-const mh_op_impl mh_op_maxpool_int = {.save_input = 1, .scratch_floats = grad_scratch, .forward = maxpool_fwd, .backward = maxpool_bwd};
+const mh_op_impl mh_op_maxpool_int = {.save_input = 1, .scratch_floats = pool_scratch, .forward = maxpool_fwd, .backward = maxpool_bwd};
 
 /* ---- residual add: exponents aligned; backward hands the error to both inputs ---- */
 static void add_fwd(mh_op_ctx *ctx) {

@@ -12,12 +12,13 @@ static void dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
   *F = in->c * in->h * in->w, *O = nd->c;
 }
 
-/* Scratch: int32 result (max(N*O, N*F)) then an int8 input error (N*F). */
+/* Scratch: int32 result (max(N*O, N*F)) then, when the input's gradient may accumulate (several
+ * consumers), an int8 input error (N*F). */
 static size_t lin_int_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
   int F, O;
   dims(g, nd, &F, &O);
   size_t acc = (size_t)n * (O > F ? O : F);
-  return (al(acc * 4) + al((size_t)n * F)) / 4 + 16;
+  return (al(acc * 4) + (g->nodes[nd->in[0]].n_consumers > 1 ? al((size_t)n * F) : 0)) / 4 + 16;
 }
 
 static void lin_int_forward(mh_op_ctx *ctx) {

@@ -92,7 +92,7 @@ int mh_niti_mu_check(const char *s) {
 }
 
 int mh_niti_mu(const char *s, int epoch, int epochs) {
-  if (!s || !*s) return 2 * epoch < epochs ? 5 : 4 * epoch < 3 * epochs ? 4 : 3;
+  if (!s || !*s) return 5 * epoch < 2 * epochs ? 4 : 5 * epoch < 4 * epochs ? 3 : 2;
   int v = 5;
   const char *c = s;
   for (int e = 0; e <= epoch && *c; e++) {

@@ -33,7 +33,8 @@ const char *mh_algo_names(void);
 void mh_niti_update(int8_t *w, const int32_t *g32, long n, int mu);
 
 /* The gradient bit width mu for an epoch from a schedule string ("5,4,3": per epoch, the last
- * repeats; NULL: NITI's 5 / 4 / 3 at one half and three quarters of `epochs`). */
+ * repeats; NULL: 4, then 3 from 40% of `epochs`, then 2 from 80%, i.e. 4,4,3,3,2 for 5 epochs:
+ * NITI's 5/4/3 over 200 epochs of batch 256 took steps too coarse for short runs at batch 64). */
 int mh_niti_mu(const char *schedule, int epoch, int epochs);
 /* Validates a schedule string: values in [1, 7] separated by commas. */
 int mh_niti_mu_check(const char *schedule);

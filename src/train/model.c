@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "graph/executor.h"
 #include "quant/quantize.h"
+#include "train/algo.h"
 
 int mh__model_from_graph(mh_model **out, mh_graph *g, uint64_t seed) {
   *out = NULL;
@@ -94,6 +95,11 @@ int mh__model_make_integer(mh_model *m) {
     const mh_param *p = &m->g.params[i];
     m->qexp[i] = mh_quantize_f32_s8(mh_cpu_kernels_get(1), NULL, m->params + p->offset, (long)p->numel,
                                     m->qparams + p->offset, MH_ROUND_NEAREST, 0);
+    /* One bit of headroom: the exponent is fixed from here on, and trained weights grow past
+     * their initial range (float training roughly doubles them); without it they clip at +-127. */
+    for (int64_t k = 0; k < p->numel; k++)
+      m->qparams[p->offset + k] = (int8_t)mh_q_round_nearest(m->qparams[p->offset + k], MH_INT_HEADROOM_BITS);
+    m->qexp[i] += MH_INT_HEADROOM_BITS;
   }
   return MH_OK;
 }
@@ -115,7 +121,7 @@ static void fmt_bytes(char *out, size_t n, double b) {
 
 int mh_model_describe(const mh_model *m, int batch, char **text) {
   const mh_graph *g = &m->g;
-  size_t cap = 1024 + (size_t)g->n_nodes * 160;
+  size_t cap = 2048 + (size_t)g->n_nodes * 160;
   char *out = malloc(cap), *p = out;
   if (!out) return mh__error(MH_ERR_NOMEM, "out of memory");
   int64_t macs = 0;
@@ -133,25 +139,39 @@ int mh_model_describe(const mh_model *m, int batch, char **text) {
   }
   p += sprintf(p, "parameters: %lld\nMACs per sample (forward): %lld (training step ~3x: %.3f GMAC per sample)\n",
                (long long)g->n_param_floats, (long long)macs, 3.0 * (double)macs * 1e-9);
-  /* the memory estimate is the executor's own plan for this batch */
-  mh_executor *ex = NULL;
-  mh_exec_stats st;
-  if (mh_exec_init(&ex, g, NULL, NULL) == MH_OK && mh_exec_prepare(ex, batch, 1) == MH_OK &&
-      mh_exec_stats_get(ex, 1, &st) == MH_OK) {
-    double params = (double)g->n_param_floats * 4 * 3 + (double)g->n_buffer_floats * 4;
-    double total = params + st.arena_bytes + st.scratch_bytes + st.state_bytes;
-    char a[32], b[32], c[32], d[32], e[32];
-    fmt_bytes(a, sizeof a, params);
-    fmt_bytes(b, sizeof b, (double)st.arena_bytes);
-    fmt_bytes(c, sizeof c, (double)st.arena_naive_bytes);
-    fmt_bytes(d, sizeof d, (double)st.scratch_bytes);
-    fmt_bytes(e, sizeof e, total);
-    p += sprintf(p,
-                 "training memory at batch %d (fp32): %s\n  weights+gradients+momentum+buffers %s\n  activations+gradients "
-                 "%s (planned with reuse; %s without)\n  im2col scratch %s\n",
-                 batch, e, a, b, c, d);
+  /* the memory estimate is the executor's own plan for this batch, per algorithm */
+  p += sprintf(p, "training memory at batch %d (planned):\n  %-9s %11s %18s %24s %11s\n", batch, "precision", "total",
+               "params+grads+opt", "activations+gradients", "scratch");
+  double fp32_total = 0;
+  static const char *const algos[] = {"fp32", "int8", "niti"};
+  for (int a = 0; a < 3; a++) {
+    const mh_algo *al = mh_algo_find(algos[a]);
+    if (al->check(g) != MH_OK) {
+      p += sprintf(p, "  %-9s %11s\n", algos[a], "n/a (needs a BN-free model)");
+      continue;
+    }
+    mh_executor *ex = NULL;
+    mh_exec_stats st;
+    if (mh_exec_init(&ex, g, NULL, NULL) == MH_OK) mh_exec_set_precision(ex, al->precision);
+    if (ex && mh_exec_prepare(ex, batch, 1) == MH_OK && mh_exec_stats_get(ex, 1, &st) == MH_OK) {
+      /* float: weights, gradients, momentum; integer: int8 weights, int32 gradients */
+      double params = (double)g->n_param_floats * (al->integer_params ? 5 : 12) + (double)g->n_buffer_floats * 4;
+      double total = params + st.arena_bytes + st.scratch_bytes + st.state_bytes;
+      char t[32], w[32], ac[32], sc[32], rel[32] = "";
+      if (a == 0) fp32_total = total;
+      else snprintf(rel, sizeof rel, "  (%.2fx fp32)", total / fp32_total);
+      fmt_bytes(t, sizeof t, total), fmt_bytes(w, sizeof w, params);
+      fmt_bytes(ac, sizeof ac, (double)st.arena_bytes), fmt_bytes(sc, sizeof sc, (double)(st.scratch_bytes + st.state_bytes));
+      p += sprintf(p, "  %-9s %11s %18s %24s %11s%s\n", algos[a], t, w, ac, sc, rel);
+      if (a == 0) {
+        char nv[32];
+        fmt_bytes(nv, sizeof nv, (double)st.arena_naive_bytes);
+        p += sprintf(p, "  (fp32 activations+gradients without reuse: %s)\n", nv);
+      }
+    }
+    mh_exec_free(ex);
   }
-  mh_exec_free(ex);
+  mh_clear_error();
   *text = out;
   return MH_OK;
 }

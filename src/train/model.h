@@ -20,7 +20,9 @@ struct mh_model {
 };
 
 /* Allocates the integer parameters and quantises the float ones into them (nearest, each
- * parameter's exponent the smallest that fits its max |w| in [-127, 127]). No-op when present. */
+ * parameter's exponent the smallest that fits its max |w| in [-127, 127], plus
+ * MH_INT_HEADROOM_BITS so weights can grow). No-op when present. */
+#define MH_INT_HEADROOM_BITS 1
 int mh__model_make_integer(mh_model *m);
 
 /* Takes ownership of a built graph and allocates/initialises its arrays. */
