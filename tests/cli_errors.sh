@@ -183,6 +183,10 @@ expect_fail "--gamma 0" "--gamma" "${TR[@]}" --data "$T/good" --gamma 0 "${KEEP[
 expect_fail "--seed -1" "--seed" "${TR[@]}" --data "$T/good" --seed -1 "${KEEP[@]}"
 expect_fail "--max-steps -5" "--max-steps" train --quiet --data "$T/good" --max-steps -5 "${KEEP[@]}"
 expect_fail "--precision int3" "--precision" "${TR[@]}" --data "$T/good" --precision int3 "${KEEP[@]}"
+expect_fail "niti on a batch-norm model" "batchnorm" "${TR[@]}" --data "$T/good" --model cnn6 --precision niti "${KEEP[@]}"
+expect_fail "--rescale bogus" "--rescale" "${TR[@]}" --data "$T/good" --precision niti --rescale bogus "${KEEP[@]}"
+expect_fail "--mu 9" "--mu" "${TR[@]}" --data "$T/good" --precision niti --mu 9 "${KEEP[@]}"
+expect_fail "--mu 4,x" "--mu" "${TR[@]}" --data "$T/good" --precision niti --mu 4,x "${KEEP[@]}"
 expect_fail "flag with a value" "--quiet" "${TR[@]}" --data "$T/good" --quiet=1 "${KEEP[@]}"
 expect_fail "option without its value" "--save" "${TR[@]}" --data "$T/good" --save
 expect_fail "resume: --epochs 0" "--epochs" "${TR[@]}" --data "$T/good" --resume "$T/lenet5.st" --epochs 0 "${KEEP[@]}"

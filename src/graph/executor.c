@@ -195,7 +195,7 @@ static int build_plan(mh_executor *ex, plan *p, int B, int training) {
     size_t s = op->scratch_floats ? op->scratch_floats(g, &g->nodes[i], B, ex->precision) : 0;
     if (s > scratch) scratch = s;
     p->state_off[i] = state;
-    state += op->state_floats ? op->state_floats(&g->nodes[i]) : 0;
+    state += op->state_floats ? (op->state_floats(g, &g->nodes[i], B, ex->precision) + 15) / 16 * 16 : 0;
   }
   free(blk), free(yblk);
   p->arena = aligned_alloc(64, (arena + 64) / 64 * 64);

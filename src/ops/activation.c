@@ -61,3 +61,62 @@ static void relu6_backward(mh_op_ctx *ctx) {
 
 const mh_op_impl mh_op_relu = {.save_output = 1, .forward = relu_forward, .backward = relu_backward};
 const mh_op_impl mh_op_relu6 = {.save_output = 1, .forward = relu6_forward, .backward = relu6_backward};
+
+/* ---- ReLU / ReLU6 for the int8 algorithm: a bit mask of where the gradient passes is saved
+ * instead of the FP32 output. Ranges are whole 32-element words, so no two threads share a word. */
+static size_t mask_state(const mh_graph *g, const mh_node *nd, int n, int precision) {
+  return ((size_t)n * nd->c * nd->h * nd->w + 31) / 32;
+}
+
+static void act_fwd_mask(void *p, long lo, long hi) {
+  const act_job *j = p;
+  long n = numel(j->ctx);
+  const float *x = j->ctx->x[0];
+  float *y = j->ctx->y, top = j->hi;
+  uint32_t *mask = (uint32_t *)j->ctx->state;
+  for (long wd = lo; wd < hi; wd++) {
+    uint32_t m = 0;
+    long i0 = wd * 32, i1 = i0 + 32 < n ? i0 + 32 : n;
+    for (long i = i0; i < i1; i++) {
+      float v = x[i];
+      v = v > 0.f ? v : 0.f;
+      v = v < top ? v : top;
+      y[i] = v;
+      m |= (uint32_t)(v > 0.f && v < top) << (i - i0);
+    }
+    mask[wd] = m;
+  }
+}
+
+static void act_bwd_mask(void *p, long lo, long hi) {
+  const act_job *j = p;
+  long n = numel(j->ctx);
+  const float *dy = j->ctx->dy;
+  float *dx = j->ctx->dx[0];
+  const uint32_t *mask = (const uint32_t *)j->ctx->state;
+  int acc = j->ctx->dx_accumulate[0];
+  for (long wd = lo; wd < hi; wd++) {
+    long i0 = wd * 32, i1 = i0 + 32 < n ? i0 + 32 : n;
+    for (long i = i0; i < i1; i++) {
+      float g = (mask[wd] >> (i - i0)) & 1u ? dy[i] : 0.f;
+      dx[i] = acc ? dx[i] + g : g;
+    }
+  }
+}
+
+static void relu_s8_forward(mh_op_ctx *ctx) {
+  act_job j = {ctx, __builtin_inff()};
+  mh_parallel_for(ctx->pool, (numel(ctx) + 31) / 32, act_fwd_mask, &j);
+}
+static void relu6_s8_forward(mh_op_ctx *ctx) {
+  act_job j = {ctx, 6.f};
+  mh_parallel_for(ctx->pool, (numel(ctx) + 31) / 32, act_fwd_mask, &j);
+}
+static void act_s8_backward(mh_op_ctx *ctx) {
+  if (!ctx->dx[0]) return;
+  act_job j = {ctx, 0.f};
+  mh_parallel_for(ctx->pool, (numel(ctx) + 31) / 32, act_bwd_mask, &j);
+}
+
+const mh_op_impl mh_op_relu_s8 = {.state_floats = mask_state, .forward = relu_s8_forward, .backward = act_s8_backward};
+const mh_op_impl mh_op_relu6_s8 = {.state_floats = mask_state, .forward = relu6_s8_forward, .backward = act_s8_backward};

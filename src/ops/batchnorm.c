@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "quant/quantize.h"
 
 /* x, y: (N, C, HW); gamma, beta: (C); state: mean (C), invstd (C); buf: running_mean, running_var. */
 typedef struct {
@@ -111,11 +112,117 @@ static void bn_backward(mh_op_ctx *ctx) {
   mh_parallel_for(ctx->pool, nd->c, bn_bwd_channels, &j);
 }
 
-static size_t bn_state_floats(const mh_node *nd) { return 2 * (size_t)nd->c; }
+static size_t bn_state_floats(const mh_graph *g, const mh_node *nd, int n, int precision) { return 2 * (size_t)nd->c; }
 
 const mh_op_impl mh_op_batchnorm = {
     .save_input = 1,
     .state_floats = bn_state_floats,
     .forward = bn_forward,
     .backward = bn_backward,
+};
+
+/* ---- batch norm for the int8 algorithm: arithmetic stays FP32, but what backward needs of the
+ * input, xhat = (x - mean) * invstd, is saved as int8 with one power-of-two exponent instead of
+ * the FP32 input. State: mean (C), invstd (C), [exponent, pad to 16], per-channel max|xhat| (C),
+ * then xhat_q (N*C*HW int8). Backward is the same formula with xhat read from xhat_q. */
+static size_t bn_s8_state(const mh_graph *g, const mh_node *nd, int n, int precision) {
+  size_t C = (size_t)nd->c;
+  return 3 * C + 16 + ((size_t)n * C * nd->h * nd->w + 3) / 4;
+}
+
+static float *bn_s8_cmax(const bn_job *j) { return j->ctx->state + 2 * j->C + 16; }
+static int8_t *bn_s8_q(const bn_job *j) { return (int8_t *)(j->ctx->state + 3 * (size_t)j->C + 16); }
+
+static void bn_s8_max_channels(void *p, long lo, long hi) {
+  const bn_job *j = p;
+  const float *mean_s = j->ctx->state, *invstd_s = j->ctx->state + j->C;
+  for (long c = lo; c < hi; c++) {
+    float m = 0;
+    for (int n = 0; n < j->N; n++) {
+      const float *x = j->ctx->x[0] + ((size_t)n * j->C + c) * j->HW;
+      for (int i = 0; i < j->HW; i++) {
+        float a = fabsf((x[i] - mean_s[c]) * invstd_s[c]);
+        m = a > m ? a : m;
+      }
+    }
+    bn_s8_cmax(j)[c] = m;
+  }
+}
+
+static void bn_s8_quant_channels(void *p, long lo, long hi) {
+  const bn_job *j = p;
+  const float *mean_s = j->ctx->state, *invstd_s = j->ctx->state + j->C;
+  float inv = ldexpf(1.f, -(int)j->ctx->state[2 * j->C]);
+  for (long c = lo; c < hi; c++)
+    for (int n = 0; n < j->N; n++) {
+      size_t o = ((size_t)n * j->C + c) * j->HW;
+      const float *x = j->ctx->x[0] + o;
+      int8_t *q = bn_s8_q(j) + o;
+      for (int i = 0; i < j->HW; i++) {
+        float v = (x[i] - mean_s[c]) * invstd_s[c] * inv, r = v >= 0 ? floorf(v + 0.5f) : -floorf(-v + 0.5f);
+        q[i] = (int8_t)(r > MH_Q8_MAX ? MH_Q8_MAX : r < -MH_Q8_MAX ? -MH_Q8_MAX : r);
+      }
+    }
+}
+
+static void bn_s8_bwd_channels(void *p, long lo, long hi) {
+  const bn_job *j = p;
+  mh_op_ctx *ctx = j->ctx;
+  const float *gamma = ctx->w, *invstd_s = ctx->state + j->C;
+  float *dgamma = ctx->dw, *dbeta = ctx->dw + j->C, sc = ldexpf(1.f, (int)ctx->state[2 * j->C]);
+  size_t M = (size_t)j->N * j->HW;
+  for (long c = lo; c < hi; c++) {
+    double sdy = 0, sdyx = 0;
+    for (int n = 0; n < j->N; n++) {
+      size_t o = ((size_t)n * j->C + c) * j->HW;
+      const int8_t *q = bn_s8_q(j) + o;
+      const float *dy = ctx->dy + o;
+      float a = 0, b = 0;
+      for (int i = 0; i < j->HW; i++) {
+        a += dy[i];
+        b += dy[i] * ((float)q[i] * sc);
+      }
+      sdy += a;
+      sdyx += b;
+    }
+    float dg = (float)sdyx, dbt = (float)sdy;
+    dgamma[c] = dg;
+    dbeta[c] = dbt;
+    if (!ctx->dx[0]) continue;
+    float k = gamma[c] * invstd_s[c] / (float)M;
+    for (int n = 0; n < j->N; n++) {
+      size_t o = ((size_t)n * j->C + c) * j->HW;
+      const int8_t *q = bn_s8_q(j) + o;
+      const float *dy = ctx->dy + o;
+      float *dx = ctx->dx[0] + o;
+      for (int i = 0; i < j->HW; i++) {
+        float g = k * ((float)M * dy[i] - dbt - ((float)q[i] * sc) * dg);
+        dx[i] = ctx->dx_accumulate[0] ? dx[i] + g : g;
+      }
+    }
+  }
+}
+
+static void bn_s8_forward(mh_op_ctx *ctx) {
+  const mh_node *nd = ctx->node;
+  bn_job j = {ctx, ctx->n, nd->c, nd->h * nd->w};
+  mh_parallel_for(ctx->pool, nd->c, bn_fwd_channels, &j);
+  if (!ctx->training) return;
+  mh_parallel_for(ctx->pool, nd->c, bn_s8_max_channels, &j);
+  float m = 0;
+  for (int c = 0; c < j.C; c++) m = bn_s8_cmax(&j)[c] > m ? bn_s8_cmax(&j)[c] : m;
+  ctx->state[2 * j.C] = (float)mh_q_exp_for_max(m);
+  mh_parallel_for(ctx->pool, nd->c, bn_s8_quant_channels, &j);
+}
+
+static void bn_s8_backward(mh_op_ctx *ctx) {
+  const mh_node *nd = ctx->node;
+  bn_job j = {ctx, ctx->n, nd->c, nd->h * nd->w};
+  mh_parallel_for(ctx->pool, nd->c, bn_s8_bwd_channels, &j);
+}
+
+const mh_op_impl mh_op_batchnorm_s8 = {
+    .state_floats = bn_s8_state,
+    .forward = bn_s8_forward,
+    .backward = bn_s8_backward,
 };

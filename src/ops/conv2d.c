@@ -6,13 +6,15 @@
 #include "ops/conv2d_common.h"
 
 
-static conv_dims dims_of(const mh_op_ctx *ctx) {
-  const mh_node *nd = ctx->node, *in = &ctx->g->nodes[nd->in[0]];
-  conv_dims d = {ctx->n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
+conv_dims mh__conv_dims_of(const mh_graph *g, const mh_node *nd, int n) {
+  const mh_node *in = &g->nodes[nd->in[0]];
+  conv_dims d = {n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
   d.Cg = d.C / d.G;
   d.Og = d.O / d.G;
   return d;
 }
+
+static conv_dims dims_of(const mh_op_ctx *ctx) { return mh__conv_dims_of(ctx->g, ctx->node, ctx->n); }
 
 static int is_depthwise(const conv_dims *d) { return d->G > 1 && d->Cg == 1 && d->Og == 1; }
 static int is_pointwise(const conv_dims *d) { return d->K == 1 && d->S == 1 && d->D == 0; }
@@ -271,11 +273,7 @@ static size_t packed_w_floats(const conv_dims *d) { return (size_t)(d->Og + 16) 
 static int padded_chunk(const conv_dims *d);
 
 static size_t conv_scratch_floats(const mh_graph *g, const mh_node *nd, int n, int precision) {
-  const mh_node *in = &g->nodes[nd->in[0]];
-  conv_dims d = {n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
-  d.Cg = d.C / d.G;
-  d.Og = d.O / d.G;
-  if (precision == MH_PRECISION_INT8) return mh__conv_scratch_floats_s8(&d);
+  conv_dims d = mh__conv_dims_of(g, nd, n);
   if (is_depthwise(&d)) return 0;
   size_t cols = (size_t)chunk_samples(&d) * d.P * d.Q, kk = (size_t)d.Cg * d.K * d.K;
   /* [flipped weights (O x kk) | the larger of: col + dcol (kk x cols) + gathered outputs/gradients
@@ -544,10 +542,6 @@ static void conv_gemm_forward(const mh_op_ctx *ctx, const conv_dims *d, const fl
 }
 
 static void conv_forward(mh_op_ctx *ctx) {
-  if (ctx->precision == MH_PRECISION_INT8 && !ctx->reference) {
-    mh__conv_forward_s8(ctx);
-    return;
-  }
   conv_dims d = dims_of(ctx);
   const float *w = ctx->w, *b = ctx->node->bias ? ctx->w + (size_t)d.O * d.Cg * d.K * d.K : NULL;
   if (ctx->reference) {
@@ -594,10 +588,6 @@ static void conv_bwd_data_transposed(mh_op_ctx *ctx, const conv_dims *d, float *
 }
 
 static void conv_backward(mh_op_ctx *ctx) {
-  if (ctx->precision == MH_PRECISION_INT8 && !ctx->reference) {
-    mh__conv_backward_s8(ctx);
-    return;
-  }
   conv_dims d = dims_of(ctx);
   int kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   const float *w = ctx->w;

@@ -37,20 +37,12 @@ static size_t scratch_bytes(const conv_dims *d, int needs_dx, int may_acc, int_s
   return off;
 }
 
-static conv_dims dims_for(const mh_graph *g, const mh_node *nd, int n) {
-  const mh_node *in = &g->nodes[nd->in[0]];
-  conv_dims d = {n, in->c, in->h, in->w, nd->c, nd->h, nd->w, nd->groups, 0, 0, nd->k, nd->stride, nd->pad};
-  d.Cg = d.C / d.G;
-  d.Og = d.O / d.G;
-  return d;
-}
-
 /* Whether the node's input gets an error (not the data) and whether that error may accumulate. */
 static int needs_dx(const mh_graph *g, const mh_node *nd) { return nd->in[0] != 0; }
 static int may_acc(const mh_graph *g, const mh_node *nd) { return g->nodes[nd->in[0]].n_consumers > 1; }
 
 static size_t conv_int_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
-  conv_dims d = dims_for(g, nd, n);
+  conv_dims d = mh__conv_dims_of(g, nd, n);
   return scratch_bytes(&d, needs_dx(g, nd), may_acc(g, nd), NULL, NULL) / 4 + 16;
 }
 

@@ -1,18 +1,18 @@
 /* conv2d for the int8 (mixed-precision) algorithm: activations, weights and output gradients are
  * quantised to int8 with per-tensor power-of-two exponents, the three GEMMs run int8 x int8 -> int32,
  * and results return to FP32 scaled by 2^(e_a + e_b). Forward and weights round to nearest; output
- * gradients round stochastically (keyed by seed, step, node) so their quantisation is unbiased. */
+ * gradients round stochastically (keyed by seed, step, node) so their quantisation is unbiased.
+ * The int8 input and weights are saved for backward instead of the FP32 input. */
 #include <math.h>
 #include <string.h>
 
 #include "ops/conv2d_common.h"
 #include "quant/quantize.h"
 
-/* Scratch (bytes, 64-aligned pieces): x_q (N*C*H*W), W_q (O*kk), dy_q (N*O*P*Q), col_q (kk x cols),
- * the chunk's gathered dy_q (Og x cols), acc int32 (max(Og, kk) x cols), dW int32 (O*kk),
- * dcol float (kk x cols). */
+/* Scratch (bytes, 64-aligned pieces): dy_q (N*O*P*Q), col_q (kk x cols), the chunk's gathered
+ * dy_q (Og x cols), acc int32 (max(Og, kk) x cols), dW int32 (O*kk), dcol float (kk x cols). */
 typedef struct {
-  int8_t *xq, *wq, *dyq, *colq, *gq;
+  int8_t *dyq, *colq, *gq;
   int32_t *acc, *dwacc;
   float *dcol;
 } s8_scratch;
@@ -22,21 +22,41 @@ static size_t al(size_t b) { return (b + 63) / 64 * 64; }
 static size_t s8_bytes(const conv_dims *d, s8_scratch *out, void *base) {
   size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)mh__conv_chunk_samples(d) * d->P * d->Q;
   size_t rows = (size_t)d->Og > kk ? (size_t)d->Og : kk;
-  size_t sz[8] = {al((size_t)d->N * d->C * d->H * d->W), al((size_t)d->O * kk), al((size_t)d->N * d->O * d->P * d->Q),
-                  al(kk * cols), al((size_t)d->Og * cols), al(rows * cols * 4), al((size_t)d->O * kk * 4),
-                  al(kk * cols * 4)};
+  size_t sz[6] = {al((size_t)d->N * d->O * d->P * d->Q), al(kk * cols), al((size_t)d->Og * cols), al(rows * cols * 4),
+                  al((size_t)d->O * kk * 4), al(kk * cols * 4)};
   size_t off = 0;
   char *b = base;
-  void *ptr[8];
-  for (int i = 0; i < 8; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
-  if (out) {
-    out->xq = ptr[0], out->wq = ptr[1], out->dyq = ptr[2], out->colq = ptr[3], out->gq = ptr[4];
-    out->acc = ptr[5], out->dwacc = ptr[6], out->dcol = ptr[7];
-  }
+  void *ptr[6];
+  for (int i = 0; i < 6; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
+  if (out) out->dyq = ptr[0], out->colq = ptr[1], out->gq = ptr[2], out->acc = ptr[3], out->dwacc = ptr[4], out->dcol = ptr[5];
   return off;
 }
 
-size_t mh__conv_scratch_floats_s8(const conv_dims *d) { return s8_bytes(d, NULL, NULL) / 4 + 16; }
+/* Saved from forward to backward (bytes, 64-aligned): the exponents of x and W, x_q (N*C*H*W) and
+ * W_q (O*kk): backward reuses forward's int8 tensors, and the FP32 input need not stay alive. */
+typedef struct {
+  int32_t *e; /* e[0] of x, e[1] of W */
+  int8_t *xq, *wq;
+} s8_state;
+
+static size_t s8_state_bytes(const conv_dims *d, s8_state *out, void *base) {
+  size_t sz[3] = {64, al((size_t)d->N * d->C * d->H * d->W), al((size_t)d->O * d->Cg * d->K * d->K)}, off = 0;
+  char *b = base;
+  void *ptr[3];
+  for (int i = 0; i < 3; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
+  if (out) out->e = ptr[0], out->xq = ptr[1], out->wq = ptr[2];
+  return off;
+}
+
+static size_t conv_s8_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
+  conv_dims d = mh__conv_dims_of(g, nd, n);
+  return s8_bytes(&d, NULL, NULL) / 4 + 16;
+}
+
+static size_t conv_s8_state(const mh_graph *g, const mh_node *nd, int n, int precision) {
+  conv_dims d = mh__conv_dims_of(g, nd, n);
+  return s8_state_bytes(&d, NULL, NULL) / 4;
+}
 
 /* col_q (kk x cnt*P*Q) from x_q for samples [n0, n0+cnt) of group g; padding is 0. Rows are
  * independent, so they are split across the pool; the valid range of each output row is found once. */
@@ -83,26 +103,22 @@ void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *
   mh_parallel_for(ctx->pool, (long)d->Cg * d->K * d->K, im2col_s8_rows, &j);
 }
 
-/* Quantises the layer's input and weights (nearest); exponents out. */
-static void quantize_inputs(mh_op_ctx *ctx, const conv_dims *d, s8_scratch *s, int *ex, int *ew) {
-  size_t kk = (size_t)d->Cg * d->K * d->K;
-  *ex = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)d->N * d->C * d->H * d->W, s->xq, MH_ROUND_NEAREST, 0);
-  *ew = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)(d->O * kk), s->wq, MH_ROUND_NEAREST, 0);
-}
-
-void mh__conv_forward_s8(mh_op_ctx *ctx) {
+static void conv_s8_forward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   s8_scratch s;
   s8_bytes(&d, &s, ctx->scratch);
-  int ex, ew, nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  quantize_inputs(ctx, &d, &s, &ex, &ew);
+  s8_state v;
+  s8_state_bytes(&d, &v, ctx->state);
+  int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  int ex = v.e[0] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)d.N * d.C * d.H * d.W, v.xq, MH_ROUND_NEAREST, 0);
+  int ew = v.e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)d.O * kk, v.wq, MH_ROUND_NEAREST, 0);
   const float *b = ctx->node->bias ? ctx->w + (size_t)d.O * kk : NULL;
   float scale = (float)ldexp(1.0, ex + ew);
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
-      mh__conv_im2col_s8(ctx, &d, s.xq, s.colq, n0, cnt, g);
-      mh_gemm_s8_args ga = {d.Og, cols, kk, s.wq + (size_t)g * d.Og * kk, kk, 0, s.colq, cols, 0, s.acc, cols, 0};
+      mh__conv_im2col_s8(ctx, &d, v.xq, s.colq, n0, cnt, g);
+      mh_gemm_s8_args ga = {d.Og, cols, kk, v.wq + (size_t)g * d.Og * kk, kk, 0, s.colq, cols, 0, s.acc, cols, 0};
       mh_gemm_s8(ctx->kt, ctx->pool, &ga);
       for (int sm = 0; sm < cnt; sm++)
         for (int o = 0; o < d.Og; o++) {
@@ -114,12 +130,13 @@ void mh__conv_forward_s8(mh_op_ctx *ctx) {
   }
 }
 
-void mh__conv_backward_s8(mh_op_ctx *ctx) {
+static void conv_s8_backward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   s8_scratch s;
   s8_bytes(&d, &s, ctx->scratch);
-  int ex, ew, nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  quantize_inputs(ctx, &d, &s, &ex, &ew); /* nearest rounding: the same int8 tensors as forward */
+  s8_state v; /* forward's int8 x and W */
+  s8_state_bytes(&d, &v, ctx->state);
+  int ex = v.e[0], ew = v.e[1], nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
   int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)d.N * d.O * pq, s.dyq, MH_ROUND_STOCH, key);
   int8_t *gq = s.gq; /* the chunk's output gradient as (Og x cols) */
@@ -129,13 +146,13 @@ void mh__conv_backward_s8(mh_op_ctx *ctx) {
       for (int sm = 0; sm < cnt; sm++)
         for (int o = 0; o < d.Og; o++)
           memcpy(gq + (size_t)o * cols + (size_t)sm * pq, s.dyq + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
-      mh__conv_im2col_s8(ctx, &d, s.xq, s.colq, n0, cnt, g);
+      mh__conv_im2col_s8(ctx, &d, v.xq, s.colq, n0, cnt, g);
       /* dW_g (Og x kk) += G (Og x cols) * col^T, exactly in int32 across chunks */
       mh_gemm_s8_args gw = {d.Og, kk, cols, gq, cols, 0, s.colq, cols, 1, s.dwacc + (size_t)g * d.Og * kk, kk, n0 > 0};
       mh_gemm_s8(ctx->kt, ctx->pool, &gw);
       if (!ctx->dx[0]) continue;
       /* dcol (kk x cols) = W_g^T * G in int32, to FP32, then col2im */
-      mh_gemm_s8_args gd = {kk, cols, d.Og, s.wq + (size_t)g * d.Og * kk, kk, 1, gq, cols, 0, s.acc, cols, 0};
+      mh_gemm_s8_args gd = {kk, cols, d.Og, v.wq + (size_t)g * d.Og * kk, kk, 1, gq, cols, 0, s.acc, cols, 0};
       mh_gemm_s8(ctx->kt, ctx->pool, &gd);
       mh_dequantize_s32_f32(ctx->pool, s.acc, (long)kk * cols, ew + ey, s.dcol, 0);
       mh__conv_col2im(ctx, &d, s.dcol, ctx->dx[0], n0, cnt, g, ctx->dx_accumulate[0]);
@@ -154,3 +171,10 @@ void mh__conv_backward_s8(mh_op_ctx *ctx) {
     }
   }
 }
+
+const mh_op_impl mh_op_conv2d_s8 = {
+    .scratch_floats = conv_s8_scratch,
+    .state_floats = conv_s8_state,
+    .forward = conv_s8_forward,
+    .backward = conv_s8_backward,
+};

@@ -1,5 +1,6 @@
 /* Fully connected layer y = x W^T + b (x read as (N, F) flattened) and its backward: FP32 on the
- * packed GEMM (the oracle GEMM when ctx->reference is set), or int8 GEMMs for the int8 algorithm. */
+ * packed GEMM (the oracle GEMM when ctx->reference is set), and the int8 form (int8 GEMMs, the int8
+ * input and weights saved for backward) the int8 algorithm runs. */
 #include <math.h>
 #include <string.h>
 
@@ -9,55 +10,86 @@
 /* ---- int8 (mixed precision): int8 GEMMs, FP32 in and out (see conv2d_s8.c for the scheme) ---- */
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
 
-typedef struct {
-  int8_t *xq, *wq, *dyq;
-  int32_t *acc;
-} lin_s8;
+static void lin_dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
+  const mh_node *in = &g->nodes[nd->in[0]];
+  *F = in->c * in->h * in->w, *O = nd->c;
+}
 
-static size_t lin_s8_bytes(int N, int F, int O, lin_s8 *out, void *base) {
+/* Scratch: dy_q (N*O) and the int32 result (max(N*O, O*F, N*F)). */
+static size_t lin_s8_scratch(const mh_graph *g, const mh_node *nd, int N, int precision) {
+  int F, O;
+  lin_dims(g, nd, &F, &O);
   size_t accn = (size_t)N * O > (size_t)O * F ? (size_t)N * O : (size_t)O * F;
   if ((size_t)N * F > accn) accn = (size_t)N * F;
-  size_t sz[4] = {al((size_t)N * F), al((size_t)O * F), al((size_t)N * O), al(accn * 4)}, off = 0;
-  char *b = base;
-  void *ptr[4];
-  for (int i = 0; i < 4; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
-  if (out) out->xq = ptr[0], out->wq = ptr[1], out->dyq = ptr[2], out->acc = ptr[3];
-  return off;
+  return (al((size_t)N * O) + al(accn * 4)) / 4 + 16;
 }
 
-static size_t linear_scratch_floats(const mh_graph *g, const mh_node *nd, int n, int precision) {
-  if (precision != MH_PRECISION_INT8) return 0;
-  const mh_node *in = &g->nodes[nd->in[0]];
-  return lin_s8_bytes(n, in->c * in->h * in->w, nd->c, NULL, NULL) / 4 + 16;
+/* Saved for backward: exponents of x and W, x_q (N*F), W_q (O*F). */
+static size_t lin_s8_state(const mh_graph *g, const mh_node *nd, int N, int precision) {
+  int F, O;
+  lin_dims(g, nd, &F, &O);
+  return (64 + al((size_t)N * F) + al((size_t)O * F)) / 4;
 }
 
-static void linear_forward_s8(mh_op_ctx *ctx, int N, int F, int O) {
-  lin_s8 s;
-  lin_s8_bytes(N, F, O, &s, ctx->scratch);
-  int ex = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, s.xq, MH_ROUND_NEAREST, 0);
-  int ew = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, s.wq, MH_ROUND_NEAREST, 0);
-  mh_gemm_s8_args a = {N, O, F, s.xq, F, 0, s.wq, F, 1, s.acc, O, 0};
+static void lin_s8_parts(const mh_op_ctx *ctx, int N, int F, int O, int32_t **e, int8_t **xq, int8_t **wq,
+                         int8_t **dyq, int32_t **acc) {
+  char *st = (char *)ctx->state, *sc = (char *)ctx->scratch;
+  *e = (int32_t *)st, *xq = (int8_t *)(st + 64), *wq = (int8_t *)(st + 64 + al((size_t)N * F));
+  *dyq = (int8_t *)sc, *acc = (int32_t *)(sc + al((size_t)N * O));
+}
+
+static void linear_s8_forward(mh_op_ctx *ctx) {
+  int N = ctx->n, F, O;
+  lin_dims(ctx->g, ctx->node, &F, &O);
+  int32_t *e, *acc;
+  int8_t *xq, *wq, *dyq;
+  lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc);
+  e[0] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0);
+  e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, wq, MH_ROUND_NEAREST, 0);
+  mh_gemm_s8_args a = {N, O, F, xq, F, 0, wq, F, 1, acc, O, 0};
   mh_gemm_s8(ctx->kt, ctx->pool, &a);
-  mh_dequantize_s32_f32(ctx->pool, s.acc, (long)N * O, ex + ew, ctx->y, 0);
-}
-
-static void linear_backward_s8(mh_op_ctx *ctx, int N, int F, int O) {
-  lin_s8 s;
-  lin_s8_bytes(N, F, O, &s, ctx->scratch);
-  int ex = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, s.xq, MH_ROUND_NEAREST, 0);
-  int ew = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, s.wq, MH_ROUND_NEAREST, 0);
-  uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
-  int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)N * O, s.dyq, MH_ROUND_STOCH, key);
-  mh_gemm_s8_args gw = {O, F, N, s.dyq, O, 1, s.xq, F, 0, s.acc, F, 0}; /* dW = dy^T x */
-  mh_gemm_s8(ctx->kt, ctx->pool, &gw);
-  mh_dequantize_s32_f32(ctx->pool, s.acc, (long)O * F, ey + ex, ctx->dw, 0);
-  if (ctx->dx[0]) { /* dx = dy W */
-    mh_gemm_s8_args gd = {N, F, O, s.dyq, O, 0, s.wq, F, 0, s.acc, F, 0};
-    mh_gemm_s8(ctx->kt, ctx->pool, &gd);
-    mh_dequantize_s32_f32(ctx->pool, s.acc, (long)N * F, ey + ew, ctx->dx[0], ctx->dx_accumulate[0]);
+  mh_dequantize_s32_f32(ctx->pool, acc, (long)N * O, e[0] + e[1], ctx->y, 0);
+  if (ctx->node->bias) {
+    const float *b = ctx->w + (size_t)O * F;
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < O; o++) ctx->y[(size_t)n * O + o] += b[o];
   }
 }
 
+static void linear_s8_backward(mh_op_ctx *ctx) {
+  int N = ctx->n, F, O;
+  lin_dims(ctx->g, ctx->node, &F, &O);
+  int32_t *e, *acc;
+  int8_t *xq, *wq, *dyq;
+  lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc);
+  uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
+  int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)N * O, dyq, MH_ROUND_STOCH, key);
+  mh_gemm_s8_args gw = {O, F, N, dyq, O, 1, xq, F, 0, acc, F, 0}; /* dW = dy^T x */
+  mh_gemm_s8(ctx->kt, ctx->pool, &gw);
+  mh_dequantize_s32_f32(ctx->pool, acc, (long)O * F, ey + e[0], ctx->dw, 0);
+  if (ctx->node->bias) { /* the bias gradient stays FP32: a sum of dL/dy */
+    float *db = ctx->dw + (size_t)O * F;
+    for (int o = 0; o < O; o++) {
+      double s = 0;
+      for (int n = 0; n < N; n++) s += ctx->dy[(size_t)n * O + o];
+      db[o] = (float)s;
+    }
+  }
+  if (ctx->dx[0]) { /* dx = dy W */
+    mh_gemm_s8_args gd = {N, F, O, dyq, O, 0, wq, F, 0, acc, F, 0};
+    mh_gemm_s8(ctx->kt, ctx->pool, &gd);
+    mh_dequantize_s32_f32(ctx->pool, acc, (long)N * F, ey + e[1], ctx->dx[0], ctx->dx_accumulate[0]);
+  }
+}
+
+const mh_op_impl mh_op_linear_s8 = {
+    .scratch_floats = lin_s8_scratch,
+    .state_floats = lin_s8_state,
+    .forward = linear_s8_forward,
+    .backward = linear_s8_backward,
+};
+
+/* ---- FP32 ---- */
 static void gemm(const mh_op_ctx *ctx, const mh_gemm_f32_args *a) {
   if (ctx->reference) mh_gemm_f32_ref(a);
   else mh_gemm_f32(ctx->kt, ctx->pool, a);
@@ -67,12 +99,8 @@ static void gemm(const mh_op_ctx *ctx, const mh_gemm_f32_args *a) {
 static void linear_forward(mh_op_ctx *ctx) {
   const mh_node *nd = ctx->node, *in = &ctx->g->nodes[nd->in[0]];
   int N = ctx->n, F = in->c * in->h * in->w, O = nd->c;
-  if (ctx->precision == MH_PRECISION_INT8 && !ctx->reference) {
-    linear_forward_s8(ctx, N, F, O);
-  } else {
-    mh_gemm_f32_args a = {N, O, F, ctx->x[0], F, 0, ctx->w, F, 1, ctx->y, O, 0};
-    gemm(ctx, &a);
-  }
+  mh_gemm_f32_args a = {N, O, F, ctx->x[0], F, 0, ctx->w, F, 1, ctx->y, O, 0};
+  gemm(ctx, &a);
   if (nd->bias) {
     const float *b = ctx->w + (size_t)O * F;
     for (int n = 0; n < N; n++)
@@ -83,13 +111,9 @@ static void linear_forward(mh_op_ctx *ctx) {
 static void linear_backward(mh_op_ctx *ctx) {
   const mh_node *nd = ctx->node, *in = &ctx->g->nodes[nd->in[0]];
   int N = ctx->n, F = in->c * in->h * in->w, O = nd->c;
-  int s8 = ctx->precision == MH_PRECISION_INT8 && !ctx->reference;
-  if (s8) {
-    linear_backward_s8(ctx, N, F, O);
-  } else { /* dW (O, F) = dy^T (O, N) * x (N, F) */
-    mh_gemm_f32_args gw = {O, F, N, ctx->dy, O, 1, ctx->x[0], F, 0, ctx->dw, F, 0};
-    gemm(ctx, &gw);
-  }
+  /* dW (O, F) = dy^T (O, N) * x (N, F) */
+  mh_gemm_f32_args gw = {O, F, N, ctx->dy, O, 1, ctx->x[0], F, 0, ctx->dw, F, 0};
+  gemm(ctx, &gw);
   if (nd->bias) {
     float *db = ctx->dw + (size_t)O * F;
     for (int o = 0; o < O; o++) {
@@ -98,7 +122,7 @@ static void linear_backward(mh_op_ctx *ctx) {
       db[o] = (float)s;
     }
   }
-  if (ctx->dx[0] && !s8) { /* dx (N, F) (+)= dy (N, O) * W (O, F) */
+  if (ctx->dx[0]) { /* dx (N, F) (+)= dy (N, O) * W (O, F) */
     mh_gemm_f32_args gd = {N, F, O, ctx->dy, O, 0, ctx->w, F, 0, ctx->dx[0], F, ctx->dx_accumulate[0]};
     gemm(ctx, &gd);
   }
@@ -106,7 +130,6 @@ static void linear_backward(mh_op_ctx *ctx) {
 
 const mh_op_impl mh_op_linear = {
     .save_input = 1,
-    .scratch_floats = linear_scratch_floats,
     .forward = linear_forward,
     .backward = linear_backward,
 };

@@ -33,7 +33,17 @@ const mh_op_impl *mh_op_impl_int_get(mh_op_type op) {
 }
 
 const mh_op_impl *mh_op_impl_for(mh_op_type op, int precision) {
-  return precision == MH_PRECISION_INTEGER ? mh_op_impl_int_get(op) : mh_op_impl_get(op);
+  if (precision == MH_PRECISION_INTEGER) return mh_op_impl_int_get(op);
+  if (precision == MH_PRECISION_INT8) switch (op) {
+      case MH_OP_CONV2D: return &mh_op_conv2d_s8;
+      case MH_OP_LINEAR: return &mh_op_linear_s8;
+      case MH_OP_RELU: return &mh_op_relu_s8;
+      case MH_OP_RELU6: return &mh_op_relu6_s8;
+      case MH_OP_MAXPOOL: return &mh_op_maxpool_s8;
+      case MH_OP_BATCHNORM: return &mh_op_batchnorm_s8;
+      default: break;
+    }
+  return mh_op_impl_get(op);
 }
 
 void mh__add_or_copy(float *dx, const float *dy, size_t n, int accumulate) {

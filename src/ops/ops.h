@@ -66,7 +66,8 @@ typedef struct mh_op_impl {
   int save_output;  /* backward reads the output */
   int alias_input;  /* the output is the input's memory (flatten) */
   size_t (*scratch_floats)(const mh_graph *g, const mh_node *node, int n, int precision);
-  size_t (*state_floats)(const mh_node *node);
+  /* per-step saved state (floats) for a batch of n: what backward needs besides its buffers */
+  size_t (*state_floats)(const mh_graph *g, const mh_node *node, int n, int precision);
   void (*forward)(mh_op_ctx *ctx);
   void (*backward)(mh_op_ctx *ctx);
 } mh_op_impl;
@@ -84,6 +85,12 @@ extern const mh_op_impl mh_op_conv2d, mh_op_linear, mh_op_batchnorm, mh_op_relu,
 /* Softmax cross-entropy over (n, classes) logits with mean reduction: returns the loss and writes
  * dlogits = (softmax - onehot) / n when dlogits is non-NULL. Labels must be in [0, classes). */
 double mh_softmax_xent_f32(const float *logits, const int32_t *labels, int n, int classes, float *dlogits);
+
+/* MH_PRECISION_INT8 forms: conv and linear save their int8 input and weights for backward
+ * (not the FP32 input); ReLU/ReLU6 save a bit mask, max-pool the window positions, batch norm an
+ * int8 copy of its normalised input. */
+extern const mh_op_impl mh_op_conv2d_s8, mh_op_linear_s8, mh_op_relu_s8, mh_op_relu6_s8, mh_op_maxpool_s8,
+    mh_op_batchnorm_s8;
 
 extern const mh_op_impl mh_op_conv2d_int, mh_op_linear_int, mh_op_relu_int, mh_op_maxpool_int, mh_op_add_int,
     mh_op_flatten_int;

@@ -168,3 +168,60 @@ static void gap_backward(mh_op_ctx *ctx) {
 const mh_op_impl mh_op_maxpool = {.save_input = 1, .forward = maxpool_forward, .backward = maxpool_backward};
 const mh_op_impl mh_op_avgpool = {.forward = avgpool_forward, .backward = avgpool_backward};
 const mh_op_impl mh_op_gap = {.forward = gap_forward, .backward = gap_backward};
+
+/* ---- max-pool for the int8 algorithm: the window position of each maximum (uint16, kh*K + kw)
+ * is saved instead of the FP32 input, so the input need not live until backward ---- */
+static size_t maxpool_s8_state(const mh_graph *g, const mh_node *nd, int n, int precision) {
+  return ((size_t)n * nd->c * nd->h * nd->w * sizeof(uint16_t) + 3) / 4;
+}
+
+static void max_fwd_pos(void *p, long lo, long hi) {
+  const pool_job *j = p;
+  for (long t = lo; t < hi; t++) {
+    const float *x = j->ctx->x[0] + (size_t)t * j->H * j->W;
+    float *y = j->ctx->y + (size_t)t * j->P * j->Q;
+    uint16_t *pos = (uint16_t *)j->ctx->state + (size_t)t * j->P * j->Q;
+    for (int pp = 0; pp < j->P; pp++)
+      for (int q = 0; q < j->Q; q++) {
+        int best;
+        if (j->K == 2 && j->S == 2 && j->D == 0) { /* the same first-max rule as max_bwd's fast path */
+          int i0 = 2 * pp * j->W + 2 * q;
+          best = i0;
+          if (x[i0 + 1] > x[best]) best = i0 + 1;
+          if (x[i0 + j->W] > x[best]) best = i0 + j->W;
+          if (x[i0 + j->W + 1] > x[best]) best = i0 + j->W + 1;
+        } else {
+          best = argmax_at(j, x, pp, q);
+        }
+        y[pp * j->Q + q] = x[best];
+        pos[pp * j->Q + q] = (uint16_t)((best / j->W - (pp * j->S - j->D)) * j->K + best % j->W - (q * j->S - j->D));
+      }
+  }
+}
+
+static void max_bwd_pos(void *p, long lo, long hi) {
+  const pool_job *j = p;
+  for (long t = lo; t < hi; t++) {
+    const float *dy = j->ctx->dy + (size_t)t * j->P * j->Q;
+    const uint16_t *pos = (const uint16_t *)j->ctx->state + (size_t)t * j->P * j->Q;
+    float *dx = j->ctx->dx[0] + (size_t)t * j->H * j->W;
+    if (!j->ctx->dx_accumulate[0]) memset(dx, 0, sizeof(float) * j->H * j->W);
+    for (int pp = 0; pp < j->P; pp++)
+      for (int q = 0; q < j->Q; q++) {
+        int k = pos[pp * j->Q + q], ih = pp * j->S - j->D + k / j->K, iw = q * j->S - j->D + k % j->K;
+        dx[ih * j->W + iw] += dy[pp * j->Q + q];
+      }
+  }
+}
+
+static void maxpool_s8_forward(mh_op_ctx *ctx) {
+  pool_job j = make_job(ctx);
+  mh_parallel_for(ctx->pool, planes(ctx), max_fwd_pos, &j);
+}
+static void maxpool_s8_backward(mh_op_ctx *ctx) {
+  if (!ctx->dx[0]) return;
+  pool_job j = make_job(ctx);
+  mh_parallel_for(ctx->pool, planes(ctx), max_bwd_pos, &j);
+}
+
+const mh_op_impl mh_op_maxpool_s8 = {.state_floats = maxpool_s8_state, .forward = maxpool_s8_forward, .backward = maxpool_s8_backward};

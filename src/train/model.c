@@ -140,8 +140,8 @@ int mh_model_describe(const mh_model *m, int batch, char **text) {
   p += sprintf(p, "parameters: %lld\nMACs per sample (forward): %lld (training step ~3x: %.3f GMAC per sample)\n",
                (long long)g->n_param_floats, (long long)macs, 3.0 * (double)macs * 1e-9);
   /* the memory estimate is the executor's own plan for this batch, per algorithm */
-  p += sprintf(p, "training memory at batch %d (planned):\n  %-9s %11s %18s %24s %11s\n", batch, "precision", "total",
-               "params+grads+opt", "activations+gradients", "scratch");
+  p += sprintf(p, "training memory at batch %d (planned):\n  %-9s %11s %17s %22s %16s %11s\n", batch, "precision",
+               "total", "params+grads+opt", "activations+gradients", "saved (int8 etc)", "scratch");
   double fp32_total = 0;
   static const char *const algos[] = {"fp32", "int8", "niti"};
   for (int a = 0; a < 3; a++) {
@@ -157,12 +157,13 @@ int mh_model_describe(const mh_model *m, int batch, char **text) {
       /* float: weights, gradients, momentum; integer: int8 weights, int32 gradients */
       double params = (double)g->n_param_floats * (al->integer_params ? 5 : 12) + (double)g->n_buffer_floats * 4;
       double total = params + st.arena_bytes + st.scratch_bytes + st.state_bytes;
-      char t[32], w[32], ac[32], sc[32], rel[32] = "";
+      char t[32], w[32], ac[32], sv[32], sc[32], rel[32] = "";
       if (a == 0) fp32_total = total;
       else snprintf(rel, sizeof rel, "  (%.2fx fp32)", total / fp32_total);
       fmt_bytes(t, sizeof t, total), fmt_bytes(w, sizeof w, params);
-      fmt_bytes(ac, sizeof ac, (double)st.arena_bytes), fmt_bytes(sc, sizeof sc, (double)(st.scratch_bytes + st.state_bytes));
-      p += sprintf(p, "  %-9s %11s %18s %24s %11s%s\n", algos[a], t, w, ac, sc, rel);
+      fmt_bytes(ac, sizeof ac, (double)st.arena_bytes), fmt_bytes(sv, sizeof sv, (double)st.state_bytes);
+      fmt_bytes(sc, sizeof sc, (double)st.scratch_bytes);
+      p += sprintf(p, "  %-9s %11s %17s %22s %16s %11s%s\n", algos[a], t, w, ac, sv, sc, rel);
       if (a == 0) {
         char nv[32];
         fmt_bytes(nv, sizeof nv, (double)st.arena_naive_bytes);
