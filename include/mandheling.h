@@ -173,6 +173,10 @@ typedef struct mh_bench_result {
 } mh_bench_result;
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res);
 
+/* Whether a DSP can be used: 1 when the DSP program starts and answers the handshake (desc says
+ * what runs where), 0 when not (desc says why). Starts and stops the DSP once. */
+int mh_dsp_probe(char *desc, size_t n);
+
 /* Planned training memory (bytes) for the trainer's batch: what peak_bytes reports. */
 size_t mh_trainer_peak_bytes(const mh_trainer *t);
 const char *mh_trainer_isa(const mh_trainer *t);

@@ -32,6 +32,9 @@ int cmd_info(int argc, char **argv) {
   fputs(text, stdout);
   free(text);
   printf("compute: %s\n", getenv("MH_FORCE_REF") ? "portable reference kernels (MH_FORCE_REF)" : "CPU (run-time ISA selection)");
+  char dsp[1024];
+  int have_dsp = mh_dsp_probe(dsp, sizeof dsp);
+  printf("dsp: %s: %s\n", have_dsp ? "available" : "not available", dsp);
   int rc = 0;
   if (export_path) {
     char *spec = NULL;

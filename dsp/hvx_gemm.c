@@ -1,0 +1,89 @@
+/* int8 GEMM on 128-byte HVX with vrmpy: 32 rows of A per vector (4 consecutive k per 32-bit lane)
+ * times a column of B held as 4 int8 in a scalar register. vrmpy multiplies unsigned vector bytes
+ * by signed scalar bytes, so A is packed with +128 (xor 0x80) and 128 * (column sum of B) is
+ * subtracted at the end: exact, since int32 arithmetic wraps consistently. */
+#include <hexagon_types.h>
+#include <hvx_hexagon_protos.h>
+
+#include "hvx_gemm.h"
+#include "wire.h"
+
+#define ROWS 32 /* int32 lanes per vector: output rows per panel */
+#define NT 4    /* output columns per kernel call */
+
+/* The inner loop (the one scripts/dsp_macs_per_packet.py reads): k advances two 4-byte steps per
+ * iteration; each column's two words come in one 64-bit load; even and odd steps accumulate
+ * separately so consecutive vrmpy do not wait on each other. 8 vrmpy = 1024 MACs per iteration. */
+static void kernel_32x4(const HVX_Vector *restrict w, const int64_t *restrict bt, int pairs, int bstride,
+                        HVX_Vector *restrict acc) {
+  HVX_Vector e0 = acc[0], e1 = acc[1], e2 = acc[2], e3 = acc[3];
+  HVX_Vector o0 = Q6_V_vzero(), o1 = Q6_V_vzero(), o2 = Q6_V_vzero(), o3 = Q6_V_vzero();
+  const int64_t *b0 = bt, *b1 = bt + bstride, *b2 = bt + 2 * bstride, *b3 = bt + 3 * bstride;
+  for (int p = 0; p < pairs; p++) {
+    HVX_Vector w0 = w[2 * p], w1 = w[2 * p + 1];
+    int64_t x0 = b0[p], x1 = b1[p], x2 = b2[p], x3 = b3[p];
+    e0 = Q6_Vw_vrmpyacc_VwVubRb(e0, w0, (int32_t)x0);
+    o0 = Q6_Vw_vrmpyacc_VwVubRb(o0, w1, (int32_t)(x0 >> 32));
+    e1 = Q6_Vw_vrmpyacc_VwVubRb(e1, w0, (int32_t)x1);
+    o1 = Q6_Vw_vrmpyacc_VwVubRb(o1, w1, (int32_t)(x1 >> 32));
+    e2 = Q6_Vw_vrmpyacc_VwVubRb(e2, w0, (int32_t)x2);
+    o2 = Q6_Vw_vrmpyacc_VwVubRb(o2, w1, (int32_t)(x2 >> 32));
+    e3 = Q6_Vw_vrmpyacc_VwVubRb(e3, w0, (int32_t)x3);
+    o3 = Q6_Vw_vrmpyacc_VwVubRb(o3, w1, (int32_t)(x3 >> 32));
+  }
+  acc[0] = Q6_Vw_vadd_VwVw(e0, o0), acc[1] = Q6_Vw_vadd_VwVw(e1, o1);
+  acc[2] = Q6_Vw_vadd_VwVw(e2, o2), acc[3] = Q6_Vw_vadd_VwVw(e3, o3);
+}
+
+int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c,
+                   int ldc, int accumulate) {
+  /* K chunk: an A panel (128 bytes per 4 k) and NT packed columns (4 bytes per 4 k) must fit */
+  uint32_t avail = v->size - ((v->used + 127u) & ~127u);
+  if (avail < 4096) return MH_WIRE_E_VTCM;
+  int max_q = (int)((avail - 2048) / (128 + 4 * NT)) & ~1; /* 4-byte k steps per chunk, even */
+  int kc_max = 4 * max_q;
+  int q_all = ((k < kc_max ? k : kc_max) + 3) / 4;
+  q_all += q_all & 1;
+  uint8_t *wp = mh_vtcm_alloc(v, (uint32_t)q_all * 128);
+  int64_t *bt = mh_vtcm_alloc(v, (uint32_t)(NT * q_all * 4));
+  int32_t *tmp = mh_vtcm_alloc(v, 128 * NT);
+  HVX_Vector *acc = mh_vtcm_alloc(v, 128 * NT);
+  if (!wp || !bt || !tmp || !acc) return MH_WIRE_E_VTCM;
+  for (int m0 = 0; m0 < m; m0 += ROWS) {
+    int rows = m - m0 < ROWS ? m - m0 : ROWS;
+    for (int kc0 = 0; kc0 < k; kc0 += kc_max) {
+      int kc = k - kc0 < kc_max ? k - kc0 : kc_max, q = (kc + 3) / 4;
+      q += q & 1;
+      /* A panel: vector qq, lane i, byte j = A[m0+i][kc0+4qq+j] + 128 (padding: 0 + 128) */
+      for (int qq = 0; qq < q; qq++)
+        for (int i = 0; i < ROWS; i++)
+          for (int j = 0; j < 4; j++) {
+            int kk = 4 * qq + j;
+            int8_t val = i < rows && kk < kc ? a[(long)(m0 + i) * lda + kc0 + kk] : 0;
+            wp[qq * 128 + 4 * i + j] = (uint8_t)val ^ 0x80u;
+          }
+      for (int n0 = 0; n0 < n; n0 += NT) {
+        int32_t colsum[NT];
+        uint8_t *btb = (uint8_t *)bt;
+        for (int t = 0; t < NT; t++) {
+          colsum[t] = 0;
+          for (int kk = 0; kk < 4 * q; kk++) {
+            int8_t val = n0 + t < n && kk < kc ? b[(long)(kc0 + kk) * ldb + n0 + t] : 0;
+            btb[(t * q) * 4 + kk] = (uint8_t)val;
+            colsum[t] += val;
+          }
+          for (int i = 0; i < ROWS; i++)
+            tmp[t * ROWS + i] = (accumulate || kc0 > 0) && i < rows && n0 + t < n ? c[(long)(m0 + i) * ldc + n0 + t] : 0;
+          acc[t] = ((HVX_Vector *)tmp)[t];
+        }
+        kernel_32x4((const HVX_Vector *)wp, bt, q / 2, q / 2, acc);
+        for (int t = 0; t < NT; t++) {
+          ((HVX_Vector *)tmp)[t] = Q6_Vw_vsub_VwVw(acc[t], Q6_V_vsplat_R((int32_t)((uint32_t)colsum[t] * 128u)));
+          if (n0 + t < n)
+            for (int i = 0; i < rows; i++) c[(long)(m0 + i) * ldc + n0 + t] = tmp[t * ROWS + i];
+        }
+      }
+    }
+  }
+  return MH_WIRE_OK;
+}

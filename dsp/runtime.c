@@ -1,0 +1,81 @@
+/* The DSP program: maps the shared region (fd 3), then serves messages: it reads a sequence
+ * number from the request pipe (fd 0), validates and runs the message in the slot, and writes the
+ * sequence number back (fd 1). Every offset and size from the host is checked against the region
+ * before use; a bad message gets an error status, never a crash. */
+#include <stdint.h>
+
+#include "hvx_gemm.h"
+#include "sys.h"
+#include "vtcm.h"
+#include "wire.h"
+
+#define REGION_FD 3
+#define MAX_DIM (1u << 24)
+#define MAX_K 131072u /* the host's MH_GEMM_S8_MAX_K: int32 sums cannot overflow */
+
+static uint8_t vtcm_mem[MH_WIRE_VTCM_BYTES] __attribute__((aligned(128)));
+static uint8_t *region;
+static uint32_t region_bytes;
+
+/* [off, off + bytes) lies inside the tensor area of the region. */
+static int in_region(uint32_t off, uint64_t bytes) {
+  return off >= MH_WIRE_PAGE && off <= region_bytes && bytes <= (uint64_t)(region_bytes - off);
+}
+
+/* Bytes spanned by rows x cols elements of `size` bytes with row stride ld (elements). */
+static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint32_t size) {
+  return ((uint64_t)(rows - 1) * ld + cols) * size;
+}
+
+static uint32_t do_gemm(mh_vtcm *v, const mh_wire_gemm_s8 *g) {
+  if (!g->m || !g->n || !g->k || g->m > MAX_DIM || g->n > MAX_DIM || g->k > MAX_K) return MH_WIRE_E_ARG;
+  if (g->lda < g->k || g->ldb < g->n || g->ldc < g->n || g->accumulate > 1 || (g->c_off & 3u)) return MH_WIRE_E_ARG;
+  if (!in_region(g->a_off, span(g->m, g->k, g->lda, 1)) || !in_region(g->b_off, span(g->k, g->n, g->ldb, 1)) ||
+      !in_region(g->c_off, span(g->m, g->n, g->ldc, 4)))
+    return MH_WIRE_E_BOUNDS;
+  return (uint32_t)mh_hvx_gemm_s8(v, (int)g->m, (int)g->n, (int)g->k, (const int8_t *)(region + g->a_off), (int)g->lda,
+                                  (const int8_t *)(region + g->b_off), (int)g->ldb, (int32_t *)(region + g->c_off),
+                                  (int)g->ldc, (int)g->accumulate);
+}
+
+/* Maps the region: first its header page, then all of it once the size is known. 0 on success. */
+static int map_region(void) {
+  mh_wire_header *h = mh_sys_map_shared(REGION_FD, MH_WIRE_PAGE);
+  if ((unsigned long)h >= (unsigned long)-4096) return -1;
+  uint32_t bytes = h->region_bytes;
+  if (h->magic != MH_WIRE_MAGIC || h->version != MH_WIRE_VERSION || bytes < MH_WIRE_PAGE || bytes % MH_WIRE_PAGE) {
+    region = (uint8_t *)h, region_bytes = MH_WIRE_PAGE; /* enough to answer HELLO with an error */
+    return 1;
+  }
+  mh_sys_munmap(h, MH_WIRE_PAGE);
+  uint8_t *r = mh_sys_map_shared(REGION_FD, bytes);
+  if ((unsigned long)r >= (unsigned long)-4096) return -1;
+  region = r, region_bytes = bytes;
+  return 0;
+}
+
+void _start(void) {
+  int mapped = map_region();
+  if (mapped < 0) mh_sys_exit(2);
+  mh_vtcm v = {vtcm_mem, MH_WIRE_VTCM_BYTES, 0, 0};
+  for (;;) {
+    uint32_t seq;
+    if (mh_sys_read(0, &seq, sizeof seq) != (long)sizeof seq) mh_sys_exit(0); /* host gone: stop */
+    mh_wire_msg *msg = (mh_wire_msg *)(region + MH_WIRE_MSG_OFFSET);
+    uint32_t op = msg->op, status;
+    mh_vtcm_reset(&v);
+    if (msg->seq != seq) status = MH_WIRE_E_ARG;
+    else if (op == MH_WIRE_HELLO) {
+      msg->version = MH_WIRE_VERSION, msg->vtcm_bytes = MH_WIRE_VTCM_BYTES;
+      status = mapped == 0 ? MH_WIRE_OK : MH_WIRE_E_VERSION;
+    } else if (mapped != 0) status = MH_WIRE_E_VERSION;
+    else if (op == MH_WIRE_GEMM_S8) {
+      mh_wire_gemm_s8 g = msg->args.gemm; /* copy: the host may not change what was checked */
+      status = do_gemm(&v, &g);
+    } else if (op == MH_WIRE_EXIT) status = MH_WIRE_OK;
+    else status = MH_WIRE_E_OP;
+    msg->status = status;
+    if (mh_sys_write(1, &seq, sizeof seq) != (long)sizeof seq) mh_sys_exit(3);
+    if (op == MH_WIRE_EXIT && status == MH_WIRE_OK) mh_sys_exit(0);
+  }
+}

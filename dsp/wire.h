@@ -1,0 +1,66 @@
+/* The wire format between the host and the DSP (DESIGN.md contract 5): one shared memory region
+ * whose first page holds a header and the message slot, tensors after it. Fixed-width, padded
+ * structs with static size checks; included by dsp/ and src/backend/dsp/ and by nothing else. */
+#ifndef MH_DSP_WIRE_H
+#define MH_DSP_WIRE_H
+
+#include <stdint.h>
+
+#define MH_WIRE_MAGIC 0x5053446du   /* "mDSP" little-endian */
+#define MH_WIRE_VERSION 1u
+#define MH_WIRE_PAGE 4096u          /* header + message slot; tensors start at this offset */
+#define MH_WIRE_MSG_OFFSET 64u
+#define MH_WIRE_VTCM_BYTES 262144u  /* Hexagon v66 VTCM budget the DSP side enforces */
+
+/* Offset 0: written by the host before the DSP starts. */
+typedef struct mh_wire_header {
+  uint32_t magic, version;
+  uint32_t region_bytes; /* the whole shared region, a multiple of MH_WIRE_PAGE */
+  uint32_t reserved[13];
+} mh_wire_header;
+
+typedef enum mh_wire_op {
+  MH_WIRE_HELLO = 1,   /* handshake: the DSP checks magic/version and maps the region */
+  MH_WIRE_GEMM_S8 = 2, /* C (int32) (=|+=) A (int8, m x k) * B (int8, k x n), row-major */
+  MH_WIRE_EXIT = 3     /* the DSP replies and exits */
+} mh_wire_op;
+
+typedef enum mh_wire_status {
+  MH_WIRE_OK = 0,
+  MH_WIRE_E_OP = 1,      /* unknown operation */
+  MH_WIRE_E_BOUNDS = 2,  /* an offset or size outside the shared region */
+  MH_WIRE_E_ARG = 3,     /* a bad dimension, stride or flag */
+  MH_WIRE_E_VTCM = 4,    /* the working set exceeds the VTCM budget */
+  MH_WIRE_E_VERSION = 5  /* header magic or version mismatch */
+} mh_wire_status;
+
+/* MH_WIRE_GEMM_S8: offsets are bytes into the shared region; strides in elements. */
+typedef struct mh_wire_gemm_s8 {
+  uint32_t m, n, k;
+  uint32_t a_off, lda; /* A: m rows of k int8, row stride lda */
+  uint32_t b_off, ldb; /* B: k rows of n int8, row stride ldb */
+  uint32_t c_off, ldc; /* C: m rows of n int32, row stride ldc (4-byte aligned) */
+  uint32_t accumulate; /* 0: C = A*B, 1: C += A*B */
+  uint32_t reserved[6];
+} mh_wire_gemm_s8;
+
+/* The message slot at MH_WIRE_MSG_OFFSET. The host fills op/seq/args and writes seq (4 bytes)
+ * to the request pipe; the DSP handles it, sets status (and reply fields) and writes seq back. */
+typedef struct mh_wire_msg {
+  uint32_t op, seq, status;
+  uint32_t version;   /* HELLO reply: the DSP's MH_WIRE_VERSION */
+  uint32_t vtcm_bytes; /* HELLO reply: the VTCM budget the DSP enforces */
+  uint32_t reserved[11];
+  union {
+    mh_wire_gemm_s8 gemm;
+    uint32_t raw[48];
+  } args;
+} mh_wire_msg;
+
+/* Static size checks: both compilers must lay these out identically. */
+typedef char mh_wire_check_header[sizeof(mh_wire_header) == 64 ? 1 : -1];
+typedef char mh_wire_check_gemm[sizeof(mh_wire_gemm_s8) == 64 ? 1 : -1];
+typedef char mh_wire_check_msg[sizeof(mh_wire_msg) == 256 ? 1 : -1];
+typedef char mh_wire_check_fits[MH_WIRE_MSG_OFFSET + sizeof(mh_wire_msg) <= MH_WIRE_PAGE ? 1 : -1];
+
+#endif

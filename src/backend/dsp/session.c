@@ -1,0 +1,90 @@
+/* DSP session lifetime and the call protocol over a transport: handshake, sequence numbers, and
+ * the mapping of wire statuses and transport failures to library errors. */
+#include "backend/dsp/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+
+const char *mh_wire_status_name(uint32_t s) {
+  switch (s) {
+    case MH_WIRE_OK: return "ok";
+    case MH_WIRE_E_OP: return "unknown operation";
+    case MH_WIRE_E_BOUNDS: return "offset or size outside the shared region";
+    case MH_WIRE_E_ARG: return "bad dimension, stride or flag";
+    case MH_WIRE_E_VTCM: return "working set exceeds the VTCM budget";
+    case MH_WIRE_E_VERSION: return "wire format version mismatch";
+    default: return "unknown status";
+  }
+}
+
+int mh_dsp_call(mh_dsp *d, int timeout_ms) {
+  if (!d->alive) return mh__error(MH_ERR_BACKEND, "DSP (%s): the session is not running", d->tr->name);
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  uint32_t op = msg->op;
+  msg->seq = ++d->seq;
+  msg->status = 0xffffffffu;
+  d->messages++;
+  int st = d->tr->ring(d, d->seq, timeout_ms);
+  if (st) return st;
+  if (msg->status != MH_WIRE_OK)
+    return mh__error(MH_ERR_INVALID_ARG, "DSP rejected message %u (op %u): %s", d->seq, op, mh_wire_status_name(msg->status));
+  return MH_OK;
+}
+
+int mh_dsp_open(mh_dsp **out, size_t region_bytes) {
+  *out = NULL;
+  mh_dsp *d = calloc(1, sizeof *d);
+  if (!d) return mh__error(MH_ERR_NOMEM, "DSP: out of memory");
+  d->tr = &mh_dsp_transport_emu;
+  d->memfd = d->req_fd = d->rep_fd = -1;
+  d->region_bytes = (region_bytes + 2 * MH_WIRE_PAGE - 1) / MH_WIRE_PAGE * MH_WIRE_PAGE;
+  if (d->region_bytes > 0xfffff000u) {
+    free(d);
+    return mh__error(MH_ERR_INVALID_ARG, "DSP: a shared region of %zu bytes exceeds the 32-bit DSP address space", region_bytes);
+  }
+  int st = d->tr->start(d);
+  if (st == MH_OK) {
+    mh_wire_msg *msg = mh_dsp_msg(d);
+    memset(msg, 0, sizeof *msg);
+    msg->op = MH_WIRE_HELLO;
+    st = mh_dsp_call(d, 20000); /* the emulator's start-up takes a moment */
+    if (st == MH_OK && msg->version != MH_WIRE_VERSION)
+      st = mh__error(MH_ERR_FORMAT, "DSP program speaks wire version %u, the host %u", msg->version, MH_WIRE_VERSION);
+  }
+  if (st) {
+    mh_dsp_close(d);
+    return st;
+  }
+  *out = d;
+  return MH_OK;
+}
+
+int mh_dsp_probe(char *desc, size_t n) {
+  char prog[512], emu[512];
+  if (!mh_dsp_locate(prog, sizeof prog, emu, sizeof emu, desc, n)) return 0;
+  mh_dsp *d = NULL;
+  if (mh_dsp_open(&d, 1u << 20) != MH_OK) {
+    snprintf(desc, n, "the DSP program did not start: %s", mh_last_error());
+    return 0;
+  }
+  snprintf(desc, n, "Hexagon v66 + HVX-128 program %s via %s (transport %s, wire v%u, VTCM budget %u KiB; emulated: "
+                    "results bit-exact, no timing)",
+           prog, emu, d->tr->name, MH_WIRE_VERSION, mh_dsp_msg(d)->vtcm_bytes / 1024);
+  mh_dsp_close(d);
+  return 1;
+}
+
+void mh_dsp_close(mh_dsp *d) {
+  if (!d) return;
+  if (d->alive) {
+    mh_wire_msg *msg = mh_dsp_msg(d);
+    memset(msg, 0, sizeof *msg);
+    msg->op = MH_WIRE_EXIT;
+    mh_dsp_call(d, 2000);
+  }
+  d->tr->stop(d);
+  free(d);
+}

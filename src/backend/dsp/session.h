@@ -1,0 +1,58 @@
+/* A DSP session: the Hexagon program (dsp/) behind a transport, one shared memory region that
+ * carries the message slot and tensors, and a doorbell. The emulator transport (transport_emu.c)
+ * runs the program under qemu-hexagon here; a phone needs a FastRPC transport behind the same
+ * interface. */
+#ifndef MH_BACKEND_DSP_SESSION_H
+#define MH_BACKEND_DSP_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../../dsp/wire.h"
+
+typedef struct mh_dsp mh_dsp;
+
+/* How the host reaches the DSP. start() makes the region and launches the program; ring() sends
+ * one sequence number and waits (up to timeout_ms) for it to come back; stop() ends the program. */
+typedef struct mh_dsp_transport {
+  const char *name;
+  int (*start)(mh_dsp *d);
+  int (*ring)(mh_dsp *d, uint32_t seq, int timeout_ms);
+  void (*stop)(mh_dsp *d);
+} mh_dsp_transport;
+
+struct mh_dsp {
+  const mh_dsp_transport *tr;
+  uint8_t *region;      /* mapped shared region */
+  size_t region_bytes;
+  uint32_t seq;
+  long messages;        /* doorbells rung since open */
+  int alive;
+  /* transport state */
+  int memfd, req_fd, rep_fd;
+  int pid;
+  char program[512], emulator[512];
+};
+
+extern const mh_dsp_transport mh_dsp_transport_emu;
+
+/* Where the DSP program and emulator are (env MH_DSP_ELF, MH_QEMU_HEXAGON override the defaults),
+ * and whether both exist; why (when not) goes to `why`. */
+int mh_dsp_locate(char *program, size_t np, char *emulator, size_t ne, char *why, size_t nw);
+
+/* Opens a session with a region of at least region_bytes (rounded up to pages; the first page is
+ * the header and message slot) and checks the handshake. */
+int mh_dsp_open(mh_dsp **out, size_t region_bytes);
+void mh_dsp_close(mh_dsp *d); /* NULL-safe; asks the program to exit, then stops it */
+
+/* The tensor area: offsets in messages count from the region's start, tensors from MH_WIRE_PAGE. */
+static inline uint8_t *mh_dsp_at(mh_dsp *d, uint32_t off) { return d->region + off; }
+
+/* Sends the message in the slot (op and args filled by the caller) and waits for the reply.
+ * MH_OK, or an error naming the wire status, a timeout, or a DSP that died. */
+int mh_dsp_call(mh_dsp *d, int timeout_ms);
+static inline mh_wire_msg *mh_dsp_msg(mh_dsp *d) { return (mh_wire_msg *)(d->region + MH_WIRE_MSG_OFFSET); }
+
+const char *mh_wire_status_name(uint32_t status);
+
+#endif

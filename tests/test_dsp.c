@@ -1,0 +1,118 @@
+/* The DSP backend under qemu-hexagon: the session handshake, the HVX int8 GEMM against the host
+ * oracle with == on random and odd shapes, +-127 edges, accumulation and K large enough to be split
+ * into VTCM-sized chunks; malformed messages rejected with a status (and the DSP still serving);
+ * a killed DSP process reported as an error. Skips (77) where the DSP program or emulator is absent. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "backend/dsp/session.h"
+#include "mandheling.h"
+#include "core/rng.h"
+#include "testlib.h"
+
+/* Places A (m x k), B (k x n) and C (m x n int32) in the region and runs one GEMM. */
+static int dsp_gemm(mh_dsp *d, int m, int n, int k, const int8_t *a, const int8_t *b, int32_t *c, int accumulate) {
+  uint32_t a_off = MH_WIRE_PAGE, b_off = a_off + (uint32_t)(m * k + 127) / 128 * 128;
+  uint32_t c_off = b_off + (uint32_t)(k * n + 127) / 128 * 128;
+  if ((size_t)c_off + (size_t)m * n * 4 > d->region_bytes) return -100;
+  memcpy(mh_dsp_at(d, a_off), a, (size_t)m * k);
+  memcpy(mh_dsp_at(d, b_off), b, (size_t)k * n);
+  memcpy(mh_dsp_at(d, c_off), c, (size_t)m * n * 4);
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  memset(msg, 0, sizeof *msg);
+  msg->op = MH_WIRE_GEMM_S8;
+  mh_wire_gemm_s8 g = {(uint32_t)m, (uint32_t)n, (uint32_t)k, a_off, (uint32_t)k, b_off, (uint32_t)n, c_off, (uint32_t)n,
+                       (uint32_t)accumulate};
+  msg->args.gemm = g;
+  int st = mh_dsp_call(d, 60000);
+  if (st == 0) memcpy(c, mh_dsp_at(d, c_off), (size_t)m * n * 4);
+  return st;
+}
+
+static void gemm_case(mh_dsp *d, mh_rng *r, int m, int n, int k, int edge, int accumulate) {
+  int8_t *a = malloc((size_t)m * k), *b = malloc((size_t)k * n);
+  int32_t *c = malloc((size_t)m * n * 4), *want = malloc((size_t)m * n * 4);
+  for (long i = 0; i < (long)m * k; i++) a[i] = edge ? (i % 3 ? 127 : -127) : (int8_t)((int)mh_rng_below(r, 255) - 127);
+  for (long i = 0; i < (long)k * n; i++) b[i] = edge ? (i % 5 ? -127 : 127) : (int8_t)((int)mh_rng_below(r, 255) - 127);
+  for (long i = 0; i < (long)m * n; i++) c[i] = want[i] = (int32_t)mh_rng_below(r, 2001) - 1000;
+  mh_gemm_s8_args o = {m, n, k, a, k, 0, b, n, 0, want, n, accumulate};
+  mh_gemm_s8_ref(&o);
+  int st = dsp_gemm(d, m, n, k, a, b, c, accumulate);
+  if (st) TL_FAIL("DSP gemm %dx%dx%d: %s", m, n, k, mh_last_error());
+  else {
+    long bad = -1;
+    for (long i = 0; i < (long)m * n && bad < 0; i++)
+      if (c[i] != want[i]) bad = i;
+    tl_checks++;
+    if (bad >= 0) TL_FAIL("DSP gemm %dx%dx%d%s%s: C[%ld] = %d, host %d", m, n, k, edge ? " (edges)" : "", accumulate ? " (+=)" : "", bad, c[bad], want[bad]);
+  }
+  free(a), free(b), free(c), free(want);
+}
+
+static uint32_t bad_message(mh_dsp *d, uint32_t op, const mh_wire_gemm_s8 *g) {
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  memset(msg, 0, sizeof *msg);
+  msg->op = op;
+  if (g) msg->args.gemm = *g;
+  mh_dsp_call(d, 20000);
+  return msg->status;
+}
+
+int main(void) {
+  char prog[512], emu[512], why[640];
+  if (!mh_dsp_locate(prog, sizeof prog, emu, sizeof emu, why, sizeof why)) {
+    printf("SKIP: %s\n", why);
+    return 77;
+  }
+  mh_dsp *d = NULL;
+  CHECK_OK(mh_dsp_open(&d, 8u << 20));
+  if (!d) return tl_exit();
+  mh_rng r = mh_rng_make(99);
+  static const int shapes[][3] = {{1, 1, 1}, {32, 4, 4}, {33, 5, 7}, {31, 3, 9}, {64, 17, 100}, {7, 64, 33},
+                                  {96, 40, 288}, {6, 1, 25}, {10, 3, 9000}, {40, 9, 20000}};
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    gemm_case(d, &r, shapes[i][0], shapes[i][1], shapes[i][2], 0, 0);
+    gemm_case(d, &r, shapes[i][0], shapes[i][1], shapes[i][2], 0, 1);
+  }
+  gemm_case(d, &r, 35, 6, 131, 1, 0);  /* +-127 everywhere */
+  gemm_case(d, &r, 3, 2, 65536, 1, 0); /* sums near 2^30, through several K chunks */
+
+  /* malformed messages: a status back, and the DSP keeps serving */
+  mh_wire_gemm_s8 g = {8, 8, 8, MH_WIRE_PAGE, 8, MH_WIRE_PAGE + 64, 8, MH_WIRE_PAGE + 128, 8, 0};
+  CHECK_EQ_INT(bad_message(d, 99, NULL), MH_WIRE_E_OP);
+  mh_wire_gemm_s8 oob = g;
+  oob.c_off = (uint32_t)d->region_bytes - 16;
+  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_BOUNDS);
+  oob = g, oob.a_off = 0; /* the header page is not a tensor */
+  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_BOUNDS);
+  oob = g, oob.b_off = 0xfffffff0u;
+  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_BOUNDS);
+  oob = g, oob.lda = 4; /* row stride shorter than a row */
+  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_ARG);
+  oob = g, oob.k = 0;
+  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_ARG);
+  oob = g, oob.c_off += 2; /* misaligned int32 output */
+  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_ARG);
+  oob = g, oob.m = 0x7fffffff;
+  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_ARG);
+  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &g), MH_WIRE_OK);
+  gemm_case(d, &r, 33, 5, 7, 0, 0);
+
+  /* a DSP that dies mid-session is an error, not a hang or a crash */
+  kill(d->pid, SIGKILL);
+  int8_t a[4] = {1, 2, 3, 4}, b[4] = {1, 1, 1, 1};
+  int32_t c[1] = {0};
+  CHECK_ERR(dsp_gemm(d, 1, 1, 4, a, b, c, 0));
+  CHECK(strstr(mh_last_error(), "DSP") != NULL);
+  CHECK_ERR(dsp_gemm(d, 1, 1, 4, a, b, c, 0)); /* and stays an error */
+  mh_dsp_close(d);
+  /* a fresh session works again */
+  CHECK_OK(mh_dsp_open(&d, 1u << 20));
+  if (d) {
+    gemm_case(d, &r, 9, 9, 9, 0, 0);
+    mh_dsp_close(d);
+  }
+  return tl_exit();
+}
