@@ -71,6 +71,9 @@ typedef enum mh_schedule { MH_SCHEDULE_CONSTANT = 0, MH_SCHEDULE_STEP = 1, MH_SC
 typedef struct mh_train_config {
   const char *precision; /* "fp32" (default), "int8" (mixed precision) or "niti" (integer-only) */
   const char *rescale;   /* niti: "adaptive" (default) or "exact": how int32 results return to int8 */
+  const char *backend;   /* "cpu" (default), "dsp" or "auto": where the integer GEMMs of int8/niti run.
+                            Results are bit-identical either way; without a DSP, "dsp" warns and
+                            trains on the CPU, "auto" silently does */
   const char *mu;        /* niti: gradient bit width (the learning rate) per epoch, e.g. "5,5,4,3"; the last
                             value repeats. NULL: 4, then 3 from 40% of the epochs, 2 from 80% */
   int epochs;            /* default 5 */
@@ -131,6 +134,16 @@ typedef struct mh_rescale_report {
   double seconds;        /* time spent rescaling */
 } mh_rescale_report;
 
+/* The DSP's share of a run (integer GEMMs offloaded), since the trainer was created. */
+typedef struct mh_dsp_report {
+  int active;            /* a DSP session is open and alive */
+  long gemms;            /* int8 GEMMs run on the DSP */
+  long cpu_fallbacks;    /* GEMMs meant for the DSP that ran on the CPU (too big, or the DSP failed) */
+  long messages;         /* doorbell messages sent */
+  double macs;           /* int8 MACs done on the DSP */
+  double bytes_to_dsp, bytes_from_dsp;
+} mh_dsp_report;
+
 typedef struct mh_fit_summary {
   long steps;
   int epochs;               /* epochs completed (a partial epoch counts when max_steps stops it) */
@@ -141,6 +154,7 @@ typedef struct mh_fit_summary {
   size_t peak_bytes;        /* planned training memory: parameters, gradients, optimizer, activations */
   size_t rss_peak_bytes;    /* the process's peak resident set as the OS reports it */
   mh_rescale_report rescale; /* integer algorithms: what shifting int32 results to int8 cost */
+  mh_dsp_report dsp;         /* --backend dsp|auto: what ran on the DSP */
 } mh_fit_summary;
 
 /* Trains on the data set in `data_dir` (MNIST/Fashion-MNIST IDX, gzipped or not, or CIFAR-10 binary)
@@ -182,6 +196,7 @@ size_t mh_trainer_peak_bytes(const mh_trainer *t);
 const char *mh_trainer_isa(const mh_trainer *t);
 /* "adaptive" or "exact": how the trainer shifts int32 results to int8 (integer algorithms). */
 const char *mh_trainer_rescale_mode(const mh_trainer *t);
+void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r);
 
 #ifdef __cplusplus
 }

@@ -19,21 +19,7 @@ trap 'rm -rf "$T"' EXIT
 BATCH=16 EPOCHS=3 N=48 # 512 / 16 = 32 steps per epoch; N = 1.5 epochs, 2N = all 3 epochs
 
 # the first 512 training and 128 test samples, re-headed and gzipped
-"$PY" - "$FMNIST" "$T/data" 512 128 <<'EOF' || { echo "FAIL: could not slice $FMNIST"; exit 1; }
-import gzip, os, sys
-src, dst, ntrain, ntest = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-os.makedirs(dst)
-for split, n in (("train", ntrain), ("t10k", ntest)):
-    for kind, header, per in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
-        name = "%s-%s-ubyte.gz" % (split, kind)
-        with gzip.open(os.path.join(src, name), "rb") as f:
-            raw = bytearray(f.read(header + n * per))
-        if len(raw) != header + n * per:
-            sys.exit("%s: too short" % name)
-        raw[4:8] = n.to_bytes(4, "big")
-        with gzip.open(os.path.join(dst, name), "wb", compresslevel=1) as f:
-            f.write(bytes(raw))
-EOF
+"$PY" "$2/tests/slice_fmnist.py" "$FMNIST" "$T/data" 512 128 || { echo "FAIL: could not slice $FMNIST"; exit 1; }
 
 # compare.py A B: every tensor of two safetensors files, byte for byte, plus the training position
 cat >"$T/compare.py" <<'EOF'

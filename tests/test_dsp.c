@@ -11,6 +11,51 @@
 #include "mandheling.h"
 #include "core/rng.h"
 #include "testlib.h"
+#include "train/trainer.h"
+
+/* lenet5 niti on synthetic data: `steps` steps; the DSP process is killed after `kill_at` steps
+ * (-1: never). Returns the int8 parameters. */
+static int8_t *train_lenet5(const char *backend, int steps, int kill_at, mh_dsp_report *rep) {
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "niti", cfg.backend = backend, cfg.batch = 8;
+  if (mh_model_create(&m, "lenet5", 4) || mh_trainer_create(&t, m, &cfg)) {
+    TL_FAIL("lenet5 niti on %s: %s", backend, mh_last_error());
+    mh_model_free(m);
+    return NULL;
+  }
+  static float x[8 * 784];
+  int32_t y[8];
+  for (int s = 0; s < steps; s++) {
+    if (s == kill_at && t->dsp) kill(t->dsp->pid, SIGKILL);
+    for (int i = 0; i < 8 * 784; i++) x[i] = (float)((i * 2654435761u + s * 97u) % 997) / 498.f - 1.f;
+    for (int i = 0; i < 8; i++) y[i] = (i + 3 * s) % 10;
+    CHECK_OK(mh_trainer_step(t, x, y, 8, NULL));
+  }
+  mh_trainer_dsp_report(t, rep);
+  int8_t *out = malloc((size_t)m->g.n_param_floats);
+  memcpy(out, m->qparams, (size_t)m->g.n_param_floats);
+  mh_trainer_free(t);
+  mh_model_free(m);
+  return out;
+}
+
+/* Killing the DSP mid-training: the failing GEMM and every later one run on the CPU, nothing is
+ * lost, and the weights equal a CPU-only run's. */
+static void recovery(void) {
+  mh_dsp_report rc, rd, rk;
+  int8_t *cpu = train_lenet5("cpu", 12, -1, &rc), *dsp = train_lenet5("dsp", 12, -1, &rd),
+         *killed = train_lenet5("dsp", 12, 5, &rk);
+  if (cpu && dsp && killed) {
+    CHECK(memcmp(cpu, dsp, 61706) == 0);
+    CHECK(memcmp(cpu, killed, 61706) == 0);
+    CHECK(rd.active && rd.gemms > 0 && rd.cpu_fallbacks == 0);
+    CHECK(!rk.active && rk.gemms > 0 && rk.cpu_fallbacks > 0);
+  }
+  free(cpu), free(dsp), free(killed);
+}
 
 /* Places A (m x k), B (k x n) and C (m x n int32) in the region and runs one GEMM. */
 static int dsp_gemm(mh_dsp *d, int m, int n, int k, const int8_t *a, const int8_t *b, int32_t *c, int accumulate) {
@@ -114,5 +159,6 @@ int main(void) {
     gemm_case(d, &r, 9, 9, 9, 0, 0);
     mh_dsp_close(d);
   }
+  recovery();
   return tl_exit();
 }

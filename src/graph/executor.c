@@ -32,6 +32,8 @@ struct mh_executor {
   mh_rescale_mode rescale;
   mh_rescale_state *rs;      /* per node: [2i] forward output, [2i+1] input gradient */
   mh_rescale_counts rc;
+  struct mh_dsp *dsp;
+  struct mh_dsp_counts *dsp_counts;
   mh_rescale_state rs_infer[2]; /* scratch history for inference forwards */
   mh_rescale_counts rc_infer;
   uint64_t seed;
@@ -290,6 +292,8 @@ static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, 
   c.node_id = i;
   c.pool = ex->pool;
   c.kt = ex->kt;
+  c.dsp = ex->dsp;
+  c.dsp_counts = ex->dsp_counts;
   return c;
 }
 
@@ -343,6 +347,11 @@ int8_t *mh_exec_output_grad_q(mh_executor *ex, int exp) {
 void mh_exec_set_param_exps(mh_executor *ex, const int *exps) { ex->param_exp = exps; }
 
 void mh_exec_set_rescale(mh_executor *ex, mh_rescale_mode mode) { ex->rescale = mode; }
+
+void mh_exec_set_dsp(mh_executor *ex, struct mh_dsp *dsp, struct mh_dsp_counts *counts) {
+  ex->dsp = dsp;
+  ex->dsp_counts = counts;
+}
 
 mh_rescale_state *mh_exec_rescale_states(mh_executor *ex) { return ex->rs; }
 

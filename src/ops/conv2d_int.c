@@ -56,7 +56,7 @@ static void conv_int_forward(mh_op_ctx *ctx) {
     for (int g = 0; g < d.G; g++) {
       mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s.col, n0, cnt, g);
       mh_gemm_s8_args ga = {d.Og, cols, kk, ctx->qw + (size_t)g * d.Og * kk, kk, 0, s.col, cols, 0, s.acc, cols, 0};
-      mh_gemm_s8(ctx->kt, ctx->pool, &ga);
+      mh__op_gemm_s8(ctx, &ga);
       for (int sm = 0; sm < cnt; sm++)
         for (int o = 0; o < d.Og; o++)
           memcpy(s.big + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, s.acc + (size_t)o * cols + (size_t)sm * pq,
@@ -122,11 +122,11 @@ static void conv_int_backward(mh_op_ctx *ctx) {
       mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s.col, n0, cnt, g);
       /* dW_g (Og x kk) += G (Og x cols) * col^T: exact int32 sums across chunks */
       mh_gemm_s8_args gw = {d.Og, kk, cols, s.gq, cols, 0, s.col, cols, 1, ctx->qdw + (size_t)g * d.Og * kk, kk, n0 > 0};
-      mh_gemm_s8(ctx->kt, ctx->pool, &gw);
+      mh__op_gemm_s8(ctx, &gw);
       if (!ctx->qdx[0]) continue;
       /* dcol (kk x cols) = W_g^T * G, then col2im into the int32 input gradient */
       mh_gemm_s8_args gd = {kk, cols, d.Og, ctx->qw + (size_t)g * d.Og * kk, kk, 1, s.gq, cols, 0, s.acc, cols, 0};
-      mh_gemm_s8(ctx->kt, ctx->pool, &gd);
+      mh__op_gemm_s8(ctx, &gd);
       col2im_job j = {&d, s.acc, s.big, n0, cnt, g};
       mh_parallel_for(ctx->pool, d.Cg, col2im_channels, &j);
     }

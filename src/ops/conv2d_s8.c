@@ -119,7 +119,7 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
     for (int g = 0; g < d.G; g++) {
       mh__conv_im2col_s8(ctx, &d, v.xq, s.colq, n0, cnt, g);
       mh_gemm_s8_args ga = {d.Og, cols, kk, v.wq + (size_t)g * d.Og * kk, kk, 0, s.colq, cols, 0, s.acc, cols, 0};
-      mh_gemm_s8(ctx->kt, ctx->pool, &ga);
+      mh__op_gemm_s8(ctx, &ga);
       for (int sm = 0; sm < cnt; sm++)
         for (int o = 0; o < d.Og; o++) {
           float *dst = ctx->y + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, bv = b ? b[g * d.Og + o] : 0.f;
@@ -149,11 +149,11 @@ static void conv_s8_backward(mh_op_ctx *ctx) {
       mh__conv_im2col_s8(ctx, &d, v.xq, s.colq, n0, cnt, g);
       /* dW_g (Og x kk) += G (Og x cols) * col^T, exactly in int32 across chunks */
       mh_gemm_s8_args gw = {d.Og, kk, cols, gq, cols, 0, s.colq, cols, 1, s.dwacc + (size_t)g * d.Og * kk, kk, n0 > 0};
-      mh_gemm_s8(ctx->kt, ctx->pool, &gw);
+      mh__op_gemm_s8(ctx, &gw);
       if (!ctx->dx[0]) continue;
       /* dcol (kk x cols) = W_g^T * G in int32, to FP32, then col2im */
       mh_gemm_s8_args gd = {kk, cols, d.Og, v.wq + (size_t)g * d.Og * kk, kk, 1, gq, cols, 0, s.acc, cols, 0};
-      mh_gemm_s8(ctx->kt, ctx->pool, &gd);
+      mh__op_gemm_s8(ctx, &gd);
       mh_dequantize_s32_f32(ctx->pool, s.acc, (long)kk * cols, ew + ey, s.dcol, 0);
       mh__conv_col2im(ctx, &d, s.dcol, ctx->dx[0], n0, cnt, g, ctx->dx_accumulate[0]);
     }

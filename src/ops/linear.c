@@ -47,7 +47,7 @@ static void linear_s8_forward(mh_op_ctx *ctx) {
   e[0] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0);
   e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, wq, MH_ROUND_NEAREST, 0);
   mh_gemm_s8_args a = {N, O, F, xq, F, 0, wq, F, 1, acc, O, 0};
-  mh_gemm_s8(ctx->kt, ctx->pool, &a);
+  mh__op_gemm_s8(ctx, &a);
   mh_dequantize_s32_f32(ctx->pool, acc, (long)N * O, e[0] + e[1], ctx->y, 0);
   if (ctx->node->bias) {
     const float *b = ctx->w + (size_t)O * F;
@@ -65,7 +65,7 @@ static void linear_s8_backward(mh_op_ctx *ctx) {
   uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
   int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)N * O, dyq, MH_ROUND_STOCH, key);
   mh_gemm_s8_args gw = {O, F, N, dyq, O, 1, xq, F, 0, acc, F, 0}; /* dW = dy^T x */
-  mh_gemm_s8(ctx->kt, ctx->pool, &gw);
+  mh__op_gemm_s8(ctx, &gw);
   mh_dequantize_s32_f32(ctx->pool, acc, (long)O * F, ey + e[0], ctx->dw, 0);
   if (ctx->node->bias) { /* the bias gradient stays FP32: a sum of dL/dy */
     float *db = ctx->dw + (size_t)O * F;
@@ -77,7 +77,7 @@ static void linear_s8_backward(mh_op_ctx *ctx) {
   }
   if (ctx->dx[0]) { /* dx = dy W */
     mh_gemm_s8_args gd = {N, F, O, dyq, O, 0, wq, F, 0, acc, F, 0};
-    mh_gemm_s8(ctx->kt, ctx->pool, &gd);
+    mh__op_gemm_s8(ctx, &gd);
     mh_dequantize_s32_f32(ctx->pool, acc, (long)N * F, ey + e[1], ctx->dx[0], ctx->dx_accumulate[0]);
   }
 }

@@ -26,7 +26,7 @@ static void lin_int_forward(mh_op_ctx *ctx) {
   dims(ctx->g, ctx->node, &F, &O);
   int32_t *acc = (int32_t *)ctx->scratch;
   mh_gemm_s8_args a = {N, O, F, ctx->qx[0], F, 0, ctx->qw, F, 1, acc, O, 0};
-  mh_gemm_s8(ctx->kt, ctx->pool, &a);
+  mh__op_gemm_s8(ctx, &a);
   int e_acc = ctx->ex[0] + ctx->ew[0];
   if (ctx->node->bias) {
     const int8_t *b = ctx->qw + (size_t)O * F;
@@ -43,7 +43,7 @@ static void lin_int_backward(mh_op_ctx *ctx) {
   dims(ctx->g, ctx->node, &F, &O);
   int32_t *acc = (int32_t *)ctx->scratch;
   mh_gemm_s8_args gw = {O, F, N, ctx->qdy, O, 1, ctx->qx[0], F, 0, ctx->qdw, F, 0}; /* dW = dy^T x */
-  mh_gemm_s8(ctx->kt, ctx->pool, &gw);
+  mh__op_gemm_s8(ctx, &gw);
   if (ctx->node->bias) {
     int32_t *db = ctx->qdw + (size_t)O * F;
     for (int o = 0; o < O; o++) {
@@ -54,7 +54,7 @@ static void lin_int_backward(mh_op_ctx *ctx) {
   }
   if (!ctx->qdx[0]) return;
   mh_gemm_s8_args gd = {N, F, O, ctx->qdy, O, 0, ctx->qw, F, 0, acc, F, 0}; /* dx = dy W */
-  mh_gemm_s8(ctx->kt, ctx->pool, &gd);
+  mh__op_gemm_s8(ctx, &gd);
   int8_t *g8 = ctx->dx_accumulate[0] ? (int8_t *)ctx->scratch + al((size_t)N * (O > F ? O : F) * 4) : ctx->qdx[0];
   int sh = mh__int_rescale(ctx, 1, acc, (long)N * F, g8);
   mh__int_emit_grad(ctx, 0, g8, ctx->edy + ctx->ew[0] + sh, (long)N * F);

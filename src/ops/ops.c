@@ -4,6 +4,9 @@
 
 #include <string.h>
 
+#include "backend/dsp/dsp.h"
+#include "core/status.h"
+
 const mh_op_impl *mh_op_impl_get(mh_op_type op) {
   switch (op) {
     case MH_OP_CONV2D: return &mh_op_conv2d;
@@ -44,6 +47,15 @@ const mh_op_impl *mh_op_impl_for(mh_op_type op, int precision) {
       default: break;
     }
   return mh_op_impl_get(op);
+}
+
+void mh__op_gemm_s8(const mh_op_ctx *ctx, const mh_gemm_s8_args *a) {
+  if (ctx->dsp && ctx->dsp->alive) {
+    if (mh_dsp_gemm_s8(ctx->dsp, a, ctx->dsp_counts) == MH_OK) return;
+    if (!ctx->dsp->alive) mh__log(MH_LOG_WARN, "%s; continuing on the CPU", mh_last_error());
+  }
+  if (ctx->dsp) ctx->dsp_counts->cpu_fallbacks++;
+  mh_gemm_s8(ctx->kt, ctx->pool, a);
 }
 
 void mh__add_or_copy(float *dx, const float *dy, size_t n, int accumulate) {

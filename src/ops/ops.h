@@ -56,6 +56,8 @@ typedef struct mh_op_ctx {
   const int8_t *qw;   /* this node's parameters as int8 */
   const int *ew;      /* their exponents, one per parameter */
   int32_t *qdw;       /* their gradients as int32 sums (exponent edy + ex, implied) */
+  struct mh_dsp *dsp;            /* integer GEMMs go to this DSP session when set (and alive) */
+  struct mh_dsp_counts *dsp_counts;
   mh_rescale_mode rescale;
   mh_rescale_state *rs; /* this node's rescale history: [0] forward output, [1] input gradient */
   mh_rescale_counts *rc; /* counters to add to */
@@ -94,6 +96,10 @@ extern const mh_op_impl mh_op_conv2d_s8, mh_op_linear_s8, mh_op_relu_s8, mh_op_r
 
 extern const mh_op_impl mh_op_conv2d_int, mh_op_linear_int, mh_op_relu_int, mh_op_maxpool_int, mh_op_add_int,
     mh_op_flatten_int;
+
+/* The int8 GEMM of every integer op: on the DSP when the context has a live session (falling back
+ * to the CPU, bit-identically, when the DSP cannot take it or fails), else the CPU kernels. */
+void mh__op_gemm_s8(const mh_op_ctx *ctx, const mh_gemm_s8_args *a);
 
 /* Integer helpers (src/ops/int_common.c). Writes n int8 values with exponent e into input k's
  * gradient: a copy, or (accumulate) an exponent-aligned sum that stays in int8. */

@@ -161,6 +161,7 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
   sum->peak_bytes = mh_trainer_peak_bytes(t);
   sum->rss_peak_bytes = rss_peak();
   mh__trainer_rescale_report(t, &sum->rescale);
+  mh_trainer_dsp_report(t, &sum->dsp);
 done:
   mh_batcher_free(b);
   mh_dataset_free(&train);

@@ -9,6 +9,7 @@
 
 #include "core/fpenv.h"
 #include "core/status.h"
+#include "backend/dsp/dsp.h"
 #include "ops/ops.h"
 
 void mh_train_config_default(mh_train_config *c) {
@@ -30,6 +31,8 @@ static int check_config(const mh_train_config *c) {
     return mh__error(MH_ERR_UNSUPPORTED, "--precision %s: known precisions are %s", c->precision, mh_algo_names());
   if (c->rescale && strcmp(c->rescale, "exact") != 0 && strcmp(c->rescale, "adaptive") != 0)
     return mh__error(MH_ERR_INVALID_ARG, "--rescale %s: expected exact or adaptive", c->rescale);
+  if (c->backend && strcmp(c->backend, "cpu") != 0 && strcmp(c->backend, "dsp") != 0 && strcmp(c->backend, "auto") != 0)
+    return mh__error(MH_ERR_INVALID_ARG, "--backend %s: expected cpu, dsp or auto", c->backend);
   if (c->mu && strlen(c->mu) >= 64) return mh__error(MH_ERR_INVALID_ARG, "--mu: schedule longer than 63 characters");
   MH_TRY(mh_niti_mu_check(c->mu));
   if (c->epochs < 1 || c->epochs > 100000) return mh__error(MH_ERR_INVALID_ARG, "--epochs %d out of range [1, 100000]", c->epochs);
@@ -47,6 +50,28 @@ static int check_config(const mh_train_config *c) {
   return MH_OK;
 }
 
+/* --backend dsp|auto: a DSP session for the integer GEMMs. A DSP that cannot start is a warning
+ * (dsp) or nothing (auto), and training runs on the CPU with the same results. */
+#define DSP_REGION_BYTES (64u << 20)
+static int open_dsp(mh_trainer *t) {
+  if (!strcmp(t->backend, "cpu")) return MH_OK;
+  int dsp = !strcmp(t->backend, "dsp");
+  if (t->algo->precision == MH_PRECISION_FP32) {
+    if (dsp) mh__log(MH_LOG_WARN, "--backend dsp: fp32 has no integer work for the DSP; training on the CPU");
+    return MH_OK;
+  }
+  if (!(t->dsp_counts = calloc(1, sizeof *t->dsp_counts))) return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
+  if (mh_dsp_open(&t->dsp, DSP_REGION_BYTES) != MH_OK) {
+    mh__log(dsp ? MH_LOG_WARN : MH_LOG_INFO, "--backend %s: %s; training on the CPU", t->backend, mh_last_error());
+    mh_clear_error();
+    return MH_OK;
+  }
+  mh_exec_set_dsp(t->ex, t->dsp, t->dsp_counts);
+  mh__log(MH_LOG_INFO, "DSP: integer GEMMs run on the Hexagon program under %s (emulated: exact results, no timing)",
+          t->dsp->emulator);
+  return MH_OK;
+}
+
 int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg) {
   *out = NULL;
   MH_TRY(check_config(cfg));
@@ -57,6 +82,8 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
   snprintf(t->precision, sizeof t->precision, "%s", cfg->precision ? cfg->precision : "fp32");
   snprintf(t->rescale, sizeof t->rescale, "%s", cfg->rescale ? cfg->rescale : "adaptive");
   snprintf(t->mu, sizeof t->mu, "%s", cfg->mu ? cfg->mu : "");
+  snprintf(t->backend, sizeof t->backend, "%s", cfg->backend ? cfg->backend : "cpu");
+  t->cfg.backend = t->backend;
   t->cfg.precision = t->precision;
   t->cfg.rescale = t->rescale;
   t->cfg.mu = cfg->mu ? t->mu : NULL;
@@ -74,6 +101,7 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
     if (!t->momentum) st = mh__error(MH_ERR_NOMEM, "trainer: out of memory for optimizer state");
   }
   if (st == MH_OK) st = t->algo->setup(t);
+  if (st == MH_OK) st = open_dsp(t);
   if (st) {
     mh_trainer_free(t);
     return st;
@@ -84,6 +112,8 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
 
 void mh_trainer_free(mh_trainer *t) {
   if (!t) return;
+  mh_dsp_close(t->dsp);
+  free(t->dsp_counts);
   mh_exec_free(t->ex);
   mh_pool_free(t->pool);
   free(t->momentum);
@@ -208,3 +238,13 @@ int mh__trainer_mu(const mh_trainer *t) {
 }
 
 const char *mh_trainer_rescale_mode(const mh_trainer *t) { return t->rescale; }
+
+void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
+  memset(r, 0, sizeof *r);
+  if (!t->dsp_counts) return;
+  r->active = t->dsp && t->dsp->alive;
+  r->gemms = t->dsp_counts->gemms, r->cpu_fallbacks = t->dsp_counts->cpu_fallbacks;
+  r->messages = t->dsp ? t->dsp->messages : 0;
+  r->macs = t->dsp_counts->macs;
+  r->bytes_to_dsp = t->dsp_counts->bytes_to_dsp, r->bytes_from_dsp = t->dsp_counts->bytes_from_dsp;
+}

@@ -1,0 +1,23 @@
+/* What the rest of the library uses of the DSP backend: a session (session.h) and the operations
+ * offloaded to it, with counters of the traffic. */
+#ifndef MH_BACKEND_DSP_DSP_H
+#define MH_BACKEND_DSP_DSP_H
+
+#include "backend/cpu/kernels.h"
+#include "backend/dsp/session.h"
+
+/* An emulated large GEMM can take a while; a DSP that answers nothing for this long is stopped. */
+#define MH_DSP_CALL_TIMEOUT_MS 300000
+
+typedef struct mh_dsp_counts {
+  long gemms;            /* GEMMs run on the DSP */
+  long cpu_fallbacks;    /* GEMMs meant for the DSP that ran on the CPU (too big, or the DSP failed) */
+  double macs;           /* int8 MACs done on the DSP */
+  double bytes_to_dsp, bytes_from_dsp; /* copied into / out of the shared region */
+} mh_dsp_counts;
+
+/* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too
+ * small, DSP gone) C is untouched and the caller runs the GEMM on the CPU instead. */
+int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt);
+
+#endif
