@@ -187,6 +187,21 @@ typedef struct mh_bench_result {
 } mh_bench_result;
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res);
 
+/* The CPU-DSP placement of a training step under an algorithm and a device profile ("sd865", a
+ * profile file, or "host": this machine's CPU measured now, the DSP from sd865's figures), with each
+ * task's modelled cost on each side and the reason for its place. All times and energies are
+ * modelled, not measured. text: a printable plan (caller frees). */
+typedef struct mh_plan_report {
+  double cpu_fp32_ms, cpu_fp32_mj; /* everything on the CPU in FP32 */
+  double cpu_ms, cpu_mj;           /* this algorithm on the CPU only */
+  double dsp_ms, dsp_mj;           /* every task the DSP can run on the DSP */
+  double cosched_ms, cosched_mj;   /* the planned placement */
+  int cosched_handoffs;
+  double cosched_dsp_macs_share;
+} mh_plan_report;
+int mh_model_plan(const mh_model *model, const char *precision, const char *profile, int batch, int threads,
+                  char **text, mh_plan_report *report);
+
 /* Whether a DSP can be used: 1 when the DSP program starts and answers the handshake (desc says
  * what runs where), 0 when not (desc says why). Starts and stops the DSP once. */
 int mh_dsp_probe(char *desc, size_t n);

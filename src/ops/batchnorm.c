@@ -149,18 +149,20 @@ static void bn_s8_max_channels(void *p, long lo, long hi) {
   }
 }
 
+/* xhat blocks go through the kernel table's float->int8 quantiser (nearest, saturating). */
 static void bn_s8_quant_channels(void *p, long lo, long hi) {
   const bn_job *j = p;
   const float *mean_s = j->ctx->state, *invstd_s = j->ctx->state + j->C;
-  float inv = ldexpf(1.f, -(int)j->ctx->state[2 * j->C]);
+  float inv = ldexpf(1.f, -(int)j->ctx->state[2 * j->C]), xh[1024];
   for (long c = lo; c < hi; c++)
     for (int n = 0; n < j->N; n++) {
       size_t o = ((size_t)n * j->C + c) * j->HW;
       const float *x = j->ctx->x[0] + o;
       int8_t *q = bn_s8_q(j) + o;
-      for (int i = 0; i < j->HW; i++) {
-        float v = (x[i] - mean_s[c]) * invstd_s[c] * inv, r = v >= 0 ? floorf(v + 0.5f) : -floorf(-v + 0.5f);
-        q[i] = (int8_t)(r > MH_Q8_MAX ? MH_Q8_MAX : r < -MH_Q8_MAX ? -MH_Q8_MAX : r);
+      for (int i0 = 0; i0 < j->HW; i0 += 1024) {
+        int m = j->HW - i0 < 1024 ? j->HW - i0 : 1024;
+        for (int i = 0; i < m; i++) xh[i] = (x[i0 + i] - mean_s[c]) * invstd_s[c];
+        j->ctx->kt->quant_f32_s8(xh, q + i0, m, inv, MH_ROUND_NEAREST, 0, 0);
       }
     }
 }

@@ -1,0 +1,217 @@
+/* The placement planner (see planner.h). Costs: a task takes max(MACs / rate, bytes / bandwidth) on
+ * a side; a hand-off between sides costs the transport latency plus the bytes handed over at
+ * transport bandwidth; energy is MACs x pJ/MAC (at the sustained efficiency) + bytes x pJ/byte +
+ * hand-offs x uJ/call. */
+#include "backend/planner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "ops/ops.h"
+
+enum { CPU = 0, DSP = 1 };
+
+typedef struct {
+  char name[96];
+  double macs, bytes, in_bytes; /* work, memory traffic, what a hand-off into this task moves */
+  int dsp_ok;
+  const char *why_cpu;          /* when !dsp_ok */
+  int pair;                     /* 1: bwd-weight that may overlap with the preceding bwd-data task */
+  double t[2], e[2];            /* time (ms) and energy (mJ) per side */
+  int side;                     /* chosen */
+} task;
+
+static double task_ms(const mh_profile *p, const task *t, int side, int int8) {
+  double rate = side == DSP ? p->dsp_int8_gmacs : int8 ? p->cpu_int8_gmacs : p->cpu_fp32_gmacs;
+  double c = t->macs / (rate * 1e9), m = t->bytes / (p->dram_gbps * 1e9);
+  return (c > m ? c : m) * 1e3;
+}
+/* Energies per MAC are quoted at peak throughput: at a sustained fraction of peak the unit draws its
+ * power for proportionally longer, so a MAC costs pJ / efficiency. */
+static double task_mj(const mh_profile *p, const task *t, int side, int int8) {
+  double pj = side == DSP ? p->e_dsp_int8_mac_pj / p->dsp_efficiency
+                          : (int8 ? p->e_cpu_int8_mac_pj : p->e_cpu_fp32_mac_pj) / p->cpu_efficiency;
+  return (t->macs * pj + t->bytes * p->e_dram_byte_pj) * 1e-9;
+}
+static double handoff_ms(const mh_profile *p, double bytes) { return p->transport_latency_us * 1e-3 + bytes / (p->transport_gbps * 1e9) * 1e3; }
+static double handoff_mj(const mh_profile *p, double bytes) { return p->e_transport_call_uj * 1e-3 + bytes * p->e_dram_byte_pj * 1e-9; }
+
+/* The step's tasks for a precision (elements of activations: 4 bytes in FP32, 1 in int8/integer). */
+static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
+  int N = g->n_nodes, cap = 3 * N + 4, n = 0;
+  task *ts = calloc((size_t)cap, sizeof *ts);
+  if (!ts) return mh__error(MH_ERR_NOMEM, "planner: out of memory");
+  int integer = precision == MH_PRECISION_INTEGER, q = precision != MH_PRECISION_FP32;
+  double act = q ? 1 : 4;
+  for (int pass = 0; pass < 2; pass++) {
+    for (int k = 1; k < N; k++) {
+      int i = pass == 0 ? k : N - k; /* forward in order, backward in reverse */
+      const mh_node *nd = &g->nodes[i], *in = &g->nodes[nd->in[0]];
+      double xin = (double)B * in->c * in->h * in->w * act, y = (double)B * nd->c * nd->h * nd->w * act;
+      double w = 0;
+      for (int p = 0; p < nd->n_params; p++) w += (double)g->params[nd->param0 + p].numel * (q ? 1 : 4);
+      int gemm = nd->op == MH_OP_CONV2D || nd->op == MH_OP_LINEAR;
+      double macs = gemm ? (double)B * mh_node_macs(g, i) : 0;
+      const char *why = NULL;
+      int ok = q && gemm; /* int8 GEMMs */
+      if (integer && mh_op_impl_int_get(nd->op)) ok = 1; /* niti: every op is integer */
+      if (!ok) why = !q ? "FP32: v66 HVX has no vector float" : nd->op == MH_OP_BATCHNORM ? "batch norm: float statistics, division"
+                                                                 : "float elementwise (int8 algorithm keeps FP32 between GEMMs)";
+      const char *dir = pass == 0 ? "fwd" : "bwd";
+      if (pass == 1 && gemm) { /* backward-data (unless the input is the data) and backward-weight */
+        if (nd->in[0] != 0) {
+          task *t = &ts[n++];
+          snprintf(t->name, sizeof t->name, "bwd-data %s", nd->name);
+          t->macs = macs, t->bytes = y + w + xin * (q && !integer ? 4 : 1), t->in_bytes = y, t->dsp_ok = ok, t->why_cpu = why;
+        }
+        task *t = &ts[n++];
+        snprintf(t->name, sizeof t->name, "bwd-weight %s", nd->name);
+        t->macs = macs, t->bytes = y + xin + w * 4, t->in_bytes = y, t->dsp_ok = ok, t->why_cpu = why;
+        t->pair = nd->in[0] != 0;
+        continue;
+      }
+      if (nd->op == MH_OP_FLATTEN) continue; /* a view */
+      task *t = &ts[n++];
+      snprintf(t->name, sizeof t->name, "%s %s", dir, nd->name);
+      t->macs = macs, t->bytes = xin + y + w, t->in_bytes = xin, t->dsp_ok = ok, t->why_cpu = why;
+      if (pass == 0 && k == N - 1) { /* the loss sits between forward and backward */
+        task *l = &ts[n++];
+        snprintf(l->name, sizeof l->name, "loss (softmax cross-entropy)");
+        l->bytes = 2 * y, l->in_bytes = y, l->why_cpu = "softmax: exponentials, division, int64";
+      }
+    }
+  }
+  task *u = &ts[n++];
+  double np = (double)g->n_param_floats;
+  snprintf(u->name, sizeof u->name, "update (%s)", integer ? "integer" : "SGD on FP32 masters");
+  u->bytes = integer ? np * 6 : np * 16, u->in_bytes = integer ? np * 4 : np * 4, u->dsp_ok = integer;
+  u->why_cpu = "FP32 SGD with momentum";
+  *out = ts;
+  return n;
+}
+
+static void cost_tasks(const mh_profile *p, task *ts, int n, int precision) {
+  int q = precision != MH_PRECISION_FP32;
+  for (int i = 0; i < n; i++)
+    for (int s = 0; s < 2; s++) {
+      ts[i].t[s] = s == DSP && !ts[i].dsp_ok ? 1e30 : task_ms(p, &ts[i], s, q && ts[i].macs > 0);
+      ts[i].e[s] = task_mj(p, &ts[i], s, q && ts[i].macs > 0);
+    }
+}
+
+/* Time/energy of a fixed placement (sides already in ts[].side), with overlap of pairs on
+ * different sides. */
+static mh_plan_totals evaluate(const mh_profile *p, const task *ts, int n) {
+  mh_plan_totals r = {0, 0, 0, 0};
+  double macs = 0, dmacs = 0;
+  int prev = CPU;
+  for (int i = 0; i < n; i++) {
+    const task *t = &ts[i];
+    macs += t->macs;
+    if (t->side == DSP) dmacs += t->macs;
+    r.mj += t->e[t->side];
+    if (t->pair && ts[i - 1].side != t->side) { /* overlaps with bwd-data: pay the longer one */
+      double a = ts[i - 1].t[ts[i - 1].side], b = t->t[t->side] + handoff_ms(p, t->in_bytes);
+      r.ms += (b > a ? b - a : 0);
+      r.mj += handoff_mj(p, t->in_bytes);
+      r.handoffs++;
+      continue; /* prev stays the bwd-data side: the next task follows it */
+    }
+    if (t->side != prev) {
+      r.ms += handoff_ms(p, t->in_bytes), r.mj += handoff_mj(p, t->in_bytes);
+      r.handoffs++;
+    }
+    r.ms += t->t[t->side];
+    prev = t->side;
+  }
+  r.dsp_macs_share = macs > 0 ? dmacs / macs : 0;
+  return r;
+}
+
+/* Minimum-time placement by dynamic programming over (task, side of the task the next one follows). */
+static void place(const mh_profile *p, task *ts, int n) {
+  double *best = malloc(sizeof(double) * 2 * (n + 1));
+  int *from = malloc(sizeof(int) * 2 * (n + 1)), *pairside = malloc(sizeof(int) * 2 * (n + 1));
+  best[0] = 0, best[1] = 1e30; /* the step starts on the CPU (the data is there) */
+  for (int i = 0; i < n; i++) {
+    for (int s = 0; s < 2; s++) {
+      best[2 * (i + 1) + s] = 1e30, from[2 * (i + 1) + s] = 0, pairside[2 * (i + 1) + s] = s;
+      for (int ps = 0; ps < 2; ps++) {
+        double b = best[2 * i + ps];
+        if (b >= 1e30) continue;
+        if (ts[i].pair) { /* s is the state carried on (the bwd-data side = ps); choose this task's side */
+          if (s != ps) continue;
+          for (int my = 0; my < 2; my++) {
+            if (ts[i].t[my] >= 1e30) continue;
+            double c = my == ps ? ts[i].t[my] : ts[i].t[my] + handoff_ms(p, ts[i].in_bytes) - ts[i - 1].t[ps];
+            if (my != ps && c < 0) c = 0;
+            if (b + c < best[2 * (i + 1) + s]) best[2 * (i + 1) + s] = b + c, from[2 * (i + 1) + s] = ps, pairside[2 * (i + 1) + s] = my;
+          }
+          continue;
+        }
+        if (ts[i].t[s] >= 1e30) continue;
+        double c = ts[i].t[s] + (s != ps ? handoff_ms(p, ts[i].in_bytes) : 0);
+        if (b + c < best[2 * (i + 1) + s]) best[2 * (i + 1) + s] = b + c, from[2 * (i + 1) + s] = ps, pairside[2 * (i + 1) + s] = s;
+      }
+    }
+  }
+  int s = best[2 * n] <= best[2 * n + 1] ? 0 : 1;
+  for (int i = n; i >= 1; i--) {
+    ts[i - 1].side = pairside[2 * i + s];
+    s = from[2 * i + s];
+  }
+  free(best), free(from), free(pairside);
+}
+
+static void all_on(task *ts, int n, int dsp) {
+  for (int i = 0; i < n; i++) ts[i].side = dsp && ts[i].dsp_ok ? DSP : CPU;
+}
+
+int mh_plan(const mh_graph *g, int precision, const mh_profile *p, int batch, char **text, mh_plan_summary *sum) {
+  task *ts = NULL, *tf = NULL;
+  int n = build_tasks(g, precision, batch, &ts);
+  if (n < 0) return n;
+  int nf = build_tasks(g, MH_PRECISION_FP32, batch, &tf);
+  if (nf < 0) {
+    free(ts);
+    return nf;
+  }
+  cost_tasks(p, ts, n, precision), cost_tasks(p, tf, nf, MH_PRECISION_FP32);
+  all_on(tf, nf, 0), sum->cpu_fp32 = evaluate(p, tf, nf);
+  all_on(ts, n, 0), sum->cpu = evaluate(p, ts, n);
+  all_on(ts, n, 1), sum->dsp = evaluate(p, ts, n);
+  place(p, ts, n), sum->cosched = evaluate(p, ts, n);
+  size_t cap = 4096 + (size_t)n * 200;
+  char *out = malloc(cap), *o = out;
+  if (!out) {
+    free(ts), free(tf);
+    return mh__error(MH_ERR_NOMEM, "planner: out of memory");
+  }
+  o += sprintf(o, "plan for %s, batch %d, profile %s (MODELLED: %s)\n", g->model_name, batch, p->name, p->origin);
+  o += sprintf(o, "%-34s %10s %10s %10s  %-4s %s\n", "task", "MMAC", "CPU ms", "DSP ms", "on", "why");
+  for (int i = 0; i < n; i++) {
+    const task *t = &ts[i];
+    char dsp[32];
+    if (t->t[DSP] >= 1e30) snprintf(dsp, sizeof dsp, "-");
+    else snprintf(dsp, sizeof dsp, "%.3f", t->t[DSP]);
+    const char *why = !t->dsp_ok ? t->why_cpu
+                      : t->pair && t->side != ts[i - 1].side ? "runs beside bwd-data on the other side"
+                      : t->side == DSP ? "faster on the DSP, hand-offs included"
+                                       : "faster on the CPU, hand-offs included";
+    o += sprintf(o, "%-34.34s %10.2f %10.3f %10s  %-4s %s\n", t->name, t->macs * 1e-6, t->t[CPU], dsp,
+                 t->side == DSP ? "DSP" : "CPU", why);
+  }
+  const mh_plan_totals *r[4] = {&sum->cpu_fp32, &sum->cpu, &sum->dsp, &sum->cosched};
+  const char *lbl[4] = {"CPU only, fp32", "CPU only, this algorithm", "DSP wherever it can", "co-scheduled (plan above)"};
+  o += sprintf(o, "\npredicted step (modelled)         %10s %10s %9s %13s %18s\n", "ms", "mJ", "hand-offs", "MACs on DSP",
+               "vs CPU-only fp32");
+  for (int k = 0; k < 4; k++)
+    o += sprintf(o, "  %-31s %10.2f %10.3f %9d %12.0f%% %8.2fx time %5.2fx energy\n", lbl[k], r[k]->ms, r[k]->mj,
+                 r[k]->handoffs, 100 * r[k]->dsp_macs_share, sum->cpu_fp32.ms / r[k]->ms,
+                 r[k]->mj > 0 ? sum->cpu_fp32.mj / r[k]->mj : 0);
+  free(ts), free(tf);
+  *text = out;
+  return MH_OK;
+}
