@@ -89,7 +89,7 @@ extern const mh_op_impl mh_op_conv2d, mh_op_linear, mh_op_batchnorm, mh_op_relu,
 double mh_softmax_xent_f32(const float *logits, const int32_t *labels, int n, int classes, float *dlogits);
 
 /* MH_PRECISION_INT8 forms: conv and linear save their int8 input and weights for backward
- * (not the FP32 input); ReLU/ReLU6 save a bit mask, max-pool the window positions, batch norm an
+ * (not the FP32 input); ReLU/ReLU6 save a byte mask, max-pool the window positions, batch norm an
  * int8 copy of its normalised input. */
 extern const mh_op_impl mh_op_conv2d_s8, mh_op_linear_s8, mh_op_relu_s8, mh_op_relu6_s8, mh_op_maxpool_s8,
     mh_op_batchnorm_s8;
