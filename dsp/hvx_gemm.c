@@ -36,7 +36,7 @@ static void kernel_32x4(const HVX_Vector *restrict w, const int64_t *restrict bt
 }
 
 int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c,
-                   int ldc, int accumulate) {
+                   int ldc, int accumulate, uint32_t *chunks) {
   /* K chunk: an A panel (128 bytes per 4 k) and NT packed columns (4 bytes per 4 k) must fit */
   uint32_t avail = v->size - ((v->used + 127u) & ~127u);
   if (avail < 4096) return MH_WIRE_E_VTCM;
@@ -49,6 +49,8 @@ int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, co
   int32_t *tmp = mh_vtcm_alloc(v, 128 * NT);
   HVX_Vector *acc = mh_vtcm_alloc(v, 128 * NT);
   if (!wp || !bt || !tmp || !acc) return MH_WIRE_E_VTCM;
+  *chunks = 0; /* K (the batch axis of a weight gradient) in VTCM-sized parts; no division: no libgcc here */
+  for (int kc0 = 0; kc0 < k; kc0 += kc_max) ++*chunks;
   for (int m0 = 0; m0 < m; m0 += ROWS) {
     int rows = m - m0 < ROWS ? m - m0 : ROWS;
     for (int kc0 = 0; kc0 < k; kc0 += kc_max) {

@@ -8,7 +8,8 @@
 #include "vtcm.h"
 
 /* Returns 0, or MH_WIRE_E_VTCM when even the smallest K chunk does not fit the arena. */
+/* *chunks: how many K chunks the VTCM budget forced (1: none). */
 int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c,
-                   int ldc, int accumulate);
+                   int ldc, int accumulate, uint32_t *chunks);
 
 #endif

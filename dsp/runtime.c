@@ -27,7 +27,7 @@ static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint32_t size) {
   return ((uint64_t)(rows - 1) * ld + cols) * size;
 }
 
-static uint32_t do_gemm(mh_vtcm *v, const mh_wire_gemm_s8 *g) {
+static uint32_t do_gemm(mh_vtcm *v, const mh_wire_gemm_s8 *g, uint32_t *chunks) {
   if (!g->m || !g->n || !g->k || g->m > MAX_DIM || g->n > MAX_DIM || g->k > MAX_K) return MH_WIRE_E_ARG;
   if (g->lda < g->k || g->ldb < g->n || g->ldc < g->n || g->accumulate > 1 || (g->c_off & 3u)) return MH_WIRE_E_ARG;
   if (!in_region(g->a_off, span(g->m, g->k, g->lda, 1)) || !in_region(g->b_off, span(g->k, g->n, g->ldb, 1)) ||
@@ -35,7 +35,7 @@ static uint32_t do_gemm(mh_vtcm *v, const mh_wire_gemm_s8 *g) {
     return MH_WIRE_E_BOUNDS;
   return (uint32_t)mh_hvx_gemm_s8(v, (int)g->m, (int)g->n, (int)g->k, (const int8_t *)(region + g->a_off), (int)g->lda,
                                   (const int8_t *)(region + g->b_off), (int)g->ldb, (int32_t *)(region + g->c_off),
-                                  (int)g->ldc, (int)g->accumulate);
+                                  (int)g->ldc, (int)g->accumulate, chunks);
 }
 
 /* Maps the region: first its header page, then all of it once the size is known. 0 on success. */
@@ -71,7 +71,9 @@ void _start(void) {
     } else if (mapped != 0) status = MH_WIRE_E_VERSION;
     else if (op == MH_WIRE_GEMM_S8) {
       mh_wire_gemm_s8 g = msg->args.gemm; /* copy: the host may not change what was checked */
-      status = do_gemm(&v, &g);
+      uint32_t chunks = 0;
+      status = do_gemm(&v, &g, &chunks);
+      msg->chunks = chunks;
     } else if (op == MH_WIRE_EXIT) status = MH_WIRE_OK;
     else status = MH_WIRE_E_OP;
     msg->status = status;

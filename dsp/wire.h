@@ -50,7 +50,8 @@ typedef struct mh_wire_msg {
   uint32_t op, seq, status;
   uint32_t version;   /* HELLO reply: the DSP's MH_WIRE_VERSION */
   uint32_t vtcm_bytes; /* HELLO reply: the VTCM budget the DSP enforces */
-  uint32_t reserved[11];
+  uint32_t chunks;     /* GEMM reply: K chunks the work was split into to fit VTCM (>= 1) */
+  uint32_t reserved[10];
   union {
     mh_wire_gemm_s8 gemm;
     uint32_t raw[48];

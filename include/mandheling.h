@@ -142,6 +142,8 @@ typedef struct mh_dsp_report {
   long messages;         /* doorbell messages sent */
   double macs;           /* int8 MACs done on the DSP */
   double bytes_to_dsp, bytes_from_dsp;
+  long split_parts;      /* batch splitting: messages of GEMMs split along K to fit the shared region */
+  long vtcm_chunks;      /* batch splitting: K chunks the DSP ran to stay within VTCM (of split GEMMs) */
 } mh_dsp_report;
 
 typedef struct mh_fit_summary {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
-#include "backend/dsp/session.h"
+#include "backend/dsp/dsp.h"
 #include "mandheling.h"
 #include "core/rng.h"
 #include "testlib.h"
@@ -40,6 +40,46 @@ static int8_t *train_lenet5(const char *backend, int steps, int kill_at, mh_dsp_
   mh_trainer_free(t);
   mh_model_free(m);
   return out;
+}
+
+/* Batch splitting: a weight-gradient-shaped GEMM (K = samples x positions) too big for the shared
+ * region runs as several K parts accumulating on the DSP, and one too big for VTCM in K chunks on
+ * the DSP; both equal the unsplit oracle bit for bit. */
+static void splitting(void) {
+  mh_dsp *d = NULL;
+  CHECK_OK(mh_dsp_open(&d, 64u << 10)); /* a 64 KiB tensor area */
+  if (!d) return;
+  mh_rng r = mh_rng_make(5);
+  const int cases[][4] = {{16, 24, 6000, 0}, {9, 40, 20000, 1}, {32, 32, 3000, 0}}; /* m, n, k, trans_a */
+  for (int t = 0; t < 3; t++) {
+    int m = cases[t][0], n = cases[t][1], k = cases[t][2], ta = cases[t][3];
+    int8_t *a = malloc((size_t)m * k), *b = malloc((size_t)k * n);
+    int32_t *c = malloc((size_t)m * n * 4), *want = malloc((size_t)m * n * 4);
+    for (long i = 0; i < (long)m * k; i++) a[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+    for (long i = 0; i < (long)k * n; i++) b[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+    for (long i = 0; i < (long)m * n; i++) c[i] = want[i] = (int32_t)i;
+    mh_gemm_s8_args g = {m, n, k, a, ta ? m : k, ta, b, n, 0, want, n, 1};
+    mh_gemm_s8_ref(&g);
+    g.c = c;
+    mh_dsp_counts cnt = {0};
+    CHECK_OK(mh_dsp_gemm_s8(d, &g, &cnt));
+    CHECK(memcmp(c, want, (size_t)m * n * 4) == 0);
+    CHECK(cnt.split_parts > 1); /* A and B never fit 64 KiB at once here */
+    /* the same GEMM with room in the region: one message, split on the DSP into VTCM chunks */
+    mh_dsp *big = NULL;
+    CHECK_OK(mh_dsp_open(&big, 8u << 20));
+    if (big) {
+      mh_dsp_counts c2 = {0};
+      for (long i = 0; i < (long)m * n; i++) c[i] = (int32_t)i;
+      CHECK_OK(mh_dsp_gemm_s8(big, &g, &c2));
+      CHECK(memcmp(c, want, (size_t)m * n * 4) == 0);
+      CHECK(c2.split_parts == 0);
+      if (k > 7300) CHECK(c2.vtcm_chunks >= 2); /* a VTCM chunk holds about 7200 of K */
+      mh_dsp_close(big);
+    }
+    free(a), free(b), free(c), free(want);
+  }
+  mh_dsp_close(d);
 }
 
 /* Killing the DSP mid-training: the failing GEMM and every later one run on the CPU, nothing is
@@ -159,6 +199,7 @@ int main(void) {
     gemm_case(d, &r, 9, 9, 9, 0, 0);
     mh_dsp_close(d);
   }
+  splitting();
   recovery();
   return tl_exit();
 }

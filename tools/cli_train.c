@@ -102,9 +102,10 @@ int cmd_train(int argc, char **argv) {
   if (sum.rescale.calls) print_rescale(&sum.rescale, mh_trainer_rescale_mode(t), sum.seconds);
   if (sum.dsp.gemms || sum.dsp.cpu_fallbacks)
     printf("dsp: %ld int8 GEMMs (%.2f GMAC) in %ld messages, %.1f MiB to and %.1f MiB from the DSP, %ld GEMMs on the CPU "
-           "instead%s\n",
+           "instead%s; batch splitting: %ld region parts, %ld VTCM chunks\n",
            sum.dsp.gemms, sum.dsp.macs * 1e-9, sum.dsp.messages, sum.dsp.bytes_to_dsp / 1048576.0,
-           sum.dsp.bytes_from_dsp / 1048576.0, sum.dsp.cpu_fallbacks, sum.dsp.active ? "" : " (the DSP is gone)");
+           sum.dsp.bytes_from_dsp / 1048576.0, sum.dsp.cpu_fallbacks, sum.dsp.active ? "" : " (the DSP is gone)",
+           sum.dsp.split_parts, sum.dsp.vtcm_chunks);
   if (save) printf("checkpoint written to %s\n", save);
   if (json) {
     json_out j;

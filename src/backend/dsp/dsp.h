@@ -14,6 +14,8 @@ typedef struct mh_dsp_counts {
   long cpu_fallbacks;    /* GEMMs meant for the DSP that ran on the CPU (too big, or the DSP failed) */
   double macs;           /* int8 MACs done on the DSP */
   double bytes_to_dsp, bytes_from_dsp; /* copied into / out of the shared region */
+  long split_parts;      /* messages of GEMMs split along K to fit the shared region */
+  long vtcm_chunks;      /* K chunks of GEMMs the DSP split to fit VTCM */
 } mh_dsp_counts;
 
 /* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too

@@ -1,45 +1,65 @@
 /* The int8 GEMM on the DSP, as a drop-in for mh_gemm_s8: operands are copied into the shared region
- * (transposed where the caller's layout says so), one message runs the HVX kernel, and C comes back.
- * Integer GEMMs are exact, so the result equals the CPU's bit for bit. */
+ * (transposed where the caller's layout says so), messages run the HVX kernel, and C comes back.
+ * Batch splitting: when A, B and C do not fit the region together, K (the batch axis of a weight
+ * gradient) is split into parts that do, each part accumulating into C in the region; the DSP in
+ * turn splits each part into VTCM-sized K chunks. int32 sums are exact, so every split gives the
+ * unsplit result bit for bit, and that equals the CPU's. */
 #include <string.h>
 
 #include "backend/dsp/dsp.h"
 #include "core/status.h"
 
-static uint32_t al128(uint64_t b) { return (uint32_t)((b + 127) / 128 * 128); }
+static uint64_t al128(uint64_t b) { return (b + 127) / 128 * 128; }
+
+/* Region bytes for a part of kc of K. */
+static uint64_t need(const mh_gemm_s8_args *g, int kc) {
+  return MH_WIRE_PAGE + al128((uint64_t)g->m * kc) + al128((uint64_t)kc * g->n) + (uint64_t)g->m * g->n * 4;
+}
 
 int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt) {
-  uint64_t na = (uint64_t)g->m * g->k, nb = (uint64_t)g->k * g->n, nc = (uint64_t)g->m * g->n * 4;
-  uint64_t a_off = MH_WIRE_PAGE, b_off = a_off + al128(na), c_off = b_off + al128(nb);
-  if (c_off + nc > d->region_bytes)
-    return mh__error(MH_ERR_UNSUPPORTED, "DSP: a %dx%dx%d GEMM needs %llu bytes, the shared region has %zu", g->m, g->n, g->k,
-                     (unsigned long long)(c_off + nc), d->region_bytes);
+  int kc = g->k;
+  while (kc > 1 && need(g, kc) > d->region_bytes) kc = (kc + 1) / 2;
+  if (need(g, kc) > d->region_bytes)
+    return mh__error(MH_ERR_UNSUPPORTED, "DSP: a %dx%dx%d GEMM's output alone exceeds the %zu-byte shared region", g->m,
+                     g->n, g->k, d->region_bytes);
+  uint64_t a_off = MH_WIRE_PAGE, b_off = a_off + al128((uint64_t)g->m * kc), c_off = b_off + al128((uint64_t)kc * g->n);
   int8_t *a = (int8_t *)mh_dsp_at(d, (uint32_t)a_off), *b = (int8_t *)mh_dsp_at(d, (uint32_t)b_off);
   int32_t *c = (int32_t *)mh_dsp_at(d, (uint32_t)c_off);
-  for (int i = 0; i < g->m; i++) /* A as m rows of k */
-    if (!g->trans_a) memcpy(a + (size_t)i * g->k, g->a + (size_t)i * g->lda, (size_t)g->k);
-    else
-      for (int p = 0; p < g->k; p++) a[(size_t)i * g->k + p] = g->a[(size_t)p * g->lda + i];
-  for (int p = 0; p < g->k; p++) /* B as k rows of n */
-    if (!g->trans_b) memcpy(b + (size_t)p * g->n, g->b + (size_t)p * g->ldb, (size_t)g->n);
-    else
-      for (int j = 0; j < g->n; j++) b[(size_t)p * g->n + j] = g->b[(size_t)j * g->ldb + p];
-  if (g->accumulate)
+  double bytes_in = 0;
+  if (g->accumulate) {
     for (int i = 0; i < g->m; i++) memcpy(c + (size_t)i * g->n, g->c + (size_t)i * g->ldc, sizeof(int32_t) * g->n);
-  mh_wire_msg *msg = mh_dsp_msg(d);
-  memset(msg, 0, sizeof *msg);
-  msg->op = MH_WIRE_GEMM_S8;
-  mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)g->k, (uint32_t)a_off, (uint32_t)g->k, (uint32_t)b_off,
-                       (uint32_t)g->n, (uint32_t)c_off, (uint32_t)g->n, (uint32_t)(g->accumulate != 0)};
-  msg->args.gemm = w;
-  int st = mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS);
-  if (st) return st;
+    bytes_in += (double)g->m * g->n * 4;
+  }
+  long parts = 0, chunks = 0;
+  for (int k0 = 0; k0 < g->k; k0 += kc) {
+    int kp = g->k - k0 < kc ? g->k - k0 : kc;
+    for (int i = 0; i < g->m; i++) /* A[:, k0:k0+kp] as m rows of kp */
+      if (!g->trans_a) memcpy(a + (size_t)i * kp, g->a + (size_t)i * g->lda + k0, (size_t)kp);
+      else
+        for (int p = 0; p < kp; p++) a[(size_t)i * kp + p] = g->a[(size_t)(k0 + p) * g->lda + i];
+    for (int p = 0; p < kp; p++) /* B[k0:k0+kp, :] as kp rows of n */
+      if (!g->trans_b) memcpy(b + (size_t)p * g->n, g->b + (size_t)(k0 + p) * g->ldb, (size_t)g->n);
+      else
+        for (int j = 0; j < g->n; j++) b[(size_t)p * g->n + j] = g->b[(size_t)j * g->ldb + k0 + p];
+    mh_wire_msg *msg = mh_dsp_msg(d);
+    memset(msg, 0, sizeof *msg);
+    msg->op = MH_WIRE_GEMM_S8;
+    mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)kp, (uint32_t)a_off, (uint32_t)kp, (uint32_t)b_off,
+                         (uint32_t)g->n, (uint32_t)c_off, (uint32_t)g->n, (uint32_t)(g->accumulate || k0 > 0)};
+    msg->args.gemm = w;
+    int st = mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS);
+    if (st) return st;
+    parts++, chunks += msg->chunks;
+    bytes_in += (double)g->m * kp + (double)kp * g->n + sizeof(mh_wire_msg);
+  }
   for (int i = 0; i < g->m; i++) memcpy(g->c + (size_t)i * g->ldc, c + (size_t)i * g->n, sizeof(int32_t) * g->n);
   if (cnt) {
     cnt->gemms++;
     cnt->macs += (double)g->m * g->n * g->k;
-    cnt->bytes_to_dsp += (double)(na + nb + (g->accumulate ? nc : 0)) + sizeof(mh_wire_msg);
-    cnt->bytes_from_dsp += (double)nc;
+    cnt->bytes_to_dsp += bytes_in;
+    cnt->bytes_from_dsp += (double)g->m * g->n * 4;
+    cnt->split_parts += parts > 1 ? parts : 0;
+    cnt->vtcm_chunks += chunks > parts ? chunks : 0;
   }
   return MH_OK;
 }
