@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "hvx_gemm.h"
+#include "hvx_requant.h"
 #include "sys.h"
 #include "vtcm.h"
 #include "wire.h"
@@ -36,6 +37,13 @@ static uint32_t do_gemm(mh_vtcm *v, const mh_wire_gemm_s8 *g, uint32_t *chunks) 
   return (uint32_t)mh_hvx_gemm_s8(v, (int)g->m, (int)g->n, (int)g->k, (const int8_t *)(region + g->a_off), (int)g->lda,
                                   (const int8_t *)(region + g->b_off), (int)g->ldb, (int32_t *)(region + g->c_off),
                                   (int)g->ldc, (int)g->accumulate, chunks);
+}
+
+static uint32_t do_requant(mh_vtcm *v, const mh_wire_requant_s8 *r, uint32_t *max_abs, uint32_t *saturated) {
+  if (!r->n || r->n > (1u << 28) || r->shift > 31 || r->mode > 1 || (r->x_off & 127u) || (r->y_off & 127u)) return MH_WIRE_E_ARG;
+  if (!in_region(r->x_off, (uint64_t)r->n * 4) || !in_region(r->y_off, r->n)) return MH_WIRE_E_BOUNDS;
+  return (uint32_t)mh_hvx_requant_s8(v, (const int32_t *)(region + r->x_off), (int8_t *)(region + r->y_off), r->n,
+                                     (int)r->shift, (int)r->mode, max_abs, saturated);
 }
 
 /* Maps the region: first its header page, then all of it once the size is known. 0 on success. */
@@ -74,6 +82,11 @@ void _start(void) {
       uint32_t chunks = 0;
       status = do_gemm(&v, &g, &chunks);
       msg->chunks = chunks;
+    } else if (op == MH_WIRE_REQUANT_S8) {
+      mh_wire_requant_s8 r = msg->args.requant;
+      uint32_t mx = 0, sat = 0;
+      status = do_requant(&v, &r, &mx, &sat);
+      msg->max_abs = mx, msg->saturated = sat;
     } else if (op == MH_WIRE_EXIT) status = MH_WIRE_OK;
     else status = MH_WIRE_E_OP;
     msg->status = status;

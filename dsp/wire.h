@@ -22,7 +22,8 @@ typedef struct mh_wire_header {
 typedef enum mh_wire_op {
   MH_WIRE_HELLO = 1,   /* handshake: the DSP checks magic/version and maps the region */
   MH_WIRE_GEMM_S8 = 2, /* C (int32) (=|+=) A (int8, m x k) * B (int8, k x n), row-major */
-  MH_WIRE_EXIT = 3     /* the DSP replies and exits */
+  MH_WIRE_EXIT = 3,    /* the DSP replies and exits */
+  MH_WIRE_REQUANT_S8 = 4 /* y (int8) = sat8(round(x (int32) / 2^shift)), with max|x| and the saturation count */
 } mh_wire_op;
 
 typedef enum mh_wire_status {
@@ -44,6 +45,14 @@ typedef struct mh_wire_gemm_s8 {
   uint32_t reserved[6];
 } mh_wire_gemm_s8;
 
+/* MH_WIRE_REQUANT_S8: the requantise epilogue (qformat.h semantics). Offsets 128-byte aligned. */
+typedef struct mh_wire_requant_s8 {
+  uint32_t x_off, y_off, n;
+  uint32_t shift; /* 0..31 */
+  uint32_t mode;  /* 0 nearest (ties away from zero), 1 NITI pseudo-stochastic */
+  uint32_t reserved[11];
+} mh_wire_requant_s8;
+
 /* The message slot at MH_WIRE_MSG_OFFSET. The host fills op/seq/args and writes seq (4 bytes)
  * to the request pipe; the DSP handles it, sets status (and reply fields) and writes seq back. */
 typedef struct mh_wire_msg {
@@ -51,9 +60,12 @@ typedef struct mh_wire_msg {
   uint32_t version;   /* HELLO reply: the DSP's MH_WIRE_VERSION */
   uint32_t vtcm_bytes; /* HELLO reply: the VTCM budget the DSP enforces */
   uint32_t chunks;     /* GEMM reply: K chunks the work was split into to fit VTCM (>= 1) */
-  uint32_t reserved[10];
+  uint32_t max_abs;    /* REQUANT reply: max |x| (2^31 for INT32_MIN) */
+  uint32_t saturated;  /* REQUANT reply: outputs whose rounded magnitude exceeded 127 */
+  uint32_t reserved[8];
   union {
     mh_wire_gemm_s8 gemm;
+    mh_wire_requant_s8 requant;
     uint32_t raw[48];
   } args;
 } mh_wire_msg;
@@ -61,6 +73,7 @@ typedef struct mh_wire_msg {
 /* Static size checks: both compilers must lay these out identically. */
 typedef char mh_wire_check_header[sizeof(mh_wire_header) == 64 ? 1 : -1];
 typedef char mh_wire_check_gemm[sizeof(mh_wire_gemm_s8) == 64 ? 1 : -1];
+typedef char mh_wire_check_requant[sizeof(mh_wire_requant_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_msg[sizeof(mh_wire_msg) == 256 ? 1 : -1];
 typedef char mh_wire_check_fits[MH_WIRE_MSG_OFFSET + sizeof(mh_wire_msg) <= MH_WIRE_PAGE ? 1 : -1];
 

@@ -42,6 +42,50 @@ static int8_t *train_lenet5(const char *backend, int steps, int kill_at, mh_dsp_
   return out;
 }
 
+/* The HVX requantise epilogue against the portable kernel: every shift, both modes, odd lengths,
+ * INT32_MIN/MAX and values at every rounding boundary. */
+static void requant(mh_dsp *d) {
+  const mh_cpu_kernels *ref = mh_cpu_kernels_get(1);
+  mh_rng r = mh_rng_make(17);
+  static const long lens[] = {1, 5, 127, 128, 129, 1000, 4097};
+  enum { MAXN = 4097 };
+  static int32_t x[MAXN];
+  static int8_t y[MAXN], want[MAXN];
+  for (int mode = 0; mode < 2; mode++)
+    for (int s = 0; s <= 31; s++)
+      for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        long n = lens[li];
+        for (long i = 0; i < n; i++) {
+          uint32_t u = (uint32_t)(mh_rng_next(&r) >> 32);
+          int kind = (int)(i % 7);
+          x[i] = kind == 0 ? (int32_t)u                                      /* anything */
+                 : kind == 1 ? (int32_t)(u >> (u % 31))                      /* every magnitude */
+                 : kind == 2 ? ((int32_t)(u % 256) - 128) * (int32_t)(1u << (s < 24 ? s : 24)) /* around 127 */
+                 : kind == 3 ? (i & 8 ? INT32_MIN : INT32_MAX)
+                 : kind == 4 ? (int32_t)((u & 1 ? -1 : 1) * (int32_t)((1u << (s ? s - 1 : 0)) + (u % 3) - 1)) /* ties */
+                 : kind == 5 ? 0
+                             : -(int32_t)(u % 100000);
+        }
+        mh_round_mode m = mode ? MH_ROUND_PSTO : MH_ROUND_NEAREST;
+        mh_requant_stats a = {0, 0}, b = {0, 0};
+        ref->requant_s8(x, want, n, s, m, 0, 0, &a);
+        if (mh_dsp_requant_s8(d, x, n, y, s, m, &b)) {
+          TL_FAIL("DSP requantise n %ld shift %d: %s", n, s, mh_last_error());
+          return;
+        }
+        tl_checks++;
+        long bad = -1;
+        for (long i = 0; i < n && bad < 0; i++)
+          if (y[i] != want[i]) bad = i;
+        if (bad >= 0 || a.max_abs != b.max_abs || a.saturated != b.saturated) {
+          TL_FAIL("DSP requantise %s n %ld shift %d: first diff at %ld (x %d: %d vs %d), max %u vs %u, saturated %ld vs %ld",
+                  mode ? "psto" : "nearest", n, s, bad, bad >= 0 ? x[bad] : 0, bad >= 0 ? y[bad] : 0,
+                  bad >= 0 ? want[bad] : 0, b.max_abs, a.max_abs, b.saturated, a.saturated);
+          return;
+        }
+      }
+}
+
 /* Batch splitting: a weight-gradient-shaped GEMM (K = samples x positions) too big for the shared
  * region runs as several K parts accumulating on the DSP, and one too big for VTCM in K chunks on
  * the DSP; both equal the unsplit oracle bit for bit. */
@@ -163,6 +207,7 @@ int main(void) {
   }
   gemm_case(d, &r, 35, 6, 131, 1, 0);  /* +-127 everywhere */
   gemm_case(d, &r, 3, 2, 65536, 1, 0); /* sums near 2^30, through several K chunks */
+  requant(d);
 
   /* malformed messages: a status back, and the DSP keeps serving */
   mh_wire_gemm_s8 g = {8, 8, 8, MH_WIRE_PAGE, 8, MH_WIRE_PAGE + 64, 8, MH_WIRE_PAGE + 128, 8, 0};

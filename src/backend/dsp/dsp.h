@@ -5,6 +5,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/dsp/session.h"
+#include "quant/qformat.h"
 
 /* An emulated large GEMM can take a while; a DSP that answers nothing for this long is stopped. */
 #define MH_DSP_CALL_TIMEOUT_MS 300000
@@ -21,5 +22,10 @@ typedef struct mh_dsp_counts {
 /* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too
  * small, DSP gone) C is untouched and the caller runs the GEMM on the CPU instead. */
 int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt);
+
+/* y = sat8(round(x / 2^shift)) on the DSP (nearest or pseudo-stochastic), with max|x| and the
+ * saturation count, equal to the kernel table's requant_s8. */
+int mh_dsp_requant_s8(mh_dsp *d, const int32_t *x, long n, int8_t *y, int shift, mh_round_mode mode,
+                      mh_requant_stats *st);
 
 #endif

@@ -1,0 +1,25 @@
+/* The requantise epilogue on the DSP: an int32 tensor shifted to int8 by the HVX kernel, with the
+ * max and saturation count the self-adaptive rescaling rule needs; equal to the CPU kernels'. */
+#include <string.h>
+
+#include "backend/dsp/dsp.h"
+#include "core/status.h"
+
+int mh_dsp_requant_s8(mh_dsp *d, const int32_t *x, long n, int8_t *y, int shift, mh_round_mode mode,
+                      mh_requant_stats *st) {
+  if (n < 1 || shift < 0 || shift > 31 || (mode != MH_ROUND_NEAREST && mode != MH_ROUND_PSTO))
+    return mh__error(MH_ERR_INVALID_ARG, "DSP requantise: n %ld, shift %d, mode %d unsupported", n, shift, (int)mode);
+  uint64_t x_off = MH_WIRE_PAGE, y_off = x_off + ((uint64_t)n * 4 + 127) / 128 * 128;
+  if (y_off + (uint64_t)n > d->region_bytes)
+    return mh__error(MH_ERR_UNSUPPORTED, "DSP requantise: %ld values exceed the %zu-byte shared region", n, d->region_bytes);
+  memcpy(mh_dsp_at(d, (uint32_t)x_off), x, (size_t)n * 4);
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  memset(msg, 0, sizeof *msg);
+  msg->op = MH_WIRE_REQUANT_S8;
+  mh_wire_requant_s8 r = {(uint32_t)x_off, (uint32_t)y_off, (uint32_t)n, (uint32_t)shift, mode == MH_ROUND_PSTO ? 1u : 0u};
+  msg->args.requant = r;
+  MH_TRY(mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS));
+  memcpy(y, mh_dsp_at(d, (uint32_t)y_off), (size_t)n);
+  st->max_abs = msg->max_abs, st->saturated = msg->saturated;
+  return MH_OK;
+}
