@@ -6,6 +6,7 @@
 #include <hvx_hexagon_protos.h>
 
 #include "hvx_gemm.h"
+#include "hvx_requant.h"
 #include "wire.h"
 
 #define ROWS 32 /* int32 lanes per vector: output rows per panel */
@@ -36,7 +37,7 @@ static void kernel_32x4(const HVX_Vector *restrict w, const int64_t *restrict bt
 }
 
 int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c,
-                   int ldc, int accumulate, uint32_t *chunks) {
+                   int ldc, int accumulate, uint32_t *chunks, mh_gemm_epilogue *ep) {
   /* K chunk: an A panel (128 bytes per 4 k) and NT packed columns (4 bytes per 4 k) must fit */
   uint32_t avail = v->size - ((v->used + 127u) & ~127u);
   if (avail < 4096) return MH_WIRE_E_VTCM;
@@ -48,11 +49,19 @@ int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, co
   int64_t *bt = mh_vtcm_alloc(v, (uint32_t)(NT * q_all * 4));
   int32_t *tmp = mh_vtcm_alloc(v, 128 * NT);
   HVX_Vector *acc = mh_vtcm_alloc(v, 128 * NT);
-  if (!wp || !bt || !tmp || !acc) return MH_WIRE_E_VTCM;
+  HVX_Vector *biasv = mh_vtcm_alloc(v, 128), *lanes = mh_vtcm_alloc(v, 256);
+  if (!wp || !bt || !tmp || !acc || !biasv || !lanes) return MH_WIRE_E_VTCM;
+  if (ep && k > kc_max) return MH_WIRE_E_VTCM; /* the fused epilogue needs all of K in one chunk */
+  mh_rq_consts rq = mh_rq_make(ep ? ep->shift : 0, ep ? ep->mode : 0);
+  HVX_Vector vmax = Q6_V_vzero(), vsat = Q6_V_vzero(), floor = Q6_V_vsplat_R(-0x7fffffff);
   *chunks = 0; /* K (the batch axis of a weight gradient) in VTCM-sized parts; no division: no libgcc here */
   for (int kc0 = 0; kc0 < k; kc0 += kc_max) ++*chunks;
   for (int m0 = 0; m0 < m; m0 += ROWS) {
     int rows = m - m0 < ROWS ? m - m0 : ROWS;
+    if (ep) { /* this block's row biases as one vector (padding rows: 0) */
+      int32_t *bw = (int32_t *)biasv;
+      for (int i = 0; i < ROWS; i++) bw[i] = ep->bias && i < rows ? ep->bias[m0 + i] : 0;
+    }
     for (int kc0 = 0; kc0 < k; kc0 += kc_max) {
       int kc = k - kc0 < kc_max ? k - kc0 : kc_max, q = (kc + 3) / 4;
       q += q & 1;
@@ -80,11 +89,27 @@ int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, co
         }
         kernel_32x4((const HVX_Vector *)wp, bt, q / 2, q / 2, acc);
         for (int t = 0; t < NT; t++) {
-          ((HVX_Vector *)tmp)[t] = Q6_Vw_vsub_VwVw(acc[t], Q6_V_vsplat_R((int32_t)((uint32_t)colsum[t] * 128u)));
-          if (n0 + t < n)
+          HVX_Vector r = Q6_Vw_vsub_VwVw(acc[t], Q6_V_vsplat_R((int32_t)((uint32_t)colsum[t] * 128u)));
+          if (n0 + t >= n) continue; /* padding columns: neither written nor measured */
+          if (ep) { /* acc + bias, saturated to +-INT32_MAX, rounded to int8 in registers */
+            r = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(r, *biasv), floor);
+            ((HVX_Vector *)tmp)[t] = mh_rq_words(&rq, r, &vmax, &vsat);
+            for (int i = 0; i < rows; i++) ep->y[(long)(m0 + i) * ep->ldy + n0 + t] = (int8_t)tmp[t * ROWS + i];
+          } else {
+            ((HVX_Vector *)tmp)[t] = r;
             for (int i = 0; i < rows; i++) c[(long)(m0 + i) * ldc + n0 + t] = tmp[t * ROWS + i];
+          }
         }
       }
+    }
+  }
+  if (ep) {
+    lanes[0] = vmax, lanes[1] = vsat;
+    const uint32_t *lm = (const uint32_t *)&lanes[0], *ls = (const uint32_t *)&lanes[1];
+    ep->max_abs = 0, ep->saturated = 0;
+    for (int i = 0; i < ROWS; i++) {
+      ep->max_abs = lm[i] > ep->max_abs ? lm[i] : ep->max_abs;
+      ep->saturated += ls[i];
     }
   }
   return MH_WIRE_OK;

@@ -8,8 +8,19 @@
 #include "vtcm.h"
 
 /* Returns 0, or MH_WIRE_E_VTCM when even the smallest K chunk does not fit the arena. */
-/* *chunks: how many K chunks the VTCM budget forced (1: none). */
+/* The fused epilogue: instead of writing int32 C, add an int32 bias per row (saturating to
+ * +-INT32_MAX), shift to int8 with nearest or pseudo-stochastic rounding, saturate, and write y;
+ * max|acc + bias| and the saturation count come back. The int32 result never leaves VTCM, so K must
+ * fit one VTCM chunk. */
+typedef struct mh_gemm_epilogue {
+  const int32_t *bias; /* m values, or 0 */
+  int8_t *y;
+  int ldy, shift, mode;
+  uint32_t max_abs, saturated; /* out */
+} mh_gemm_epilogue;
+
+/* *chunks: how many K chunks the VTCM budget forced (1: none). ep: 0 for int32 C. */
 int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c,
-                   int ldc, int accumulate, uint32_t *chunks);
+                   int ldc, int accumulate, uint32_t *chunks, mh_gemm_epilogue *ep);
 
 #endif

@@ -28,15 +28,24 @@ static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint32_t size) {
   return ((uint64_t)(rows - 1) * ld + cols) * size;
 }
 
-static uint32_t do_gemm(mh_vtcm *v, const mh_wire_gemm_s8 *g, uint32_t *chunks) {
+static uint32_t do_gemm(mh_vtcm *v, const mh_wire_gemm_s8 *g, uint32_t *chunks, uint32_t *max_abs, uint32_t *sat) {
+  int fused = g->epilogue == 1;
   if (!g->m || !g->n || !g->k || g->m > MAX_DIM || g->n > MAX_DIM || g->k > MAX_K) return MH_WIRE_E_ARG;
-  if (g->lda < g->k || g->ldb < g->n || g->ldc < g->n || g->accumulate > 1 || (g->c_off & 3u)) return MH_WIRE_E_ARG;
+  if (g->lda < g->k || g->ldb < g->n || g->ldc < g->n || g->accumulate > 1 || g->epilogue > 1) return MH_WIRE_E_ARG;
+  if ((!fused && (g->c_off & 3u)) || (fused && (g->accumulate || g->shift > 31 || g->mode > 1 || (g->bias_off & 3u))))
+    return MH_WIRE_E_ARG;
   if (!in_region(g->a_off, span(g->m, g->k, g->lda, 1)) || !in_region(g->b_off, span(g->k, g->n, g->ldb, 1)) ||
-      !in_region(g->c_off, span(g->m, g->n, g->ldc, 4)))
+      !in_region(g->c_off, span(g->m, g->n, g->ldc, fused ? 1 : 4)) ||
+      (fused && g->bias_off && !in_region(g->bias_off, (uint64_t)g->m * 4)))
     return MH_WIRE_E_BOUNDS;
-  return (uint32_t)mh_hvx_gemm_s8(v, (int)g->m, (int)g->n, (int)g->k, (const int8_t *)(region + g->a_off), (int)g->lda,
-                                  (const int8_t *)(region + g->b_off), (int)g->ldb, (int32_t *)(region + g->c_off),
-                                  (int)g->ldc, (int)g->accumulate, chunks);
+  mh_gemm_epilogue ep = {fused && g->bias_off ? (const int32_t *)(region + g->bias_off) : 0, (int8_t *)(region + g->c_off),
+                         (int)g->ldc, (int)g->shift, (int)g->mode, 0, 0};
+  uint32_t st = (uint32_t)mh_hvx_gemm_s8(v, (int)g->m, (int)g->n, (int)g->k, (const int8_t *)(region + g->a_off),
+                                         (int)g->lda, (const int8_t *)(region + g->b_off), (int)g->ldb,
+                                         (int32_t *)(region + g->c_off), (int)g->ldc, (int)g->accumulate, chunks,
+                                         fused ? &ep : 0);
+  *max_abs = ep.max_abs, *sat = ep.saturated;
+  return st;
 }
 
 static uint32_t do_requant(mh_vtcm *v, const mh_wire_requant_s8 *r, uint32_t *max_abs, uint32_t *saturated) {
@@ -79,9 +88,9 @@ void _start(void) {
     } else if (mapped != 0) status = MH_WIRE_E_VERSION;
     else if (op == MH_WIRE_GEMM_S8) {
       mh_wire_gemm_s8 g = msg->args.gemm; /* copy: the host may not change what was checked */
-      uint32_t chunks = 0;
-      status = do_gemm(&v, &g, &chunks);
-      msg->chunks = chunks;
+      uint32_t chunks = 0, mx = 0, sat = 0;
+      status = do_gemm(&v, &g, &chunks, &mx, &sat);
+      msg->chunks = chunks, msg->max_abs = mx, msg->saturated = sat;
     } else if (op == MH_WIRE_REQUANT_S8) {
       mh_wire_requant_s8 r = msg->args.requant;
       uint32_t mx = 0, sat = 0;

@@ -42,7 +42,12 @@ typedef struct mh_wire_gemm_s8 {
   uint32_t b_off, ldb; /* B: k rows of n int8, row stride ldb */
   uint32_t c_off, ldc; /* C: m rows of n int32, row stride ldc (4-byte aligned) */
   uint32_t accumulate; /* 0: C = A*B, 1: C += A*B */
-  uint32_t reserved[6];
+  /* the fused epilogue (requantise): when set, C is not written; y (int8, row stride ldc) at c_off
+   * receives sat8(round((A*B + bias) / 2^shift)); the reply carries max_abs and saturated */
+  uint32_t epilogue;   /* 0: int32 C; 1: requantise */
+  uint32_t shift, mode; /* 0..31; 0 nearest, 1 pseudo-stochastic */
+  uint32_t bias_off;   /* m int32 per-row biases (4-byte aligned), or 0 for none */
+  uint32_t reserved[2];
 } mh_wire_gemm_s8;
 
 /* MH_WIRE_REQUANT_S8: the requantise epilogue (qformat.h semantics). Offsets 128-byte aligned. */

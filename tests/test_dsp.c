@@ -86,6 +86,38 @@ static void requant(mh_dsp *d) {
       }
 }
 
+/* The GEMM with the fused requantise epilogue against GEMM + bias + requantise on the host. */
+static void fused(mh_dsp *d) {
+  const mh_cpu_kernels *ref = mh_cpu_kernels_get(1);
+  mh_rng r = mh_rng_make(23);
+  static const int shapes[][4] = {{32, 4, 9, 0}, {33, 7, 100, 1}, {5, 50, 300, 0}, {70, 3, 2000, 1}, {1, 1, 1, 0}};
+  for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+    for (int mode = 0; mode < 2; mode++)
+      for (int s = 0; s < 24; s += 3) {
+        int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2], with_bias = shapes[t][3];
+        int8_t *a = malloc((size_t)m * k), *b = malloc((size_t)k * n), *y = malloc((size_t)m * n), *want = malloc((size_t)m * n);
+        int32_t *c = malloc((size_t)m * n * 4), bias[128];
+        for (long i = 0; i < (long)m * k; i++) a[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+        for (long i = 0; i < (long)k * n; i++) b[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+        for (int i = 0; i < m; i++) bias[i] = i == 0 ? INT32_MAX : i == 1 ? -INT32_MAX + 5 : (int32_t)mh_rng_below(&r, 1u << 20) - (1 << 19);
+        mh_gemm_s8_args g = {m, n, k, a, k, 0, b, n, 0, c, n, 0};
+        mh_gemm_s8_ref(&g);
+        for (int i = 0; i < m; i++)
+          for (int j = 0; j < n; j++) c[i * n + j] = with_bias ? mh_q_add_sat32(c[i * n + j], bias[i]) : c[i * n + j];
+        mh_round_mode rm = mode ? MH_ROUND_PSTO : MH_ROUND_NEAREST;
+        mh_requant_stats hs = {0, 0}, ds = {0, 0};
+        ref->requant_s8(c, want, (long)m * n, s, rm, 0, 0, &hs);
+        int st = mh_dsp_gemm_s8_requant(d, &g, with_bias ? bias : NULL, s, rm, y, n, &ds);
+        tl_checks++;
+        if (st) TL_FAIL("fused GEMM %dx%dx%d: %s", m, n, k, mh_last_error());
+        else if (memcmp(y, want, (size_t)m * n) || hs.max_abs != ds.max_abs || hs.saturated != ds.saturated)
+          TL_FAIL("fused GEMM %dx%dx%d shift %d %s: outputs %s, max %u vs %u, saturated %ld vs %ld", m, n, k, s,
+                  mode ? "psto" : "nearest", memcmp(y, want, (size_t)m * n) ? "differ" : "equal", ds.max_abs,
+                  hs.max_abs, ds.saturated, hs.saturated);
+        free(a), free(b), free(y), free(want), free(c);
+      }
+}
+
 /* Batch splitting: a weight-gradient-shaped GEMM (K = samples x positions) too big for the shared
  * region runs as several K parts accumulating on the DSP, and one too big for VTCM in K chunks on
  * the DSP; both equal the unsplit oracle bit for bit. */
@@ -208,6 +240,7 @@ int main(void) {
   gemm_case(d, &r, 35, 6, 131, 1, 0);  /* +-127 everywhere */
   gemm_case(d, &r, 3, 2, 65536, 1, 0); /* sums near 2^30, through several K chunks */
   requant(d);
+  fused(d);
 
   /* malformed messages: a status back, and the DSP keeps serving */
   mh_wire_gemm_s8 g = {8, 8, 8, MH_WIRE_PAGE, 8, MH_WIRE_PAGE + 64, 8, MH_WIRE_PAGE + 128, 8, 0};

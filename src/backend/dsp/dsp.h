@@ -23,6 +23,13 @@ typedef struct mh_dsp_counts {
  * small, DSP gone) C is untouched and the caller runs the GEMM on the CPU instead. */
 int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt);
 
+/* The GEMM with the requantise epilogue fused on the DSP: y (m x n int8, row stride ldy) =
+ * sat8(round((op(A) op(B) + bias[row]) / 2^shift)), the sum saturated to +-INT32_MAX first, with
+ * max|sum| and the saturation count; the int32 result never comes back to the host. Equal to
+ * mh_gemm_s8 + mh_q_add_sat32 + requant_s8. K must fit one VTCM chunk (about 7000). */
+int mh_dsp_gemm_s8_requant(mh_dsp *d, const mh_gemm_s8_args *g, const int32_t *bias, int shift, mh_round_mode mode,
+                           int8_t *y, int ldy, mh_requant_stats *st);
+
 /* y = sat8(round(x / 2^shift)) on the DSP (nearest or pseudo-stochastic), with max|x| and the
  * saturation count, equal to the kernel table's requant_s8. */
 int mh_dsp_requant_s8(mh_dsp *d, const int32_t *x, long n, int8_t *y, int shift, mh_round_mode mode,

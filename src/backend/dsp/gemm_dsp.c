@@ -63,3 +63,36 @@ int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt) {
   }
   return MH_OK;
 }
+
+int mh_dsp_gemm_s8_requant(mh_dsp *d, const mh_gemm_s8_args *g, const int32_t *bias, int shift, mh_round_mode mode,
+                           int8_t *y, int ldy, mh_requant_stats *st) {
+  if (g->accumulate || shift < 0 || shift > 31 || (mode != MH_ROUND_NEAREST && mode != MH_ROUND_PSTO))
+    return mh__error(MH_ERR_INVALID_ARG, "DSP fused GEMM: accumulate %d, shift %d, mode %d unsupported", g->accumulate,
+                     shift, (int)mode);
+  uint64_t a_off = MH_WIRE_PAGE, b_off = a_off + al128((uint64_t)g->m * g->k);
+  uint64_t bias_off = b_off + al128((uint64_t)g->k * g->n), y_off = bias_off + al128((uint64_t)g->m * 4);
+  if (y_off + (uint64_t)g->m * g->n > d->region_bytes)
+    return mh__error(MH_ERR_UNSUPPORTED, "DSP fused GEMM: %dx%dx%d exceeds the %zu-byte shared region", g->m, g->n, g->k,
+                     d->region_bytes);
+  int8_t *a = (int8_t *)mh_dsp_at(d, (uint32_t)a_off), *b = (int8_t *)mh_dsp_at(d, (uint32_t)b_off);
+  for (int i = 0; i < g->m; i++)
+    if (!g->trans_a) memcpy(a + (size_t)i * g->k, g->a + (size_t)i * g->lda, (size_t)g->k);
+    else
+      for (int p = 0; p < g->k; p++) a[(size_t)i * g->k + p] = g->a[(size_t)p * g->lda + i];
+  for (int p = 0; p < g->k; p++)
+    if (!g->trans_b) memcpy(b + (size_t)p * g->n, g->b + (size_t)p * g->ldb, (size_t)g->n);
+    else
+      for (int j = 0; j < g->n; j++) b[(size_t)p * g->n + j] = g->b[(size_t)j * g->ldb + p];
+  if (bias) memcpy(mh_dsp_at(d, (uint32_t)bias_off), bias, (size_t)g->m * 4);
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  memset(msg, 0, sizeof *msg);
+  msg->op = MH_WIRE_GEMM_S8;
+  mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)g->k, (uint32_t)a_off, (uint32_t)g->k, (uint32_t)b_off,
+                       (uint32_t)g->n, (uint32_t)y_off, (uint32_t)g->n, 0, 1, (uint32_t)shift,
+                       mode == MH_ROUND_PSTO ? 1u : 0u, bias ? (uint32_t)bias_off : 0u};
+  msg->args.gemm = w;
+  MH_TRY(mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS));
+  for (int i = 0; i < g->m; i++) memcpy(y + (size_t)i * ldy, mh_dsp_at(d, (uint32_t)(y_off + (uint64_t)i * g->n)), (size_t)g->n);
+  st->max_abs = msg->max_abs, st->saturated = msg->saturated;
+  return MH_OK;
+}
