@@ -4,6 +4,7 @@
  * before use; a bad message gets an error status, never a crash. */
 #include <stdint.h>
 
+#include "hvx_eltwise.h"
 #include "hvx_gemm.h"
 #include "hvx_requant.h"
 #include "sys.h"
@@ -55,6 +56,18 @@ static uint32_t do_requant(mh_vtcm *v, const mh_wire_requant_s8 *r, uint32_t *ma
                                      (int)r->shift, (int)r->mode, max_abs, saturated);
 }
 
+static uint32_t do_relu(mh_vtcm *v, uint32_t op, const mh_wire_eltwise_s8 *e) {
+  int bwd = op == MH_WIRE_RELU_BWD_S8;
+  if (!e->n || e->n > (1u << 28) || (e->a_off & 127u) || (e->out_off & 127u) || (bwd && (e->b_off & 127u)))
+    return MH_WIRE_E_ARG;
+  if (!in_region(e->a_off, e->n) || !in_region(e->out_off, e->n) || (bwd && !in_region(e->b_off, e->n)))
+    return MH_WIRE_E_BOUNDS;
+  const int8_t *a = (const int8_t *)(region + e->a_off);
+  int8_t *out = (int8_t *)(region + e->out_off);
+  return (uint32_t)(bwd ? mh_hvx_relu_bwd_s8(v, a, (const int8_t *)(region + e->b_off), out, e->n)
+                        : mh_hvx_relu_s8(v, a, out, e->n));
+}
+
 /* Maps the region: first its header page, then all of it once the size is known. 0 on success. */
 static int map_region(void) {
   mh_wire_header *h = mh_sys_map_shared(REGION_FD, MH_WIRE_PAGE);
@@ -96,6 +109,9 @@ void _start(void) {
       uint32_t mx = 0, sat = 0;
       status = do_requant(&v, &r, &mx, &sat);
       msg->max_abs = mx, msg->saturated = sat;
+    } else if (op == MH_WIRE_RELU_S8 || op == MH_WIRE_RELU_BWD_S8) {
+      mh_wire_eltwise_s8 e = msg->args.eltwise;
+      status = do_relu(&v, op, &e);
     } else if (op == MH_WIRE_EXIT) status = MH_WIRE_OK;
     else status = MH_WIRE_E_OP;
     msg->status = status;

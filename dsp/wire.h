@@ -23,7 +23,9 @@ typedef enum mh_wire_op {
   MH_WIRE_HELLO = 1,   /* handshake: the DSP checks magic/version and maps the region */
   MH_WIRE_GEMM_S8 = 2, /* C (int32) (=|+=) A (int8, m x k) * B (int8, k x n), row-major */
   MH_WIRE_EXIT = 3,    /* the DSP replies and exits */
-  MH_WIRE_REQUANT_S8 = 4 /* y (int8) = sat8(round(x (int32) / 2^shift)), with max|x| and the saturation count */
+  MH_WIRE_REQUANT_S8 = 4, /* y (int8) = sat8(round(x (int32) / 2^shift)), with max|x| and the saturation count */
+  MH_WIRE_RELU_S8 = 5,    /* y = max(x, 0) on int8 */
+  MH_WIRE_RELU_BWD_S8 = 6 /* dx = y > 0 ? dy : 0 on int8 */
 } mh_wire_op;
 
 typedef enum mh_wire_status {
@@ -58,6 +60,13 @@ typedef struct mh_wire_requant_s8 {
   uint32_t reserved[11];
 } mh_wire_requant_s8;
 
+/* MH_WIRE_RELU_S8 (a = x, out = y) and MH_WIRE_RELU_BWD_S8 (a = y, b = dy, out = dx): int8 tensors
+ * of n elements, offsets 128-byte aligned. */
+typedef struct mh_wire_eltwise_s8 {
+  uint32_t a_off, b_off, out_off, n;
+  uint32_t reserved[12];
+} mh_wire_eltwise_s8;
+
 /* The message slot at MH_WIRE_MSG_OFFSET. The host fills op/seq/args and writes seq (4 bytes)
  * to the request pipe; the DSP handles it, sets status (and reply fields) and writes seq back. */
 typedef struct mh_wire_msg {
@@ -71,6 +80,7 @@ typedef struct mh_wire_msg {
   union {
     mh_wire_gemm_s8 gemm;
     mh_wire_requant_s8 requant;
+    mh_wire_eltwise_s8 eltwise;
     uint32_t raw[48];
   } args;
 } mh_wire_msg;
@@ -79,6 +89,7 @@ typedef struct mh_wire_msg {
 typedef char mh_wire_check_header[sizeof(mh_wire_header) == 64 ? 1 : -1];
 typedef char mh_wire_check_gemm[sizeof(mh_wire_gemm_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_requant[sizeof(mh_wire_requant_s8) == 64 ? 1 : -1];
+typedef char mh_wire_check_eltwise[sizeof(mh_wire_eltwise_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_msg[sizeof(mh_wire_msg) == 256 ? 1 : -1];
 typedef char mh_wire_check_fits[MH_WIRE_MSG_OFFSET + sizeof(mh_wire_msg) <= MH_WIRE_PAGE ? 1 : -1];
 

@@ -118,6 +118,29 @@ static void fused(mh_dsp *d) {
       }
 }
 
+/* HVX ReLU forward and backward on int8 against the host's definition (src/ops/int_simple.c). */
+static void relu(mh_dsp *d) {
+  static const uint32_t lens[] = {1, 100, 128, 129, 1000, 5000};
+  mh_rng r = mh_rng_make(31);
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+    for (int bwd = 0; bwd < 2; bwd++) {
+      uint32_t n = lens[li], a_off = MH_WIRE_PAGE, b_off = a_off + (n + 127) / 128 * 128, o_off = b_off + (n + 127) / 128 * 128;
+      int8_t *a = (int8_t *)mh_dsp_at(d, a_off), *b = (int8_t *)mh_dsp_at(d, b_off), want[5000];
+      for (uint32_t i = 0; i < n; i++) {
+        a[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127), b[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+        if (i % 11 == 0) a[i] = 0;
+        want[i] = bwd ? (a[i] > 0 ? b[i] : 0) : (a[i] > 0 ? a[i] : 0);
+      }
+      mh_wire_msg *msg = mh_dsp_msg(d);
+      memset(msg, 0, sizeof *msg);
+      msg->op = bwd ? MH_WIRE_RELU_BWD_S8 : MH_WIRE_RELU_S8;
+      mh_wire_eltwise_s8 e = {a_off, b_off, o_off, n};
+      msg->args.eltwise = e;
+      CHECK_OK(mh_dsp_call(d, 20000));
+      CHECK(memcmp(mh_dsp_at(d, o_off), want, n) == 0);
+    }
+}
+
 /* Batch splitting: a weight-gradient-shaped GEMM (K = samples x positions) too big for the shared
  * region runs as several K parts accumulating on the DSP, and one too big for VTCM in K chunks on
  * the DSP; both equal the unsplit oracle bit for bit. */
@@ -241,6 +264,7 @@ int main(void) {
   gemm_case(d, &r, 3, 2, 65536, 1, 0); /* sums near 2^30, through several K chunks */
   requant(d);
   fused(d);
+  relu(d);
 
   /* malformed messages: a status back, and the DSP keeps serving */
   mh_wire_gemm_s8 g = {8, 8, 8, MH_WIRE_PAGE, 8, MH_WIRE_PAGE + 64, 8, MH_WIRE_PAGE + 128, 8, 0};
