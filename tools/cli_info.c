@@ -52,7 +52,7 @@ int cmd_info(int argc, char **argv) {
 }
 
 int cmd_bench(int argc, char **argv) {
-  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL;
+  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL;
   int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
@@ -60,6 +60,7 @@ int cmd_bench(int argc, char **argv) {
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
                           {"--precision", OPT_STR, &precision, "fp32|int8|niti (default fp32)"},
                           {"--rescale", OPT_STR, &rescale, "niti: adaptive|exact (default adaptive)"},
+                          {"--backend", OPT_STR, &backend, "cpu|dsp|auto: where int8/niti GEMMs run (default cpu)"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},
@@ -81,6 +82,7 @@ int cmd_bench(int argc, char **argv) {
   cfg.threads = threads;
   cfg.precision = precision;
   cfg.rescale = rescale;
+  cfg.backend = backend;
   cfg.lr = 0.01f; /* as reference/zoo.py's timing loop */
   cfg.schedule = MH_SCHEDULE_CONSTANT;
   cfg.force_reference = reference;
@@ -99,6 +101,12 @@ int cmd_bench(int argc, char **argv) {
   printf("%s\tparams=%lld\tbatch=%d\tthreads=%d\tprecision=%s\tisa=%s\tmedian_ms=%.1f\tmin_ms=%.1f\tpeak_MiB=%.1f\n", model,
          (long long)mh_model_param_count(m), batch, threads, precision, mh_trainer_isa(t), res.step_ms_median,
          res.step_ms_min, res.peak_bytes / 1048576.0);
+  mh_dsp_report dr;
+  mh_trainer_dsp_report(t, &dr);
+  if (dr.gemms)
+    printf("note: %ld int8 GEMMs ran on the emulated DSP (qemu-hexagon): these times are the emulator's, not a DSP's "
+           "(see mandheling plan for modelled DSP costs)\n",
+           dr.gemms);
   if (!strcmp(precision, "niti"))
     printf("rescale %s: %.1f%% of step time\n", mh_trainer_rescale_mode(t), 100 * res.rescale_share);
   if (res.profile) {

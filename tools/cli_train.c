@@ -154,13 +154,14 @@ out:
 }
 
 int cmd_eval(int argc, char **argv) {
-  const char *model = NULL, *data = DEFAULT_DATA, *load = NULL, *json = NULL, *precision = "fp32";
+  const char *model = NULL, *data = DEFAULT_DATA, *load = NULL, *json = NULL, *precision = "fp32", *backend = NULL;
   int threads = 2, batch = 256;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (default: the checkpoint's own)"},
                           {"--load", OPT_STR, &load, "checkpoint to evaluate (required)"},
                           {"--data", OPT_STR, &data, "data directory (default " DEFAULT_DATA ")"},
                           {"--precision", OPT_STR, &precision, "fp32|int8|niti (default: the checkpoint's)"},
                           {"--batch", OPT_INT, &batch, "evaluation batch (default 256)"},
+                          {"--backend", OPT_STR, &backend, "cpu|dsp|auto: where int8/niti GEMMs run (default cpu)"},
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
                           {NULL, 0, NULL, NULL}};
@@ -182,6 +183,7 @@ int cmd_eval(int argc, char **argv) {
     precision = ckpt_precision;
   }
   cfg.precision = precision;
+  cfg.backend = backend;
   mh_model *m = NULL;
   mh_trainer *t = NULL;
   int rc = 1;
