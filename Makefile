@@ -13,9 +13,11 @@ build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
-# The main job: train lenet5 on Fashion-MNIST for 5 epochs, then print the test accuracy.
+# The main job: train lenet5 on Fashion-MNIST for 5 epochs, then print the test accuracy; then a
+# few integer-only training steps with their GEMMs on the (emulated) Hexagon DSP, when there is one.
 run: setup build
 	./$(BUILD)/mandheling train --model lenet5 --epochs 5
+	./$(BUILD)/mandheling bench --model lenet5 --precision niti --backend auto --batch 16 --steps 3
 
 test: setup
 	JOBS=$(JOBS) bash scripts/test.sh
