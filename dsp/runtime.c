@@ -6,6 +6,7 @@
 
 #include "hvx_eltwise.h"
 #include "hvx_gemm.h"
+#include "hvx_pool.h"
 #include "hvx_requant.h"
 #include "sys.h"
 #include "vtcm.h"
@@ -68,6 +69,17 @@ static uint32_t do_relu(mh_vtcm *v, uint32_t op, const mh_wire_eltwise_s8 *e) {
                         : mh_hvx_relu_s8(v, a, out, e->n));
 }
 
+static uint32_t do_pool(mh_vtcm *v, uint32_t op, const mh_wire_pool_s8 *p) {
+  int bwd = op == MH_WIRE_MAXPOOL2_BWD_S8;
+  if (!p->planes || p->h < 2 || p->w < 2 || p->h > 65536 || p->w > 65536 || p->planes > (1u << 24)) return MH_WIRE_E_ARG;
+  uint64_t in = (uint64_t)p->planes * p->h * p->w, out = (uint64_t)p->planes * (p->h / 2) * (p->w / 2);
+  if (!in_region(p->x_off, in) || !in_region(p->y_off, out) || (bwd && !in_region(p->dx_off, in))) return MH_WIRE_E_BOUNDS;
+  const int8_t *x = (const int8_t *)(region + p->x_off), *end = (const int8_t *)(region + region_bytes);
+  return (uint32_t)(bwd ? mh_hvx_maxpool2_bwd_s8(v, x, (const int8_t *)(region + p->y_off), (int8_t *)(region + p->dx_off),
+                                                 p->planes, p->h, p->w, end)
+                        : mh_hvx_maxpool2_s8(v, x, (int8_t *)(region + p->y_off), p->planes, p->h, p->w, end));
+}
+
 /* Maps the region: first its header page, then all of it once the size is known. 0 on success. */
 static int map_region(void) {
   mh_wire_header *h = mh_sys_map_shared(REGION_FD, MH_WIRE_PAGE);
@@ -112,6 +124,9 @@ void _start(void) {
     } else if (op == MH_WIRE_RELU_S8 || op == MH_WIRE_RELU_BWD_S8) {
       mh_wire_eltwise_s8 e = msg->args.eltwise;
       status = do_relu(&v, op, &e);
+    } else if (op == MH_WIRE_MAXPOOL2_S8 || op == MH_WIRE_MAXPOOL2_BWD_S8) {
+      mh_wire_pool_s8 p = msg->args.pool;
+      status = do_pool(&v, op, &p);
     } else if (op == MH_WIRE_EXIT) status = MH_WIRE_OK;
     else status = MH_WIRE_E_OP;
     msg->status = status;

@@ -25,7 +25,9 @@ typedef enum mh_wire_op {
   MH_WIRE_EXIT = 3,    /* the DSP replies and exits */
   MH_WIRE_REQUANT_S8 = 4, /* y (int8) = sat8(round(x (int32) / 2^shift)), with max|x| and the saturation count */
   MH_WIRE_RELU_S8 = 5,    /* y = max(x, 0) on int8 */
-  MH_WIRE_RELU_BWD_S8 = 6 /* dx = y > 0 ? dy : 0 on int8 */
+  MH_WIRE_RELU_BWD_S8 = 6, /* dx = y > 0 ? dy : 0 on int8 */
+  MH_WIRE_MAXPOOL2_S8 = 7,     /* 2x2 stride-2 max-pool of int8 planes */
+  MH_WIRE_MAXPOOL2_BWD_S8 = 8  /* its backward: each window's error to its first maximum */
 } mh_wire_op;
 
 typedef enum mh_wire_status {
@@ -67,6 +69,14 @@ typedef struct mh_wire_eltwise_s8 {
   uint32_t reserved[12];
 } mh_wire_eltwise_s8;
 
+/* MH_WIRE_MAXPOOL2_S8: x (planes x h x w) -> y (planes x h/2 x w/2).
+ * MH_WIRE_MAXPOOL2_BWD_S8: x (the forward input), dy (at y_off) -> dx (at dx_off, planes x h x w). */
+typedef struct mh_wire_pool_s8 {
+  uint32_t x_off, y_off, dx_off;
+  uint32_t planes, h, w;
+  uint32_t reserved[10];
+} mh_wire_pool_s8;
+
 /* The message slot at MH_WIRE_MSG_OFFSET. The host fills op/seq/args and writes seq (4 bytes)
  * to the request pipe; the DSP handles it, sets status (and reply fields) and writes seq back. */
 typedef struct mh_wire_msg {
@@ -81,6 +91,7 @@ typedef struct mh_wire_msg {
     mh_wire_gemm_s8 gemm;
     mh_wire_requant_s8 requant;
     mh_wire_eltwise_s8 eltwise;
+    mh_wire_pool_s8 pool;
     uint32_t raw[48];
   } args;
 } mh_wire_msg;
@@ -90,6 +101,7 @@ typedef char mh_wire_check_header[sizeof(mh_wire_header) == 64 ? 1 : -1];
 typedef char mh_wire_check_gemm[sizeof(mh_wire_gemm_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_requant[sizeof(mh_wire_requant_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_eltwise[sizeof(mh_wire_eltwise_s8) == 64 ? 1 : -1];
+typedef char mh_wire_check_pool[sizeof(mh_wire_pool_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_msg[sizeof(mh_wire_msg) == 256 ? 1 : -1];
 typedef char mh_wire_check_fits[MH_WIRE_MSG_OFFSET + sizeof(mh_wire_msg) <= MH_WIRE_PAGE ? 1 : -1];
 

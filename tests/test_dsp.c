@@ -141,6 +141,48 @@ static void relu(mh_dsp *d) {
     }
 }
 
+/* HVX 2x2 max-pool forward and backward on int8 planes against the host's rule (first maximum in
+ * scan order; floor mode), with ties forced by a small value range, odd sizes and wide rows. */
+static void maxpool(mh_dsp *d) {
+  static const uint32_t shapes[][3] = {{3, 28, 28}, {2, 14, 14}, {4, 7, 9}, {1, 2, 300}, {2, 5, 131}, {1, 260, 2}};
+  mh_rng r = mh_rng_make(41);
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int range = 0; range < 2; range++) {
+      uint32_t pl = shapes[s][0], h = shapes[s][1], w = shapes[s][2], P = h / 2, Q = w / 2;
+      uint32_t n = pl * h * w, m = pl * P * Q;
+      uint32_t x_off = MH_WIRE_PAGE, y_off = x_off + (n + 127) / 128 * 128, dx_off = y_off + (m + 127) / 128 * 128;
+      int8_t *x = (int8_t *)mh_dsp_at(d, x_off), *y = (int8_t *)mh_dsp_at(d, y_off);
+      int8_t *wy = malloc(m), *wdx = calloc(n, 1), *dy = malloc(m);
+      for (uint32_t i = 0; i < n; i++) x[i] = (int8_t)(range ? (int)mh_rng_below(&r, 3) - 1 : (int)mh_rng_below(&r, 255) - 127);
+      for (uint32_t i = 0; i < m; i++) dy[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+      for (uint32_t t = 0; t < pl; t++)
+        for (uint32_t p = 0; p < P; p++)
+          for (uint32_t q = 0; q < Q; q++) {
+            const int8_t *b = x + ((size_t)t * h + 2 * p) * w + 2 * q;
+            size_t best = 0, off[4] = {0, 1, w, w + 1};
+            for (int k = 1; k < 4; k++)
+              if (b[off[k]] > b[best]) best = off[k];
+            wy[((size_t)t * P + p) * Q + q] = b[best];
+            wdx[((size_t)t * h + 2 * p) * w + 2 * q + best] = dy[((size_t)t * P + p) * Q + q];
+          }
+      mh_wire_msg *msg = mh_dsp_msg(d);
+      memset(msg, 0, sizeof *msg);
+      msg->op = MH_WIRE_MAXPOOL2_S8;
+      mh_wire_pool_s8 a = {x_off, y_off, dx_off, pl, h, w};
+      msg->args.pool = a;
+      CHECK_OK(mh_dsp_call(d, 20000));
+      if (memcmp(y, wy, m)) TL_FAIL("DSP max-pool %ux%ux%u%s: forward differs", pl, h, w, range ? " (ties)" : "");
+      memcpy(y, dy, m); /* backward reads dy where y was */
+      memset(msg, 0, sizeof *msg);
+      msg->op = MH_WIRE_MAXPOOL2_BWD_S8;
+      msg->args.pool = a;
+      CHECK_OK(mh_dsp_call(d, 20000));
+      if (memcmp(mh_dsp_at(d, dx_off), wdx, n)) TL_FAIL("DSP max-pool %ux%ux%u%s: backward differs", pl, h, w, range ? " (ties)" : "");
+      tl_checks += 2;
+      free(wy), free(wdx), free(dy);
+    }
+}
+
 /* Batch splitting: a weight-gradient-shaped GEMM (K = samples x positions) too big for the shared
  * region runs as several K parts accumulating on the DSP, and one too big for VTCM in K chunks on
  * the DSP; both equal the unsplit oracle bit for bit. */
@@ -265,6 +307,7 @@ int main(void) {
   requant(d);
   fused(d);
   relu(d);
+  maxpool(d);
 
   /* malformed messages: a status back, and the DSP keeps serving */
   mh_wire_gemm_s8 g = {8, 8, 8, MH_WIRE_PAGE, 8, MH_WIRE_PAGE + 64, 8, MH_WIRE_PAGE + 128, 8, 0};
