@@ -57,14 +57,21 @@ static uint32_t do_requant(mh_vtcm *v, const mh_wire_requant_s8 *r, uint32_t *ma
                                      (int)r->shift, (int)r->mode, max_abs, saturated);
 }
 
-static uint32_t do_relu(mh_vtcm *v, uint32_t op, const mh_wire_eltwise_s8 *e) {
-  int bwd = op == MH_WIRE_RELU_BWD_S8;
+static uint32_t do_eltwise(mh_vtcm *v, uint32_t op, mh_wire_eltwise_s8 *e) {
+  int bwd = op == MH_WIRE_RELU_BWD_S8 || op == MH_WIRE_ADD_S8;
   if (!e->n || e->n > (1u << 28) || (e->a_off & 127u) || (e->out_off & 127u) || (bwd && (e->b_off & 127u)))
     return MH_WIRE_E_ARG;
   if (!in_region(e->a_off, e->n) || !in_region(e->out_off, e->n) || (bwd && !in_region(e->b_off, e->n)))
     return MH_WIRE_E_BOUNDS;
   const int8_t *a = (const int8_t *)(region + e->a_off);
   int8_t *out = (int8_t *)(region + e->out_off);
+  if (op == MH_WIRE_ADD_S8) {
+    if (e->ea < -(1 << 20) || e->ea > (1 << 20) || e->eb < -(1 << 20) || e->eb > (1 << 20)) return MH_WIRE_E_ARG;
+    int ey = 0;
+    uint32_t st = (uint32_t)mh_hvx_add_s8(v, a, e->ea, (const int8_t *)(region + e->b_off), e->eb, out, e->n, &ey);
+    e->ey = ey;
+    return st;
+  }
   return (uint32_t)(bwd ? mh_hvx_relu_bwd_s8(v, a, (const int8_t *)(region + e->b_off), out, e->n)
                         : mh_hvx_relu_s8(v, a, out, e->n));
 }
@@ -121,9 +128,10 @@ void _start(void) {
       uint32_t mx = 0, sat = 0;
       status = do_requant(&v, &r, &mx, &sat);
       msg->max_abs = mx, msg->saturated = sat;
-    } else if (op == MH_WIRE_RELU_S8 || op == MH_WIRE_RELU_BWD_S8) {
+    } else if (op == MH_WIRE_RELU_S8 || op == MH_WIRE_RELU_BWD_S8 || op == MH_WIRE_ADD_S8) {
       mh_wire_eltwise_s8 e = msg->args.eltwise;
-      status = do_relu(&v, op, &e);
+      status = do_eltwise(&v, op, &e);
+      msg->args.eltwise.ey = e.ey;
     } else if (op == MH_WIRE_MAXPOOL2_S8 || op == MH_WIRE_MAXPOOL2_BWD_S8) {
       mh_wire_pool_s8 p = msg->args.pool;
       status = do_pool(&v, op, &p);

@@ -27,7 +27,8 @@ typedef enum mh_wire_op {
   MH_WIRE_RELU_S8 = 5,    /* y = max(x, 0) on int8 */
   MH_WIRE_RELU_BWD_S8 = 6, /* dx = y > 0 ? dy : 0 on int8 */
   MH_WIRE_MAXPOOL2_S8 = 7,     /* 2x2 stride-2 max-pool of int8 planes */
-  MH_WIRE_MAXPOOL2_BWD_S8 = 8  /* its backward: each window's error to its first maximum */
+  MH_WIRE_MAXPOOL2_BWD_S8 = 8, /* its backward: each window's error to its first maximum */
+  MH_WIRE_ADD_S8 = 9           /* residual add of int8 tensors with exponent alignment */
 } mh_wire_op;
 
 typedef enum mh_wire_status {
@@ -66,7 +67,9 @@ typedef struct mh_wire_requant_s8 {
  * of n elements, offsets 128-byte aligned. */
 typedef struct mh_wire_eltwise_s8 {
   uint32_t a_off, b_off, out_off, n;
-  uint32_t reserved[12];
+  int32_t ea, eb;   /* MH_WIRE_ADD_S8: the inputs' exponents (|e| < 2^20); the reply's exponent goes to ey */
+  int32_t ey;
+  uint32_t reserved[9];
 } mh_wire_eltwise_s8;
 
 /* MH_WIRE_MAXPOOL2_S8: x (planes x h x w) -> y (planes x h/2 x w/2).

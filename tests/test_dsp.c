@@ -9,6 +9,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/dsp/dsp.h"
 #include "mandheling.h"
+#include "ops/ops.h"
 #include "core/rng.h"
 #include "testlib.h"
 #include "train/trainer.h"
@@ -139,6 +140,35 @@ static void relu(mh_dsp *d) {
       CHECK_OK(mh_dsp_call(d, 20000));
       CHECK(memcmp(mh_dsp_at(d, o_off), want, n) == 0);
     }
+}
+
+/* HVX residual add against mh__int_add for exponent pairs that align both ways and overflow. */
+static void add(mh_dsp *d) {
+  static const uint32_t lens[] = {1, 127, 128, 300, 4096};
+  mh_rng r = mh_rng_make(43);
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+    for (int ea = -3; ea <= 3; ea += 3)
+      for (int eb = -12; eb <= 3; eb += 5) {
+        uint32_t n = lens[li], a_off = MH_WIRE_PAGE, b_off = a_off + (n + 127) / 128 * 128, o_off = b_off + (n + 127) / 128 * 128;
+        int8_t *a = (int8_t *)mh_dsp_at(d, a_off), *b = (int8_t *)mh_dsp_at(d, b_off), *want = malloc(n);
+        int small = (int)(li & 1); /* small values: no overflow, the exponent stays */
+        for (uint32_t i = 0; i < n; i++) {
+          a[i] = (int8_t)(small ? (int)mh_rng_below(&r, 61) - 30 : (int)mh_rng_below(&r, 255) - 127);
+          b[i] = (int8_t)(small ? (int)mh_rng_below(&r, 61) - 30 : (int)mh_rng_below(&r, 255) - 127);
+        }
+        int ew = mh__int_add(NULL, a, ea, b, eb, want, n);
+        mh_wire_msg *msg = mh_dsp_msg(d);
+        memset(msg, 0, sizeof *msg);
+        msg->op = MH_WIRE_ADD_S8;
+        mh_wire_eltwise_s8 e = {a_off, b_off, o_off, n, ea, eb};
+        msg->args.eltwise = e;
+        CHECK_OK(mh_dsp_call(d, 20000));
+        tl_checks++;
+        if (memcmp(mh_dsp_at(d, o_off), want, n) || msg->args.eltwise.ey != ew)
+          TL_FAIL("DSP add n %u ea %d eb %d: %s, exponent %d vs %d", n, ea, eb,
+                  memcmp(mh_dsp_at(d, o_off), want, n) ? "values differ" : "values equal", msg->args.eltwise.ey, ew);
+        free(want);
+      }
 }
 
 /* HVX 2x2 max-pool forward and backward on int8 planes against the host's rule (first maximum in
@@ -308,6 +338,7 @@ int main(void) {
   fused(d);
   relu(d);
   maxpool(d);
+  add(d);
 
   /* malformed messages: a status back, and the DSP keeps serving */
   mh_wire_gemm_s8 g = {8, 8, 8, MH_WIRE_PAGE, 8, MH_WIRE_PAGE + 64, 8, MH_WIRE_PAGE + 128, 8, 0};
