@@ -144,6 +144,8 @@ typedef struct mh_dsp_report {
   double bytes_to_dsp, bytes_from_dsp;
   long split_parts;      /* batch splitting: messages of GEMMs split along K to fit the shared region */
   long vtcm_chunks;      /* batch splitting: K chunks the DSP ran to stay within VTCM (of split GEMMs) */
+  long fused_gemms;      /* rescaling on the DSP: GEMMs whose int8 result came back with the shift applied */
+  double int32_bytes_kept; /* int32 bytes those did not send back */
 } mh_dsp_report;
 
 typedef struct mh_fit_summary {

@@ -102,10 +102,11 @@ int cmd_train(int argc, char **argv) {
   if (sum.rescale.calls) print_rescale(&sum.rescale, mh_trainer_rescale_mode(t), sum.seconds);
   if (sum.dsp.gemms || sum.dsp.cpu_fallbacks)
     printf("dsp: %ld int8 GEMMs (%.2f GMAC) in %ld messages, %.1f MiB to and %.1f MiB from the DSP, %ld GEMMs on the CPU "
-           "instead%s; batch splitting: %ld region parts, %ld VTCM chunks\n",
+           "instead%s; batch splitting: %ld region parts, %ld VTCM chunks; rescaling on the DSP: %ld fused GEMMs kept "
+           "%.1f MiB of int32 there\n",
            sum.dsp.gemms, sum.dsp.macs * 1e-9, sum.dsp.messages, sum.dsp.bytes_to_dsp / 1048576.0,
            sum.dsp.bytes_from_dsp / 1048576.0, sum.dsp.cpu_fallbacks, sum.dsp.active ? "" : " (the DSP is gone)",
-           sum.dsp.split_parts, sum.dsp.vtcm_chunks);
+           sum.dsp.split_parts, sum.dsp.vtcm_chunks, sum.dsp.fused_gemms, sum.dsp.int32_bytes_kept / 1048576.0);
   if (save) printf("checkpoint written to %s\n", save);
   if (json) {
     json_out j;

@@ -3,6 +3,7 @@
  * an int8 input error. */
 #include <string.h>
 
+#include "backend/dsp/dsp.h"
 #include "ops/ops.h"
 
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
@@ -12,18 +13,59 @@ static void dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
   *F = in->c * in->h * in->w, *O = nd->c;
 }
 
-/* Scratch: int32 result (max(N*O, N*F)) then, when the input's gradient may accumulate (several
- * consumers), an int8 input error (N*F). */
+/* Scratch: int32 result (max(N*O, N*F)), then an int8 input error (N*F) when the input's gradient
+ * may accumulate (several consumers), then the DSP path's aligned biases (O) and transposed output. */
 static size_t lin_int_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
   int F, O;
   dims(g, nd, &F, &O);
   size_t acc = (size_t)n * (O > F ? O : F);
-  return (al(acc * 4) + (g->nodes[nd->in[0]].n_consumers > 1 ? al((size_t)n * F) : 0)) / 4 + 16;
+  return (al(acc * 4) + (g->nodes[nd->in[0]].n_consumers > 1 ? al((size_t)n * F) : 0) + al((size_t)O * 4) +
+          al((size_t)O * n)) / 4 + 16;
+}
+
+/* --backend dsp with adaptive rescaling and a prediction to use: the GEMM runs on the DSP with the
+ * requantise epilogue fused at the predicted shift, so the int32 result never leaves the DSP; the
+ * adaptive rule (src/quant/rescale.c) judges the measured max and saturations exactly as on the CPU,
+ * and a fallback repeats the fused GEMM with the exact shift. Computed transposed (outputs x samples)
+ * because the epilogue adds its bias per row. Returns 1 when done, 0 for the CPU path. */
+static int lin_int_forward_dsp(mh_op_ctx *ctx, int N, int F, int O, int e_acc) {
+  if (!ctx->dsp || !ctx->dsp->alive || mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale)) return 0;
+  char *base = (char *)ctx->scratch + al((size_t)N * (O > F ? O : F) * 4) +
+               (ctx->g->nodes[ctx->node->in[0]].n_consumers > 1 ? al((size_t)N * F) : 0);
+  int32_t *bias = ctx->node->bias ? (int32_t *)base : NULL;
+  int8_t *yt = (int8_t *)(base + al((size_t)O * 4));
+  for (int o = 0; bias && o < O; o++) bias[o] = mh_q_align32(ctx->qw[(size_t)O * F + o], ctx->ew[1] - e_acc);
+  mh_gemm_s8_args g = {O, N, F, ctx->qw, F, 0, ctx->qx[0], F, 1, NULL, N, 0}; /* W x^T */
+  mh_requant_stats s;
+  if (mh_dsp_gemm_s8_requant(ctx->dsp, &g, bias, ctx->rs[0].shift, MH_ROUND_PSTO, yt, N, &s)) return 0;
+  int redo, shift = mh_rescale_after_predicted(&ctx->rs[0], ctx->rc, &s, (long)N * O, &redo);
+  if (redo && mh_dsp_gemm_s8_requant(ctx->dsp, &g, bias, shift, MH_ROUND_PSTO, yt, N, &s)) {
+    /* the DSP went away between the two passes: finish this call on the CPU with the decided shift */
+    int32_t *acc = (int32_t *)ctx->scratch;
+    mh_gemm_s8_args c = {N, O, F, ctx->qx[0], F, 0, ctx->qw, F, 1, acc, O, 0};
+    mh_gemm_s8(ctx->kt, ctx->pool, &c);
+    for (int n = 0; bias && n < N; n++)
+      for (int o = 0; o < O; o++) acc[(size_t)n * O + o] = mh_q_add_sat32(acc[(size_t)n * O + o], bias[o]);
+    ctx->kt->requant_s8(acc, ctx->qy, (long)N * O, shift, MH_ROUND_PSTO, 0, 0, &s);
+  } else {
+    for (int o = 0; o < O; o++)
+      for (int n = 0; n < N; n++) ctx->qy[(size_t)n * O + o] = yt[(size_t)o * N + n];
+  }
+  if (ctx->dsp_counts) {
+    ctx->dsp_counts->gemms += 1 + redo, ctx->dsp_counts->fused_gemms += 1 + redo;
+    ctx->dsp_counts->macs += (1.0 + redo) * N * O * F;
+    ctx->dsp_counts->bytes_to_dsp += (1.0 + redo) * ((double)O * F + (double)N * F + (bias ? O * 4.0 : 0));
+    ctx->dsp_counts->bytes_from_dsp += (1.0 + redo) * N * O;
+    ctx->dsp_counts->int32_bytes_kept += (1.0 + redo) * N * O * 4.0;
+  }
+  *ctx->ey = e_acc + shift;
+  return 1;
 }
 
 static void lin_int_forward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
   dims(ctx->g, ctx->node, &F, &O);
+  if (lin_int_forward_dsp(ctx, N, F, O, ctx->ex[0] + ctx->ew[0])) return;
   int32_t *acc = (int32_t *)ctx->scratch;
   mh_gemm_s8_args a = {N, O, F, ctx->qx[0], F, 0, ctx->qw, F, 1, acc, O, 0};
   mh__op_gemm_s8(ctx, &a);

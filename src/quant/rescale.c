@@ -74,40 +74,54 @@ static double now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+int mh_rescale_needs_exact(const mh_rescale_state *st, mh_rescale_mode mode) {
+  return mode == MH_RESCALE_EXACT || !st->have || st->since_exact + 1 >= MH_RESCALE_PERIOD;
+}
+
+void mh_rescale_after_exact(mh_rescale_state *st, mh_rescale_counts *cnt, int shift, long n, mh_rescale_mode mode) {
+  cnt->calls++;
+  if (mode == MH_RESCALE_ADAPTIVE) cnt->periodic++;
+  cnt->max_passes++;
+  cnt->int32_bytes_read += 2.0 * n * 4;
+  st->since_exact = 0, st->shift = shift, st->have = 1;
+}
+
+int mh_rescale_after_predicted(mh_rescale_state *st, mh_rescale_counts *cnt, const mh_requant_stats *s, long n,
+                               int *redo) {
+  int shift = st->shift, want = mh_q_niti_shift_for(s->max_abs);
+  double bytes = (double)n * 4;
+  cnt->calls++;
+  cnt->int32_bytes_read += bytes;
+  if (want != shift) cnt->mispredicted++;
+  *redo = s->saturated * MH_RESCALE_SAT_DIV > n; /* too many clipped: redo this call exactly */
+  if (*redo) {
+    shift = want;
+    cnt->fallbacks++;
+    cnt->int32_bytes_read += bytes;
+  } else {
+    cnt->passes_avoided++;
+    cnt->int32_bytes_avoided += bytes;
+  }
+  st->since_exact++;
+  st->shift = want, st->have = 1;
+  return shift;
+}
+
 int mh_rescale_s32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const int32_t *acc, long n, int8_t *out,
                       mh_round_mode round, mh_rescale_mode mode, mh_rescale_state *st, mh_rescale_counts *cnt) {
-  double t0 = now_s(), bytes = (double)n * 4;
+  double t0 = now_s();
   rs_job j = {.kt = kt, .x = acc, .y = out, .n = n, .parts = parts_for(pool, n), .round = (int)round};
   int shift;
-  cnt->calls++;
-  int exact = mode == MH_RESCALE_EXACT || !st->have || st->since_exact + 1 >= MH_RESCALE_PERIOD;
-  if (exact) {
-    if (mode == MH_RESCALE_ADAPTIVE) cnt->periodic++;
+  if (mh_rescale_needs_exact(st, mode)) {
     shift = mh_q_niti_shift_for(mh_rescale_max_abs(pool, acc, n));
     requant(pool, &j, shift);
-    cnt->max_passes++;
-    cnt->int32_bytes_read += 2 * bytes;
-    st->since_exact = 0;
-    st->shift = shift;
+    mh_rescale_after_exact(st, cnt, shift, n, mode);
   } else {
-    shift = st->shift;
-    mh_requant_stats s = requant(pool, &j, shift);
-    int want = mh_q_niti_shift_for(s.max_abs);
-    cnt->int32_bytes_read += bytes;
-    if (want != shift) cnt->mispredicted++;
-    if (s.saturated * MH_RESCALE_SAT_DIV > n) { /* too many clipped: redo this call exactly */
-      shift = want;
-      requant(pool, &j, shift);
-      cnt->fallbacks++;
-      cnt->int32_bytes_read += bytes;
-    } else {
-      cnt->passes_avoided++;
-      cnt->int32_bytes_avoided += bytes;
-    }
-    st->since_exact++;
-    st->shift = want;
+    mh_requant_stats s = requant(pool, &j, st->shift);
+    int redo;
+    shift = mh_rescale_after_predicted(st, cnt, &s, n, &redo);
+    if (redo) requant(pool, &j, shift);
   }
-  st->have = 1;
   cnt->seconds += now_s() - t0;
   return shift;
 }

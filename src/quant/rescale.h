@@ -60,4 +60,15 @@ int mh_rescale_s32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const int32_t *ac
 
 void mh_rescale_counts_add(mh_rescale_counts *into, const mh_rescale_counts *c);
 
+/* The rule in parts, for callers whose requantise pass runs elsewhere (the DSP's fused GEMM
+ * epilogue) and must keep the same histories and counts as mh_rescale_s32_s8:
+ *  - mh_rescale_needs_exact: 1 when this call must find its shift from a max pass;
+ *  - mh_rescale_after_exact: record an exact call that used `shift`;
+ *  - mh_rescale_after_predicted: record a pass made with the prediction st->shift that measured s;
+ *    returns the shift the call ends with and sets *redo when the pass must be repeated with it. */
+int mh_rescale_needs_exact(const mh_rescale_state *st, mh_rescale_mode mode);
+void mh_rescale_after_exact(mh_rescale_state *st, mh_rescale_counts *cnt, int shift, long n, mh_rescale_mode mode);
+int mh_rescale_after_predicted(mh_rescale_state *st, mh_rescale_counts *cnt, const mh_requant_stats *s, long n,
+                               int *redo);
+
 #endif

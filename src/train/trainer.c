@@ -248,4 +248,5 @@ void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
   r->macs = t->dsp_counts->macs;
   r->bytes_to_dsp = t->dsp_counts->bytes_to_dsp, r->bytes_from_dsp = t->dsp_counts->bytes_from_dsp;
   r->split_parts = t->dsp_counts->split_parts, r->vtcm_chunks = t->dsp_counts->vtcm_chunks;
+  r->fused_gemms = t->dsp_counts->fused_gemms, r->int32_bytes_kept = t->dsp_counts->int32_bytes_kept;
 }

@@ -17,6 +17,8 @@ typedef struct mh_dsp_counts {
   double bytes_to_dsp, bytes_from_dsp; /* copied into / out of the shared region */
   long split_parts;      /* messages of GEMMs split along K to fit the shared region */
   long vtcm_chunks;      /* K chunks of GEMMs the DSP split to fit VTCM */
+  long fused_gemms;      /* GEMMs with the requantise epilogue fused (adaptive rescaling on the DSP) */
+  double int32_bytes_kept; /* int32 results those kept on the DSP instead of sending back */
 } mh_dsp_counts;
 
 /* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too
