@@ -3,6 +3,7 @@
  * node's rescale slot (pseudo-stochastic rounding). Weight and bias gradients stay int32 sums. */
 #include <string.h>
 
+#include "backend/dsp/dsp.h"
 #include "ops/conv2d_common.h"
 
 /* Scratch (bytes, 64-aligned): col (kk x cols), gathered dy (Og x cols), GEMM result
@@ -46,33 +47,93 @@ static size_t conv_int_scratch(const mh_graph *g, const mh_node *nd, int n, int 
   return scratch_bytes(&d, needs_dx(g, nd), may_acc(g, nd), NULL, NULL) / 4 + 16;
 }
 
-static void conv_int_forward(mh_op_ctx *ctx) {
-  conv_dims d = mh__conv_dims(ctx);
-  int_scratch s;
-  scratch_bytes(&d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+/* The layer's int32 result with the bias added, NCHW in s->big. */
+static void conv_int_acc(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch *s, int e_acc) {
+  conv_dims d = *dp;
   int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
-      mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s.col, n0, cnt, g);
-      mh_gemm_s8_args ga = {d.Og, cols, kk, ctx->qw + (size_t)g * d.Og * kk, kk, 0, s.col, cols, 0, s.acc, cols, 0};
+      mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s->col, n0, cnt, g);
+      mh_gemm_s8_args ga = {d.Og, cols, kk, ctx->qw + (size_t)g * d.Og * kk, kk, 0, s->col, cols, 0, s->acc, cols, 0};
       mh__op_gemm_s8(ctx, &ga);
       for (int sm = 0; sm < cnt; sm++)
         for (int o = 0; o < d.Og; o++)
-          memcpy(s.big + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, s.acc + (size_t)o * cols + (size_t)sm * pq,
+          memcpy(s->big + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, s->acc + (size_t)o * cols + (size_t)sm * pq,
                  sizeof(int32_t) * pq);
     }
   }
-  int e_acc = ctx->ex[0] + ctx->ew[0];
   if (ctx->node->bias) { /* bias q_b * 2^e_b as an addend at the accumulator's exponent */
     const int8_t *b = ctx->qw + (size_t)d.O * kk;
     for (int n = 0; n < d.N; n++)
       for (int o = 0; o < d.O; o++) {
-        int32_t add = mh_q_align32(b[o], ctx->ew[1] - e_acc), *y = s.big + ((size_t)n * d.O + o) * pq;
+        int32_t add = mh_q_align32(b[o], ctx->ew[1] - e_acc), *y = s->big + ((size_t)n * d.O + o) * pq;
         for (int i = 0; i < pq; i++) y[i] = mh_q_add_sat32(y[i], add);
       }
   }
-  *ctx->ey = e_acc + mh__int_rescale(ctx, 0, s.big, (long)d.N * d.O * pq, ctx->qy);
+}
+
+/* --backend dsp with adaptive rescaling and a prediction to use: every chunk's GEMM runs on the DSP
+ * with the requantise epilogue fused at the predicted shift (the channel bias is the epilogue's row
+ * bias), the chunks' maxima and saturation counts are combined and judged by the same rule as on
+ * the CPU, and a fallback runs the chunks again with the exact shift. The int32 result never
+ * leaves the DSP. Returns 1 when done, 0 for the CPU path (nothing changed). */
+static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch *s, int e_acc) {
+  if (!ctx->dsp || !ctx->dsp->alive || mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale)) return 0;
+  conv_dims d = *dp;
+  int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  long n_out = (long)d.N * d.O * pq;
+  int32_t *bias = ctx->node->bias ? s->big : NULL; /* the int32 result is not needed here */
+  for (int o = 0; bias && o < d.O; o++) bias[o] = mh_q_align32(ctx->qw[(size_t)d.O * kk + o], ctx->ew[1] - e_acc);
+  int shift = ctx->rs[0].shift;
+  for (int pass = 0; pass < 2; pass++) {
+    mh_requant_stats all = {0, 0};
+    for (int n0 = 0; n0 < d.N; n0 += nb) {
+      int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
+      for (int g = 0; g < d.G; g++) {
+        mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s->col, n0, cnt, g);
+        mh_gemm_s8_args ga = {d.Og, cols, kk, ctx->qw + (size_t)g * d.Og * kk, kk, 0, s->col, cols, 0, NULL, cols, 0};
+        int8_t *y8 = (int8_t *)s->acc; /* Og x cols */
+        mh_requant_stats st;
+        if (mh_dsp_gemm_s8_requant(ctx->dsp, &ga, bias ? bias + g * d.Og : NULL, shift, MH_ROUND_PSTO, y8, cols, &st)) {
+          if (pass == 0) return 0; /* the rule has not seen this call: the CPU path takes it whole */
+          conv_int_acc(ctx, &d, s, e_acc); /* the DSP went away during the fallback: finish on the CPU */
+          mh_requant_stats ignored;
+          ctx->kt->requant_s8(s->big, ctx->qy, n_out, shift, MH_ROUND_PSTO, 0, 0, &ignored);
+          *ctx->ey = e_acc + shift;
+          return 1;
+        }
+        all.max_abs = st.max_abs > all.max_abs ? st.max_abs : all.max_abs;
+        all.saturated += st.saturated;
+        for (int sm = 0; sm < cnt; sm++)
+          for (int o = 0; o < d.Og; o++)
+            memcpy(ctx->qy + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, y8 + (size_t)o * cols + (size_t)sm * pq, pq);
+        if (ctx->dsp_counts) {
+          ctx->dsp_counts->gemms++, ctx->dsp_counts->fused_gemms++;
+          ctx->dsp_counts->macs += (double)d.Og * cols * kk;
+          ctx->dsp_counts->bytes_to_dsp += (double)d.Og * kk + (double)kk * cols + (bias ? d.Og * 4.0 : 0);
+          ctx->dsp_counts->bytes_from_dsp += (double)d.Og * cols;
+          ctx->dsp_counts->int32_bytes_kept += 4.0 * d.Og * cols;
+        }
+      }
+    }
+    if (pass == 1) break;
+    int redo;
+    shift = mh_rescale_after_predicted(&ctx->rs[0], ctx->rc, &all, n_out, &redo);
+    if (!redo) break;
+  }
+  *ctx->ey = e_acc + shift;
+  return 1;
+}
+
+static void conv_int_forward(mh_op_ctx *ctx) {
+  conv_dims d = mh__conv_dims(ctx);
+  int_scratch s;
+  scratch_bytes(&d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+  int e_acc = ctx->ex[0] + ctx->ew[0];
+  if (conv_int_forward_dsp(ctx, &d, &s, e_acc)) return;
+  conv_int_acc(ctx, &d, &s, e_acc);
+  *ctx->ey = e_acc + mh__int_rescale(ctx, 0, s.big, (long)d.N * d.O * d.P * d.Q, ctx->qy);
 }
 
 /* dx planes (int32) += col2im(dcol) for samples [n0, n0+cnt) of group g, one input channel per range item. */
