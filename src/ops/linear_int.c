@@ -23,6 +23,18 @@ static size_t lin_int_scratch(const mh_graph *g, const mh_node *nd, int n, int p
           al((size_t)O * n)) / 4 + 16;
 }
 
+/* acc (N x O int32) = x W^T plus the bias aligned to the accumulator's exponent e_acc. */
+static void lin_int_acc(mh_op_ctx *ctx, int N, int F, int O, int e_acc, int32_t *acc) {
+  mh_gemm_s8_args a = {N, O, F, ctx->qx[0], F, 0, ctx->qw, F, 1, acc, O, 0};
+  mh__op_gemm_s8(ctx, &a);
+  if (!ctx->node->bias) return;
+  const int8_t *b = ctx->qw + (size_t)O * F;
+  for (int o = 0; o < O; o++) {
+    int32_t add = mh_q_align32(b[o], ctx->ew[1] - e_acc);
+    for (int n = 0; n < N; n++) acc[(size_t)n * O + o] = mh_q_add_sat32(acc[(size_t)n * O + o], add);
+  }
+}
+
 /* --backend dsp with adaptive rescaling and a prediction to use: the GEMM runs on the DSP with the
  * requantise epilogue fused at the predicted shift, so the int32 result never leaves the DSP; the
  * adaptive rule (src/quant/rescale.c) judges the measured max and saturations exactly as on the CPU,
@@ -42,10 +54,7 @@ static int lin_int_forward_dsp(mh_op_ctx *ctx, int N, int F, int O, int e_acc) {
   if (redo && mh_dsp_gemm_s8_requant(ctx->dsp, &g, bias, shift, MH_ROUND_PSTO, yt, N, &s)) {
     /* the DSP went away between the two passes: finish this call on the CPU with the decided shift */
     int32_t *acc = (int32_t *)ctx->scratch;
-    mh_gemm_s8_args c = {N, O, F, ctx->qx[0], F, 0, ctx->qw, F, 1, acc, O, 0};
-    mh_gemm_s8(ctx->kt, ctx->pool, &c);
-    for (int n = 0; bias && n < N; n++)
-      for (int o = 0; o < O; o++) acc[(size_t)n * O + o] = mh_q_add_sat32(acc[(size_t)n * O + o], bias[o]);
+    lin_int_acc(ctx, N, F, O, e_acc, acc);
     ctx->kt->requant_s8(acc, ctx->qy, (long)N * O, shift, MH_ROUND_PSTO, 0, 0, &s);
   } else {
     for (int o = 0; o < O; o++)
@@ -65,18 +74,10 @@ static int lin_int_forward_dsp(mh_op_ctx *ctx, int N, int F, int O, int e_acc) {
 static void lin_int_forward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
   dims(ctx->g, ctx->node, &F, &O);
-  if (lin_int_forward_dsp(ctx, N, F, O, ctx->ex[0] + ctx->ew[0])) return;
-  int32_t *acc = (int32_t *)ctx->scratch;
-  mh_gemm_s8_args a = {N, O, F, ctx->qx[0], F, 0, ctx->qw, F, 1, acc, O, 0};
-  mh__op_gemm_s8(ctx, &a);
   int e_acc = ctx->ex[0] + ctx->ew[0];
-  if (ctx->node->bias) {
-    const int8_t *b = ctx->qw + (size_t)O * F;
-    for (int o = 0; o < O; o++) {
-      int32_t add = mh_q_align32(b[o], ctx->ew[1] - e_acc);
-      for (int n = 0; n < N; n++) acc[(size_t)n * O + o] = mh_q_add_sat32(acc[(size_t)n * O + o], add);
-    }
-  }
+  if (lin_int_forward_dsp(ctx, N, F, O, e_acc)) return;
+  int32_t *acc = (int32_t *)ctx->scratch;
+  lin_int_acc(ctx, N, F, O, e_acc, acc);
   *ctx->ey = e_acc + mh__int_rescale(ctx, 0, acc, (long)N * O, ctx->qy);
 }
 

@@ -16,6 +16,18 @@ static uint64_t need(const mh_gemm_s8_args *g, int kc) {
   return MH_WIRE_PAGE + al128((uint64_t)g->m * kc) + al128((uint64_t)kc * g->n) + (uint64_t)g->m * g->n * 4;
 }
 
+/* A[:, k0:k0+kp] as m rows of kp and B[k0:k0+kp, :] as kp rows of n, whatever the caller's layout. */
+static void put_operands(const mh_gemm_s8_args *g, int k0, int kp, int8_t *a, int8_t *b) {
+  for (int i = 0; i < g->m; i++)
+    if (!g->trans_a) memcpy(a + (size_t)i * kp, g->a + (size_t)i * g->lda + k0, (size_t)kp);
+    else
+      for (int p = 0; p < kp; p++) a[(size_t)i * kp + p] = g->a[(size_t)(k0 + p) * g->lda + i];
+  for (int p = 0; p < kp; p++)
+    if (!g->trans_b) memcpy(b + (size_t)p * g->n, g->b + (size_t)(k0 + p) * g->ldb, (size_t)g->n);
+    else
+      for (int j = 0; j < g->n; j++) b[(size_t)p * g->n + j] = g->b[(size_t)j * g->ldb + k0 + p];
+}
+
 int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt) {
   int kc = g->k;
   while (kc > 1 && need(g, kc) > d->region_bytes) kc = (kc + 1) / 2;
@@ -33,14 +45,7 @@ int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt) {
   long parts = 0, chunks = 0;
   for (int k0 = 0; k0 < g->k; k0 += kc) {
     int kp = g->k - k0 < kc ? g->k - k0 : kc;
-    for (int i = 0; i < g->m; i++) /* A[:, k0:k0+kp] as m rows of kp */
-      if (!g->trans_a) memcpy(a + (size_t)i * kp, g->a + (size_t)i * g->lda + k0, (size_t)kp);
-      else
-        for (int p = 0; p < kp; p++) a[(size_t)i * kp + p] = g->a[(size_t)(k0 + p) * g->lda + i];
-    for (int p = 0; p < kp; p++) /* B[k0:k0+kp, :] as kp rows of n */
-      if (!g->trans_b) memcpy(b + (size_t)p * g->n, g->b + (size_t)(k0 + p) * g->ldb, (size_t)g->n);
-      else
-        for (int j = 0; j < g->n; j++) b[(size_t)p * g->n + j] = g->b[(size_t)j * g->ldb + k0 + p];
+    put_operands(g, k0, kp, a, b);
     mh_wire_msg *msg = mh_dsp_msg(d);
     memset(msg, 0, sizeof *msg);
     msg->op = MH_WIRE_GEMM_S8;
@@ -75,14 +80,7 @@ int mh_dsp_gemm_s8_requant(mh_dsp *d, const mh_gemm_s8_args *g, const int32_t *b
     return mh__error(MH_ERR_UNSUPPORTED, "DSP fused GEMM: %dx%dx%d exceeds the %zu-byte shared region", g->m, g->n, g->k,
                      d->region_bytes);
   int8_t *a = (int8_t *)mh_dsp_at(d, (uint32_t)a_off), *b = (int8_t *)mh_dsp_at(d, (uint32_t)b_off);
-  for (int i = 0; i < g->m; i++)
-    if (!g->trans_a) memcpy(a + (size_t)i * g->k, g->a + (size_t)i * g->lda, (size_t)g->k);
-    else
-      for (int p = 0; p < g->k; p++) a[(size_t)i * g->k + p] = g->a[(size_t)p * g->lda + i];
-  for (int p = 0; p < g->k; p++)
-    if (!g->trans_b) memcpy(b + (size_t)p * g->n, g->b + (size_t)p * g->ldb, (size_t)g->n);
-    else
-      for (int j = 0; j < g->n; j++) b[(size_t)p * g->n + j] = g->b[(size_t)j * g->ldb + p];
+  put_operands(g, 0, g->k, a, b);
   if (bias) memcpy(mh_dsp_at(d, (uint32_t)bias_off), bias, (size_t)g->m * 4);
   mh_wire_msg *msg = mh_dsp_msg(d);
   memset(msg, 0, sizeof *msg);
