@@ -36,15 +36,40 @@ static void kernel_32x4(const HVX_Vector *restrict w, const int64_t *restrict bt
   acc[2] = Q6_Vw_vadd_VwVw(e2, o2), acc[3] = Q6_Vw_vadd_VwVw(e3, o3);
 }
 
-int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c,
-                   int ldc, int accumulate, uint32_t *chunks, mh_gemm_epilogue *ep) {
+/* q vectors of the A panel of rows [m0, m0+rows) and k [k0, k0+kc): vector qq, lane i, byte j =
+ * op(A)[m0+i][k0+4qq+j] + 128 (padding: 0 + 128, which meets zero padding in B). */
+static void pack_panel(const int8_t *a, int lda, int trans, int m0, int rows, int k0, int kc, int q, uint8_t *wp) {
+  for (int qq = 0; qq < q; qq++)
+    for (int i = 0; i < ROWS; i++)
+      for (int j = 0; j < 4; j++) {
+        int kk = 4 * qq + j;
+        int8_t val = 0;
+        if (i < rows && kk < kc) val = trans ? a[(long)(k0 + kk) * lda + m0 + i] : a[(long)(m0 + i) * lda + k0 + kk];
+        wp[qq * 128 + 4 * i + j] = (uint8_t)val ^ 0x80u;
+      }
+}
+
+static int qpad(int k) { /* 4-byte k steps, rounded up to even */
+  int q = (k + 3) / 4;
+  return q + (q & 1);
+}
+
+void mh_hvx_pack_a(int m, int k, const int8_t *a, int lda, int trans, uint8_t *out) {
+  int q = qpad(k);
+  for (int m0 = 0; m0 < m; m0 += ROWS)
+    pack_panel(a, lda, trans, m0, m - m0 < ROWS ? m - m0 : ROWS, 0, k, q, out + (long)(m0 / ROWS) * q * 128);
+}
+
+int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_epilogue *ep) {
+  int m = jb->m, n = jb->n, k = jb->k, lda = jb->lda, ldb = jb->ldb, ldc = jb->ldc;
+  const int8_t *a = jb->a, *b = jb->b;
+  int32_t *c = jb->c;
   /* K chunk: an A panel (128 bytes per 4 k) and NT packed columns (4 bytes per 4 k) must fit */
   uint32_t avail = v->size - ((v->used + 127u) & ~127u);
   if (avail < 4096) return MH_WIRE_E_VTCM;
   int max_q = (int)((avail - 2048) / (128 + 4 * NT)) & ~1; /* 4-byte k steps per chunk, even */
   int kc_max = 4 * max_q;
-  int q_all = ((k < kc_max ? k : kc_max) + 3) / 4;
-  q_all += q_all & 1;
+  int q_all = qpad(k < kc_max ? k : kc_max), q_full = qpad(k);
   uint8_t *wp = mh_vtcm_alloc(v, (uint32_t)q_all * 128);
   int64_t *bt = mh_vtcm_alloc(v, (uint32_t)(NT * q_all * 4));
   int32_t *tmp = mh_vtcm_alloc(v, 128 * NT);
@@ -63,28 +88,26 @@ int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, co
       for (int i = 0; i < ROWS; i++) bw[i] = ep->bias && i < rows ? ep->bias[m0 + i] : 0;
     }
     for (int kc0 = 0; kc0 < k; kc0 += kc_max) {
-      int kc = k - kc0 < kc_max ? k - kc0 : kc_max, q = (kc + 3) / 4;
-      q += q & 1;
-      /* A panel: vector qq, lane i, byte j = A[m0+i][kc0+4qq+j] + 128 (padding: 0 + 128) */
-      for (int qq = 0; qq < q; qq++)
-        for (int i = 0; i < ROWS; i++)
-          for (int j = 0; j < 4; j++) {
-            int kk = 4 * qq + j;
-            int8_t val = i < rows && kk < kc ? a[(long)(m0 + i) * lda + kc0 + kk] : 0;
-            wp[qq * 128 + 4 * i + j] = (uint8_t)val ^ 0x80u;
-          }
+      int kc = k - kc0 < kc_max ? k - kc0 : kc_max, q = qpad(kc);
+      if (jb->apack) { /* packed once for the subgraph: bring this chunk's vectors into VTCM */
+        const HVX_Vector *src = (const HVX_Vector *)(jb->apack + ((long)(m0 / ROWS) * q_full + kc0 / 4) * 128);
+        for (int qq = 0; qq < q; qq++) ((HVX_Vector *)wp)[qq] = src[qq];
+      } else
+        pack_panel(a, lda, jb->trans_a, m0, rows, kc0, kc, q, wp);
       for (int n0 = 0; n0 < n; n0 += NT) {
         int32_t colsum[NT];
         uint8_t *btb = (uint8_t *)bt;
         for (int t = 0; t < NT; t++) {
           colsum[t] = 0;
           for (int kk = 0; kk < 4 * q; kk++) {
-            int8_t val = n0 + t < n && kk < kc ? b[(long)(kc0 + kk) * ldb + n0 + t] : 0;
+            int8_t val = 0;
+            if (n0 + t < n && kk < kc)
+              val = jb->trans_b ? b[(long)(n0 + t) * ldb + kc0 + kk] : b[(long)(kc0 + kk) * ldb + n0 + t];
             btb[(t * q) * 4 + kk] = (uint8_t)val;
             colsum[t] += val;
           }
           for (int i = 0; i < ROWS; i++)
-            tmp[t * ROWS + i] = (accumulate || kc0 > 0) && i < rows && n0 + t < n ? c[(long)(m0 + i) * ldc + n0 + t] : 0;
+            tmp[t * ROWS + i] = (jb->accumulate || kc0 > 0) && i < rows && n0 + t < n ? c[(long)(m0 + i) * ldc + n0 + t] : 0;
           acc[t] = ((HVX_Vector *)tmp)[t];
         }
         kernel_32x4((const HVX_Vector *)wp, bt, q / 2, q / 2, acc);

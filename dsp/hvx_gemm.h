@@ -19,8 +19,25 @@ typedef struct mh_gemm_epilogue {
   uint32_t max_abs, saturated; /* out */
 } mh_gemm_epilogue;
 
+/* C (m x n) (=|+=) op(A) (m x k) * op(B) (k x n); op(X) = X, or X^T when trans_x (X then stored
+ * as its transpose: A as k rows of m with stride lda, B as n rows of k with stride ldb). */
+typedef struct mh_gemm_job {
+  int m, n, k;
+  const int8_t *a;
+  int lda;
+  const int8_t *b;
+  int ldb;
+  int32_t *c;
+  int ldc;
+  int accumulate, trans_a, trans_b;
+  const uint8_t *apack; /* op(A) already packed by mh_hvx_pack_a (a subgraph's weights), or 0 */
+} mh_gemm_job;
+
 /* *chunks: how many K chunks the VTCM budget forced (1: none). ep: 0 for int32 C. */
-int mh_hvx_gemm_s8(mh_vtcm *v, int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c,
-                   int ldc, int accumulate, uint32_t *chunks, mh_gemm_epilogue *ep);
+int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *j, uint32_t *chunks, mh_gemm_epilogue *ep);
+
+/* Packs op(A) (m x k) whole into out (mh_wire_apack_bytes(m, k) bytes, 128-byte aligned): the
+ * layout the kernel reads, so a constant operand is packed once and reused by every run. */
+void mh_hvx_pack_a(int m, int k, const int8_t *a, int lda, int trans, uint8_t *out);
 
 #endif

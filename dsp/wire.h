@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define MH_WIRE_MAGIC 0x5053446du   /* "mDSP" little-endian */
-#define MH_WIRE_VERSION 1u
+#define MH_WIRE_VERSION 2u
 #define MH_WIRE_PAGE 4096u          /* header + message slot; tensors start at this offset */
 #define MH_WIRE_MSG_OFFSET 64u
 #define MH_WIRE_VTCM_BYTES 262144u  /* Hexagon v66 VTCM budget the DSP side enforces */
@@ -28,7 +28,10 @@ typedef enum mh_wire_op {
   MH_WIRE_RELU_BWD_S8 = 6, /* dx = y > 0 ? dy : 0 on int8 */
   MH_WIRE_MAXPOOL2_S8 = 7,     /* 2x2 stride-2 max-pool of int8 planes */
   MH_WIRE_MAXPOOL2_BWD_S8 = 8, /* its backward: each window's error to its first maximum */
-  MH_WIRE_ADD_S8 = 9           /* residual add of int8 tensors with exponent alignment */
+  MH_WIRE_ADD_S8 = 9,          /* residual add of int8 tensors with exponent alignment */
+  MH_WIRE_SG_PREPARE = 10,     /* validate and cache a subgraph (a list of GEMM nodes over fixed tensors) */
+  MH_WIRE_SG_RUN = 11,         /* run some nodes of a cached subgraph: one short message */
+  MH_WIRE_SG_RELEASE = 12      /* forget a cached subgraph (id MH_WIRE_SG_ALL: every one) */
 } mh_wire_op;
 
 typedef enum mh_wire_status {
@@ -37,7 +40,8 @@ typedef enum mh_wire_status {
   MH_WIRE_E_BOUNDS = 2,  /* an offset or size outside the shared region */
   MH_WIRE_E_ARG = 3,     /* a bad dimension, stride or flag */
   MH_WIRE_E_VTCM = 4,    /* the working set exceeds the VTCM budget */
-  MH_WIRE_E_VERSION = 5  /* header magic or version mismatch */
+  MH_WIRE_E_VERSION = 5, /* header magic or version mismatch */
+  MH_WIRE_E_SUBGRAPH = 6 /* a subgraph id that is not prepared, or no free cache slot */
 } mh_wire_status;
 
 /* MH_WIRE_GEMM_S8: offsets are bytes into the shared region; strides in elements. */
@@ -52,8 +56,54 @@ typedef struct mh_wire_gemm_s8 {
   uint32_t epilogue;   /* 0: int32 C; 1: requantise */
   uint32_t shift, mode; /* 0..31; 0 nearest, 1 pseudo-stochastic */
   uint32_t bias_off;   /* m int32 per-row biases (4-byte aligned), or 0 for none */
-  uint32_t reserved[2];
+  uint32_t flags;      /* MH_WIRE_GEMM_TRANS_A / _TRANS_B: the operand is stored transposed */
+  uint32_t apack_off;  /* subgraph nodes with a constant A: where its packed panels live (0: none) */
 } mh_wire_gemm_s8;
+
+/* The fused epilogue keeps the whole int32 result in VTCM, so K must fit one VTCM chunk: at most
+ * this many (the kernel's chunk for a 256 KiB budget is 7224). */
+#define MH_WIRE_FUSED_MAX_K 7168u
+
+#define MH_WIRE_GEMM_TRANS_A 1u /* A stored as k rows of m (row stride lda) */
+#define MH_WIRE_GEMM_TRANS_B 2u /* B stored as n rows of k (row stride ldb) */
+
+/* Bytes of A packed for the HVX kernel: 32-row panels, each (k/4 rounded up to even) 128-byte
+ * vectors (lane i, byte j = A[row 32p+i][4q+j] + 128). */
+static inline uint64_t mh_wire_apack_bytes(uint32_t m, uint32_t k) {
+  uint64_t q = (k + 3u) / 4u;
+  return (uint64_t)((m + 31u) / 32u) * (q + (q & 1u)) * 128u;
+}
+
+/* A subgraph node (MH_WIRE_SG_PREPARE reads n_nodes of these at desc_off). */
+typedef struct mh_wire_sg_node {
+  uint32_t op;        /* MH_WIRE_GEMM_S8 */
+  uint32_t a_const;   /* 1: A is the subgraph's weight tensor, packed into gemm.apack_off once per
+                         weights version (SG_RUN's weights_changed), not on every run */
+  uint32_t may_fuse;  /* 1: SG_RUN may switch on the requantise epilogue for this node */
+  uint32_t reserved;
+  mh_wire_gemm_s8 gemm;
+} mh_wire_sg_node;
+
+#define MH_WIRE_SG_SLOTS 64u   /* subgraphs the DSP caches at once */
+#define MH_WIRE_SG_NODES 4u    /* nodes per subgraph */
+#define MH_WIRE_SG_ALL 0xffffffffu
+
+typedef struct mh_wire_sg_prepare {
+  uint32_t id;        /* 0 .. MH_WIRE_SG_SLOTS-1; an id in use is replaced */
+  uint32_t desc_off;  /* n_nodes mh_wire_sg_node, 4-byte aligned */
+  uint32_t n_nodes;
+  uint32_t reserved[13];
+} mh_wire_sg_prepare;
+
+/* MH_WIRE_SG_RUN: the per-run values; everything else was checked at preparation. */
+typedef struct mh_wire_sg_run {
+  uint32_t id;
+  uint32_t node_mask;       /* bit i: run node i (in order) */
+  uint32_t weights_changed; /* 1: the weight tensor was rewritten since the last run: repack */
+  uint32_t epilogue;        /* 1: fuse the requantise epilogue into the may_fuse nodes */
+  uint32_t shift, mode;     /* its shift (0..31) and rounding (0 nearest, 1 pseudo-stochastic) */
+  uint32_t reserved[10];
+} mh_wire_sg_run;
 
 /* MH_WIRE_REQUANT_S8: the requantise epilogue (qformat.h semantics). Offsets 128-byte aligned. */
 typedef struct mh_wire_requant_s8 {
@@ -89,12 +139,16 @@ typedef struct mh_wire_msg {
   uint32_t chunks;     /* GEMM reply: K chunks the work was split into to fit VTCM (>= 1) */
   uint32_t max_abs;    /* REQUANT reply: max |x| (2^31 for INT32_MIN) */
   uint32_t saturated;  /* REQUANT reply: outputs whose rounded magnitude exceeded 127 */
-  uint32_t reserved[8];
+  uint32_t packed_bytes; /* SG reply: bytes of weights packed by this message */
+  uint32_t checked_nodes; /* SG_PREPARE reply: nodes validated */
+  uint32_t reserved[6];
   union {
     mh_wire_gemm_s8 gemm;
     mh_wire_requant_s8 requant;
     mh_wire_eltwise_s8 eltwise;
     mh_wire_pool_s8 pool;
+    mh_wire_sg_prepare sg_prepare;
+    mh_wire_sg_run sg_run;
     uint32_t raw[48];
   } args;
 } mh_wire_msg;
@@ -105,6 +159,9 @@ typedef char mh_wire_check_gemm[sizeof(mh_wire_gemm_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_requant[sizeof(mh_wire_requant_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_eltwise[sizeof(mh_wire_eltwise_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_pool[sizeof(mh_wire_pool_s8) == 64 ? 1 : -1];
+typedef char mh_wire_check_sg_node[sizeof(mh_wire_sg_node) == 80 ? 1 : -1];
+typedef char mh_wire_check_sg_prepare[sizeof(mh_wire_sg_prepare) == 64 ? 1 : -1];
+typedef char mh_wire_check_sg_run[sizeof(mh_wire_sg_run) == 64 ? 1 : -1];
 typedef char mh_wire_check_msg[sizeof(mh_wire_msg) == 256 ? 1 : -1];
 typedef char mh_wire_check_fits[MH_WIRE_MSG_OFFSET + sizeof(mh_wire_msg) <= MH_WIRE_PAGE ? 1 : -1];
 

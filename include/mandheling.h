@@ -74,6 +74,8 @@ typedef struct mh_train_config {
   const char *backend;   /* "cpu" (default), "dsp" or "auto": where the integer GEMMs of int8/niti run.
                             Results are bit-identical either way; without a DSP, "dsp" warns and
                             trains on the CPU, "auto" silently does */
+  int no_reuse;          /* --backend dsp: rebuild each DSP subgraph (descriptor, checks, weight copy and
+                            packing) before every run instead of preparing it once */
   const char *mu;        /* niti: gradient bit width (the learning rate) per epoch, e.g. "5,5,4,3"; the last
                             value repeats. NULL: 4, then 3 from 40% of the epochs, 2 from 80% */
   int epochs;            /* default 5 */
@@ -146,6 +148,12 @@ typedef struct mh_dsp_report {
   long vtcm_chunks;      /* batch splitting: K chunks the DSP ran to stay within VTCM (of split GEMMs) */
   long fused_gemms;      /* rescaling on the DSP: GEMMs whose int8 result came back with the shift applied */
   double int32_bytes_kept; /* int32 bytes those did not send back */
+  int reuse;             /* subgraphs stay prepared across runs (0: --no-reuse, rebuilt before every run) */
+  long sg_runs;          /* subgraph runs (a layer's forward, or its backward GEMMs): one message each */
+  long sg_prepares;      /* subgraph preparations: descriptor sent, checked by the DSP, memory planned */
+  long sg_nodes_checked; /* GEMM nodes the DSP validated while preparing */
+  double weight_bytes;   /* weights copied into the shared region (with reuse: only when they changed) */
+  double packed_bytes;   /* weight bytes the DSP packed into its kernel's layout */
 } mh_dsp_report;
 
 typedef struct mh_fit_summary {
@@ -188,6 +196,7 @@ typedef struct mh_bench_result {
   size_t peak_bytes;
   double rescale_share;  /* integer algorithms: fraction of step time spent rescaling int32 to int8 */
   char *profile; /* with profile=1: per-op-type forward/backward time table (caller frees), else NULL */
+  mh_dsp_report dsp_per_step; /* --backend dsp: the DSP traffic of one timed step (counts divided by steps) */
 } mh_bench_result;
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res);
 

@@ -38,6 +38,10 @@ void cli_progress(void *user, const mh_progress *p);
 void cli_log(void *user, int level, const char *msg);
 /* Prints "mandheling CMD: <last error>" and returns 1. */
 int cli_fail(const char *cmd);
+/* The DSP's share as lines starting with `label` (traffic, batch splitting, rescaling, subgraphs),
+ * and the same as JSON fields prefixed "dsp_". */
+void cli_print_dsp(const char *label, const mh_dsp_report *r);
+void cli_json_dsp(json_out *j, const mh_dsp_report *r);
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

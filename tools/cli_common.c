@@ -13,6 +13,32 @@ int cli_fail(const char *cmd) {
   return 1;
 }
 
+void cli_print_dsp(const char *label, const mh_dsp_report *r) {
+  printf("%s %ld int8 GEMMs (%.3f GMAC) in %ld messages, %.2f MiB to and %.2f MiB from the DSP, %ld on the CPU instead%s\n",
+         label, r->gemms, r->macs * 1e-9, r->messages, r->bytes_to_dsp / 1048576.0, r->bytes_from_dsp / 1048576.0,
+         r->cpu_fallbacks, r->active ? "" : " (the DSP is gone)");
+  printf("%s subgraphs (%s): %ld runs, %ld preparations (%ld nodes checked), %.2f MiB of weights copied, %.2f MiB "
+         "packed\n", label, r->reuse ? "reused" : "--no-reuse: rebuilt every run", r->sg_runs, r->sg_prepares,
+         r->sg_nodes_checked, r->weight_bytes / 1048576.0, r->packed_bytes / 1048576.0);
+  printf("%s batch splitting: %ld region parts, %ld VTCM chunks; rescaling on the DSP: %ld fused GEMMs kept %.2f MiB "
+         "of int32 there\n", label, r->split_parts, r->vtcm_chunks, r->fused_gemms, r->int32_bytes_kept / 1048576.0);
+}
+
+void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
+  json_int(j, "dsp_gemms", r->gemms);
+  json_int(j, "dsp_messages", r->messages);
+  json_int(j, "dsp_cpu_fallbacks", r->cpu_fallbacks);
+  json_num(j, "dsp_bytes_to", r->bytes_to_dsp);
+  json_num(j, "dsp_bytes_from", r->bytes_from_dsp);
+  json_int(j, "dsp_reuse", r->reuse);
+  json_int(j, "dsp_subgraph_runs", r->sg_runs);
+  json_int(j, "dsp_subgraph_prepares", r->sg_prepares);
+  json_int(j, "dsp_nodes_checked", r->sg_nodes_checked);
+  json_num(j, "dsp_weight_bytes", r->weight_bytes);
+  json_num(j, "dsp_packed_bytes", r->packed_bytes);
+  json_int(j, "dsp_fused_gemms", r->fused_gemms);
+}
+
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts) {
   printf("usage: mandheling %s %s\n\noptions:\n", cmd, usage);
   for (const cli_opt *o = opts; o->name; o++) {

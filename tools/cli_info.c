@@ -53,7 +53,7 @@ int cmd_info(int argc, char **argv) {
 
 int cmd_bench(int argc, char **argv) {
   const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL;
-  int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0;
+  int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0, no_reuse = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
                           {"--steps", OPT_INT, &steps, "timed steps after 2 warm-up steps (default 10)"},
@@ -61,6 +61,7 @@ int cmd_bench(int argc, char **argv) {
                           {"--precision", OPT_STR, &precision, "fp32|int8|niti (default fp32)"},
                           {"--rescale", OPT_STR, &rescale, "niti: adaptive|exact (default adaptive)"},
                           {"--backend", OPT_STR, &backend, "cpu|dsp|auto: where int8/niti GEMMs run (default cpu)"},
+                          {"--no-reuse", OPT_FLAG, &no_reuse, "--backend dsp: rebuild DSP subgraphs before every run"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},
@@ -83,6 +84,7 @@ int cmd_bench(int argc, char **argv) {
   cfg.precision = precision;
   cfg.rescale = rescale;
   cfg.backend = backend;
+  cfg.no_reuse = no_reuse;
   cfg.lr = 0.01f; /* as reference/zoo.py's timing loop */
   cfg.schedule = MH_SCHEDULE_CONSTANT;
   cfg.force_reference = reference;
@@ -103,10 +105,12 @@ int cmd_bench(int argc, char **argv) {
          res.step_ms_min, res.peak_bytes / 1048576.0);
   mh_dsp_report dr;
   mh_trainer_dsp_report(t, &dr);
-  if (dr.gemms)
+  if (dr.gemms) {
     printf("note: %ld int8 GEMMs ran on the emulated DSP (qemu-hexagon): these times are the emulator's, not a DSP's "
            "(see mandheling plan for modelled DSP costs)\n",
            dr.gemms);
+    cli_print_dsp("dsp per step:", &res.dsp_per_step);
+  }
   if (!strcmp(precision, "niti"))
     printf("rescale %s: %.1f%% of step time\n", mh_trainer_rescale_mode(t), 100 * res.rescale_share);
   if (res.profile) {
@@ -127,6 +131,7 @@ int cmd_bench(int argc, char **argv) {
     json_int(&j, "peak_bytes", (long long)res.peak_bytes);
     json_num(&j, "rescale_share", res.rescale_share);
     json_str(&j, "isa", mh_trainer_isa(t));
+    if (dr.gemms) cli_json_dsp(&j, &res.dsp_per_step); /* per timed step */
     if (json_write(&j, json)) goto out;
   }
   rc = 0;

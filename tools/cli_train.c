@@ -49,6 +49,7 @@ int cmd_train(int argc, char **argv) {
       {"--gamma", OPT_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)"},
       {"--precision", OPT_STR, &precision, "fp32|int8|niti (default fp32)"},
       {"--backend", OPT_STR, &cfg.backend, "cpu|dsp|auto: where int8/niti GEMMs run (default cpu)"},
+      {"--no-reuse", OPT_FLAG, &cfg.no_reuse, "--backend dsp: rebuild DSP subgraphs before every run"},
       {"--rescale", OPT_STR, &cfg.rescale, "niti: adaptive|exact shift of int32 results (default adaptive)"},
       {"--mu", OPT_STR, &cfg.mu, "niti: gradient bit width per epoch, e.g. 5,4,3 (default 4,4,3,3,2 for 5 epochs)"},
       {"--threads", OPT_INT, &cfg.threads, "worker threads including the caller (default 2)"},
@@ -100,13 +101,7 @@ int cmd_train(int argc, char **argv) {
   printf("model %s  precision %s  steps %ld  %.1f s  train loss %s  test accuracy %s  peak %.1f MiB\n", model,
          precision, sum.steps, sum.seconds, loss_txt, acc_txt, sum.peak_bytes / 1048576.0);
   if (sum.rescale.calls) print_rescale(&sum.rescale, mh_trainer_rescale_mode(t), sum.seconds);
-  if (sum.dsp.gemms || sum.dsp.cpu_fallbacks)
-    printf("dsp: %ld int8 GEMMs (%.2f GMAC) in %ld messages, %.1f MiB to and %.1f MiB from the DSP, %ld GEMMs on the CPU "
-           "instead%s; batch splitting: %ld region parts, %ld VTCM chunks; rescaling on the DSP: %ld fused GEMMs kept "
-           "%.1f MiB of int32 there\n",
-           sum.dsp.gemms, sum.dsp.macs * 1e-9, sum.dsp.messages, sum.dsp.bytes_to_dsp / 1048576.0,
-           sum.dsp.bytes_from_dsp / 1048576.0, sum.dsp.cpu_fallbacks, sum.dsp.active ? "" : " (the DSP is gone)",
-           sum.dsp.split_parts, sum.dsp.vtcm_chunks, sum.dsp.fused_gemms, sum.dsp.int32_bytes_kept / 1048576.0);
+  if (sum.dsp.gemms || sum.dsp.cpu_fallbacks) cli_print_dsp("dsp:", &sum.dsp);
   if (save) printf("checkpoint written to %s\n", save);
   if (json) {
     json_out j;
@@ -129,11 +124,7 @@ int cmd_train(int argc, char **argv) {
     json_int(&j, "rss_peak_bytes", (long long)sum.rss_peak_bytes);
     json_str(&j, "isa", mh_trainer_isa(t));
     json_str(&j, "backend", cfg.backend ? cfg.backend : "cpu");
-    json_int(&j, "dsp_gemms", sum.dsp.gemms);
-    json_int(&j, "dsp_messages", sum.dsp.messages);
-    json_int(&j, "dsp_cpu_fallbacks", sum.dsp.cpu_fallbacks);
-    json_num(&j, "dsp_bytes_to", sum.dsp.bytes_to_dsp);
-    json_num(&j, "dsp_bytes_from", sum.dsp.bytes_from_dsp);
+    cli_json_dsp(&j, &sum.dsp);
     if (sum.rescale.calls) {
       json_str(&j, "rescale", mh_trainer_rescale_mode(t));
       json_int(&j, "rescale_calls", sum.rescale.calls);

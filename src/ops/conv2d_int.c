@@ -3,7 +3,7 @@
  * node's rescale slot (pseudo-stochastic rounding). Weight and bias gradients stay int32 sums. */
 #include <string.h>
 
-#include "backend/dsp/dsp.h"
+#include "backend/dsp/subgraph.h"
 #include "ops/conv2d_common.h"
 
 /* Scratch (bytes, 64-aligned): col (kk x cols), gathered dy (Og x cols), GEMM result
@@ -47,6 +47,28 @@ static size_t conv_int_scratch(const mh_graph *g, const mh_node *nd, int n, int 
   return scratch_bytes(&d, needs_dx(g, nd), may_acc(g, nd), NULL, NULL) / 4 + 16;
 }
 
+/* Adds the bias q_b * 2^e_b, aligned to the accumulator's exponent, to the NCHW int32 result. */
+static void conv_int_bias(mh_op_ctx *ctx, const conv_dims *d, int32_t *big, int e_acc) {
+  if (!ctx->node->bias) return;
+  int kk = d->Cg * d->K * d->K, pq = d->P * d->Q;
+  const int8_t *b = ctx->qw + (size_t)d->O * kk;
+  for (int n = 0; n < d->N; n++)
+    for (int o = 0; o < d->O; o++) {
+      int32_t add = mh_q_align32(b[o], ctx->ew[1] - e_acc), *y = big + ((size_t)n * d->O + o) * pq;
+      for (int i = 0; i < pq; i++) y[i] = mh_q_add_sat32(y[i], add);
+    }
+}
+
+/* Samples [n0, n0+cnt) of group g from a GEMM result (Og x cnt*P*Q, elements of `size` bytes) into
+ * the NCHW tensor y. */
+static void conv_scatter(const conv_dims *d, const void *res, size_t size, void *y, int n0, int cnt, int g) {
+  size_t pq = (size_t)d->P * d->Q, cols = (size_t)cnt * pq;
+  for (int sm = 0; sm < cnt; sm++)
+    for (int o = 0; o < d->Og; o++)
+      memcpy((char *)y + (((size_t)(n0 + sm) * d->O + g * d->Og + o) * pq) * size,
+             (const char *)res + ((size_t)o * cols + (size_t)sm * pq) * size, pq * size);
+}
+
 /* The layer's int32 result with the bias added, NCHW in s->big. */
 static void conv_int_acc(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch *s, int e_acc) {
   conv_dims d = *dp;
@@ -57,71 +79,41 @@ static void conv_int_acc(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch 
       mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s->col, n0, cnt, g);
       mh_gemm_s8_args ga = {d.Og, cols, kk, ctx->qw + (size_t)g * d.Og * kk, kk, 0, s->col, cols, 0, s->acc, cols, 0};
       mh__op_gemm_s8(ctx, &ga);
-      for (int sm = 0; sm < cnt; sm++)
-        for (int o = 0; o < d.Og; o++)
-          memcpy(s->big + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, s->acc + (size_t)o * cols + (size_t)sm * pq,
-                 sizeof(int32_t) * pq);
+      conv_scatter(&d, s->acc, 4, s->big, n0, cnt, g);
     }
   }
-  if (ctx->node->bias) { /* bias q_b * 2^e_b as an addend at the accumulator's exponent */
-    const int8_t *b = ctx->qw + (size_t)d.O * kk;
-    for (int n = 0; n < d.N; n++)
-      for (int o = 0; o < d.O; o++) {
-        int32_t add = mh_q_align32(b[o], ctx->ew[1] - e_acc), *y = s->big + ((size_t)n * d.O + o) * pq;
-        for (int i = 0; i < pq; i++) y[i] = mh_q_add_sat32(y[i], add);
-      }
-  }
+  conv_int_bias(ctx, &d, s->big, e_acc);
 }
 
-/* --backend dsp with adaptive rescaling and a prediction to use: every chunk's GEMM runs on the DSP
- * with the requantise epilogue fused at the predicted shift (the channel bias is the epilogue's row
- * bias), the chunks' maxima and saturation counts are combined and judged by the same rule as on
- * the CPU, and a fallback runs the chunks again with the exact shift. The int32 result never
- * leaves the DSP. Returns 1 when done, 0 for the CPU path (nothing changed). */
-static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch *s, int e_acc) {
-  if (!ctx->dsp || !ctx->dsp->alive || mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale)) return 0;
-  conv_dims d = *dp;
-  int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  long n_out = (long)d.N * d.O * pq;
-  int32_t *bias = ctx->node->bias ? s->big : NULL; /* the int32 result is not needed here */
-  for (int o = 0; bias && o < d.O; o++) bias[o] = mh_q_align32(ctx->qw[(size_t)d.O * kk + o], ctx->ew[1] - e_acc);
-  int shift = ctx->rs[0].shift;
-  for (int pass = 0; pass < 2; pass++) {
-    mh_requant_stats all = {0, 0};
-    for (int n0 = 0; n0 < d.N; n0 += nb) {
-      int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
-      for (int g = 0; g < d.G; g++) {
-        mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s->col, n0, cnt, g);
-        mh_gemm_s8_args ga = {d.Og, cols, kk, ctx->qw + (size_t)g * d.Og * kk, kk, 0, s->col, cols, 0, NULL, cols, 0};
-        int8_t *y8 = (int8_t *)s->acc; /* Og x cols */
-        mh_requant_stats st;
-        if (mh_dsp_gemm_s8_requant(ctx->dsp, &ga, bias ? bias + g * d.Og : NULL, shift, MH_ROUND_PSTO, y8, cols, &st)) {
-          if (pass == 0) return 0; /* the rule has not seen this call: the CPU path takes it whole */
-          conv_int_acc(ctx, &d, s, e_acc); /* the DSP went away during the fallback: finish on the CPU */
-          mh_requant_stats ignored;
-          ctx->kt->requant_s8(s->big, ctx->qy, n_out, shift, MH_ROUND_PSTO, 0, 0, &ignored);
-          *ctx->ey = e_acc + shift;
-          return 1;
-        }
-        all.max_abs = st.max_abs > all.max_abs ? st.max_abs : all.max_abs;
-        all.saturated += st.saturated;
-        for (int sm = 0; sm < cnt; sm++)
-          for (int o = 0; o < d.Og; o++)
-            memcpy(ctx->qy + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, y8 + (size_t)o * cols + (size_t)sm * pq, pq);
-        if (ctx->dsp_counts) {
-          ctx->dsp_counts->gemms++, ctx->dsp_counts->fused_gemms++;
-          ctx->dsp_counts->macs += (double)d.Og * cols * kk;
-          ctx->dsp_counts->bytes_to_dsp += (double)d.Og * kk + (double)kk * cols + (bias ? d.Og * 4.0 : 0);
-          ctx->dsp_counts->bytes_from_dsp += (double)d.Og * cols;
-          ctx->dsp_counts->int32_bytes_kept += 4.0 * d.Og * cols;
-        }
-      }
-    }
-    if (pass == 1) break;
-    int redo;
-    shift = mh_rescale_after_predicted(&ctx->rs[0], ctx->rc, &all, n_out, &redo);
-    if (!redo) break;
+/* --backend dsp: the forward pass as one run of the layer's subgraph. Exact rescaling: the int32
+ * result comes back and is rescaled here. Adaptive with a prediction: the requantise epilogue is
+ * fused at the predicted shift (the channel bias is the epilogue's row bias), the max and
+ * saturations are judged by the same rule as on the CPU, and a fallback runs again with the exact
+ * shift; the int32 result never leaves the DSP. Returns 1 when done, 0 for the CPU path. */
+static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_scratch *s, int e_acc) {
+  struct mh_dsp_sg *sg = mh__conv_dsp(ctx, d, ctx->qw);
+  if (!sg) return 0;
+  int kk = d->Cg * d->K * d->K;
+  long n_out = (long)d->N * d->O * d->P * d->Q;
+  void *y = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
+  mh__conv_dsp_inputs(ctx, d, sg, ctx->qx[0], NULL);
+  if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || kk > (int)MH_WIRE_FUSED_MAX_K) { /* int32 back */
+    if (mh__op_dsp_run(ctx, sg, MH_CONV_FWD, 0, 0, NULL)) return 0;
+    conv_scatter(d, y, 4, s->big, 0, d->N, 0);
+    conv_int_bias(ctx, d, s->big, e_acc);
+    *ctx->ey = e_acc + mh__int_rescale(ctx, 0, s->big, n_out, ctx->qy);
+    return 1;
   }
+  int32_t *bias = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_BIAS);
+  for (int o = 0; o < d->O; o++) bias[o] = ctx->node->bias ? mh_q_align32(ctx->qw[(size_t)d->O * kk + o], ctx->ew[1] - e_acc) : 0;
+  mh_requant_stats st;
+  if (mh__op_dsp_run(ctx, sg, MH_CONV_FWD, 1, ctx->rs[0].shift, &st)) return 0;
+  int redo, shift = mh_rescale_after_predicted(&ctx->rs[0], ctx->rc, &st, n_out, &redo);
+  if (redo && mh__op_dsp_run(ctx, sg, MH_CONV_FWD, 1, shift, &st)) {
+    conv_int_acc(ctx, d, s, e_acc); /* the DSP went away during the fallback: finish on the CPU */
+    ctx->kt->requant_s8(s->big, ctx->qy, n_out, shift, MH_ROUND_PSTO, 0, 0, &st);
+  } else
+    conv_scatter(d, y, 1, ctx->qy, 0, d->N, 0);
   *ctx->ey = e_acc + shift;
   return 1;
 }
@@ -167,6 +159,22 @@ static void col2im_channels(void *p, long lo, long hi) {
       }
 }
 
+/* --backend dsp: both backward GEMMs of the whole batch as one run of the layer's subgraph; the
+ * weight gradient comes back int32, the input gradient's columns go through col2im here.
+ * Returns 1 when done, 0 for the CPU path. */
+static int conv_int_backward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_scratch *s) {
+  struct mh_dsp_sg *sg = mh__conv_dsp(ctx, d, ctx->qw);
+  if (!sg) return 0;
+  mh__conv_dsp_inputs(ctx, d, sg, ctx->qx[0], ctx->qdy);
+  if (mh__op_dsp_run(ctx, sg, MH_CONV_BWD_W | (ctx->qdx[0] ? MH_CONV_BWD_D : 0u), 0, 0, NULL)) return 0;
+  memcpy(ctx->qdw, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d->Og * d->Cg * d->K * d->K);
+  if (ctx->qdx[0]) {
+    col2im_job j = {d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), s->big, 0, d->N, 0};
+    mh_parallel_for(ctx->pool, d->Cg, col2im_channels, &j);
+  }
+  return 1;
+}
+
 static void conv_int_backward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   int_scratch s;
@@ -174,7 +182,7 @@ static void conv_int_backward(mh_op_ctx *ctx) {
   int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   long nx = (long)d.N * d.C * d.H * d.W;
   if (ctx->qdx[0]) memset(s.big, 0, sizeof(int32_t) * nx);
-  for (int n0 = 0; n0 < d.N; n0 += nb) {
+  for (int n0 = conv_int_backward_dsp(ctx, &d, &s) ? d.N : 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
       for (int sm = 0; sm < cnt; sm++)

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/dsp/subgraph.h"
 #include "ops/conv2d_common.h"
 #include "quant/quantize.h"
 
@@ -103,6 +104,18 @@ void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *
   mh_parallel_for(ctx->pool, (long)d->Cg * d->K * d->K, im2col_s8_rows, &j);
 }
 
+/* y (NCHW, FP32) for samples [n0, n0+cnt) of group g = acc (Og x cnt*P*Q) * scale + bias. */
+static void s8_emit(mh_op_ctx *ctx, const conv_dims *d, const int32_t *acc, int n0, int cnt, int g, float scale,
+                    const float *b) {
+  size_t pq = (size_t)d->P * d->Q, cols = (size_t)cnt * pq;
+  for (int sm = 0; sm < cnt; sm++)
+    for (int o = 0; o < d->Og; o++) {
+      float *dst = ctx->y + ((size_t)(n0 + sm) * d->O + g * d->Og + o) * pq, bv = b ? b[g * d->Og + o] : 0.f;
+      const int32_t *src = acc + (size_t)o * cols + (size_t)sm * pq;
+      for (size_t i = 0; i < pq; i++) dst[i] = (float)src[i] * scale + bv;
+    }
+}
+
 static void conv_s8_forward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   s8_scratch s;
@@ -114,18 +127,19 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
   int ew = v.e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)d.O * kk, v.wq, MH_ROUND_NEAREST, 0);
   const float *b = ctx->node->bias ? ctx->w + (size_t)d.O * kk : NULL;
   float scale = (float)ldexp(1.0, ex + ew);
+  struct mh_dsp_sg *sg = mh__conv_dsp(ctx, &d, v.wq); /* the whole batch in one run of the layer's subgraph */
+  if (sg) mh__conv_dsp_inputs(ctx, &d, sg, v.xq, NULL);
+  if (sg && !mh__op_dsp_run(ctx, sg, MH_CONV_FWD, 0, 0, NULL)) {
+    s8_emit(ctx, &d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), 0, d.N, 0, scale, b);
+    return;
+  }
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
       mh__conv_im2col_s8(ctx, &d, v.xq, s.colq, n0, cnt, g);
       mh_gemm_s8_args ga = {d.Og, cols, kk, v.wq + (size_t)g * d.Og * kk, kk, 0, s.colq, cols, 0, s.acc, cols, 0};
       mh__op_gemm_s8(ctx, &ga);
-      for (int sm = 0; sm < cnt; sm++)
-        for (int o = 0; o < d.Og; o++) {
-          float *dst = ctx->y + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, bv = b ? b[g * d.Og + o] : 0.f;
-          const int32_t *src = s.acc + (size_t)o * cols + (size_t)sm * pq;
-          for (int i = 0; i < pq; i++) dst[i] = (float)src[i] * scale + bv;
-        }
+      s8_emit(ctx, &d, s.acc, n0, cnt, g, scale, b);
     }
   }
 }
@@ -140,7 +154,19 @@ static void conv_s8_backward(mh_op_ctx *ctx) {
   uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
   int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)d.N * d.O * pq, s.dyq, MH_ROUND_STOCH, key);
   int8_t *gq = s.gq; /* the chunk's output gradient as (Og x cols) */
-  for (int n0 = 0; n0 < d.N; n0 += nb) {
+  struct mh_dsp_sg *sg = mh__conv_dsp(ctx, &d, v.wq); /* both GEMMs, whole batch, one run of the subgraph */
+  int done = 0;
+  if (sg) mh__conv_dsp_inputs(ctx, &d, sg, v.xq, s.dyq);
+  if (sg && !mh__op_dsp_run(ctx, sg, MH_CONV_BWD_W | (ctx->dx[0] ? MH_CONV_BWD_D : 0u), 0, 0, NULL)) {
+    done = 1;
+    memcpy(s.dwacc, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
+    if (ctx->dx[0]) { /* the int32 columns become FP32 in place, then col2im */
+      int32_t *dcol = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
+      mh_dequantize_s32_f32(ctx->pool, dcol, (long)kk * d.N * pq, ew + ey, (float *)dcol, 0);
+      mh__conv_col2im(ctx, &d, (const float *)dcol, ctx->dx[0], 0, d.N, 0, ctx->dx_accumulate[0]);
+    }
+  }
+  for (int n0 = done ? d.N : 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
       for (int sm = 0; sm < cnt; sm++)

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/dsp/subgraph.h"
 #include "ops/ops.h"
 #include "quant/quantize.h"
 
@@ -46,8 +47,19 @@ static void linear_s8_forward(mh_op_ctx *ctx) {
   lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc);
   e[0] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0);
   e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, wq, MH_ROUND_NEAREST, 0);
-  mh_gemm_s8_args a = {N, O, F, xq, F, 0, wq, F, 1, acc, O, 0};
-  mh__op_gemm_s8(ctx, &a);
+  struct mh_dsp_sg *sg = mh__linear_dsp(ctx, N, F, O, wq);
+  if (sg) { /* one run of the layer's DSP subgraph: Y = W x^T */
+    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), xq, (size_t)N * F);
+    if (mh__op_dsp_run(ctx, sg, MH_LIN_FWD, 0, 0, NULL)) sg = NULL;
+  }
+  if (sg) {
+    const int32_t *yt = mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y);
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < O; o++) acc[(size_t)n * O + o] = yt[(size_t)o * N + n];
+  } else {
+    mh_gemm_s8_args a = {N, O, F, xq, F, 0, wq, F, 1, acc, O, 0};
+    mh__op_gemm_s8(ctx, &a);
+  }
   mh_dequantize_s32_f32(ctx->pool, acc, (long)N * O, e[0] + e[1], ctx->y, 0);
   if (ctx->node->bias) {
     const float *b = ctx->w + (size_t)O * F;
@@ -64,8 +76,17 @@ static void linear_s8_backward(mh_op_ctx *ctx) {
   lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc);
   uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
   int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)N * O, dyq, MH_ROUND_STOCH, key);
-  mh_gemm_s8_args gw = {O, F, N, dyq, O, 1, xq, F, 0, acc, F, 0}; /* dW = dy^T x */
-  mh__op_gemm_s8(ctx, &gw);
+  struct mh_dsp_sg *sg = mh__linear_dsp(ctx, N, F, O, wq);
+  if (sg) { /* both GEMMs in one run of the layer's DSP subgraph */
+    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), xq, (size_t)N * F);
+    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_G), dyq, (size_t)N * O);
+    if (mh__op_dsp_run(ctx, sg, MH_LIN_BWD_W | (ctx->dx[0] ? MH_LIN_BWD_D : 0u), 0, 0, NULL)) sg = NULL;
+  }
+  if (sg) memcpy(acc, mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_DW), sizeof(int32_t) * O * F);
+  else {
+    mh_gemm_s8_args gw = {O, F, N, dyq, O, 1, xq, F, 0, acc, F, 0}; /* dW = dy^T x */
+    mh__op_gemm_s8(ctx, &gw);
+  }
   mh_dequantize_s32_f32(ctx->pool, acc, (long)O * F, ey + e[0], ctx->dw, 0);
   if (ctx->node->bias) { /* the bias gradient stays FP32: a sum of dL/dy */
     float *db = ctx->dw + (size_t)O * F;
@@ -76,8 +97,11 @@ static void linear_s8_backward(mh_op_ctx *ctx) {
     }
   }
   if (ctx->dx[0]) { /* dx = dy W */
-    mh_gemm_s8_args gd = {N, F, O, dyq, O, 0, wq, F, 0, acc, F, 0};
-    mh__op_gemm_s8(ctx, &gd);
+    if (sg) memcpy(acc, mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y), sizeof(int32_t) * N * F);
+    else {
+      mh_gemm_s8_args gd = {N, F, O, dyq, O, 0, wq, F, 0, acc, F, 0};
+      mh__op_gemm_s8(ctx, &gd);
+    }
     mh_dequantize_s32_f32(ctx->pool, acc, (long)N * F, ey + e[1], ctx->dx[0], ctx->dx_accumulate[0]);
   }
 }

@@ -3,7 +3,7 @@
  * an int8 input error. */
 #include <string.h>
 
-#include "backend/dsp/dsp.h"
+#include "backend/dsp/subgraph.h"
 #include "ops/ops.h"
 
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
@@ -14,13 +14,12 @@ static void dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
 }
 
 /* Scratch: int32 result (max(N*O, N*F)), then an int8 input error (N*F) when the input's gradient
- * may accumulate (several consumers), then the DSP path's aligned biases (O) and transposed output. */
+ * may accumulate (several consumers). */
 static size_t lin_int_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
   int F, O;
   dims(g, nd, &F, &O);
   size_t acc = (size_t)n * (O > F ? O : F);
-  return (al(acc * 4) + (g->nodes[nd->in[0]].n_consumers > 1 ? al((size_t)n * F) : 0) + al((size_t)O * 4) +
-          al((size_t)O * n)) / 4 + 16;
+  return (al(acc * 4) + (g->nodes[nd->in[0]].n_consumers > 1 ? al((size_t)n * F) : 0)) / 4 + 16;
 }
 
 /* acc (N x O int32) = x W^T plus the bias aligned to the accumulator's exponent e_acc. */
@@ -35,37 +34,44 @@ static void lin_int_acc(mh_op_ctx *ctx, int N, int F, int O, int e_acc, int32_t 
   }
 }
 
-/* --backend dsp with adaptive rescaling and a prediction to use: the GEMM runs on the DSP with the
- * requantise epilogue fused at the predicted shift, so the int32 result never leaves the DSP; the
- * adaptive rule (src/quant/rescale.c) judges the measured max and saturations exactly as on the CPU,
- * and a fallback repeats the fused GEMM with the exact shift. Computed transposed (outputs x samples)
- * because the epilogue adds its bias per row. Returns 1 when done, 0 for the CPU path. */
+/* acc (N x O) = the transposed forward result Y (O x N), plus the aligned bias. */
+static void lin_int_untranspose(mh_op_ctx *ctx, const int32_t *y, int N, int F, int O, int e_acc, int32_t *acc) {
+  for (int o = 0; o < O; o++) {
+    int32_t add = ctx->node->bias ? mh_q_align32(ctx->qw[(size_t)O * F + o], ctx->ew[1] - e_acc) : 0;
+    for (int n = 0; n < N; n++) acc[(size_t)n * O + o] = mh_q_add_sat32(y[(size_t)o * N + n], add);
+  }
+}
+
+/* --backend dsp: the forward pass as one run of the layer's subgraph. Exact rescaling: the int32
+ * result comes back. Adaptive with a prediction: the requantise epilogue is fused at the predicted
+ * shift, so the int32 result never leaves the DSP; the adaptive rule (src/quant/rescale.c) judges the
+ * measured max and saturations exactly as on the CPU, and a fallback runs again with the exact
+ * shift. Returns 1 when done, 0 for the CPU path. */
 static int lin_int_forward_dsp(mh_op_ctx *ctx, int N, int F, int O, int e_acc) {
-  if (!ctx->dsp || !ctx->dsp->alive || mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale)) return 0;
-  char *base = (char *)ctx->scratch + al((size_t)N * (O > F ? O : F) * 4) +
-               (ctx->g->nodes[ctx->node->in[0]].n_consumers > 1 ? al((size_t)N * F) : 0);
-  int32_t *bias = ctx->node->bias ? (int32_t *)base : NULL;
-  int8_t *yt = (int8_t *)(base + al((size_t)O * 4));
-  for (int o = 0; bias && o < O; o++) bias[o] = mh_q_align32(ctx->qw[(size_t)O * F + o], ctx->ew[1] - e_acc);
-  mh_gemm_s8_args g = {O, N, F, ctx->qw, F, 0, ctx->qx[0], F, 1, NULL, N, 0}; /* W x^T */
+  struct mh_dsp_sg *sg = mh__linear_dsp(ctx, N, F, O, ctx->qw);
+  if (!sg) return 0;
+  memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), ctx->qx[0], (size_t)N * F);
+  void *y = mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y);
+  int32_t *acc = (int32_t *)ctx->scratch;
+  if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || F > (int)MH_WIRE_FUSED_MAX_K) { /* int32 back */
+    if (mh__op_dsp_run(ctx, sg, MH_LIN_FWD, 0, 0, NULL)) return 0;
+    lin_int_untranspose(ctx, y, N, F, O, e_acc, acc);
+    *ctx->ey = e_acc + mh__int_rescale(ctx, 0, acc, (long)N * O, ctx->qy);
+    return 1;
+  }
+  int32_t *bias = mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_BIAS);
+  for (int o = 0; o < O; o++) bias[o] = ctx->node->bias ? mh_q_align32(ctx->qw[(size_t)O * F + o], ctx->ew[1] - e_acc) : 0;
   mh_requant_stats s;
-  if (mh_dsp_gemm_s8_requant(ctx->dsp, &g, bias, ctx->rs[0].shift, MH_ROUND_PSTO, yt, N, &s)) return 0;
+  if (mh__op_dsp_run(ctx, sg, MH_LIN_FWD, 1, ctx->rs[0].shift, &s)) return 0;
   int redo, shift = mh_rescale_after_predicted(&ctx->rs[0], ctx->rc, &s, (long)N * O, &redo);
-  if (redo && mh_dsp_gemm_s8_requant(ctx->dsp, &g, bias, shift, MH_ROUND_PSTO, yt, N, &s)) {
+  if (redo && mh__op_dsp_run(ctx, sg, MH_LIN_FWD, 1, shift, &s)) {
     /* the DSP went away between the two passes: finish this call on the CPU with the decided shift */
-    int32_t *acc = (int32_t *)ctx->scratch;
     lin_int_acc(ctx, N, F, O, e_acc, acc);
     ctx->kt->requant_s8(acc, ctx->qy, (long)N * O, shift, MH_ROUND_PSTO, 0, 0, &s);
   } else {
+    const int8_t *yt = y;
     for (int o = 0; o < O; o++)
       for (int n = 0; n < N; n++) ctx->qy[(size_t)n * O + o] = yt[(size_t)o * N + n];
-  }
-  if (ctx->dsp_counts) {
-    ctx->dsp_counts->gemms += 1 + redo, ctx->dsp_counts->fused_gemms += 1 + redo;
-    ctx->dsp_counts->macs += (1.0 + redo) * N * O * F;
-    ctx->dsp_counts->bytes_to_dsp += (1.0 + redo) * ((double)O * F + (double)N * F + (bias ? O * 4.0 : 0));
-    ctx->dsp_counts->bytes_from_dsp += (1.0 + redo) * N * O;
-    ctx->dsp_counts->int32_bytes_kept += (1.0 + redo) * N * O * 4.0;
   }
   *ctx->ey = e_acc + shift;
   return 1;
@@ -85,8 +91,19 @@ static void lin_int_backward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
   dims(ctx->g, ctx->node, &F, &O);
   int32_t *acc = (int32_t *)ctx->scratch;
-  mh_gemm_s8_args gw = {O, F, N, ctx->qdy, O, 1, ctx->qx[0], F, 0, ctx->qdw, F, 0}; /* dW = dy^T x */
-  mh__op_gemm_s8(ctx, &gw);
+  struct mh_dsp_sg *sg = mh__linear_dsp(ctx, N, F, O, ctx->qw);
+  if (sg) { /* both GEMMs in one run of the layer's subgraph */
+    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), ctx->qx[0], (size_t)N * F);
+    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_G), ctx->qdy, (size_t)N * O);
+    if (mh__op_dsp_run(ctx, sg, MH_LIN_BWD_W | (ctx->qdx[0] ? MH_LIN_BWD_D : 0u), 0, 0, NULL)) sg = NULL;
+  }
+  if (sg) {
+    memcpy(ctx->qdw, mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_DW), sizeof(int32_t) * O * F);
+    if (ctx->qdx[0]) memcpy(acc, mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y), sizeof(int32_t) * N * F);
+  } else {
+    mh_gemm_s8_args gw = {O, F, N, ctx->qdy, O, 1, ctx->qx[0], F, 0, ctx->qdw, F, 0}; /* dW = dy^T x */
+    mh__op_gemm_s8(ctx, &gw);
+  }
   if (ctx->node->bias) {
     int32_t *db = ctx->qdw + (size_t)O * F;
     for (int o = 0; o < O; o++) {
@@ -96,8 +113,10 @@ static void lin_int_backward(mh_op_ctx *ctx) {
     }
   }
   if (!ctx->qdx[0]) return;
-  mh_gemm_s8_args gd = {N, F, O, ctx->qdy, O, 0, ctx->qw, F, 0, acc, F, 0}; /* dx = dy W */
-  mh__op_gemm_s8(ctx, &gd);
+  if (!sg) {
+    mh_gemm_s8_args gd = {N, F, O, ctx->qdy, O, 0, ctx->qw, F, 0, acc, F, 0}; /* dx = dy W */
+    mh__op_gemm_s8(ctx, &gd);
+  }
   int8_t *g8 = ctx->dx_accumulate[0] ? (int8_t *)ctx->scratch + al((size_t)N * (O > F ? O : F) * 4) : ctx->qdx[0];
   int sh = mh__int_rescale(ctx, 1, acc, (long)N * F, g8);
   mh__int_emit_grad(ctx, 0, g8, ctx->edy + ctx->ew[0] + sh, (long)N * F);

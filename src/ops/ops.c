@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "backend/dsp/dsp.h"
+#include "backend/dsp/subgraph.h"
 #include "core/status.h"
 
 const mh_op_impl *mh_op_impl_get(mh_op_type op) {
@@ -49,12 +49,25 @@ const mh_op_impl *mh_op_impl_for(mh_op_type op, int precision) {
   return mh_op_impl_get(op);
 }
 
-void mh__op_gemm_s8(const mh_op_ctx *ctx, const mh_gemm_s8_args *a) {
-  if (ctx->dsp && ctx->dsp->alive) {
-    if (mh_dsp_gemm_s8(ctx->dsp, a, ctx->dsp_counts) == MH_OK) return;
-    if (!ctx->dsp->alive) mh__log(MH_LOG_WARN, "%s; continuing on the CPU", mh_last_error());
+void mh__op_dsp_failed(const mh_op_ctx *ctx) {
+  if (!ctx->dsp) return;
+  if (!ctx->dsp->alive && !ctx->dsp_counts->dsp_lost) {
+    mh__log(MH_LOG_WARN, "%s; continuing on the CPU", mh_last_error());
+    ctx->dsp_counts->dsp_lost = 1;
   }
-  if (ctx->dsp) ctx->dsp_counts->cpu_fallbacks++;
+  ctx->dsp_counts->cpu_fallbacks++;
+}
+
+int mh__op_dsp_run(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, unsigned mask, int epilogue, int shift,
+                   mh_requant_stats *st) {
+  if (mh_dsp_sg_run(ctx->dsp, sg, mask, epilogue, shift, MH_ROUND_PSTO, st, ctx->dsp_counts) == MH_OK) return MH_OK;
+  mh__op_dsp_failed(ctx);
+  return MH_ERR_BACKEND;
+}
+
+void mh__op_gemm_s8(const mh_op_ctx *ctx, const mh_gemm_s8_args *a) {
+  if (ctx->dsp && ctx->dsp->alive && mh_dsp_gemm_s8(ctx->dsp, a, ctx->dsp_counts) == MH_OK) return;
+  mh__op_dsp_failed(ctx);
   mh_gemm_s8(ctx->kt, ctx->pool, a);
 }
 

@@ -100,6 +100,23 @@ extern const mh_op_impl mh_op_conv2d_int, mh_op_linear_int, mh_op_relu_int, mh_o
 /* The int8 GEMM of every integer op: on the DSP when the context has a live session (falling back
  * to the CPU, bit-identically, when the DSP cannot take it or fails), else the CPU kernels. */
 void mh__op_gemm_s8(const mh_op_ctx *ctx, const mh_gemm_s8_args *a);
+/* After a DSP call failed: counts the CPU fallback, and warns once the DSP is gone. */
+void mh__op_dsp_failed(const mh_op_ctx *ctx);
+/* Runs the masked nodes of a layer's DSP subgraph (epilogue: requantisation fused at shift,
+ * pseudo-stochastic; its statistics to st). MH_OK, or an error after which the caller does the
+ * work on the CPU. */
+struct mh_dsp_sg;
+int mh__op_dsp_run(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, unsigned mask, int epilogue, int shift,
+                   mh_requant_stats *st);
+
+/* A fully connected layer as a DSP subgraph (linear_dsp.c): its tensors and node masks, and the
+ * subgraph of this node at batch N with the weights wq (O x F) in place, or NULL (no live DSP, no
+ * room: the caller runs the CPU path). */
+enum { MH_LIN_W, MH_LIN_BIAS, MH_LIN_DW, MH_LIN_X, MH_LIN_G, MH_LIN_Y };
+#define MH_LIN_FWD 1u
+#define MH_LIN_BWD_W 2u
+#define MH_LIN_BWD_D 4u
+struct mh_dsp_sg *mh__linear_dsp(const mh_op_ctx *ctx, int N, int F, int O, const int8_t *wq);
 
 /* Integer helpers (src/ops/int_common.c). Writes n int8 values with exponent e into input k's
  * gradient: a copy, or (accumulate) an exponent-aligned sum that stays in int8. */

@@ -2,6 +2,7 @@
  * steps, then the median and minimum of timed steps. Measures; never judges. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/rng.h"
@@ -37,6 +38,23 @@ static char *profile_table(const mh_trainer *t, const double *prof, int steps, d
   return out;
 }
 
+/* The DSP counters' growth since d0, divided by steps. */
+static void per_step(const mh_trainer *t, const mh_dsp_report *d0, int steps, mh_dsp_report *r) {
+  mh_trainer_dsp_report(t, r);
+  double n = steps;
+  r->gemms = (long)((r->gemms - d0->gemms) / n + 0.5), r->cpu_fallbacks = (long)((r->cpu_fallbacks - d0->cpu_fallbacks) / n + 0.5);
+  r->messages = (long)((r->messages - d0->messages) / n + 0.5);
+  r->macs = (r->macs - d0->macs) / n;
+  r->bytes_to_dsp = (r->bytes_to_dsp - d0->bytes_to_dsp) / n, r->bytes_from_dsp = (r->bytes_from_dsp - d0->bytes_from_dsp) / n;
+  r->split_parts = (long)((r->split_parts - d0->split_parts) / n + 0.5);
+  r->vtcm_chunks = (long)((r->vtcm_chunks - d0->vtcm_chunks) / n + 0.5);
+  r->fused_gemms = (long)((r->fused_gemms - d0->fused_gemms) / n + 0.5);
+  r->int32_bytes_kept = (r->int32_bytes_kept - d0->int32_bytes_kept) / n;
+  r->sg_runs = (long)((r->sg_runs - d0->sg_runs) / n + 0.5), r->sg_prepares = (long)((r->sg_prepares - d0->sg_prepares) / n + 0.5);
+  r->sg_nodes_checked = (long)((r->sg_nodes_checked - d0->sg_nodes_checked) / n + 0.5);
+  r->weight_bytes = (r->weight_bytes - d0->weight_bytes) / n, r->packed_bytes = (r->packed_bytes - d0->packed_bytes) / n;
+}
+
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res) {
   res->profile = NULL;
   if (batch < 1 || steps < 1) return mh__error(MH_ERR_INVALID_ARG, "bench: batch %d and steps %d must be >= 1", batch, steps);
@@ -59,9 +77,11 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
   }
   for (int i = 0; i < batch; i++) y[i] = (int32_t)mh_rng_below(&r, (uint32_t)classes);
   int st = MH_OK;
+  mh_dsp_report d0;
+  memset(&d0, 0, sizeof d0);
   for (int i = 0; i < 2 + steps && st == MH_OK; i++) {
     if (i == 2 && profile) st = mh_exec_set_profile(t->ex, 1);
-    if (i == 2) mh_exec_reset_rescale_counts(t->ex);
+    if (i == 2) mh_exec_reset_rescale_counts(t->ex), mh_trainer_dsp_report(t, &d0);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     st = mh_trainer_step(t, x, y, batch, NULL);
@@ -79,6 +99,7 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
     mh__trainer_rescale_report(t, &rr);
     res->rescale_share = mean_ms > 0 ? rr.seconds * 1e3 / (mean_ms * steps) : 0;
     if (profile) res->profile = profile_table(t, mh_exec_profile(t->ex), steps, mean_ms);
+    per_step(t, &d0, steps, &res->dsp_per_step);
   }
   if (profile) mh_exec_set_profile(t->ex, 0);
   free(x), free(y), free(ms);

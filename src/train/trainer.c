@@ -66,6 +66,7 @@ static int open_dsp(mh_trainer *t) {
     mh_clear_error();
     return MH_OK;
   }
+  t->dsp->reuse = !t->cfg.no_reuse;
   mh_exec_set_dsp(t->ex, t->dsp, t->dsp_counts);
   mh__log(MH_LOG_INFO, "DSP: integer GEMMs run on the Hexagon program under %s (emulated: exact results, no timing)",
           t->dsp->emulator);
@@ -249,4 +250,8 @@ void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
   r->bytes_to_dsp = t->dsp_counts->bytes_to_dsp, r->bytes_from_dsp = t->dsp_counts->bytes_from_dsp;
   r->split_parts = t->dsp_counts->split_parts, r->vtcm_chunks = t->dsp_counts->vtcm_chunks;
   r->fused_gemms = t->dsp_counts->fused_gemms, r->int32_bytes_kept = t->dsp_counts->int32_bytes_kept;
+  r->reuse = !t->cfg.no_reuse;
+  r->sg_runs = t->dsp_counts->sg_runs, r->sg_prepares = t->dsp_counts->sg_prepares;
+  r->sg_nodes_checked = t->dsp_counts->sg_nodes_checked;
+  r->weight_bytes = t->dsp_counts->weight_bytes, r->packed_bytes = t->dsp_counts->packed_bytes;
 }

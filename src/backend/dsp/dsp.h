@@ -12,13 +12,20 @@
 
 typedef struct mh_dsp_counts {
   long gemms;            /* GEMMs run on the DSP */
-  long cpu_fallbacks;    /* GEMMs meant for the DSP that ran on the CPU (too big, or the DSP failed) */
+  long cpu_fallbacks;    /* DSP work that ran on the CPU instead (too big, or the DSP failed) */
+  int dsp_lost;          /* the DSP went away during training (warned once) */
   double macs;           /* int8 MACs done on the DSP */
   double bytes_to_dsp, bytes_from_dsp; /* copied into / out of the shared region */
   long split_parts;      /* messages of GEMMs split along K to fit the shared region */
   long vtcm_chunks;      /* K chunks of GEMMs the DSP split to fit VTCM */
   long fused_gemms;      /* GEMMs with the requantise epilogue fused (adaptive rescaling on the DSP) */
   double int32_bytes_kept; /* int32 results those kept on the DSP instead of sending back */
+  /* subgraphs (subgraph.h) */
+  long sg_runs;          /* subgraph runs: one message each */
+  long sg_prepares;      /* preparations: a descriptor sent and checked, the memory plan made */
+  long sg_nodes_checked; /* nodes the DSP validated while preparing */
+  double weight_bytes;   /* weights copied into the region (only when they changed, with reuse) */
+  double packed_bytes;   /* weight bytes the DSP packed into the kernel's layout */
 } mh_dsp_counts;
 
 /* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too

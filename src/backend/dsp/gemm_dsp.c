@@ -1,5 +1,6 @@
 /* The int8 GEMM on the DSP, as a drop-in for mh_gemm_s8: operands are copied into the shared region
- * (transposed where the caller's layout says so), messages run the HVX kernel, and C comes back.
+ * in the caller's layout (the DSP reads transposed operands itself), messages run the HVX kernel,
+ * and C comes back.
  * Batch splitting: when A, B and C do not fit the region together, K (the batch axis of a weight
  * gradient) is split into parts that do, each part accumulating into C in the region; the DSP in
  * turn splits each part into VTCM-sized K chunks. int32 sums are exact, so every split gives the
@@ -12,29 +13,31 @@
 static uint64_t al128(uint64_t b) { return (b + 127) / 128 * 128; }
 
 /* Region bytes for a part of kc of K. */
-static uint64_t need(const mh_gemm_s8_args *g, int kc) {
-  return MH_WIRE_PAGE + al128((uint64_t)g->m * kc) + al128((uint64_t)kc * g->n) + (uint64_t)g->m * g->n * 4;
+static uint64_t need(const mh_dsp *d, const mh_gemm_s8_args *g, int kc) {
+  return mh_dsp_free_base(d) + al128((uint64_t)g->m * kc) + al128((uint64_t)kc * g->n) + (uint64_t)g->m * g->n * 4;
 }
 
-/* A[:, k0:k0+kp] as m rows of kp and B[k0:k0+kp, :] as kp rows of n, whatever the caller's layout. */
-static void put_operands(const mh_gemm_s8_args *g, int k0, int kp, int8_t *a, int8_t *b) {
-  for (int i = 0; i < g->m; i++)
-    if (!g->trans_a) memcpy(a + (size_t)i * kp, g->a + (size_t)i * g->lda + k0, (size_t)kp);
-    else
-      for (int p = 0; p < kp; p++) a[(size_t)i * kp + p] = g->a[(size_t)(k0 + p) * g->lda + i];
-  for (int p = 0; p < kp; p++)
-    if (!g->trans_b) memcpy(b + (size_t)p * g->n, g->b + (size_t)(k0 + p) * g->ldb, (size_t)g->n);
-    else
-      for (int j = 0; j < g->n; j++) b[(size_t)p * g->n + j] = g->b[(size_t)j * g->ldb + k0 + p];
+/* op(A)[:, k0:k0+kp] and op(B)[k0:k0+kp, :] packed densely in the caller's storage order (row
+ * strides: kp or m for A, n or kp for B). Returns the wire flags for that order. */
+static uint32_t put_operands(const mh_gemm_s8_args *g, int k0, int kp, int8_t *a, int8_t *b) {
+  if (!g->trans_a)
+    for (int i = 0; i < g->m; i++) memcpy(a + (size_t)i * kp, g->a + (size_t)i * g->lda + k0, (size_t)kp);
+  else
+    for (int p = 0; p < kp; p++) memcpy(a + (size_t)p * g->m, g->a + (size_t)(k0 + p) * g->lda, (size_t)g->m);
+  if (!g->trans_b)
+    for (int p = 0; p < kp; p++) memcpy(b + (size_t)p * g->n, g->b + (size_t)(k0 + p) * g->ldb, (size_t)g->n);
+  else
+    for (int j = 0; j < g->n; j++) memcpy(b + (size_t)j * kp, g->b + (size_t)j * g->ldb + k0, (size_t)kp);
+  return (g->trans_a ? MH_WIRE_GEMM_TRANS_A : 0u) | (g->trans_b ? MH_WIRE_GEMM_TRANS_B : 0u);
 }
 
 int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt) {
   int kc = g->k;
-  while (kc > 1 && need(g, kc) > d->region_bytes) kc = (kc + 1) / 2;
-  if (need(g, kc) > d->region_bytes)
+  while (kc > 1 && need(d, g, kc) > d->region_bytes) kc = (kc + 1) / 2;
+  if (need(d, g, kc) > d->region_bytes)
     return mh__error(MH_ERR_UNSUPPORTED, "DSP: a %dx%dx%d GEMM's output alone exceeds the %zu-byte shared region", g->m,
                      g->n, g->k, d->region_bytes);
-  uint64_t a_off = MH_WIRE_PAGE, b_off = a_off + al128((uint64_t)g->m * kc), c_off = b_off + al128((uint64_t)kc * g->n);
+  uint64_t a_off = mh_dsp_free_base(d), b_off = a_off + al128((uint64_t)g->m * kc), c_off = b_off + al128((uint64_t)kc * g->n);
   int8_t *a = (int8_t *)mh_dsp_at(d, (uint32_t)a_off), *b = (int8_t *)mh_dsp_at(d, (uint32_t)b_off);
   int32_t *c = (int32_t *)mh_dsp_at(d, (uint32_t)c_off);
   double bytes_in = 0;
@@ -45,12 +48,14 @@ int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt) {
   long parts = 0, chunks = 0;
   for (int k0 = 0; k0 < g->k; k0 += kc) {
     int kp = g->k - k0 < kc ? g->k - k0 : kc;
-    put_operands(g, k0, kp, a, b);
+    uint32_t flags = put_operands(g, k0, kp, a, b);
     mh_wire_msg *msg = mh_dsp_msg(d);
     memset(msg, 0, sizeof *msg);
     msg->op = MH_WIRE_GEMM_S8;
-    mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)kp, (uint32_t)a_off, (uint32_t)kp, (uint32_t)b_off,
-                         (uint32_t)g->n, (uint32_t)c_off, (uint32_t)g->n, (uint32_t)(g->accumulate || k0 > 0)};
+    mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)kp, (uint32_t)a_off, (uint32_t)(g->trans_a ? g->m : kp),
+                         (uint32_t)b_off, (uint32_t)(g->trans_b ? kp : g->n), (uint32_t)c_off, (uint32_t)g->n,
+                         (uint32_t)(g->accumulate || k0 > 0)};
+    w.flags = flags;
     msg->args.gemm = w;
     int st = mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS);
     if (st) return st;
@@ -74,20 +79,20 @@ int mh_dsp_gemm_s8_requant(mh_dsp *d, const mh_gemm_s8_args *g, const int32_t *b
   if (g->accumulate || shift < 0 || shift > 31 || (mode != MH_ROUND_NEAREST && mode != MH_ROUND_PSTO))
     return mh__error(MH_ERR_INVALID_ARG, "DSP fused GEMM: accumulate %d, shift %d, mode %d unsupported", g->accumulate,
                      shift, (int)mode);
-  uint64_t a_off = MH_WIRE_PAGE, b_off = a_off + al128((uint64_t)g->m * g->k);
+  uint64_t a_off = mh_dsp_free_base(d), b_off = a_off + al128((uint64_t)g->m * g->k);
   uint64_t bias_off = b_off + al128((uint64_t)g->k * g->n), y_off = bias_off + al128((uint64_t)g->m * 4);
   if (y_off + (uint64_t)g->m * g->n > d->region_bytes)
     return mh__error(MH_ERR_UNSUPPORTED, "DSP fused GEMM: %dx%dx%d exceeds the %zu-byte shared region", g->m, g->n, g->k,
                      d->region_bytes);
   int8_t *a = (int8_t *)mh_dsp_at(d, (uint32_t)a_off), *b = (int8_t *)mh_dsp_at(d, (uint32_t)b_off);
-  put_operands(g, 0, g->k, a, b);
+  uint32_t flags = put_operands(g, 0, g->k, a, b);
   if (bias) memcpy(mh_dsp_at(d, (uint32_t)bias_off), bias, (size_t)g->m * 4);
   mh_wire_msg *msg = mh_dsp_msg(d);
   memset(msg, 0, sizeof *msg);
   msg->op = MH_WIRE_GEMM_S8;
-  mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)g->k, (uint32_t)a_off, (uint32_t)g->k, (uint32_t)b_off,
-                       (uint32_t)g->n, (uint32_t)y_off, (uint32_t)g->n, 0, 1, (uint32_t)shift,
-                       mode == MH_ROUND_PSTO ? 1u : 0u, bias ? (uint32_t)bias_off : 0u};
+  mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)g->k, (uint32_t)a_off, (uint32_t)(g->trans_a ? g->m : g->k),
+                       (uint32_t)b_off, (uint32_t)(g->trans_b ? g->k : g->n), (uint32_t)y_off, (uint32_t)g->n, 0, 1,
+                       (uint32_t)shift, mode == MH_ROUND_PSTO ? 1u : 0u, bias ? (uint32_t)bias_off : 0u, flags};
   msg->args.gemm = w;
   MH_TRY(mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS));
   for (int i = 0; i < g->m; i++) memcpy(y + (size_t)i * ldy, mh_dsp_at(d, (uint32_t)(y_off + (uint64_t)i * g->n)), (size_t)g->n);

@@ -9,7 +9,7 @@ int mh_dsp_requant_s8(mh_dsp *d, const int32_t *x, long n, int8_t *y, int shift,
                       mh_requant_stats *st) {
   if (n < 1 || shift < 0 || shift > 31 || (mode != MH_ROUND_NEAREST && mode != MH_ROUND_PSTO))
     return mh__error(MH_ERR_INVALID_ARG, "DSP requantise: n %ld, shift %d, mode %d unsupported", n, shift, (int)mode);
-  uint64_t x_off = MH_WIRE_PAGE, y_off = x_off + ((uint64_t)n * 4 + 127) / 128 * 128;
+  uint64_t x_off = mh_dsp_free_base(d), y_off = x_off + ((uint64_t)n * 4 + 127) / 128 * 128;
   if (y_off + (uint64_t)n > d->region_bytes)
     return mh__error(MH_ERR_UNSUPPORTED, "DSP requantise: %ld values exceed the %zu-byte shared region", n, d->region_bytes);
   memcpy(mh_dsp_at(d, (uint32_t)x_off), x, (size_t)n * 4);

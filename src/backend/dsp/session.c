@@ -16,6 +16,7 @@ const char *mh_wire_status_name(uint32_t s) {
     case MH_WIRE_E_ARG: return "bad dimension, stride or flag";
     case MH_WIRE_E_VTCM: return "working set exceeds the VTCM budget";
     case MH_WIRE_E_VERSION: return "wire format version mismatch";
+    case MH_WIRE_E_SUBGRAPH: return "subgraph not prepared";
     default: return "unknown status";
   }
 }
@@ -40,7 +41,9 @@ int mh_dsp_open(mh_dsp **out, size_t region_bytes) {
   if (!d) return mh__error(MH_ERR_NOMEM, "DSP: out of memory");
   d->tr = &mh_dsp_transport_emu;
   d->memfd = d->req_fd = d->rep_fd = -1;
+  d->reuse = 1;
   d->region_bytes = (region_bytes + 2 * MH_WIRE_PAGE - 1) / MH_WIRE_PAGE * MH_WIRE_PAGE;
+  d->persist_top = MH_WIRE_PAGE, d->transient_low = (uint32_t)d->region_bytes;
   if (d->region_bytes > 0xfffff000u) {
     free(d);
     return mh__error(MH_ERR_INVALID_ARG, "DSP: a shared region of %zu bytes exceeds the 32-bit DSP address space", region_bytes);
@@ -86,5 +89,6 @@ void mh_dsp_close(mh_dsp *d) {
     mh_dsp_call(d, 2000);
   }
   d->tr->stop(d);
+  free(d->sgs);
   free(d);
 }

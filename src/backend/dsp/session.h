@@ -28,6 +28,12 @@ struct mh_dsp {
   uint32_t seq;
   long messages;        /* doorbells rung since open */
   int alive;
+  /* the region's memory plan (subgraph.c): persistent tensors of prepared subgraphs grow up from
+   * the tensor area's start; per-run tensors sit at the top; single GEMMs use what lies between */
+  uint32_t persist_top, transient_low;
+  int reuse;            /* 1: keep subgraphs prepared across runs; 0: rebuild before every run */
+  struct mh_dsp_sg *sgs; /* the host's handles of cached subgraphs */
+  int n_sgs;
   /* transport state */
   int memfd, req_fd, rep_fd;
   int pid;
@@ -47,6 +53,9 @@ void mh_dsp_close(mh_dsp *d); /* NULL-safe; asks the program to exit, then stops
 
 /* The tensor area: offsets in messages count from the region's start, tensors from MH_WIRE_PAGE. */
 static inline uint8_t *mh_dsp_at(mh_dsp *d, uint32_t off) { return d->region + off; }
+
+/* Where single messages may put their tensors: above every prepared subgraph's persistent data. */
+static inline uint32_t mh_dsp_free_base(const mh_dsp *d) { return (d->persist_top + 127u) & ~127u; }
 
 /* Sends the message in the slot (op and args filled by the caller) and waits for the reply.
  * MH_OK, or an error naming the wire status, a timeout, or a DSP that died. */

@@ -1,0 +1,26 @@
+/* The few compiler support routines a freestanding Hexagon program needs (no libc, no libgcc):
+ * clang emits calls to these for struct copies and large initialisers. */
+#include <stddef.h>
+#include <stdint.h>
+
+/* Byte loops through volatile pointers, so the compiler cannot turn them back into calls. */
+void *memcpy(void *dst, const void *src, size_t n) {
+  volatile uint8_t *d = dst;
+  const volatile uint8_t *s = src;
+  for (size_t i = 0; i < n; i++) d[i] = s[i];
+  return dst;
+}
+
+void *memset(void *dst, int c, size_t n) {
+  volatile uint8_t *d = dst;
+  for (size_t i = 0; i < n; i++) d[i] = (uint8_t)c;
+  return dst;
+}
+
+/* Hexagon's copy helper for 8-byte aligned blocks of at least 32 bytes. */
+void *__hexagon_memcpy_likely_aligned_min32bytes_mult8bytes(void *dst, const void *src, size_t n) {
+  volatile uint64_t *d = dst;
+  const volatile uint64_t *s = src;
+  for (size_t i = 0; i < n / 8; i++) d[i] = s[i];
+  return dst;
+}

@@ -1,0 +1,39 @@
+/* The GEMM message checked against the region and run on the HVX kernel (see gemm_msg.h). */
+#include "gemm_msg.h"
+
+#include "hvx_gemm.h"
+#include "region.h"
+
+#define MAX_DIM (1u << 24)
+#define MAX_K 131072u /* the host's MH_GEMM_S8_MAX_K: int32 sums cannot overflow */
+
+uint32_t mh_gemm_msg_check(const mh_wire_gemm_s8 *g) {
+  int fused = g->epilogue == 1, ta = (g->flags & MH_WIRE_GEMM_TRANS_A) != 0, tb = (g->flags & MH_WIRE_GEMM_TRANS_B) != 0;
+  if (!g->m || !g->n || !g->k || g->m > MAX_DIM || g->n > MAX_DIM || g->k > MAX_K) return MH_WIRE_E_ARG;
+  if (g->lda < (ta ? g->m : g->k) || g->ldb < (tb ? g->k : g->n) || g->ldc < g->n || g->accumulate > 1 ||
+      g->epilogue > 1 || (g->flags & ~3u) || (g->apack_off & 127u))
+    return MH_WIRE_E_ARG;
+  if ((!fused && (g->c_off & 3u)) || (fused && (g->accumulate || g->shift > 31 || g->mode > 1)) || (g->bias_off & 3u))
+    return MH_WIRE_E_ARG;
+  if (!mh_in_region(g->a_off, ta ? mh_span(g->k, g->m, g->lda, 1) : mh_span(g->m, g->k, g->lda, 1)) ||
+      !mh_in_region(g->b_off, tb ? mh_span(g->n, g->k, g->ldb, 1) : mh_span(g->k, g->n, g->ldb, 1)) ||
+      !mh_in_region(g->c_off, mh_span(g->m, g->n, g->ldc, fused ? 1 : 4)) ||
+      (g->bias_off && !mh_in_region(g->bias_off, (uint64_t)g->m * 4)) ||
+      (g->apack_off && !mh_in_region(g->apack_off, mh_wire_apack_bytes(g->m, g->k))))
+    return MH_WIRE_E_BOUNDS;
+  return MH_WIRE_OK;
+}
+
+uint32_t mh_gemm_msg_run(mh_vtcm *v, const mh_wire_gemm_s8 *g, const uint8_t *apack, uint32_t *chunks,
+                         uint32_t *max_abs, uint32_t *saturated) {
+  int fused = g->epilogue == 1;
+  mh_gemm_epilogue ep = {fused && g->bias_off ? (const int32_t *)(mh_region + g->bias_off) : 0,
+                         (int8_t *)(mh_region + g->c_off), (int)g->ldc, (int)g->shift, (int)g->mode, 0, 0};
+  mh_gemm_job j = {(int)g->m, (int)g->n, (int)g->k, (const int8_t *)(mh_region + g->a_off), (int)g->lda,
+                   (const int8_t *)(mh_region + g->b_off), (int)g->ldb, (int32_t *)(mh_region + g->c_off), (int)g->ldc,
+                   (int)g->accumulate, (g->flags & MH_WIRE_GEMM_TRANS_A) != 0, (g->flags & MH_WIRE_GEMM_TRANS_B) != 0,
+                   apack};
+  uint32_t st = (uint32_t)mh_hvx_gemm_s8(v, &j, chunks, fused ? &ep : 0);
+  *max_abs = ep.max_abs, *saturated = ep.saturated;
+  return st;
+}

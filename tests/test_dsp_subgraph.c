@@ -1,0 +1,249 @@
+/* DSP subgraphs under qemu-hexagon: prepared GEMM nodes (all transposition combinations, weights
+ * packed once per version, the fused epilogue) equal the host oracle with ==; a subgraph really
+ * reuses its packed weights until told they changed; reuse and --no-reuse give the same results
+ * with the expected preparation counts; malformed descriptors and runs are rejected with a status
+ * while the DSP keeps serving. Skips (77) where the DSP program or emulator is absent. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "backend/dsp/subgraph.h"
+#include "core/rng.h"
+#include "mandheling.h"
+#include "testlib.h"
+
+enum { W, BIAS, X, Y, NT };
+
+static void fill(mh_rng *r, int8_t *p, long n) {
+  for (long i = 0; i < n; i++) p[i] = (int8_t)((int)mh_rng_below(r, 255) - 127);
+}
+
+/* One node over tensors W (op(A) = W or W^T, constant), X (op(B)), Y; m x n x k. */
+static mh_dsp_sg_desc desc_of(int m, int n, int k, int ta, int tb) {
+  mh_dsp_sg_desc s;
+  memset(&s, 0, sizeof s);
+  s.n_tensors = NT, s.n_nodes = 1, s.weights = W;
+  s.t[W].bytes = (size_t)m * k, s.t[W].persistent = 1;
+  s.t[BIAS].bytes = (size_t)m * 4, s.t[BIAS].persistent = 1;
+  s.t[X].bytes = (size_t)k * n, s.t[Y].bytes = (size_t)m * n * 4;
+  mh_dsp_sg_node nd = {m, n, k, W, ta ? m : k, ta, X, tb ? k : n, tb, Y, n, BIAS, 1, 1};
+  s.nodes[0] = nd;
+  return s;
+}
+
+/* The host's answer: int32 C, or the fused int8 y with its statistics. */
+static void oracle(int m, int n, int k, const int8_t *w, int ta, const int8_t *x, int tb, const int32_t *bias, int shift,
+                   int fused, int32_t *c, int8_t *y, mh_requant_stats *st) {
+  mh_gemm_s8_args g = {m, n, k, w, ta ? m : k, ta, x, tb ? k : n, tb, c, n, 0};
+  mh_gemm_s8_ref(&g);
+  if (!fused) return;
+  for (long i = 0; i < (long)m * n; i++) c[i] = mh_q_add_sat32(c[i], bias[i / n]);
+  st->max_abs = 0, st->saturated = 0;
+  mh_cpu_kernels_get(1)->requant_s8(c, y, (long)m * n, shift, MH_ROUND_PSTO, 0, 0, st);
+}
+
+/* Random shapes and every transposition; each subgraph runs plain, fused and after new weights. */
+static void nodes(mh_dsp *d) {
+  mh_rng r = mh_rng_make(41);
+  static const int shapes[][3] = {{1, 1, 1}, {32, 8, 9}, {33, 5, 7}, {64, 40, 288}, {6, 200, 25}, {70, 3, 1500}, {9, 17, 9000}};
+  int key = 0;
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    for (int tt = 0; tt < 4; tt++) {
+      int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], ta = tt & 1, tb = tt >> 1;
+      mh_dsp_sg_desc desc = desc_of(m, n, k, ta, tb);
+      mh_dsp_counts cnt = {0};
+      mh_dsp_sg *s = mh_dsp_sg_get(d, key++, &desc, &cnt);
+      CHECK(s != NULL);
+      if (!s) {
+        fprintf(stderr, "%s\n", mh_last_error());
+        continue;
+      }
+      int8_t *w = malloc((size_t)m * k), *x = malloc((size_t)k * n), *y = malloc((size_t)m * n);
+      int32_t *c = malloc((size_t)m * n * 4), *bias = malloc((size_t)m * 4);
+      fill(&r, w, (long)m * k), fill(&r, x, (long)k * n);
+      for (int i = 0; i < m; i++) bias[i] = (int32_t)mh_rng_below(&r, 1u << 16) - (1 << 15);
+      for (int round = 0; round < 3; round++) {
+        int fused = round == 1 && k <= (int)MH_WIRE_FUSED_MAX_K, shift = 3 + (int)(si % 5);
+        if (round == 2) fill(&r, w, (long)m * k); /* new weights: must be copied and packed again */
+        mh_dsp_sg_set_weights(d, s, w, (size_t)m * k, &cnt);
+        memcpy(mh_dsp_sg_at(d, s, X), x, (size_t)k * n);
+        memcpy(mh_dsp_sg_at(d, s, BIAS), bias, (size_t)m * 4);
+        mh_requant_stats ds = {0, 0}, hs = {0, 0};
+        CHECK_OK(mh_dsp_sg_run(d, s, 1u, fused, shift, MH_ROUND_PSTO, &ds, &cnt));
+        oracle(m, n, k, w, ta, x, tb, bias, shift, fused, c, y, &hs);
+        tl_checks++;
+        if (fused ? memcmp(mh_dsp_sg_at(d, s, Y), y, (size_t)m * n) || ds.max_abs != hs.max_abs || ds.saturated != hs.saturated
+                  : memcmp(mh_dsp_sg_at(d, s, Y), c, (size_t)m * n * 4))
+          TL_FAIL("subgraph node %dx%dx%d trans_a %d trans_b %d %s differs from the oracle", m, n, k, ta, tb,
+                  fused ? "fused" : "int32");
+      }
+      CHECK_EQ_INT(cnt.sg_prepares, 1);
+      CHECK_EQ_INT(cnt.sg_runs, 3);
+      CHECK_EQ_INT(cnt.packed_bytes, 2 * m * k); /* first run and after the new weights: not the fused run */
+      CHECK_EQ_INT(cnt.weight_bytes, 2 * m * k);
+      free(w), free(x), free(y), free(c), free(bias);
+    }
+}
+
+/* The DSP packs the weights once and keeps using the packed copy: rewriting the weight tensor
+ * behind the subgraph's back changes nothing until a run says the weights changed. */
+static void packed_weights_stay(mh_dsp *d) {
+  mh_rng r = mh_rng_make(43);
+  int m = 40, n = 12, k = 50;
+  mh_dsp_sg_desc desc = desc_of(m, n, k, 0, 0);
+  mh_dsp_sg *s = mh_dsp_sg_get(d, 1000, &desc, NULL);
+  CHECK(s != NULL);
+  if (!s) return;
+  int8_t w[40 * 50], w2[40 * 50], x[50 * 12], y[40 * 12];
+  int32_t want[40 * 12], want2[40 * 12];
+  fill(&r, w, m * k), fill(&r, w2, m * k), fill(&r, x, k * n);
+  oracle(m, n, k, w, 0, x, 0, NULL, 0, 0, want, y, NULL);
+  oracle(m, n, k, w2, 0, x, 0, NULL, 0, 0, want2, y, NULL);
+  mh_dsp_sg_set_weights(d, s, w, sizeof w, NULL);
+  memcpy(mh_dsp_sg_at(d, s, X), x, sizeof x);
+  CHECK_OK(mh_dsp_sg_run(d, s, 1u, 0, 0, MH_ROUND_NEAREST, NULL, NULL));
+  CHECK(memcmp(mh_dsp_sg_at(d, s, Y), want, sizeof want) == 0);
+  memcpy(mh_dsp_sg_at(d, s, W), w2, sizeof w2); /* behind its back */
+  CHECK_OK(mh_dsp_sg_run(d, s, 1u, 0, 0, MH_ROUND_NEAREST, NULL, NULL));
+  CHECK(memcmp(mh_dsp_sg_at(d, s, Y), want, sizeof want) == 0); /* still the packed old weights */
+  mh_dsp_sg_set_weights(d, s, w2, sizeof w2, NULL);             /* equal bytes: no copy, so ... */
+  memcpy(mh_dsp_sg_at(d, s, W), w, sizeof w);                   /* (restore the region's copy) */
+  mh_dsp_sg_set_weights(d, s, w2, sizeof w2, NULL);             /* ... now they differ: copied, flagged */
+  CHECK_OK(mh_dsp_sg_run(d, s, 1u, 0, 0, MH_ROUND_NEAREST, NULL, NULL));
+  CHECK(memcmp(mh_dsp_sg_at(d, s, Y), want2, sizeof want2) == 0);
+}
+
+/* The same runs with reuse off: identical outputs, one preparation and one weight copy per run. */
+static void no_reuse(void) {
+  mh_dsp *a = NULL, *b = NULL;
+  CHECK_OK(mh_dsp_open(&a, 4u << 20));
+  CHECK_OK(mh_dsp_open(&b, 4u << 20));
+  if (!a || !b) {
+    mh_dsp_close(a), mh_dsp_close(b);
+    return;
+  }
+  b->reuse = 0;
+  mh_rng r = mh_rng_make(47);
+  int m = 48, n = 20, k = 70;
+  mh_dsp_sg_desc desc = desc_of(m, n, k, 1, 1);
+  mh_dsp_counts ca = {0}, cb = {0};
+  int8_t w[48 * 70], x[70 * 20];
+  fill(&r, w, m * k);
+  for (int run = 0; run < 4; run++) {
+    fill(&r, x, k * n);
+    if (run == 2) fill(&r, w, m * k);
+    mh_dsp_sg *sa = mh_dsp_sg_get(a, 7, &desc, &ca), *sb = mh_dsp_sg_get(b, 7, &desc, &cb);
+    CHECK(sa && sb);
+    if (!sa || !sb) break;
+    mh_dsp_sg_set_weights(a, sa, w, sizeof w, &ca), mh_dsp_sg_set_weights(b, sb, w, sizeof w, &cb);
+    memcpy(mh_dsp_sg_at(a, sa, X), x, sizeof x), memcpy(mh_dsp_sg_at(b, sb, X), x, sizeof x);
+    CHECK_OK(mh_dsp_sg_run(a, sa, 1u, 0, 0, MH_ROUND_NEAREST, NULL, &ca));
+    CHECK_OK(mh_dsp_sg_run(b, sb, 1u, 0, 0, MH_ROUND_NEAREST, NULL, &cb));
+    CHECK(memcmp(mh_dsp_sg_at(a, sa, Y), mh_dsp_sg_at(b, sb, Y), (size_t)m * n * 4) == 0);
+  }
+  CHECK_EQ_INT(ca.sg_prepares, 1);
+  CHECK_EQ_INT(cb.sg_prepares, 4);
+  CHECK_EQ_INT(ca.weight_bytes, 2 * m * k);
+  CHECK_EQ_INT(cb.weight_bytes, 4 * m * k);
+  CHECK_EQ_INT(ca.packed_bytes, 2 * m * k);
+  CHECK_EQ_INT(cb.packed_bytes, 4 * m * k);
+  CHECK_EQ_INT(a->messages - 1, 4 + 1);  /* HELLO aside: 4 runs, 1 preparation */
+  CHECK_EQ_INT(b->messages - 1, 4 + 4);
+  mh_dsp_close(a), mh_dsp_close(b);
+}
+
+static uint32_t call(mh_dsp *d, uint32_t op, const void *args, size_t n) {
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  memset(msg, 0, sizeof *msg);
+  msg->op = op;
+  memcpy(msg->args.raw, args, n);
+  mh_dsp_call(d, 20000);
+  return msg->status;
+}
+
+/* Malformed subgraph messages: a status back, nothing cached, and the DSP keeps serving. */
+static void malformed(mh_dsp *d) {
+  uint32_t desc_off = (uint32_t)d->region_bytes - 4096, t = MH_WIRE_PAGE;
+  mh_wire_sg_node *nd = (mh_wire_sg_node *)mh_dsp_at(d, desc_off);
+  mh_wire_sg_node good = {MH_WIRE_GEMM_S8, 0, 0, 0, {8, 8, 8, t, 8, t + 128, 8, t + 256, 8}};
+  mh_wire_sg_prepare p = {3, desc_off, 1};
+  mh_wire_sg_run run = {3, 1u};
+  *nd = good;
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &p, sizeof p), MH_WIRE_OK);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run, sizeof run), MH_WIRE_OK);
+  struct {
+    mh_wire_sg_node node;
+    uint32_t want;
+    const char *what;
+  } bad[6];
+  for (int i = 0; i < 6; i++) bad[i].node = good;
+  bad[0].node.op = MH_WIRE_RELU_S8, bad[0].want = MH_WIRE_E_ARG, bad[0].what = "a node that is not a GEMM";
+  bad[1].node.gemm.c_off = (uint32_t)d->region_bytes - 8, bad[1].want = MH_WIRE_E_BOUNDS, bad[1].what = "output past the region";
+  bad[2].node.a_const = 1, bad[2].want = MH_WIRE_E_ARG, bad[2].what = "constant A without a packed area";
+  bad[3].node.a_const = 1, bad[3].node.gemm.apack_off = (uint32_t)d->region_bytes - 128;
+  bad[3].want = MH_WIRE_E_BOUNDS, bad[3].what = "packed area past the region";
+  bad[4].node.gemm.flags = 8, bad[4].want = MH_WIRE_E_ARG, bad[4].what = "an unknown flag";
+  bad[5].node.may_fuse = 1, bad[5].node.gemm.accumulate = 1, bad[5].want = MH_WIRE_E_ARG, bad[5].what = "fusable but accumulating";
+  for (int i = 0; i < 6; i++) {
+    *nd = bad[i].node;
+    uint32_t st = call(d, MH_WIRE_SG_PREPARE, &p, sizeof p);
+    tl_checks++;
+    if (st != bad[i].want) TL_FAIL("prepare with %s: status %u, expected %u", bad[i].what, st, bad[i].want);
+    CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run, sizeof run), MH_WIRE_E_SUBGRAPH); /* the slot was dropped */
+  }
+  mh_wire_sg_prepare many = {3, desc_off, MH_WIRE_SG_NODES + 1}, slot = {MH_WIRE_SG_SLOTS, desc_off, 1},
+                     outside = {3, (uint32_t)d->region_bytes - 40, 1};
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &many, sizeof many), MH_WIRE_E_ARG);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &slot, sizeof slot), MH_WIRE_E_ARG);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &outside, sizeof outside), MH_WIRE_E_BOUNDS);
+  *nd = good;
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &p, sizeof p), MH_WIRE_OK);
+  mh_wire_sg_run r2 = run;
+  r2.node_mask = 2; /* node 1 does not exist */
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &r2, sizeof r2), MH_WIRE_E_ARG);
+  r2 = run, r2.epilogue = 1; /* the node may not fuse */
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &r2, sizeof r2), MH_WIRE_OK);
+  r2 = run, r2.epilogue = 1, r2.shift = 40;
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &r2, sizeof r2), MH_WIRE_E_ARG);
+  r2 = run, r2.id = 999;
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &r2, sizeof r2), MH_WIRE_E_SUBGRAPH);
+  mh_wire_sg_prepare rel = {3};
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RELEASE, &rel, sizeof rel), MH_WIRE_OK);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run, sizeof run), MH_WIRE_E_SUBGRAPH);
+  mh_wire_gemm_s8 packed = good.gemm; /* packed operands belong to subgraphs, not single GEMMs */
+  packed.apack_off = t + 4096;
+  CHECK_EQ_INT(call(d, MH_WIRE_GEMM_S8, &packed, sizeof packed), MH_WIRE_E_ARG);
+  CHECK_EQ_INT(call(d, MH_WIRE_GEMM_S8, &good.gemm, sizeof good.gemm), MH_WIRE_OK);
+}
+
+/* A subgraph that cannot fit the region: NULL and a message saying so, nothing prepared. */
+static void region_full(void) {
+  mh_dsp *d = NULL;
+  CHECK_OK(mh_dsp_open(&d, 64u << 10));
+  if (!d) return;
+  mh_dsp_sg_desc desc = desc_of(64, 512, 512, 0, 0); /* 1 MiB of int32 output */
+  mh_dsp_sg *s = mh_dsp_sg_get(d, 1, &desc, NULL);
+  CHECK(s == NULL);
+  CHECK(strstr(mh_last_error(), "shared region is full") != NULL);
+  mh_dsp_close(d);
+}
+
+int main(void) {
+  char prog[512], emu[512], why[640];
+  if (!mh_dsp_locate(prog, sizeof prog, emu, sizeof emu, why, sizeof why)) {
+    printf("SKIP: %s\n", why);
+    return 77;
+  }
+  mh_dsp *d = NULL;
+  CHECK_OK(mh_dsp_open(&d, 16u << 20));
+  if (!d) return tl_exit();
+  nodes(d);
+  packed_weights_stay(d);
+  mh_dsp_close(d);
+  CHECK_OK(mh_dsp_open(&d, 1u << 20));
+  if (d) malformed(d);
+  mh_dsp_close(d);
+  no_reuse();
+  region_full();
+  return tl_exit();
+}
