@@ -71,9 +71,12 @@ typedef enum mh_schedule { MH_SCHEDULE_CONSTANT = 0, MH_SCHEDULE_STEP = 1, MH_SC
 typedef struct mh_train_config {
   const char *precision; /* "fp32" (default), "int8" (mixed precision) or "niti" (integer-only) */
   const char *rescale;   /* niti: "adaptive" (default) or "exact": how int32 results return to int8 */
-  const char *backend;   /* "cpu" (default), "dsp" or "auto": where the integer GEMMs of int8/niti run.
-                            Results are bit-identical either way; without a DSP, "dsp" warns and
-                            trains on the CPU, "auto" silently does */
+  const char *backend;   /* "cpu" (default), "dsp" or "auto": where the integer GEMMs of int8/niti run:
+                            "dsp" all of them, "auto" those the planner places on the DSP (the
+                            rest on the CPU, beside it). Results are bit-identical either way;
+                            without a DSP, "dsp" warns and trains on the CPU, "auto" notes it */
+  const char *profile;   /* --backend auto: the device profile whose plan places the work ("sd865"
+                            default, "host", or a profile file) */
   int no_reuse;          /* --backend dsp: rebuild each DSP subgraph (descriptor, checks, weight copy and
                             packing) before every run instead of preparing it once */
   const char *mu;        /* niti: gradient bit width (the learning rate) per epoch, e.g. "5,5,4,3"; the last
@@ -154,6 +157,7 @@ typedef struct mh_dsp_report {
   long sg_nodes_checked; /* GEMM nodes the DSP validated while preparing */
   double weight_bytes;   /* weights copied into the shared region (with reuse: only when they changed) */
   double packed_bytes;   /* weight bytes the DSP packed into its kernel's layout */
+  long cosched_runs;     /* subgraph runs the CPU worked beside (a backward GEMM on each side) */
 } mh_dsp_report;
 
 typedef struct mh_fit_summary {

@@ -2,13 +2,18 @@
  * packed once per version, the fused epilogue) equal the host oracle with ==; a subgraph really
  * reuses its packed weights until told they changed; reuse and --no-reuse give the same results
  * with the expected preparation counts; malformed descriptors and runs are rejected with a status
- * while the DSP keeps serving. Skips (77) where the DSP program or emulator is absent. */
+ * while the DSP keeps serving; training under mixed placements (some passes on the DSP, the
+ * backward GEMMs of a layer split between DSP and CPU and run at once) equals the CPU bit for bit.
+ * Skips (77) where the DSP program or emulator is absent. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
 #include "backend/dsp/subgraph.h"
 #include "core/rng.h"
+#include "graph/executor.h"
+#include "ops/ops.h"
+#include "train/trainer.h"
 #include "mandheling.h"
 #include "testlib.h"
 
@@ -228,6 +233,73 @@ static void region_full(void) {
   mh_dsp_close(d);
 }
 
+/* lenet5 (conv1, conv2, fc1, fc2, fc3) for 6 steps at batch 8 under a placement (per node bits;
+ * NULL: the CPU only). Returns the parameters (int8 for niti, FP32 bytes for int8) and the report. */
+static void *train_placed(const char *precision, const unsigned char *place, size_t *bytes, mh_dsp_report *rep) {
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = precision, cfg.backend = place ? "dsp" : "cpu", cfg.batch = 8;
+  if (mh_model_create(&m, "lenet5", 4) || mh_trainer_create(&t, m, &cfg)) {
+    TL_FAIL("lenet5 %s: %s", precision, mh_last_error());
+    mh_model_free(m);
+    return NULL;
+  }
+  if (place && t->dsp) mh_exec_set_dsp(t->ex, t->dsp, t->dsp_counts, place);
+  static float x[8 * 784];
+  int32_t y[8];
+  for (int s = 0; s < 6; s++) {
+    for (int i = 0; i < 8 * 784; i++) x[i] = (float)((i * 2654435761u + s * 131u) % 1009) / 504.f - 1.f;
+    for (int i = 0; i < 8; i++) y[i] = (i + 7 * s) % 10;
+    CHECK_OK(mh_trainer_step(t, x, y, 8, NULL));
+  }
+  mh_trainer_dsp_report(t, rep);
+  int integer = !strcmp(precision, "niti");
+  *bytes = (size_t)m->g.n_param_floats * (integer ? 1 : sizeof(float));
+  void *out = malloc(*bytes);
+  memcpy(out, integer ? (void *)m->qparams : (void *)m->params, *bytes);
+  mh_trainer_free(t);
+  mh_model_free(m);
+  return out;
+}
+
+static void placements(void) {
+  enum { F = MH_PASS_FWD, W = MH_PASS_BWD_W, D = MH_PASS_BWD_D };
+  /* node order: input, conv1, relu, pool, conv2, relu, pool, flatten, fc1, relu, fc2, relu, fc3 */
+  mh_model *m = NULL;
+  CHECK_OK(mh_model_create(&m, "lenet5", 4));
+  if (!m) return;
+  int n = m->g.n_nodes, gemm[16], ng = 0;
+  for (int i = 0; i < n && ng < 16; i++)
+    if (m->g.nodes[i].op == MH_OP_CONV2D || m->g.nodes[i].op == MH_OP_LINEAR) gemm[ng++] = i;
+  mh_model_free(m);
+  CHECK_EQ_INT(ng, 5);
+  static const unsigned char mixes[][5] = {
+      {F | W | D, F | W | D, F | W | D, F | W | D, F | W | D}, /* everything */
+      {F, W, D, F | W, F | D},                                 /* every split: W on the DSP, D on the CPU, and back */
+      {0, F | W, W, D, 0},                                     /* first and last layer on the CPU */
+  };
+  const char *precisions[] = {"niti", "int8"};
+  for (int pi = 0; pi < 2; pi++) {
+    size_t nb = 0, nb2 = 0;
+    mh_dsp_report rc, rd;
+    unsigned char *cpu = train_placed(precisions[pi], NULL, &nb, &rc);
+    for (size_t mi = 0; mi < sizeof mixes / sizeof mixes[0] && cpu; mi++) {
+      unsigned char place[64] = {0};
+      for (int k = 0; k < ng; k++) place[gemm[k]] = mixes[mi][k];
+      unsigned char *dsp = train_placed(precisions[pi], place, &nb2, &rd);
+      tl_checks++;
+      if (!dsp || nb2 != nb || memcmp(cpu, dsp, nb))
+        TL_FAIL("lenet5 %s, placement %zu: parameters differ from the CPU's", precisions[pi], mi);
+      CHECK(rd.gemms > 0 && rd.cpu_fallbacks == 0);
+      if (mi == 1) CHECK(rd.cosched_runs >= 6 * 4); /* conv2, fc1, fc2, fc3 split their backward every step */
+      free(dsp);
+    }
+    free(cpu);
+  }
+}
+
 int main(void) {
   char prog[512], emu[512], why[640];
   if (!mh_dsp_locate(prog, sizeof prog, emu, sizeof emu, why, sizeof why)) {
@@ -245,5 +317,6 @@ int main(void) {
   mh_dsp_close(d);
   no_reuse();
   region_full();
+  placements();
   return tl_exit();
 }

@@ -45,7 +45,7 @@ int main(void) {
       }
       char *text = NULL;
       mh_plan_summary s;
-      CHECK_OK(mh_plan(&g, prec, &p, 32, &text, &s));
+      CHECK_OK(mh_plan(&g, prec, &p, 32, &text, &s, NULL));
       if (text) {
         CHECK(s.cosched.ms <= s.cpu.ms * (1 + 1e-9) && s.cosched.ms <= s.dsp.ms * (1 + 1e-9));
         if (prec == MH_PRECISION_FP32) CHECK(s.cosched.dsp_macs_share == 0 && s.dsp.dsp_macs_share == 0);
@@ -55,7 +55,7 @@ int main(void) {
         dear.transport_latency_us *= 100;
         char *t2 = NULL;
         mh_plan_summary s2;
-        CHECK_OK(mh_plan(&g, prec, &dear, 32, &t2, &s2));
+        CHECK_OK(mh_plan(&g, prec, &dear, 32, &t2, &s2, NULL));
         CHECK(s2.cosched.handoffs <= s.cosched.handoffs);
         free(t2);
       }

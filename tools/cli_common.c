@@ -17,9 +17,9 @@ void cli_print_dsp(const char *label, const mh_dsp_report *r) {
   printf("%s %ld int8 GEMMs (%.3f GMAC) in %ld messages, %.2f MiB to and %.2f MiB from the DSP, %ld on the CPU instead%s\n",
          label, r->gemms, r->macs * 1e-9, r->messages, r->bytes_to_dsp / 1048576.0, r->bytes_from_dsp / 1048576.0,
          r->cpu_fallbacks, r->active ? "" : " (the DSP is gone)");
-  printf("%s subgraphs (%s): %ld runs, %ld preparations (%ld nodes checked), %.2f MiB of weights copied, %.2f MiB "
-         "packed\n", label, r->reuse ? "reused" : "--no-reuse: rebuilt every run", r->sg_runs, r->sg_prepares,
-         r->sg_nodes_checked, r->weight_bytes / 1048576.0, r->packed_bytes / 1048576.0);
+  printf("%s subgraphs (%s): %ld runs (%ld with CPU work beside them), %ld preparations (%ld nodes checked), %.2f MiB "
+         "of weights copied, %.2f MiB packed\n", label, r->reuse ? "reused" : "--no-reuse: rebuilt every run", r->sg_runs,
+         r->cosched_runs, r->sg_prepares, r->sg_nodes_checked, r->weight_bytes / 1048576.0, r->packed_bytes / 1048576.0);
   printf("%s batch splitting: %ld region parts, %ld VTCM chunks; rescaling on the DSP: %ld fused GEMMs kept %.2f MiB "
          "of int32 there\n", label, r->split_parts, r->vtcm_chunks, r->fused_gemms, r->int32_bytes_kept / 1048576.0);
 }
@@ -37,6 +37,7 @@ void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
   json_num(j, "dsp_weight_bytes", r->weight_bytes);
   json_num(j, "dsp_packed_bytes", r->packed_bytes);
   json_int(j, "dsp_fused_gemms", r->fused_gemms);
+  json_int(j, "dsp_cosched_runs", r->cosched_runs);
 }
 
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts) {

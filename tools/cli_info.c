@@ -52,7 +52,7 @@ int cmd_info(int argc, char **argv) {
 }
 
 int cmd_bench(int argc, char **argv) {
-  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL;
+  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL, *device = NULL;
   int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0, no_reuse = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
@@ -60,8 +60,9 @@ int cmd_bench(int argc, char **argv) {
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
                           {"--precision", OPT_STR, &precision, "fp32|int8|niti (default fp32)"},
                           {"--rescale", OPT_STR, &rescale, "niti: adaptive|exact (default adaptive)"},
-                          {"--backend", OPT_STR, &backend, "cpu|dsp|auto: where int8/niti GEMMs run (default cpu)"},
-                          {"--no-reuse", OPT_FLAG, &no_reuse, "--backend dsp: rebuild DSP subgraphs before every run"},
+                          {"--backend", OPT_STR, &backend, "cpu|dsp|auto: int8/niti GEMMs on the CPU, all on the DSP, or as planned (default cpu)"},
+                          {"--no-reuse", OPT_FLAG, &no_reuse, "--backend dsp|auto: rebuild DSP subgraphs before every run"},
+                          {"--device", OPT_STR, &device, "--backend auto: device profile to plan for (default sd865)"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},
@@ -85,6 +86,7 @@ int cmd_bench(int argc, char **argv) {
   cfg.rescale = rescale;
   cfg.backend = backend;
   cfg.no_reuse = no_reuse;
+  cfg.profile = device;
   cfg.lr = 0.01f; /* as reference/zoo.py's timing loop */
   cfg.schedule = MH_SCHEDULE_CONSTANT;
   cfg.force_reference = reference;

@@ -19,6 +19,8 @@ typedef struct {
   int dsp_ok;
   const char *why_cpu;          /* when !dsp_ok */
   int pair;                     /* 1: bwd-weight that may overlap with the preceding bwd-data task */
+  int node;                     /* the graph node (-1: loss, update) */
+  unsigned place;               /* its MH_PLACE_* bit */
   double t[2], e[2];            /* time (ms) and energy (mJ) per side */
   int side;                     /* chosen */
 } task;
@@ -65,21 +67,25 @@ static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
           task *t = &ts[n++];
           snprintf(t->name, sizeof t->name, "bwd-data %s", nd->name);
           t->macs = macs, t->bytes = y + w + xin * (q && !integer ? 4 : 1), t->in_bytes = y, t->dsp_ok = ok, t->why_cpu = why;
+          t->node = i, t->place = MH_PASS_BWD_D;
         }
         task *t = &ts[n++];
         snprintf(t->name, sizeof t->name, "bwd-weight %s", nd->name);
         t->macs = macs, t->bytes = y + xin + w * 4, t->in_bytes = y, t->dsp_ok = ok, t->why_cpu = why;
         t->pair = nd->in[0] != 0;
+        t->node = i, t->place = MH_PASS_BWD_W;
         continue;
       }
       if (nd->op == MH_OP_FLATTEN) continue; /* a view */
       task *t = &ts[n++];
       snprintf(t->name, sizeof t->name, "%s %s", dir, nd->name);
       t->macs = macs, t->bytes = xin + y + w, t->in_bytes = xin, t->dsp_ok = ok, t->why_cpu = why;
+      t->node = i, t->place = pass == 0 ? MH_PASS_FWD : MH_PASS_BWD_D;
       if (pass == 0 && k == N - 1) { /* the loss sits between forward and backward */
         task *l = &ts[n++];
         snprintf(l->name, sizeof l->name, "loss (softmax cross-entropy)");
         l->bytes = 2 * y, l->in_bytes = y, l->why_cpu = "softmax: exponentials, division, int64";
+        l->node = -1;
       }
     }
   }
@@ -88,6 +94,7 @@ static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
   snprintf(u->name, sizeof u->name, "update (%s)", integer ? "integer" : "SGD on FP32 masters");
   u->bytes = integer ? np * 6 : np * 16, u->in_bytes = integer ? np * 4 : np * 4, u->dsp_ok = integer;
   u->why_cpu = "FP32 SGD with momentum";
+  u->node = -1;
   *out = ts;
   return n;
 }
@@ -169,7 +176,8 @@ static void all_on(task *ts, int n, int dsp) {
   for (int i = 0; i < n; i++) ts[i].side = dsp && ts[i].dsp_ok ? DSP : CPU;
 }
 
-int mh_plan(const mh_graph *g, int precision, const mh_profile *p, int batch, char **text, mh_plan_summary *sum) {
+int mh_plan(const mh_graph *g, int precision, const mh_profile *p, int batch, char **text, mh_plan_summary *sum,
+            unsigned char *placement) {
   task *ts = NULL, *tf = NULL;
   int n = build_tasks(g, precision, batch, &ts);
   if (n < 0) return n;
@@ -183,6 +191,15 @@ int mh_plan(const mh_graph *g, int precision, const mh_profile *p, int batch, ch
   all_on(ts, n, 0), sum->cpu = evaluate(p, ts, n);
   all_on(ts, n, 1), sum->dsp = evaluate(p, ts, n);
   place(p, ts, n), sum->cosched = evaluate(p, ts, n);
+  if (placement) {
+    memset(placement, 0, (size_t)g->n_nodes);
+    for (int i = 0; i < n; i++)
+      if (ts[i].node >= 0 && ts[i].side == DSP) placement[ts[i].node] |= (unsigned char)ts[i].place;
+  }
+  if (!text) {
+    free(ts), free(tf);
+    return MH_OK;
+  }
   size_t cap = 4096 + (size_t)n * 200;
   char *out = malloc(cap), *o = out;
   if (!out) {

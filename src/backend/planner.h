@@ -21,7 +21,9 @@ typedef struct mh_plan_summary {
   mh_plan_totals cosched;  /* the planner's placement */
 } mh_plan_summary;
 
-/* precision: mh_precision of the algorithm. Writes a printable plan (caller frees *text). */
-int mh_plan(const mh_graph *g, int precision, const mh_profile *p, int batch, char **text, mh_plan_summary *sum);
+/* precision: mh_precision of the algorithm. Writes a printable plan (caller frees *text; text may
+ * be NULL) and, when placement is given, the co-scheduled placement (g->n_nodes bytes of MH_PASS_* bits). */
+int mh_plan(const mh_graph *g, int precision, const mh_profile *p, int batch, char **text, mh_plan_summary *sum,
+            unsigned char *placement);
 
 #endif

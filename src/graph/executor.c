@@ -34,6 +34,7 @@ struct mh_executor {
   mh_rescale_counts rc;
   struct mh_dsp *dsp;
   struct mh_dsp_counts *dsp_counts;
+  unsigned char *dsp_place;  /* per node: MH_PLACE_* bits of its passes that run on the DSP (NULL: all) */
   mh_rescale_state rs_infer[2]; /* scratch history for inference forwards */
   mh_rescale_counts rc_infer;
   uint64_t seed;
@@ -75,6 +76,7 @@ void mh_exec_free(mh_executor *ex) {
   plan_free(&ex->plans[1]);
   free(ex->prof);
   free(ex->e_act), free(ex->e_grad), free(ex->rs);
+  free(ex->dsp_place);
   free(ex);
 }
 
@@ -294,6 +296,7 @@ static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, 
   c.kt = ex->kt;
   c.dsp = ex->dsp;
   c.dsp_counts = ex->dsp_counts;
+  c.dsp_place = ex->dsp_place ? ex->dsp_place[i] : 7u; /* forward/backward keep their own bits */
   return c;
 }
 
@@ -315,6 +318,7 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, 
   }
   for (int i = 1; i < ex->g->n_nodes; i++) {
     mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
+    c.dsp_place &= MH_PASS_FWD;
     double t0 = ex->prof ? now_s() : 0;
     impl(ex, i)->forward(&c);
     if (ex->prof) ex->prof[2 * i] += now_s() - t0;
@@ -348,9 +352,13 @@ void mh_exec_set_param_exps(mh_executor *ex, const int *exps) { ex->param_exp = 
 
 void mh_exec_set_rescale(mh_executor *ex, mh_rescale_mode mode) { ex->rescale = mode; }
 
-void mh_exec_set_dsp(mh_executor *ex, struct mh_dsp *dsp, struct mh_dsp_counts *counts) {
+void mh_exec_set_dsp(mh_executor *ex, struct mh_dsp *dsp, struct mh_dsp_counts *counts, const unsigned char *place) {
   ex->dsp = dsp;
   ex->dsp_counts = counts;
+  free(ex->dsp_place);
+  ex->dsp_place = NULL;
+  if (place && (ex->dsp_place = malloc((size_t)ex->g->n_nodes))) memcpy(ex->dsp_place, place, (size_t)ex->g->n_nodes);
+  if (place && !ex->dsp_place) ex->dsp = NULL; /* out of memory: stay on the CPU rather than misplace */
 }
 
 mh_rescale_state *mh_exec_rescale_states(mh_executor *ex) { return ex->rs; }
@@ -366,6 +374,7 @@ int mh_exec_backward(mh_executor *ex, const void *params, void *grads) {
   for (int i = g->n_nodes - 1; i >= 1; i--) {
     const mh_node *nd = &g->nodes[i];
     mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, 1, params, grads, NULL);
+    c.dsp_place &= MH_PASS_BWD_W | MH_PASS_BWD_D;
     c.dy = (const float *)(p->arena + p->dy_off[i]);
     c.qdy = (const int8_t *)(p->arena + p->dy_off[i]);
     c.edy = ex->e_grad[i];

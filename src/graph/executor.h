@@ -57,10 +57,11 @@ mh_rescale_state *mh_exec_rescale_states(mh_executor *ex);
 const mh_rescale_counts *mh_exec_rescale_counts(const mh_executor *ex);
 void mh_exec_reset_rescale_counts(mh_executor *ex);
 
-/* Integer GEMMs go to this DSP session (NULL: the CPU), counting into `counts`. */
+/* Integer GEMMs go to this DSP session (NULL: the CPU), counting into `counts`; place: per node,
+ * the MH_PASS_* bits of the passes placed on the DSP (copied; NULL: every pass that can). */
 struct mh_dsp;
 struct mh_dsp_counts;
-void mh_exec_set_dsp(mh_executor *ex, struct mh_dsp *dsp, struct mh_dsp_counts *counts);
+void mh_exec_set_dsp(mh_executor *ex, struct mh_dsp *dsp, struct mh_dsp_counts *counts, const unsigned char *place);
 
 /* Per-node timing: when on, forward and backward seconds accumulate per node; the array has
  * 2 * n_nodes doubles (forward, backward), NULL when profiling is off. Turning on resets it. */

@@ -24,11 +24,7 @@ void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *
                         int g);
 
 /* The layer as a DSP subgraph (conv2d_dsp.c). Tensors: */
-enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y };
-/* nodes (run masks): forward, weight gradient, input gradient */
-#define MH_CONV_FWD 1u
-#define MH_CONV_BWD_W 2u
-#define MH_CONV_BWD_D 4u
+enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y }; /* nodes: MH_PASS_* */
 struct mh_dsp_sg;
 /* The subgraph of this node at this batch with weights wq in place, or NULL: no live DSP, a
  * grouped convolution, or no room (the caller runs the CPU path). */

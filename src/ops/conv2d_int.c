@@ -91,14 +91,14 @@ static void conv_int_acc(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch 
  * saturations are judged by the same rule as on the CPU, and a fallback runs again with the exact
  * shift; the int32 result never leaves the DSP. Returns 1 when done, 0 for the CPU path. */
 static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_scratch *s, int e_acc) {
-  struct mh_dsp_sg *sg = mh__conv_dsp(ctx, d, ctx->qw);
+  struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__conv_dsp(ctx, d, ctx->qw) : NULL;
   if (!sg) return 0;
   int kk = d->Cg * d->K * d->K;
   long n_out = (long)d->N * d->O * d->P * d->Q;
   void *y = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
   mh__conv_dsp_inputs(ctx, d, sg, ctx->qx[0], NULL);
   if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || kk > (int)MH_WIRE_FUSED_MAX_K) { /* int32 back */
-    if (mh__op_dsp_run(ctx, sg, MH_CONV_FWD, 0, 0, NULL)) return 0;
+    if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) return 0;
     conv_scatter(d, y, 4, s->big, 0, d->N, 0);
     conv_int_bias(ctx, d, s->big, e_acc);
     *ctx->ey = e_acc + mh__int_rescale(ctx, 0, s->big, n_out, ctx->qy);
@@ -107,9 +107,9 @@ static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_sc
   int32_t *bias = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_BIAS);
   for (int o = 0; o < d->O; o++) bias[o] = ctx->node->bias ? mh_q_align32(ctx->qw[(size_t)d->O * kk + o], ctx->ew[1] - e_acc) : 0;
   mh_requant_stats st;
-  if (mh__op_dsp_run(ctx, sg, MH_CONV_FWD, 1, ctx->rs[0].shift, &st)) return 0;
+  if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 1, ctx->rs[0].shift, &st)) return 0;
   int redo, shift = mh_rescale_after_predicted(&ctx->rs[0], ctx->rc, &st, n_out, &redo);
-  if (redo && mh__op_dsp_run(ctx, sg, MH_CONV_FWD, 1, shift, &st)) {
+  if (redo && mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 1, shift, &st)) {
     conv_int_acc(ctx, d, s, e_acc); /* the DSP went away during the fallback: finish on the CPU */
     ctx->kt->requant_s8(s->big, ctx->qy, n_out, shift, MH_ROUND_PSTO, 0, 0, &st);
   } else
@@ -159,44 +159,54 @@ static void col2im_channels(void *p, long lo, long hi) {
       }
 }
 
-/* --backend dsp: both backward GEMMs of the whole batch as one run of the layer's subgraph; the
- * weight gradient comes back int32, the input gradient's columns go through col2im here.
- * Returns 1 when done, 0 for the CPU path. */
-static int conv_int_backward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_scratch *s) {
-  struct mh_dsp_sg *sg = mh__conv_dsp(ctx, d, ctx->qw);
-  if (!sg) return 0;
-  mh__conv_dsp_inputs(ctx, d, sg, ctx->qx[0], ctx->qdy);
-  if (mh__op_dsp_run(ctx, sg, MH_CONV_BWD_W | (ctx->qdx[0] ? MH_CONV_BWD_D : 0u), 0, 0, NULL)) return 0;
-  memcpy(ctx->qdw, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d->Og * d->Cg * d->K * d->K);
-  if (ctx->qdx[0]) {
-    col2im_job j = {d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), s->big, 0, d->N, 0};
-    mh_parallel_for(ctx->pool, d->Cg, col2im_channels, &j);
-  }
-  return 1;
-}
-
-static void conv_int_backward(mh_op_ctx *ctx) {
-  conv_dims d = mh__conv_dims(ctx);
-  int_scratch s;
-  scratch_bytes(&d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+/* The backward GEMMs in `parts` (MH_PASS_BWD_W, MH_PASS_BWD_D) on the CPU, in sample chunks. */
+static void conv_int_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch *s, unsigned parts) {
+  conv_dims d = *dp;
   int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  long nx = (long)d.N * d.C * d.H * d.W;
-  if (ctx->qdx[0]) memset(s.big, 0, sizeof(int32_t) * nx);
-  for (int n0 = conv_int_backward_dsp(ctx, &d, &s) ? d.N : 0; n0 < d.N; n0 += nb) {
+  for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
       for (int sm = 0; sm < cnt; sm++)
         for (int o = 0; o < d.Og; o++)
-          memcpy(s.gq + (size_t)o * cols + (size_t)sm * pq, ctx->qdy + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
-      mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s.col, n0, cnt, g);
-      /* dW_g (Og x kk) += G (Og x cols) * col^T: exact int32 sums across chunks */
-      mh_gemm_s8_args gw = {d.Og, kk, cols, s.gq, cols, 0, s.col, cols, 1, ctx->qdw + (size_t)g * d.Og * kk, kk, n0 > 0};
-      mh__op_gemm_s8(ctx, &gw);
-      if (!ctx->qdx[0]) continue;
-      /* dcol (kk x cols) = W_g^T * G, then col2im into the int32 input gradient */
-      mh_gemm_s8_args gd = {kk, cols, d.Og, ctx->qw + (size_t)g * d.Og * kk, kk, 1, s.gq, cols, 0, s.acc, cols, 0};
-      mh__op_gemm_s8(ctx, &gd);
-      col2im_job j = {&d, s.acc, s.big, n0, cnt, g};
+          memcpy(s->gq + (size_t)o * cols + (size_t)sm * pq, ctx->qdy + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
+      if (parts & MH_PASS_BWD_W) {
+        mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s->col, n0, cnt, g);
+        /* dW_g (Og x kk) += G (Og x cols) * col^T: exact int32 sums across chunks */
+        mh_gemm_s8_args gw = {d.Og, kk, cols, s->gq, cols, 0, s->col, cols, 1, ctx->qdw + (size_t)g * d.Og * kk, kk, n0 > 0};
+        mh__op_gemm_s8(ctx, &gw);
+      }
+      if (parts & MH_PASS_BWD_D) {
+        /* dcol (kk x cols) = W_g^T * G, then col2im into the int32 input gradient */
+        mh_gemm_s8_args gd = {kk, cols, d.Og, ctx->qw + (size_t)g * d.Og * kk, kk, 1, s->gq, cols, 0, s->acc, cols, 0};
+        mh__op_gemm_s8(ctx, &gd);
+        col2im_job j = {&d, s->acc, s->big, n0, cnt, g};
+        mh_parallel_for(ctx->pool, d.Cg, col2im_channels, &j);
+      }
+    }
+  }
+}
+
+/* Backward: the GEMMs the placement puts on the DSP run there as one run of the layer's subgraph
+ * (whole batch), the rest on the CPU at the same time (co-scheduling); a DSP that fails hands its
+ * share back to the CPU. */
+static void conv_int_backward(mh_op_ctx *ctx) {
+  conv_dims d = mh__conv_dims(ctx);
+  int_scratch s;
+  scratch_bytes(&d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+  int kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  long nx = (long)d.N * d.C * d.H * d.W;
+  if (ctx->qdx[0]) memset(s.big, 0, sizeof(int32_t) * nx);
+  unsigned want = MH_PASS_BWD_W | (ctx->qdx[0] ? MH_PASS_BWD_D : 0u), dsp = d.G == 1 ? mh__op_dsp_bits(ctx, want) : 0u;
+  struct mh_dsp_sg *sg = dsp ? mh__conv_dsp(ctx, &d, ctx->qw) : NULL;
+  if (sg) mh__conv_dsp_inputs(ctx, &d, sg, dsp & MH_PASS_BWD_W ? ctx->qx[0] : NULL, ctx->qdy);
+  if (!sg || mh__op_dsp_post(ctx, sg, dsp, 0, 0)) dsp = 0;
+  if (want & ~dsp) conv_int_backward_cpu(ctx, &d, &s, want & ~dsp);
+  if (dsp && (want & ~dsp)) ctx->dsp_counts->cosched_runs++;
+  if (dsp && mh__op_dsp_wait(ctx, sg, NULL)) conv_int_backward_cpu(ctx, &d, &s, dsp); /* the DSP failed */
+  else if (dsp) {
+    if (dsp & MH_PASS_BWD_W) memcpy(ctx->qdw, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
+    if (dsp & MH_PASS_BWD_D) {
+      col2im_job j = {&d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), s.big, 0, d.N, 0};
       mh_parallel_for(ctx->pool, d.Cg, col2im_channels, &j);
     }
   }

@@ -127,9 +127,10 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
   int ew = v.e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)d.O * kk, v.wq, MH_ROUND_NEAREST, 0);
   const float *b = ctx->node->bias ? ctx->w + (size_t)d.O * kk : NULL;
   float scale = (float)ldexp(1.0, ex + ew);
-  struct mh_dsp_sg *sg = mh__conv_dsp(ctx, &d, v.wq); /* the whole batch in one run of the layer's subgraph */
+  /* on the DSP: the whole batch in one run of the layer's subgraph */
+  struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__conv_dsp(ctx, &d, v.wq) : NULL;
   if (sg) mh__conv_dsp_inputs(ctx, &d, sg, v.xq, NULL);
-  if (sg && !mh__op_dsp_run(ctx, sg, MH_CONV_FWD, 0, 0, NULL)) {
+  if (sg && !mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) {
     s8_emit(ctx, &d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), 0, d.N, 0, scale, b);
     return;
   }
@@ -144,44 +145,60 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
   }
 }
 
+/* The backward GEMMs in `parts` (MH_PASS_BWD_W into s->dwacc, MH_PASS_BWD_D into dx) on the CPU,
+ * in sample chunks; ey is dy_q's exponent. */
+static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_scratch *s, const s8_state *v, int ey,
+                                 unsigned parts) {
+  conv_dims d = *dp;
+  int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  int8_t *gq = s->gq; /* the chunk's output gradient as (Og x cols) */
+  for (int n0 = 0; n0 < d.N; n0 += nb) {
+    int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
+    for (int g = 0; g < d.G; g++) {
+      for (int sm = 0; sm < cnt; sm++)
+        for (int o = 0; o < d.Og; o++)
+          memcpy(gq + (size_t)o * cols + (size_t)sm * pq, s->dyq + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
+      if (parts & MH_PASS_BWD_W) {
+        mh__conv_im2col_s8(ctx, &d, v->xq, s->colq, n0, cnt, g);
+        /* dW_g (Og x kk) += G (Og x cols) * col^T, exactly in int32 across chunks */
+        mh_gemm_s8_args gw = {d.Og, kk, cols, gq, cols, 0, s->colq, cols, 1, s->dwacc + (size_t)g * d.Og * kk, kk, n0 > 0};
+        mh__op_gemm_s8(ctx, &gw);
+      }
+      if (parts & MH_PASS_BWD_D) {
+        /* dcol (kk x cols) = W_g^T * G in int32, to FP32, then col2im */
+        mh_gemm_s8_args gd = {kk, cols, d.Og, v->wq + (size_t)g * d.Og * kk, kk, 1, gq, cols, 0, s->acc, cols, 0};
+        mh__op_gemm_s8(ctx, &gd);
+        mh_dequantize_s32_f32(ctx->pool, s->acc, (long)kk * cols, v->e[1] + ey, s->dcol, 0);
+        mh__conv_col2im(ctx, &d, s->dcol, ctx->dx[0], n0, cnt, g, ctx->dx_accumulate[0]);
+      }
+    }
+  }
+}
+
+/* Backward: the GEMMs the placement puts on the DSP run there as one run of the layer's subgraph
+ * (whole batch), the rest on the CPU at the same time; a DSP that fails hands its share back. */
 static void conv_s8_backward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   s8_scratch s;
   s8_bytes(&d, &s, ctx->scratch);
   s8_state v; /* forward's int8 x and W */
   s8_state_bytes(&d, &v, ctx->state);
-  int ex = v.e[0], ew = v.e[1], nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
+  int ex = v.e[0], ew = v.e[1], kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
   int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)d.N * d.O * pq, s.dyq, MH_ROUND_STOCH, key);
-  int8_t *gq = s.gq; /* the chunk's output gradient as (Og x cols) */
-  struct mh_dsp_sg *sg = mh__conv_dsp(ctx, &d, v.wq); /* both GEMMs, whole batch, one run of the subgraph */
-  int done = 0;
-  if (sg) mh__conv_dsp_inputs(ctx, &d, sg, v.xq, s.dyq);
-  if (sg && !mh__op_dsp_run(ctx, sg, MH_CONV_BWD_W | (ctx->dx[0] ? MH_CONV_BWD_D : 0u), 0, 0, NULL)) {
-    done = 1;
-    memcpy(s.dwacc, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
-    if (ctx->dx[0]) { /* the int32 columns become FP32 in place, then col2im */
+  unsigned want = MH_PASS_BWD_W | (ctx->dx[0] ? MH_PASS_BWD_D : 0u), dsp = d.G == 1 ? mh__op_dsp_bits(ctx, want) : 0u;
+  struct mh_dsp_sg *sg = dsp ? mh__conv_dsp(ctx, &d, v.wq) : NULL;
+  if (sg) mh__conv_dsp_inputs(ctx, &d, sg, dsp & MH_PASS_BWD_W ? v.xq : NULL, s.dyq);
+  if (!sg || mh__op_dsp_post(ctx, sg, dsp, 0, 0)) dsp = 0;
+  if (want & ~dsp) conv_s8_backward_cpu(ctx, &d, &s, &v, ey, want & ~dsp);
+  if (dsp && (want & ~dsp)) ctx->dsp_counts->cosched_runs++;
+  if (dsp && mh__op_dsp_wait(ctx, sg, NULL)) conv_s8_backward_cpu(ctx, &d, &s, &v, ey, dsp); /* the DSP failed */
+  else if (dsp) {
+    if (dsp & MH_PASS_BWD_W) memcpy(s.dwacc, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
+    if (dsp & MH_PASS_BWD_D) { /* the int32 columns become FP32 in place, then col2im */
       int32_t *dcol = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
       mh_dequantize_s32_f32(ctx->pool, dcol, (long)kk * d.N * pq, ew + ey, (float *)dcol, 0);
       mh__conv_col2im(ctx, &d, (const float *)dcol, ctx->dx[0], 0, d.N, 0, ctx->dx_accumulate[0]);
-    }
-  }
-  for (int n0 = done ? d.N : 0; n0 < d.N; n0 += nb) {
-    int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
-    for (int g = 0; g < d.G; g++) {
-      for (int sm = 0; sm < cnt; sm++)
-        for (int o = 0; o < d.Og; o++)
-          memcpy(gq + (size_t)o * cols + (size_t)sm * pq, s.dyq + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
-      mh__conv_im2col_s8(ctx, &d, v.xq, s.colq, n0, cnt, g);
-      /* dW_g (Og x kk) += G (Og x cols) * col^T, exactly in int32 across chunks */
-      mh_gemm_s8_args gw = {d.Og, kk, cols, gq, cols, 0, s.colq, cols, 1, s.dwacc + (size_t)g * d.Og * kk, kk, n0 > 0};
-      mh__op_gemm_s8(ctx, &gw);
-      if (!ctx->dx[0]) continue;
-      /* dcol (kk x cols) = W_g^T * G in int32, to FP32, then col2im */
-      mh_gemm_s8_args gd = {kk, cols, d.Og, v.wq + (size_t)g * d.Og * kk, kk, 1, gq, cols, 0, s.acc, cols, 0};
-      mh__op_gemm_s8(ctx, &gd);
-      mh_dequantize_s32_f32(ctx->pool, s.acc, (long)kk * cols, ew + ey, s.dcol, 0);
-      mh__conv_col2im(ctx, &d, s.dcol, ctx->dx[0], n0, cnt, g, ctx->dx_accumulate[0]);
     }
   }
   mh_dequantize_s32_f32(ctx->pool, s.dwacc, (long)d.O * kk, ey + ex, ctx->dw, 0);

@@ -16,13 +16,13 @@ static void lin_dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
   *F = in->c * in->h * in->w, *O = nd->c;
 }
 
-/* Scratch: dy_q (N*O) and the int32 result (max(N*O, O*F, N*F)). */
+/* Scratch: dy_q (N*O), the int32 result (max(N*O, O*F)) and the input gradient's (N*F): the two
+ * backward GEMMs may run at once (one on the DSP). */
 static size_t lin_s8_scratch(const mh_graph *g, const mh_node *nd, int N, int precision) {
   int F, O;
   lin_dims(g, nd, &F, &O);
   size_t accn = (size_t)N * O > (size_t)O * F ? (size_t)N * O : (size_t)O * F;
-  if ((size_t)N * F > accn) accn = (size_t)N * F;
-  return (al((size_t)N * O) + al(accn * 4)) / 4 + 16;
+  return (al((size_t)N * O) + al(accn * 4) + al((size_t)N * F * 4)) / 4 + 16;
 }
 
 /* Saved for backward: exponents of x and W, x_q (N*F), W_q (O*F). */
@@ -33,24 +33,26 @@ static size_t lin_s8_state(const mh_graph *g, const mh_node *nd, int N, int prec
 }
 
 static void lin_s8_parts(const mh_op_ctx *ctx, int N, int F, int O, int32_t **e, int8_t **xq, int8_t **wq,
-                         int8_t **dyq, int32_t **acc) {
+                         int8_t **dyq, int32_t **acc, int32_t **dxacc) {
   char *st = (char *)ctx->state, *sc = (char *)ctx->scratch;
+  size_t accn = (size_t)N * O > (size_t)O * F ? (size_t)N * O : (size_t)O * F;
   *e = (int32_t *)st, *xq = (int8_t *)(st + 64), *wq = (int8_t *)(st + 64 + al((size_t)N * F));
   *dyq = (int8_t *)sc, *acc = (int32_t *)(sc + al((size_t)N * O));
+  *dxacc = (int32_t *)(sc + al((size_t)N * O) + al(accn * 4));
 }
 
 static void linear_s8_forward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
   lin_dims(ctx->g, ctx->node, &F, &O);
-  int32_t *e, *acc;
+  int32_t *e, *acc, *dxacc;
   int8_t *xq, *wq, *dyq;
-  lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc);
+  lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc, &dxacc);
   e[0] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0);
   e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, wq, MH_ROUND_NEAREST, 0);
-  struct mh_dsp_sg *sg = mh__linear_dsp(ctx, N, F, O, wq);
+  struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__linear_dsp(ctx, N, F, O, wq) : NULL;
   if (sg) { /* one run of the layer's DSP subgraph: Y = W x^T */
     memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), xq, (size_t)N * F);
-    if (mh__op_dsp_run(ctx, sg, MH_LIN_FWD, 0, 0, NULL)) sg = NULL;
+    if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) sg = NULL;
   }
   if (sg) {
     const int32_t *yt = mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y);
@@ -71,22 +73,12 @@ static void linear_s8_forward(mh_op_ctx *ctx) {
 static void linear_s8_backward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
   lin_dims(ctx->g, ctx->node, &F, &O);
-  int32_t *e, *acc;
+  int32_t *e, *acc, *dxacc;
   int8_t *xq, *wq, *dyq;
-  lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc);
+  lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc, &dxacc);
   uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
   int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)N * O, dyq, MH_ROUND_STOCH, key);
-  struct mh_dsp_sg *sg = mh__linear_dsp(ctx, N, F, O, wq);
-  if (sg) { /* both GEMMs in one run of the layer's DSP subgraph */
-    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), xq, (size_t)N * F);
-    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_G), dyq, (size_t)N * O);
-    if (mh__op_dsp_run(ctx, sg, MH_LIN_BWD_W | (ctx->dx[0] ? MH_LIN_BWD_D : 0u), 0, 0, NULL)) sg = NULL;
-  }
-  if (sg) memcpy(acc, mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_DW), sizeof(int32_t) * O * F);
-  else {
-    mh_gemm_s8_args gw = {O, F, N, dyq, O, 1, xq, F, 0, acc, F, 0}; /* dW = dy^T x */
-    mh__op_gemm_s8(ctx, &gw);
-  }
+  mh__linear_backward_gemms(ctx, N, F, O, xq, wq, dyq, acc, ctx->dx[0] ? dxacc : NULL);
   mh_dequantize_s32_f32(ctx->pool, acc, (long)O * F, ey + e[0], ctx->dw, 0);
   if (ctx->node->bias) { /* the bias gradient stays FP32: a sum of dL/dy */
     float *db = ctx->dw + (size_t)O * F;
@@ -96,14 +88,7 @@ static void linear_s8_backward(mh_op_ctx *ctx) {
       db[o] = (float)s;
     }
   }
-  if (ctx->dx[0]) { /* dx = dy W */
-    if (sg) memcpy(acc, mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y), sizeof(int32_t) * N * F);
-    else {
-      mh_gemm_s8_args gd = {N, F, O, dyq, O, 0, wq, F, 0, acc, F, 0};
-      mh__op_gemm_s8(ctx, &gd);
-    }
-    mh_dequantize_s32_f32(ctx->pool, acc, (long)N * F, ey + e[1], ctx->dx[0], ctx->dx_accumulate[0]);
-  }
+  if (ctx->dx[0]) mh_dequantize_s32_f32(ctx->pool, dxacc, (long)N * F, ey + e[1], ctx->dx[0], ctx->dx_accumulate[0]);
 }
 
 const mh_op_impl mh_op_linear_s8 = {

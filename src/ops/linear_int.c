@@ -48,13 +48,13 @@ static void lin_int_untranspose(mh_op_ctx *ctx, const int32_t *y, int N, int F, 
  * measured max and saturations exactly as on the CPU, and a fallback runs again with the exact
  * shift. Returns 1 when done, 0 for the CPU path. */
 static int lin_int_forward_dsp(mh_op_ctx *ctx, int N, int F, int O, int e_acc) {
-  struct mh_dsp_sg *sg = mh__linear_dsp(ctx, N, F, O, ctx->qw);
+  struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__linear_dsp(ctx, N, F, O, ctx->qw) : NULL;
   if (!sg) return 0;
   memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), ctx->qx[0], (size_t)N * F);
   void *y = mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y);
   int32_t *acc = (int32_t *)ctx->scratch;
   if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || F > (int)MH_WIRE_FUSED_MAX_K) { /* int32 back */
-    if (mh__op_dsp_run(ctx, sg, MH_LIN_FWD, 0, 0, NULL)) return 0;
+    if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) return 0;
     lin_int_untranspose(ctx, y, N, F, O, e_acc, acc);
     *ctx->ey = e_acc + mh__int_rescale(ctx, 0, acc, (long)N * O, ctx->qy);
     return 1;
@@ -62,9 +62,9 @@ static int lin_int_forward_dsp(mh_op_ctx *ctx, int N, int F, int O, int e_acc) {
   int32_t *bias = mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_BIAS);
   for (int o = 0; o < O; o++) bias[o] = ctx->node->bias ? mh_q_align32(ctx->qw[(size_t)O * F + o], ctx->ew[1] - e_acc) : 0;
   mh_requant_stats s;
-  if (mh__op_dsp_run(ctx, sg, MH_LIN_FWD, 1, ctx->rs[0].shift, &s)) return 0;
+  if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 1, ctx->rs[0].shift, &s)) return 0;
   int redo, shift = mh_rescale_after_predicted(&ctx->rs[0], ctx->rc, &s, (long)N * O, &redo);
-  if (redo && mh__op_dsp_run(ctx, sg, MH_LIN_FWD, 1, shift, &s)) {
+  if (redo && mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 1, shift, &s)) {
     /* the DSP went away between the two passes: finish this call on the CPU with the decided shift */
     lin_int_acc(ctx, N, F, O, e_acc, acc);
     ctx->kt->requant_s8(acc, ctx->qy, (long)N * O, shift, MH_ROUND_PSTO, 0, 0, &s);
@@ -91,19 +91,7 @@ static void lin_int_backward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
   dims(ctx->g, ctx->node, &F, &O);
   int32_t *acc = (int32_t *)ctx->scratch;
-  struct mh_dsp_sg *sg = mh__linear_dsp(ctx, N, F, O, ctx->qw);
-  if (sg) { /* both GEMMs in one run of the layer's subgraph */
-    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), ctx->qx[0], (size_t)N * F);
-    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_G), ctx->qdy, (size_t)N * O);
-    if (mh__op_dsp_run(ctx, sg, MH_LIN_BWD_W | (ctx->qdx[0] ? MH_LIN_BWD_D : 0u), 0, 0, NULL)) sg = NULL;
-  }
-  if (sg) {
-    memcpy(ctx->qdw, mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_DW), sizeof(int32_t) * O * F);
-    if (ctx->qdx[0]) memcpy(acc, mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y), sizeof(int32_t) * N * F);
-  } else {
-    mh_gemm_s8_args gw = {O, F, N, ctx->qdy, O, 1, ctx->qx[0], F, 0, ctx->qdw, F, 0}; /* dW = dy^T x */
-    mh__op_gemm_s8(ctx, &gw);
-  }
+  mh__linear_backward_gemms(ctx, N, F, O, ctx->qx[0], ctx->qw, ctx->qdy, ctx->qdw, ctx->qdx[0] ? acc : NULL);
   if (ctx->node->bias) {
     int32_t *db = ctx->qdw + (size_t)O * F;
     for (int o = 0; o < O; o++) {
@@ -113,10 +101,6 @@ static void lin_int_backward(mh_op_ctx *ctx) {
     }
   }
   if (!ctx->qdx[0]) return;
-  if (!sg) {
-    mh_gemm_s8_args gd = {N, F, O, ctx->qdy, O, 0, ctx->qw, F, 0, acc, F, 0}; /* dx = dy W */
-    mh__op_gemm_s8(ctx, &gd);
-  }
   int8_t *g8 = ctx->dx_accumulate[0] ? (int8_t *)ctx->scratch + al((size_t)N * (O > F ? O : F) * 4) : ctx->qdx[0];
   int sh = mh__int_rescale(ctx, 1, acc, (long)N * F, g8);
   mh__int_emit_grad(ctx, 0, g8, ctx->edy + ctx->ew[0] + sh, (long)N * F);

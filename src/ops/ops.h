@@ -21,6 +21,12 @@ typedef enum mh_precision {
                               parameter gradients int32 */
 } mh_precision;
 
+/* The passes of an op as bits: which of a node's passes run on the DSP (the planner's placement,
+ * ctx->dsp_place), and which nodes of a layer's DSP subgraph a run executes. */
+#define MH_PASS_FWD 1u   /* forward */
+#define MH_PASS_BWD_W 2u /* backward-weight (GEMM ops) */
+#define MH_PASS_BWD_D 4u /* backward-data (GEMM ops), or the whole backward pass of other ops */
+
 /* Shapes: every activation is NCHW with the node's per-sample (c, h, w); n is the batch. */
 typedef struct mh_op_ctx {
   const mh_graph *g;
@@ -58,6 +64,7 @@ typedef struct mh_op_ctx {
   int32_t *qdw;       /* their gradients as int32 sums (exponent edy + ex, implied) */
   struct mh_dsp *dsp;            /* integer GEMMs go to this DSP session when set (and alive) */
   struct mh_dsp_counts *dsp_counts;
+  unsigned dsp_place;            /* MH_PASS_* bits of this pass that the placement puts on the DSP */
   mh_rescale_mode rescale;
   mh_rescale_state *rs; /* this node's rescale history: [0] forward output, [1] input gradient */
   mh_rescale_counts *rc; /* counters to add to */
@@ -108,15 +115,21 @@ void mh__op_dsp_failed(const mh_op_ctx *ctx);
 struct mh_dsp_sg;
 int mh__op_dsp_run(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, unsigned mask, int epilogue, int shift,
                    mh_requant_stats *st);
+/* The run in two halves: post it, do the CPU's share of the op, wait (co-scheduling). */
+int mh__op_dsp_post(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, unsigned mask, int epilogue, int shift);
+int mh__op_dsp_wait(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, mh_requant_stats *st);
+/* The MH_PASS_* bits of `want` that this pass places on a live DSP (0: all on the CPU). */
+unsigned mh__op_dsp_bits(const mh_op_ctx *ctx, unsigned want);
 
 /* A fully connected layer as a DSP subgraph (linear_dsp.c): its tensors and node masks, and the
  * subgraph of this node at batch N with the weights wq (O x F) in place, or NULL (no live DSP, no
  * room: the caller runs the CPU path). */
-enum { MH_LIN_W, MH_LIN_BIAS, MH_LIN_DW, MH_LIN_X, MH_LIN_G, MH_LIN_Y };
-#define MH_LIN_FWD 1u
-#define MH_LIN_BWD_W 2u
-#define MH_LIN_BWD_D 4u
+enum { MH_LIN_W, MH_LIN_BIAS, MH_LIN_DW, MH_LIN_X, MH_LIN_G, MH_LIN_Y }; /* nodes: MH_PASS_* */
 struct mh_dsp_sg *mh__linear_dsp(const mh_op_ctx *ctx, int N, int F, int O, const int8_t *wq);
+/* The backward GEMMs (int32): dw (O x F) = dy^T x and, when dx is given, dx (N x F) = dy W; the
+ * placement's DSP share runs as one subgraph run while the CPU does the rest. */
+void mh__linear_backward_gemms(const mh_op_ctx *ctx, int N, int F, int O, const int8_t *xq, const int8_t *wq,
+                               const int8_t *dyq, int32_t *dw, int32_t *dx);
 
 /* Integer helpers (src/ops/int_common.c). Writes n int8 values with exponent e into input k's
  * gradient: a copy, or (accumulate) an exponent-aligned sum that stays in int8. */

@@ -53,6 +53,7 @@ static void per_step(const mh_trainer *t, const mh_dsp_report *d0, int steps, mh
   r->sg_runs = (long)((r->sg_runs - d0->sg_runs) / n + 0.5), r->sg_prepares = (long)((r->sg_prepares - d0->sg_prepares) / n + 0.5);
   r->sg_nodes_checked = (long)((r->sg_nodes_checked - d0->sg_nodes_checked) / n + 0.5);
   r->weight_bytes = (r->weight_bytes - d0->weight_bytes) / n, r->packed_bytes = (r->packed_bytes - d0->packed_bytes) / n;
+  r->cosched_runs = (long)((r->cosched_runs - d0->cosched_runs) / n + 0.5);
 }
 
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res) {

@@ -23,7 +23,7 @@ int mh_model_plan(const mh_model *m, const char *precision, const char *profile,
     MH_TRY(mh_profile_find(&p, profile));
   }
   mh_plan_summary s;
-  MH_TRY(mh_plan(&m->g, a->precision, &p, batch, text, &s));
+  MH_TRY(mh_plan(&m->g, a->precision, &p, batch, text, &s, NULL));
   if (r) {
     const mh_plan_totals *src[4] = {&s.cpu_fp32, &s.cpu, &s.dsp, &s.cosched};
     double *dst[4][2] = {{&r->cpu_fp32_ms, &r->cpu_fp32_mj}, {&r->cpu_ms, &r->cpu_mj}, {&r->dsp_ms, &r->dsp_mj},

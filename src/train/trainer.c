@@ -10,6 +10,7 @@
 #include "core/fpenv.h"
 #include "core/status.h"
 #include "backend/dsp/dsp.h"
+#include "backend/planner.h"
 #include "ops/ops.h"
 
 void mh_train_config_default(mh_train_config *c) {
@@ -50,9 +51,35 @@ static int check_config(const mh_train_config *c) {
   return MH_OK;
 }
 
-/* --backend dsp|auto: a DSP session for the integer GEMMs. A DSP that cannot start is a warning
- * (dsp) or nothing (auto), and training runs on the CPU with the same results. */
-#define DSP_REGION_BYTES (64u << 20)
+/* --backend auto: the planner's co-scheduled placement for this model, algorithm and batch under
+ * the device profile (cfg->profile, default sd865): per node, the passes it puts on the DSP.
+ * Returns how many GEMM passes that is (0: the plan keeps everything on the CPU). */
+static int auto_placement(mh_trainer *t, unsigned char *place, int *gemm_passes) {
+  const char *name = t->profile;
+  mh_profile p;
+  if (!strcmp(name, "host")) {
+    mh_profile dsp;
+    MH_TRY(mh_profile_find(&dsp, "sd865"));
+    MH_TRY(mh_profile_measure_host(&p, &dsp, t->cfg.threads));
+  } else
+    MH_TRY(mh_profile_find(&p, name));
+  mh_plan_summary sum;
+  MH_TRY(mh_plan(&t->m->g, t->algo->precision, &p, t->cfg.batch, NULL, &sum, place));
+  int on = 0;
+  *gemm_passes = 0;
+  for (int i = 0; i < t->m->g.n_nodes; i++) {
+    int op = t->m->g.nodes[i].op;
+    if (op != MH_OP_CONV2D && op != MH_OP_LINEAR) continue;
+    *gemm_passes += 2 + (t->m->g.nodes[i].in[0] != 0);
+    on += !!(place[i] & MH_PASS_FWD) + !!(place[i] & MH_PASS_BWD_W) + !!(place[i] & MH_PASS_BWD_D);
+  }
+  return on;
+}
+
+/* --backend dsp|auto: a DSP session for the integer GEMMs; dsp puts every one there, auto what the
+ * plan places there. A DSP that cannot start is a warning (dsp) or a note (auto), and training
+ * runs on the CPU with the same results. */
+#define DSP_REGION_BYTES (256u << 20)
 static int open_dsp(mh_trainer *t) {
   if (!strcmp(t->backend, "cpu")) return MH_OK;
   int dsp = !strcmp(t->backend, "dsp");
@@ -60,14 +87,34 @@ static int open_dsp(mh_trainer *t) {
     if (dsp) mh__log(MH_LOG_WARN, "--backend dsp: fp32 has no integer work for the DSP; training on the CPU");
     return MH_OK;
   }
-  if (!(t->dsp_counts = calloc(1, sizeof *t->dsp_counts))) return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
+  unsigned char *place = NULL;
+  if (!dsp) {
+    if (!(place = malloc((size_t)t->m->g.n_nodes))) return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
+    int passes = 0, on = auto_placement(t, place, &passes);
+    if (on < 0) {
+      free(place);
+      return on;
+    }
+    mh__log(MH_LOG_INFO, "--backend auto: the %s plan puts %d of %d GEMM passes on the DSP (mandheling plan shows why)",
+            t->profile, on, passes);
+    if (!on) {
+      free(place);
+      return MH_OK;
+    }
+  }
+  if (!(t->dsp_counts = calloc(1, sizeof *t->dsp_counts))) {
+    free(place);
+    return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
+  }
   if (mh_dsp_open(&t->dsp, DSP_REGION_BYTES) != MH_OK) {
     mh__log(dsp ? MH_LOG_WARN : MH_LOG_INFO, "--backend %s: %s; training on the CPU", t->backend, mh_last_error());
     mh_clear_error();
+    free(place);
     return MH_OK;
   }
   t->dsp->reuse = !t->cfg.no_reuse;
-  mh_exec_set_dsp(t->ex, t->dsp, t->dsp_counts);
+  mh_exec_set_dsp(t->ex, t->dsp, t->dsp_counts, place);
+  free(place);
   mh__log(MH_LOG_INFO, "DSP: integer GEMMs run on the Hexagon program under %s (emulated: exact results, no timing)",
           t->dsp->emulator);
   return MH_OK;
@@ -84,6 +131,8 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
   snprintf(t->rescale, sizeof t->rescale, "%s", cfg->rescale ? cfg->rescale : "adaptive");
   snprintf(t->mu, sizeof t->mu, "%s", cfg->mu ? cfg->mu : "");
   snprintf(t->backend, sizeof t->backend, "%s", cfg->backend ? cfg->backend : "cpu");
+  snprintf(t->profile, sizeof t->profile, "%s", cfg->profile ? cfg->profile : "sd865");
+  t->cfg.profile = t->profile;
   t->cfg.backend = t->backend;
   t->cfg.precision = t->precision;
   t->cfg.rescale = t->rescale;
@@ -254,4 +303,5 @@ void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
   r->sg_runs = t->dsp_counts->sg_runs, r->sg_prepares = t->dsp_counts->sg_prepares;
   r->sg_nodes_checked = t->dsp_counts->sg_nodes_checked;
   r->weight_bytes = t->dsp_counts->weight_bytes, r->packed_bytes = t->dsp_counts->packed_bytes;
+  r->cosched_runs = t->dsp_counts->cosched_runs;
 }

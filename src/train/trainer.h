@@ -12,7 +12,7 @@
 struct mh_trainer {
   mh_model *m;
   mh_train_config cfg;
-  char precision[16], rescale[16], mu[64], backend[8]; /* owned copies of the config's strings */
+  char precision[16], rescale[16], mu[64], backend[8], profile[512]; /* owned copies of the config's strings */
   struct mh_dsp *dsp;    /* the DSP session integer GEMMs go to (NULL: CPU only) */
   struct mh_dsp_counts *dsp_counts;
   const mh_algo *algo;

@@ -26,6 +26,7 @@ typedef struct mh_dsp_counts {
   long sg_nodes_checked; /* nodes the DSP validated while preparing */
   double weight_bytes;   /* weights copied into the region (only when they changed, with reuse) */
   double packed_bytes;   /* weight bytes the DSP packed into the kernel's layout */
+  long cosched_runs;     /* subgraph runs the CPU worked beside (co-scheduled backward GEMMs) */
 } mh_dsp_counts;
 
 /* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too

@@ -8,6 +8,8 @@
 
 #include "core/status.h"
 
+#define MH_DSP_CLOSE_WAIT_MS 60000
+
 const char *mh_wire_status_name(uint32_t s) {
   switch (s) {
     case MH_WIRE_OK: return "ok";
@@ -21,18 +23,32 @@ const char *mh_wire_status_name(uint32_t s) {
   }
 }
 
-int mh_dsp_call(mh_dsp *d, int timeout_ms) {
+int mh_dsp_post(mh_dsp *d) {
   if (!d->alive) return mh__error(MH_ERR_BACKEND, "DSP (%s): the session is not running", d->tr->name);
+  if (d->pending) return mh__error(MH_ERR_INVALID_ARG, "DSP: message %u is still in flight", d->pending);
   mh_wire_msg *msg = mh_dsp_msg(d);
-  uint32_t op = msg->op;
   msg->seq = ++d->seq;
   msg->status = 0xffffffffu;
   d->messages++;
-  int st = d->tr->ring(d, d->seq, timeout_ms);
-  if (st) return st;
-  if (msg->status != MH_WIRE_OK)
-    return mh__error(MH_ERR_INVALID_ARG, "DSP rejected message %u (op %u): %s", d->seq, op, mh_wire_status_name(msg->status));
+  MH_TRY(d->tr->post(d, d->seq));
+  d->pending = d->seq;
   return MH_OK;
+}
+
+int mh_dsp_wait(mh_dsp *d, int timeout_ms) {
+  if (!d->pending) return mh__error(MH_ERR_INVALID_ARG, "DSP: no message in flight");
+  uint32_t seq = d->pending;
+  d->pending = 0;
+  MH_TRY(d->tr->wait(d, seq, timeout_ms));
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  if (msg->status != MH_WIRE_OK)
+    return mh__error(MH_ERR_INVALID_ARG, "DSP rejected message %u (op %u): %s", seq, msg->op, mh_wire_status_name(msg->status));
+  return MH_OK;
+}
+
+int mh_dsp_call(mh_dsp *d, int timeout_ms) {
+  MH_TRY(mh_dsp_post(d));
+  return mh_dsp_wait(d, timeout_ms);
 }
 
 int mh_dsp_open(mh_dsp **out, size_t region_bytes) {
@@ -82,6 +98,7 @@ int mh_dsp_probe(char *desc, size_t n) {
 
 void mh_dsp_close(mh_dsp *d) {
   if (!d) return;
+  if (d->alive && d->pending) mh_dsp_wait(d, MH_DSP_CLOSE_WAIT_MS); /* the reply of a message in flight */
   if (d->alive) {
     mh_wire_msg *msg = mh_dsp_msg(d);
     memset(msg, 0, sizeof *msg);

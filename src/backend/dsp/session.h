@@ -12,12 +12,14 @@
 
 typedef struct mh_dsp mh_dsp;
 
-/* How the host reaches the DSP. start() makes the region and launches the program; ring() sends
- * one sequence number and waits (up to timeout_ms) for it to come back; stop() ends the program. */
+/* How the host reaches the DSP. start() makes the region and launches the program; post() sends
+ * one sequence number; wait() waits (up to timeout_ms) for it to come back, so the host can work
+ * in between; stop() ends the program. */
 typedef struct mh_dsp_transport {
   const char *name;
   int (*start)(mh_dsp *d);
-  int (*ring)(mh_dsp *d, uint32_t seq, int timeout_ms);
+  int (*post)(mh_dsp *d, uint32_t seq);
+  int (*wait)(mh_dsp *d, uint32_t seq, int timeout_ms);
   void (*stop)(mh_dsp *d);
 } mh_dsp_transport;
 
@@ -27,6 +29,7 @@ struct mh_dsp {
   size_t region_bytes;
   uint32_t seq;
   long messages;        /* doorbells rung since open */
+  uint32_t pending;     /* the sequence number posted and not yet waited for (0: none) */
   int alive;
   /* the region's memory plan (subgraph.c): persistent tensors of prepared subgraphs grow up from
    * the tensor area's start; per-run tensors sit at the top; single GEMMs use what lies between */
@@ -60,6 +63,10 @@ static inline uint32_t mh_dsp_free_base(const mh_dsp *d) { return (d->persist_to
 /* Sends the message in the slot (op and args filled by the caller) and waits for the reply.
  * MH_OK, or an error naming the wire status, a timeout, or a DSP that died. */
 int mh_dsp_call(mh_dsp *d, int timeout_ms);
+/* The same in two halves: post the message, do other work (not touching the slot or the tensors
+ * the message uses), then wait for its reply. */
+int mh_dsp_post(mh_dsp *d);
+int mh_dsp_wait(mh_dsp *d, int timeout_ms);
 static inline mh_wire_msg *mh_dsp_msg(mh_dsp *d) { return (mh_wire_msg *)(d->region + MH_WIRE_MSG_OFFSET); }
 
 const char *mh_wire_status_name(uint32_t status);

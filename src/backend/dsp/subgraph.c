@@ -112,8 +112,8 @@ void mh_dsp_sg_set_weights(mh_dsp *d, mh_dsp_sg *s, const void *w, size_t bytes,
   if (cnt) cnt->bytes_to_dsp += (double)bytes, cnt->weight_bytes += (double)bytes;
 }
 
-int mh_dsp_sg_run(mh_dsp *d, mh_dsp_sg *s, unsigned mask, int epilogue, int shift, mh_round_mode mode,
-                  mh_requant_stats *st, mh_dsp_counts *cnt) {
+int mh_dsp_sg_post(mh_dsp *d, mh_dsp_sg *s, unsigned mask, int epilogue, int shift, mh_round_mode mode,
+                   mh_dsp_counts *cnt) {
   if (!d->reuse) MH_TRY(prepare(d, s, &s->desc, cnt)); /* the rebuild a graph without reuse pays per run */
   mh_wire_msg *msg = mh_dsp_msg(d);
   memset(msg, 0, sizeof *msg);
@@ -121,11 +121,21 @@ int mh_dsp_sg_run(mh_dsp *d, mh_dsp_sg *s, unsigned mask, int epilogue, int shif
   mh_wire_sg_run r = {(uint32_t)s->id, mask, (uint32_t)s->weights_new, (uint32_t)(epilogue != 0),
                       (uint32_t)(epilogue ? shift : 0), epilogue && mode == MH_ROUND_PSTO ? 1u : 0u};
   msg->args.sg_run = r;
-  int rc = mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS);
+  s->run_mask = mask, s->run_epilogue = epilogue != 0;
+  int rc = mh_dsp_post(d);
+  if (rc) s->prepared = 0;
+  return rc;
+}
+
+int mh_dsp_sg_wait(mh_dsp *d, mh_dsp_sg *s, mh_requant_stats *st, mh_dsp_counts *cnt) {
+  int rc = mh_dsp_wait(d, MH_DSP_CALL_TIMEOUT_MS);
   if (rc) {
     s->prepared = 0;
     return rc;
   }
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  unsigned mask = s->run_mask;
+  int epilogue = s->run_epilogue;
   s->weights_new = 0;
   if (st) st->max_abs = msg->max_abs, st->saturated = msg->saturated;
   if (cnt) {
@@ -150,4 +160,10 @@ int mh_dsp_sg_run(mh_dsp *d, mh_dsp_sg *s, unsigned mask, int epilogue, int shif
       }
   }
   return MH_OK;
+}
+
+int mh_dsp_sg_run(mh_dsp *d, mh_dsp_sg *s, unsigned mask, int epilogue, int shift, mh_round_mode mode,
+                  mh_requant_stats *st, mh_dsp_counts *cnt) {
+  MH_TRY(mh_dsp_sg_post(d, s, mask, epilogue, shift, mode, cnt));
+  return mh_dsp_sg_wait(d, s, st, cnt);
 }

@@ -40,6 +40,8 @@ typedef struct mh_dsp_sg {
   int id;           /* the DSP cache slot */
   int prepared;     /* prepared on the DSP for `desc` */
   int weights_new;  /* the weight tensor changed since the DSP last saw it */
+  unsigned run_mask; /* the run in flight */
+  int run_epilogue;
   mh_dsp_sg_desc desc;
   uint32_t off[MH_DSP_SG_TENSORS];
   uint32_t apack_off[MH_WIRE_SG_NODES];
@@ -63,5 +65,10 @@ void mh_dsp_sg_set_weights(mh_dsp *d, mh_dsp_sg *s, const void *w, size_t bytes,
  * may_fuse nodes (their max|acc| and saturations come back in st, which may be NULL). */
 int mh_dsp_sg_run(mh_dsp *d, mh_dsp_sg *s, unsigned mask, int epilogue, int shift, mh_round_mode mode,
                   mh_requant_stats *st, mh_dsp_counts *cnt);
+/* The run in two halves, so the CPU can do independent work while the DSP runs: between them the
+ * caller touches neither the session nor this subgraph's tensors. */
+int mh_dsp_sg_post(mh_dsp *d, mh_dsp_sg *s, unsigned mask, int epilogue, int shift, mh_round_mode mode,
+                   mh_dsp_counts *cnt);
+int mh_dsp_sg_wait(mh_dsp *d, mh_dsp_sg *s, mh_requant_stats *st, mh_dsp_counts *cnt);
 
 #endif

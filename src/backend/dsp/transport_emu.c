@@ -154,8 +154,12 @@ static int died(mh_dsp *d, const char *what) {
   return mh__error(MH_ERR_BACKEND, "DSP process (%s) %s %s", d->emulator, how, what);
 }
 
-static int emu_ring(mh_dsp *d, uint32_t seq, int timeout_ms) {
+static int emu_post(mh_dsp *d, uint32_t seq) {
   if (write_nosigpipe(d->req_fd, &seq, sizeof seq) != (ssize_t)sizeof seq) return died(d, "before a request");
+  return MH_OK;
+}
+
+static int emu_wait(mh_dsp *d, uint32_t seq, int timeout_ms) {
   struct pollfd p = {d->rep_fd, POLLIN, 0};
   for (;;) {
     int r = poll(&p, 1, timeout_ms);
@@ -180,4 +184,4 @@ static int emu_ring(mh_dsp *d, uint32_t seq, int timeout_ms) {
   return MH_OK;
 }
 
-const mh_dsp_transport mh_dsp_transport_emu = {"qemu-hexagon", emu_start, emu_ring, emu_stop};
+const mh_dsp_transport mh_dsp_transport_emu = {"qemu-hexagon", emu_start, emu_post, emu_wait, emu_stop};
