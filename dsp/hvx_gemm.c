@@ -60,67 +60,100 @@ void mh_hvx_pack_a(int m, int k, const int8_t *a, int lda, int trans, uint8_t *o
     pack_panel(a, lda, trans, m0, m - m0 < ROWS ? m - m0 : ROWS, 0, k, q, out + (long)(m0 / ROWS) * q * 128);
 }
 
+/* NT columns of op(B) [n0, n0+NT) over k [k0, k0+kc) into bt (column t: q words = 4q bytes,
+ * zero padded), and each column's sum. Columns past n are zero. */
+static void pack_b(const mh_gemm_job *jb, int n0, int k0, int kc, int q, uint8_t *bt, int32_t *colsum) {
+  int cols = jb->n - n0 < NT ? jb->n - n0 : NT;
+  for (int t = 0; t < NT; t++) {
+    uint8_t *dst = bt + t * q * 4;
+    int kk = 0;
+    if (t < cols && jb->trans_b) { /* the column is contiguous: whole vectors, then bytes */
+      const uint8_t *src = (const uint8_t *)jb->b + (long)(n0 + t) * jb->ldb + k0;
+      for (; kk + 128 <= kc; kk += 128) *(HVX_UVector *)(dst + kk) = *(const HVX_UVector *)(src + kk);
+      for (; kk < kc; kk++) dst[kk] = src[kk];
+    } else if (t < cols) { /* strided: one byte per row */
+      const int8_t *src = jb->b + (long)k0 * jb->ldb + n0 + t;
+      for (; kk < kc; kk++) dst[kk] = (uint8_t)src[(long)kk * jb->ldb];
+    }
+    for (; kk < 4 * q; kk++) dst[kk] = 0;
+    /* the column sum with vrmpy against ones: 4 bytes per lane, then the 32 lanes */
+    HVX_Vector ones = Q6_V_vsplat_R(0x01010101), sum = Q6_V_vzero();
+    int full = (4 * q) & ~127;
+    for (int i = 0; i < full; i += 128) sum = Q6_Vw_vrmpyacc_VwVbVb(sum, *(const HVX_UVector *)(dst + i), ones);
+    int32_t total = 0;
+    for (int i = full; i < 4 * q; i++) total += (int8_t)dst[i];
+    for (int i = 0; i < ROWS; i++) total += Q6_R_vextract_VR(sum, 4 * i);
+    colsum[t] = total;
+  }
+}
+
+/* Loop order: per K chunk, every A panel is packed (or copied from the subgraph's packed weights)
+ * once; per group of NT columns, B is packed once and serves every 32-row block. */
 int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_epilogue *ep) {
-  int m = jb->m, n = jb->n, k = jb->k, lda = jb->lda, ldb = jb->ldb, ldc = jb->ldc;
-  const int8_t *a = jb->a, *b = jb->b;
+  int m = jb->m, n = jb->n, k = jb->k, ldc = jb->ldc, blocks = (m + ROWS - 1) / ROWS;
   int32_t *c = jb->c;
-  /* K chunk: an A panel (128 bytes per 4 k) and NT packed columns (4 bytes per 4 k) must fit */
   uint32_t avail = v->size - ((v->used + 127u) & ~127u);
-  if (avail < 4096) return MH_WIRE_E_VTCM;
-  int max_q = (int)((avail - 2048) / (128 + 4 * NT)) & ~1; /* 4-byte k steps per chunk, even */
+  int max_q = (int)mh_wire_gemm_steps(avail, (uint32_t)m);
+  if (!max_q) return MH_WIRE_E_VTCM;
   int kc_max = 4 * max_q;
+  if (ep && k > kc_max) return MH_WIRE_E_VTCM; /* the fused epilogue needs all of K in one chunk */
   int q_all = qpad(k < kc_max ? k : kc_max), q_full = qpad(k);
-  uint8_t *wp = mh_vtcm_alloc(v, (uint32_t)q_all * 128);
-  int64_t *bt = mh_vtcm_alloc(v, (uint32_t)(NT * q_all * 4));
+  uint8_t *wp = mh_vtcm_alloc(v, (uint32_t)(blocks * q_all * 128));
+  uint8_t *bt = mh_vtcm_alloc(v, (uint32_t)(NT * q_all * 4));
   int32_t *tmp = mh_vtcm_alloc(v, 128 * NT);
   HVX_Vector *acc = mh_vtcm_alloc(v, 128 * NT);
-  HVX_Vector *biasv = mh_vtcm_alloc(v, 128), *lanes = mh_vtcm_alloc(v, 256);
+  HVX_Vector *biasv = mh_vtcm_alloc(v, (uint32_t)(128 * blocks)), *lanes = mh_vtcm_alloc(v, 256);
   if (!wp || !bt || !tmp || !acc || !biasv || !lanes) return MH_WIRE_E_VTCM;
-  if (ep && k > kc_max) return MH_WIRE_E_VTCM; /* the fused epilogue needs all of K in one chunk */
+  if (ep) /* each block's row biases as one vector (padding rows: 0) */
+    for (int b = 0; b < blocks; b++) {
+      int32_t *bw = (int32_t *)&biasv[b];
+      for (int i = 0; i < ROWS; i++) bw[i] = ep->bias && b * ROWS + i < m ? ep->bias[b * ROWS + i] : 0;
+    }
   mh_rq_consts rq = mh_rq_make(ep ? ep->shift : 0, ep ? ep->mode : 0);
   HVX_Vector vmax = Q6_V_vzero(), vsat = Q6_V_vzero(), floor = Q6_V_vsplat_R(-0x7fffffff);
-  *chunks = 0; /* K (the batch axis of a weight gradient) in VTCM-sized parts; no division: no libgcc here */
-  for (int kc0 = 0; kc0 < k; kc0 += kc_max) ++*chunks;
-  for (int m0 = 0; m0 < m; m0 += ROWS) {
-    int rows = m - m0 < ROWS ? m - m0 : ROWS;
-    if (ep) { /* this block's row biases as one vector (padding rows: 0) */
-      int32_t *bw = (int32_t *)biasv;
-      for (int i = 0; i < ROWS; i++) bw[i] = ep->bias && i < rows ? ep->bias[m0 + i] : 0;
-    }
-    for (int kc0 = 0; kc0 < k; kc0 += kc_max) {
-      int kc = k - kc0 < kc_max ? k - kc0 : kc_max, q = qpad(kc);
+  *chunks = 0; /* K (the batch axis of a weight gradient) in VTCM-sized parts */
+  for (int kc0 = 0; kc0 < k; kc0 += kc_max) {
+    int kc = k - kc0 < kc_max ? k - kc0 : kc_max, q = qpad(kc), first = !jb->accumulate && kc0 == 0;
+    ++*chunks;
+    for (int b = 0; b < blocks; b++) {
+      int rows = m - b * ROWS < ROWS ? m - b * ROWS : ROWS;
       if (jb->apack) { /* packed once for the subgraph: bring this chunk's vectors into VTCM */
-        const HVX_Vector *src = (const HVX_Vector *)(jb->apack + ((long)(m0 / ROWS) * q_full + kc0 / 4) * 128);
-        for (int qq = 0; qq < q; qq++) ((HVX_Vector *)wp)[qq] = src[qq];
+        const HVX_Vector *src = (const HVX_Vector *)(jb->apack + ((long)b * q_full + kc0 / 4) * 128);
+        for (int qq = 0; qq < q; qq++) ((HVX_Vector *)wp)[b * q + qq] = src[qq];
       } else
-        pack_panel(a, lda, jb->trans_a, m0, rows, kc0, kc, q, wp);
-      for (int n0 = 0; n0 < n; n0 += NT) {
-        int32_t colsum[NT];
-        uint8_t *btb = (uint8_t *)bt;
+        pack_panel(jb->a, jb->lda, jb->trans_a, b * ROWS, rows, kc0, kc, q, wp + (long)b * q * 128);
+    }
+    for (int n0 = 0; n0 < n; n0 += NT) {
+      int32_t colsum[NT];
+      pack_b(jb, n0, kc0, kc, q, bt, colsum);
+      for (int b = 0; b < blocks; b++) {
+        int m0 = b * ROWS, rows = m - m0 < ROWS ? m - m0 : ROWS;
         for (int t = 0; t < NT; t++) {
-          colsum[t] = 0;
-          for (int kk = 0; kk < 4 * q; kk++) {
-            int8_t val = 0;
-            if (n0 + t < n && kk < kc)
-              val = jb->trans_b ? b[(long)(n0 + t) * ldb + kc0 + kk] : b[(long)(kc0 + kk) * ldb + n0 + t];
-            btb[(t * q) * 4 + kk] = (uint8_t)val;
-            colsum[t] += val;
+          if (first) { /* nothing to add to */
+            acc[t] = Q6_V_vzero();
+            continue;
           }
-          for (int i = 0; i < ROWS; i++)
-            tmp[t * ROWS + i] = (jb->accumulate || kc0 > 0) && i < rows && n0 + t < n ? c[(long)(m0 + i) * ldc + n0 + t] : 0;
+          for (int i = 0; i < ROWS; i++) tmp[t * ROWS + i] = i < rows && n0 + t < n ? c[(long)(m0 + i) * ldc + n0 + t] : 0;
           acc[t] = ((HVX_Vector *)tmp)[t];
         }
-        kernel_32x4((const HVX_Vector *)wp, bt, q / 2, q / 2, acc);
+        kernel_32x4((const HVX_Vector *)(wp + (long)b * q * 128), (const int64_t *)bt, q / 2, q / 2, acc);
         for (int t = 0; t < NT; t++) {
           HVX_Vector r = Q6_Vw_vsub_VwVw(acc[t], Q6_V_vsplat_R((int32_t)((uint32_t)colsum[t] * 128u)));
           if (n0 + t >= n) continue; /* padding columns: neither written nor measured */
           if (ep) { /* acc + bias, saturated to +-INT32_MAX, rounded to int8 in registers */
-            r = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(r, *biasv), floor);
+            r = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(r, biasv[b]), floor);
             ((HVX_Vector *)tmp)[t] = mh_rq_words(&rq, r, &vmax, &vsat);
             for (int i = 0; i < rows; i++) ep->y[(long)(m0 + i) * ep->ldy + n0 + t] = (int8_t)tmp[t * ROWS + i];
-          } else {
+          } else
             ((HVX_Vector *)tmp)[t] = r;
-            for (int i = 0; i < rows; i++) c[(long)(m0 + i) * ldc + n0 + t] = tmp[t * ROWS + i];
+        }
+        if (!ep) { /* row by row: each row's NT results are adjacent in C */
+          int cols = n - n0 < NT ? n - n0 : NT;
+          for (int i = 0; i < rows; i++) {
+            int32_t *dst = c + (long)(m0 + i) * ldc + n0;
+            if (cols == NT) dst[0] = tmp[i], dst[1] = tmp[ROWS + i], dst[2] = tmp[2 * ROWS + i], dst[3] = tmp[3 * ROWS + i];
+            else
+              for (int t = 0; t < cols; t++) dst[t] = tmp[t * ROWS + i];
           }
         }
       }

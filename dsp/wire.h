@@ -60,9 +60,25 @@ typedef struct mh_wire_gemm_s8 {
   uint32_t apack_off;  /* subgraph nodes with a constant A: where its packed panels live (0: none) */
 } mh_wire_gemm_s8;
 
-/* The fused epilogue keeps the whole int32 result in VTCM, so K must fit one VTCM chunk: at most
- * this many (the kernel's chunk for a 256 KiB budget is 7224). */
-#define MH_WIRE_FUSED_MAX_K 7168u
+/* The GEMM kernel's K chunk for m rows and `avail` bytes of VTCM, in 4-byte k steps: every A
+ * panel of the chunk (ceil(m/32) x 128 bytes per step) and 4 packed B columns (16 bytes per step)
+ * must fit after 4 KiB of fixed buffers and the row-bias vectors; even; 0 when 2 steps do not fit.
+ * Shared by both sides so the host knows what the DSP will do. Division-free (the DSP has no
+ * libgcc): binary long division. */
+static inline uint32_t mh_wire_gemm_steps(uint32_t avail, uint32_t m) {
+  uint32_t blocks = (m + 31u) >> 5, per = blocks * 128u + 16u, fixed = 4096u + blocks * 128u, q = 0;
+  if (m == 0 || m > (1u << 24) || avail <= fixed) return 0;
+  uint32_t rem = avail - fixed;
+  for (int b = 15; b >= 0; b--)
+    if (((uint64_t)per << b) <= rem) rem -= per << b, q |= 1u << b;
+  q &= ~1u;
+  return q >= 2 ? q : 0;
+}
+
+/* The fused epilogue keeps the whole int32 result in VTCM, so all of K must fit one chunk. */
+static inline int mh_wire_fused_fits(uint32_t m, uint32_t k) {
+  return (uint64_t)k <= 4ull * mh_wire_gemm_steps(MH_WIRE_VTCM_BYTES, m);
+}
 
 #define MH_WIRE_GEMM_TRANS_A 1u /* A stored as k rows of m (row stride lda) */
 #define MH_WIRE_GEMM_TRANS_B 2u /* B stored as n rows of k (row stride ldb) */

@@ -68,7 +68,7 @@ static void nodes(mh_dsp *d) {
       fill(&r, w, (long)m * k), fill(&r, x, (long)k * n);
       for (int i = 0; i < m; i++) bias[i] = (int32_t)mh_rng_below(&r, 1u << 16) - (1 << 15);
       for (int round = 0; round < 3; round++) {
-        int fused = round == 1 && k <= (int)MH_WIRE_FUSED_MAX_K, shift = 3 + (int)(si % 5);
+        int fused = round == 1 && mh_wire_fused_fits((uint32_t)m, (uint32_t)k), shift = 3 + (int)(si % 5);
         if (round == 2) fill(&r, w, (long)m * k); /* new weights: must be copied and packed again */
         mh_dsp_sg_set_weights(d, s, w, (size_t)m * k, &cnt);
         memcpy(mh_dsp_sg_at(d, s, X), x, (size_t)k * n);

@@ -97,7 +97,7 @@ static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_sc
   long n_out = (long)d->N * d->O * d->P * d->Q;
   void *y = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
   mh__conv_dsp_inputs(ctx, d, sg, ctx->qx[0], NULL);
-  if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || kk > (int)MH_WIRE_FUSED_MAX_K) { /* int32 back */
+  if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || !mh_wire_fused_fits((uint32_t)d->Og, (uint32_t)kk)) { /* int32 back */
     if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) return 0;
     conv_scatter(d, y, 4, s->big, 0, d->N, 0);
     conv_int_bias(ctx, d, s->big, e_acc);

@@ -53,7 +53,7 @@ static int lin_int_forward_dsp(mh_op_ctx *ctx, int N, int F, int O, int e_acc) {
   memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), ctx->qx[0], (size_t)N * F);
   void *y = mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y);
   int32_t *acc = (int32_t *)ctx->scratch;
-  if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || F > (int)MH_WIRE_FUSED_MAX_K) { /* int32 back */
+  if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || !mh_wire_fused_fits((uint32_t)O, (uint32_t)F)) { /* int32 back */
     if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) return 0;
     lin_int_untranspose(ctx, y, N, F, O, e_acc, acc);
     *ctx->ey = e_acc + mh__int_rescale(ctx, 0, acc, (long)N * O, ctx->qy);
