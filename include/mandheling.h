@@ -158,6 +158,7 @@ typedef struct mh_dsp_report {
   double weight_bytes;   /* weights copied into the shared region (with reuse: only when they changed) */
   double packed_bytes;   /* weight bytes the DSP packed into its kernel's layout */
   long cosched_runs;     /* subgraph runs the CPU worked beside (a backward GEMM on each side) */
+  long eltwise_ops;      /* niti: ReLU, max-pool and residual-add passes run on the DSP */
 } mh_dsp_report;
 
 typedef struct mh_fit_summary {

@@ -287,6 +287,7 @@ static void placements(void) {
     unsigned char *cpu = train_placed(precisions[pi], NULL, &nb, &rc);
     for (size_t mi = 0; mi < sizeof mixes / sizeof mixes[0] && cpu; mi++) {
       unsigned char place[64] = {0};
+      if (mi == 0) memset(place, F | W | D, sizeof place); /* every pass of every node: ReLU and pools too */
       for (int k = 0; k < ng; k++) place[gemm[k]] = mixes[mi][k];
       unsigned char *dsp = train_placed(precisions[pi], place, &nb2, &rd);
       tl_checks++;
@@ -294,6 +295,8 @@ static void placements(void) {
         TL_FAIL("lenet5 %s, placement %zu: parameters differ from the CPU's", precisions[pi], mi);
       CHECK(rd.gemms > 0 && rd.cpu_fallbacks == 0);
       if (mi == 1) CHECK(rd.cosched_runs >= 6 * 4); /* conv2, fc1, fc2, fc3 split their backward every step */
+      if (mi == 0 && pi == 0) CHECK(rd.eltwise_ops >= 6 * 12); /* 4 ReLUs and 2 pools, both passes */
+      if (mi != 0 || pi != 0) CHECK_EQ_INT(rd.eltwise_ops, 0);
       free(dsp);
     }
     free(cpu);

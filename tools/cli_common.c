@@ -21,7 +21,8 @@ void cli_print_dsp(const char *label, const mh_dsp_report *r) {
          "of weights copied, %.2f MiB packed\n", label, r->reuse ? "reused" : "--no-reuse: rebuilt every run", r->sg_runs,
          r->cosched_runs, r->sg_prepares, r->sg_nodes_checked, r->weight_bytes / 1048576.0, r->packed_bytes / 1048576.0);
   printf("%s batch splitting: %ld region parts, %ld VTCM chunks; rescaling on the DSP: %ld fused GEMMs kept %.2f MiB "
-         "of int32 there\n", label, r->split_parts, r->vtcm_chunks, r->fused_gemms, r->int32_bytes_kept / 1048576.0);
+         "of int32 there; %ld ReLU/max-pool/add passes on the DSP\n", label, r->split_parts, r->vtcm_chunks, r->fused_gemms,
+         r->int32_bytes_kept / 1048576.0, r->eltwise_ops);
 }
 
 void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
@@ -38,6 +39,7 @@ void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
   json_num(j, "dsp_packed_bytes", r->packed_bytes);
   json_int(j, "dsp_fused_gemms", r->fused_gemms);
   json_int(j, "dsp_cosched_runs", r->cosched_runs);
+  json_int(j, "dsp_eltwise_ops", r->eltwise_ops);
 }
 
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts) {

@@ -1,8 +1,16 @@
 /* The integer-tensor forms of ReLU, max-pool, residual add and flatten: int8 values in, int8 out,
- * exponents passed on (ReLU, pool, flatten) or aligned (add). Backward masks and routes int8 errors. */
+ * exponents passed on (ReLU, pool, flatten) or aligned (add). Backward masks and routes int8 errors.
+ * Passes the placement puts on the DSP run there (one message each; the CPU when it cannot). */
 #include <string.h>
 
+#include "backend/dsp/dsp.h"
 #include "ops/ops.h"
+
+/* Whether the DSP took the pass: st is the DSP call's status when it was asked (bits placed). */
+static int dsp_done(const mh_op_ctx *ctx, int asked, int st) {
+  if (asked && st) mh__op_dsp_failed(ctx);
+  return asked && !st;
+}
 
 static long numel(const mh_op_ctx *ctx) { return (long)ctx->n * ctx->node->c * ctx->node->h * ctx->node->w; }
 static long in_numel(const mh_op_ctx *ctx) {
@@ -28,14 +36,18 @@ static int8_t *grad_dst(mh_op_ctx *ctx) { return ctx->dx_accumulate[0] ? (int8_t
 static void relu_fwd(mh_op_ctx *ctx) {
   long n = numel(ctx);
   const int8_t *x = ctx->qx[0];
-  for (long i = 0; i < n; i++) ctx->qy[i] = x[i] > 0 ? x[i] : 0;
   *ctx->ey = ctx->ex[0];
+  int asked = mh__op_dsp_bits(ctx, MH_PASS_FWD) != 0;
+  if (dsp_done(ctx, asked, asked ? mh_dsp_relu_s8(ctx->dsp, x, ctx->qy, n, ctx->dsp_counts) : 0)) return;
+  for (long i = 0; i < n; i++) ctx->qy[i] = x[i] > 0 ? x[i] : 0;
 }
 static void relu_bwd(mh_op_ctx *ctx) {
   if (!ctx->qdx[0]) return;
   long n = numel(ctx);
   int8_t *g = grad_dst(ctx);
-  for (long i = 0; i < n; i++) g[i] = ctx->qy[i] > 0 ? ctx->qdy[i] : 0;
+  int asked = mh__op_dsp_bits(ctx, MH_PASS_BWD_D) != 0;
+  if (!dsp_done(ctx, asked, asked ? mh_dsp_relu_bwd_s8(ctx->dsp, ctx->qy, ctx->qdy, g, n, ctx->dsp_counts) : 0))
+    for (long i = 0; i < n; i++) g[i] = ctx->qy[i] > 0 ? ctx->qdy[i] : 0;
   mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
 }
 const mh_op_impl mh_op_relu_int = {.save_output = 1, .scratch_floats = relu_scratch, .forward = relu_fwd, .backward = relu_bwd};
@@ -62,22 +74,34 @@ static int argmax8(const pool_dims *d, const int8_t *x, int p, int q) {
   }
   return best;
 }
+/* The DSP's max-pool: 2x2 windows, stride 2, no padding. */
+static int pool_on_dsp(const mh_op_ctx *ctx, const pool_dims *d, unsigned pass) {
+  return d->K == 2 && d->S == 2 && d->D == 0 && d->P == d->H / 2 && d->Q == d->W / 2 && mh__op_dsp_bits(ctx, pass);
+}
 static void maxpool_fwd(mh_op_ctx *ctx) {
   pool_dims d = pdims(ctx);
   long planes = (long)ctx->n * ctx->node->c;
+  *ctx->ey = ctx->ex[0];
+  int asked = pool_on_dsp(ctx, &d, MH_PASS_FWD);
+  if (dsp_done(ctx, asked, asked ? mh_dsp_maxpool2_s8(ctx->dsp, ctx->qx[0], NULL, ctx->qy, planes, d.H, d.W, ctx->dsp_counts) : 0))
+    return;
   for (long t = 0; t < planes; t++) {
     const int8_t *x = ctx->qx[0] + t * d.H * d.W;
     int8_t *y = ctx->qy + t * d.P * d.Q;
     for (int p = 0; p < d.P; p++)
       for (int q = 0; q < d.Q; q++) y[p * d.Q + q] = x[argmax8(&d, x, p, q)];
   }
-  *ctx->ey = ctx->ex[0];
 }
 static void maxpool_bwd(mh_op_ctx *ctx) {
   if (!ctx->qdx[0]) return;
   pool_dims d = pdims(ctx);
   long planes = (long)ctx->n * ctx->node->c, n = in_numel(ctx);
   int8_t *g = grad_dst(ctx);
+  int asked = pool_on_dsp(ctx, &d, MH_PASS_BWD_D); /* windows do not overlap: the shift is 0 */
+  if (dsp_done(ctx, asked, asked ? mh_dsp_maxpool2_s8(ctx->dsp, ctx->qx[0], ctx->qdy, g, planes, d.H, d.W, ctx->dsp_counts) : 0)) {
+    mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
+    return;
+  }
   int16_t *sum = (int16_t *)((char *)ctx->scratch + acc_bytes(ctx->g, ctx->node, ctx->n)); /* windows may overlap */
   memset(sum, 0, sizeof(int16_t) * n);
   for (long t = 0; t < planes; t++) {
@@ -96,6 +120,10 @@ const mh_op_impl mh_op_maxpool_int = {.save_input = 1, .scratch_floats = pool_sc
 
 /* ---- residual add: exponents aligned; backward hands the error to both inputs ---- */
 static void add_fwd(mh_op_ctx *ctx) {
+  int asked = mh__op_dsp_bits(ctx, MH_PASS_FWD) != 0;
+  if (dsp_done(ctx, asked, asked ? mh_dsp_add_s8(ctx->dsp, ctx->qx[0], ctx->ex[0], ctx->qx[1], ctx->ex[1], ctx->qy, numel(ctx),
+                                                 ctx->ey, ctx->dsp_counts) : 0))
+    return;
   *ctx->ey = mh__int_add(ctx->pool, ctx->qx[0], ctx->ex[0], ctx->qx[1], ctx->ex[1], ctx->qy, numel(ctx));
 }
 static void add_bwd(mh_op_ctx *ctx) {

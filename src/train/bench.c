@@ -54,6 +54,7 @@ static void per_step(const mh_trainer *t, const mh_dsp_report *d0, int steps, mh
   r->sg_nodes_checked = (long)((r->sg_nodes_checked - d0->sg_nodes_checked) / n + 0.5);
   r->weight_bytes = (r->weight_bytes - d0->weight_bytes) / n, r->packed_bytes = (r->packed_bytes - d0->packed_bytes) / n;
   r->cosched_runs = (long)((r->cosched_runs - d0->cosched_runs) / n + 0.5);
+  r->eltwise_ops = (long)((r->eltwise_ops - d0->eltwise_ops) / n + 0.5);
 }
 
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res) {

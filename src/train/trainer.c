@@ -303,5 +303,5 @@ void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
   r->sg_runs = t->dsp_counts->sg_runs, r->sg_prepares = t->dsp_counts->sg_prepares;
   r->sg_nodes_checked = t->dsp_counts->sg_nodes_checked;
   r->weight_bytes = t->dsp_counts->weight_bytes, r->packed_bytes = t->dsp_counts->packed_bytes;
-  r->cosched_runs = t->dsp_counts->cosched_runs;
+  r->cosched_runs = t->dsp_counts->cosched_runs, r->eltwise_ops = t->dsp_counts->eltwise_ops;
 }

@@ -27,6 +27,7 @@ typedef struct mh_dsp_counts {
   double weight_bytes;   /* weights copied into the region (only when they changed, with reuse) */
   double packed_bytes;   /* weight bytes the DSP packed into the kernel's layout */
   long cosched_runs;     /* subgraph runs the CPU worked beside (co-scheduled backward GEMMs) */
+  long eltwise_ops;      /* integer ReLU, max-pool and add passes run on the DSP */
 } mh_dsp_counts;
 
 /* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too
@@ -44,5 +45,17 @@ int mh_dsp_gemm_s8_requant(mh_dsp *d, const mh_gemm_s8_args *g, const int32_t *b
  * saturation count, equal to the kernel table's requant_s8. */
 int mh_dsp_requant_s8(mh_dsp *d, const int32_t *x, long n, int8_t *y, int shift, mh_round_mode mode,
                       mh_requant_stats *st);
+
+/* The integer element-wise ops (eltwise_dsp.c), each one message, equal to src/ops/int_simple.c:
+ * ReLU y = max(x, 0) and its backward dx = y > 0 ? dy : 0; the residual add of a * 2^ea and
+ * b * 2^eb in int8 (the result's exponent to *ey); 2x2 stride-2 max-pool of `planes` h x w planes
+ * (dy NULL: forward, out planes x h/2 x w/2) and its backward (out: dx, planes x h x w, each
+ * window's error at its first maximum). */
+int mh_dsp_relu_s8(mh_dsp *d, const int8_t *x, int8_t *y, long n, mh_dsp_counts *cnt);
+int mh_dsp_relu_bwd_s8(mh_dsp *d, const int8_t *y, const int8_t *dy, int8_t *dx, long n, mh_dsp_counts *cnt);
+int mh_dsp_add_s8(mh_dsp *d, const int8_t *a, int ea, const int8_t *b, int eb, int8_t *y, long n, int *ey,
+                  mh_dsp_counts *cnt);
+int mh_dsp_maxpool2_s8(mh_dsp *d, const int8_t *x, const int8_t *dy, int8_t *out, long planes, int h, int w,
+                       mh_dsp_counts *cnt);
 
 #endif
