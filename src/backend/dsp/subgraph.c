@@ -8,7 +8,13 @@
 
 static uint64_t al128(uint64_t b) { return (b + 127) / 128 * 128; }
 
-static int same_desc(const mh_dsp_sg_desc *a, const mh_dsp_sg_desc *b) { return memcmp(a, b, sizeof *a) == 0; }
+/* Field by field: the structs have padding, which memcmp would read. */
+static int same_desc(const mh_dsp_sg_desc *a, const mh_dsp_sg_desc *b) {
+  if (a->n_tensors != b->n_tensors || a->n_nodes != b->n_nodes || a->weights != b->weights) return 0;
+  for (int i = 0; i < a->n_tensors; i++)
+    if (a->t[i].bytes != b->t[i].bytes || a->t[i].persistent != b->t[i].persistent) return 0;
+  return memcmp(a->nodes, b->nodes, sizeof a->nodes[0] * (size_t)a->n_nodes) == 0; /* ints only: no padding */
+}
 
 /* Lays out s for desc: persistent tensors (and packed weights) once, above what earlier subgraphs
  * hold; per-run tensors from the region's top down, shared with every other subgraph. */
