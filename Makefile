@@ -13,11 +13,11 @@ build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
-# The main job: train lenet5 on Fashion-MNIST for 5 epochs, then print the test accuracy; then a
-# few integer-only training steps with their GEMMs on the (emulated) Hexagon DSP, when there is one.
+# The main job: train lenet5 on Fashion-MNIST for 5 epochs, then print the test accuracy; then 100
+# integer-only steps on the (emulated) Hexagon DSP, checked byte for byte against the CPU.
 run: setup build
 	./$(BUILD)/mandheling train --model lenet5 --epochs 5
-	./$(BUILD)/mandheling bench --model lenet5 --precision niti --backend auto --batch 16 --steps 3
+	bash scripts/dsp_demo.sh $(BUILD)
 
 test: setup
 	JOBS=$(JOBS) bash scripts/test.sh
