@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Backends are interchangeable (DESIGN.md contract 2): on a slice of the real Fashion-MNIST, lenet5
-# trained in int8 and in niti for 100 steps with --backend dsp (integer GEMMs on the Hexagon program
+# trained in int8 and in niti for 300 steps (3 epochs) with --backend dsp (integer GEMMs on the Hexagon program
 # under qemu-hexagon) writes a checkpoint byte-identical to --backend cpu, every layer prepared as a
 # DSP subgraph once; niti with --no-reuse (every subgraph rebuilt before each run) gives the same
 # checkpoint again. Without an emulator, --backend dsp says why and trains on the CPU, with the same
@@ -19,7 +19,7 @@ trap 'rm -rf "$T"' EXIT
 "$PY" "$2/tests/slice_fmnist.py" "$FMNIST" "$T/data" 800 64 || { echo "FAIL: could not slice $FMNIST"; exit 1; }
 failed=0
 for precision in int8 niti; do
-  common=(train --model lenet5 --data "$T/data" --batch 8 --max-steps 100 --seed 5 --precision $precision)
+  common=(train --model lenet5 --data "$T/data" --batch 8 --max-steps 300 --seed 5 --precision $precision)
   start=$SECONDS
   "$BIN" "${common[@]}" --backend cpu --quiet --save "$T/cpu.st" >"$T/cpu.out" 2>&1 || { echo "FAIL $precision cpu run"; cat "$T/cpu.out"; failed=$((failed + 1)); continue; }
   "$BIN" "${common[@]}" --backend dsp --quiet --save "$T/dsp.st" >"$T/dsp.out" 2>&1 || { echo "FAIL $precision dsp run"; cat "$T/dsp.out"; failed=$((failed + 1)); continue; }
@@ -31,7 +31,7 @@ for precision in int8 niti; do
   elif ! grep -q "subgraphs (reused): [0-9]* runs ([0-9]* with CPU work beside them), 5 preparations" "$T/dsp.out"; then
     echo "FAIL $precision: lenet5's 5 layers were not each prepared once:"; grep '^dsp:' "$T/dsp.out"; failed=$((failed + 1))
   else
-    echo "ok   lenet5 $precision: 100 steps on the DSP are bit-identical to the CPU ($((SECONDS - start)) s)"
+    echo "ok   lenet5 $precision: 300 steps on the DSP are bit-identical to the CPU ($((SECONDS - start)) s)"
     grep '^dsp:' "$T/dsp.out" | sed 's/^/     /'
   fi
   if [ $precision = niti ]; then # rebuilding every subgraph before each run changes nothing but the traffic
