@@ -187,6 +187,8 @@ expect_fail "niti on a batch-norm model" "batchnorm" "${TR[@]}" --data "$T/good"
 expect_fail "--rescale bogus" "--rescale" "${TR[@]}" --data "$T/good" --precision niti --rescale bogus "${KEEP[@]}"
 expect_fail "--mu 9" "--mu" "${TR[@]}" --data "$T/good" --precision niti --mu 9 "${KEEP[@]}"
 expect_fail "--mu 4,x" "--mu" "${TR[@]}" --data "$T/good" --precision niti --mu 4,x "${KEEP[@]}"
+expect_fail "--backend gpu" "--backend" "${TR[@]}" --data "$T/good" --precision int8 --backend gpu "${KEEP[@]}"
+expect_fail "--device missing profile" "$T/none.profile" "${TR[@]}" --data "$T/good" --precision int8 --backend auto --device "$T/none.profile" "${KEEP[@]}"
 expect_fail "flag with a value" "--quiet" "${TR[@]}" --data "$T/good" --quiet=1 "${KEEP[@]}"
 expect_fail "option without its value" "--save" "${TR[@]}" --data "$T/good" --save
 expect_fail "resume: --epochs 0" "--epochs" "${TR[@]}" --data "$T/good" --resume "$T/lenet5.st" --epochs 0 "${KEEP[@]}"
