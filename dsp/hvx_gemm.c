@@ -13,16 +13,17 @@
 #define NT 4    /* output columns per kernel call */
 
 /* The inner loop (the one scripts/dsp_macs_per_packet.py reads): k advances two 4-byte steps per
- * iteration; each column's two words come in one 64-bit load; even and odd steps accumulate
- * separately so consecutive vrmpy do not wait on each other. 8 vrmpy = 1024 MACs per iteration. */
-static void kernel_32x4(const HVX_Vector *restrict w, const int64_t *restrict bt, int pairs, int bstride,
+ * iteration; each column's two words come in one 64-bit load (column t's pair p at
+ * bt[t * cstride + p * pstride]); even and odd steps accumulate separately so consecutive vrmpy do
+ * not wait on each other. 8 vrmpy = 1024 MACs per iteration. */
+static void kernel_32x4(const HVX_Vector *restrict w, const int64_t *restrict bt, int pairs, int cstride, int pstride,
                         HVX_Vector *restrict acc) {
   HVX_Vector e0 = acc[0], e1 = acc[1], e2 = acc[2], e3 = acc[3];
   HVX_Vector o0 = Q6_V_vzero(), o1 = Q6_V_vzero(), o2 = Q6_V_vzero(), o3 = Q6_V_vzero();
-  const int64_t *b0 = bt, *b1 = bt + bstride, *b2 = bt + 2 * bstride, *b3 = bt + 3 * bstride;
-  for (int p = 0; p < pairs; p++) {
+  const int64_t *b0 = bt, *b1 = bt + cstride, *b2 = bt + 2 * cstride, *b3 = bt + 3 * cstride;
+  for (int p = 0, off = 0; p < pairs; p++, off += pstride) {
     HVX_Vector w0 = w[2 * p], w1 = w[2 * p + 1];
-    int64_t x0 = b0[p], x1 = b1[p], x2 = b2[p], x3 = b3[p];
+    int64_t x0 = b0[off], x1 = b1[off], x2 = b2[off], x3 = b3[off];
     e0 = Q6_Vw_vrmpyacc_VwVubRb(e0, w0, (int32_t)x0);
     o0 = Q6_Vw_vrmpyacc_VwVubRb(o0, w1, (int32_t)(x0 >> 32));
     e1 = Q6_Vw_vrmpyacc_VwVubRb(e1, w0, (int32_t)x1);
@@ -60,8 +61,46 @@ void mh_hvx_pack_a(int m, int k, const int8_t *a, int lda, int trans, uint8_t *o
     pack_panel(a, lda, trans, m0, m - m0 < ROWS ? m - m0 : ROWS, 0, k, q, out + (long)(m0 / ROWS) * q * 128);
 }
 
+#define PANEL 128 /* columns of B transposed at once */
+
+/* Scratch for transposed panels of B (ordinary memory, not VTCM: it can exceed the budget). */
+static int64_t km_mem[(1 << 20) / 8] __attribute__((aligned(128)));
+
+/* Columns [nb0, nb0+128) (all inside n) of B (k x n, strided columns) over k [k0, k0+kc) into km:
+ * 64-bit word pair p of column j (k 8p .. 8p+7) at km[p * 128 + j], zero past kc, which the kernel
+ * reads in place; the 128 column sums go to sums (4 vectors). Per 4 rows, two byte shuffles and a
+ * halfword shuffle turn 128 columns into 128 words of 4 consecutive k; a word shuffle pairs them
+ * into the kernel's 64-bit loads. */
+static void transpose_panel(const mh_gemm_job *jb, int nb0, int k0, int kc, int q, int64_t *km, HVX_Vector *sums) {
+  HVX_Vector ones = Q6_V_vsplat_R(0x01010101), s0 = Q6_V_vzero(), s1 = s0, s2 = s0, s3 = s0;
+  for (int p = 0; p < q / 2; p++) {
+    HVX_Vector w[2][4];
+    for (int h = 0; h < 2; h++) {
+      HVX_Vector r[4];
+      for (int i = 0; i < 4; i++) {
+        int kk = 4 * (2 * p + h) + i;
+        r[i] = kk < kc ? *(const HVX_UVector *)(jb->b + (long)(k0 + kk) * jb->ldb + nb0) : Q6_V_vzero();
+      }
+      HVX_VectorPair p01 = Q6_W_vshuff_VVR(r[1], r[0], -1), p23 = Q6_W_vshuff_VVR(r[3], r[2], -1);
+      HVX_VectorPair lo = Q6_W_vshuff_VVR(Q6_V_lo_W(p23), Q6_V_lo_W(p01), -2);
+      HVX_VectorPair hi = Q6_W_vshuff_VVR(Q6_V_hi_W(p23), Q6_V_hi_W(p01), -2);
+      w[h][0] = Q6_V_lo_W(lo), w[h][1] = Q6_V_hi_W(lo), w[h][2] = Q6_V_lo_W(hi), w[h][3] = Q6_V_hi_W(hi);
+      /* column sums: each word's 4 bytes by vrmpy against ones, 32 columns per vector */
+      s0 = Q6_Vw_vrmpyacc_VwVbVb(s0, w[h][0], ones), s1 = Q6_Vw_vrmpyacc_VwVbVb(s1, w[h][1], ones);
+      s2 = Q6_Vw_vrmpyacc_VwVbVb(s2, w[h][2], ones), s3 = Q6_Vw_vrmpyacc_VwVbVb(s3, w[h][3], ones);
+    }
+    for (int g = 0; g < 4; g++) {
+      HVX_VectorPair d = Q6_W_vshuff_VVR(w[1][g], w[0][g], -4);
+      *(HVX_Vector *)(km + (long)p * PANEL + 32 * g) = Q6_V_lo_W(d);
+      *(HVX_Vector *)(km + (long)p * PANEL + 32 * g + 16) = Q6_V_hi_W(d);
+    }
+  }
+  sums[0] = s0, sums[1] = s1, sums[2] = s2, sums[3] = s3;
+}
+
 /* NT columns of op(B) [n0, n0+NT) over k [k0, k0+kc) into bt (column t: q words = 4q bytes,
- * zero padded), and each column's sum. Columns past n are zero. */
+ * zero padded), and each column's sum. Columns past n are zero. (Whole panels of strided columns
+ * go through transpose_panel instead; the byte loop serves the last, narrower panel.) */
 static void pack_b(const mh_gemm_job *jb, int n0, int k0, int kc, int q, uint8_t *bt, int32_t *colsum) {
   int cols = jb->n - n0 < NT ? jb->n - n0 : NT;
   for (int t = 0; t < NT; t++) {
@@ -71,7 +110,7 @@ static void pack_b(const mh_gemm_job *jb, int n0, int k0, int kc, int q, uint8_t
       const uint8_t *src = (const uint8_t *)jb->b + (long)(n0 + t) * jb->ldb + k0;
       for (; kk + 128 <= kc; kk += 128) *(HVX_UVector *)(dst + kk) = *(const HVX_UVector *)(src + kk);
       for (; kk < kc; kk++) dst[kk] = src[kk];
-    } else if (t < cols) { /* strided: one byte per row */
+    } else if (t < cols) { /* strided, one byte per row (no room for a transposed panel) */
       const int8_t *src = jb->b + (long)k0 * jb->ldb + n0 + t;
       for (; kk < kc; kk++) dst[kk] = (uint8_t)src[(long)kk * jb->ldb];
     }
@@ -103,7 +142,10 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
   int32_t *tmp = mh_vtcm_alloc(v, 128 * NT);
   HVX_Vector *acc = mh_vtcm_alloc(v, 128 * NT);
   HVX_Vector *biasv = mh_vtcm_alloc(v, (uint32_t)(128 * blocks)), *lanes = mh_vtcm_alloc(v, 256);
-  if (!wp || !bt || !tmp || !acc || !biasv || !lanes) return MH_WIRE_E_VTCM;
+  HVX_Vector *psum = mh_vtcm_alloc(v, 4 * 128); /* a transposed panel's column sums */
+  if (!wp || !bt || !tmp || !acc || !biasv || !lanes || !psum) return MH_WIRE_E_VTCM;
+  /* strided B columns go through transposed panels when one fits the scratch */
+  int64_t *km = !jb->trans_b && (long)q_all * 512 <= (long)sizeof km_mem ? km_mem : 0;
   if (ep) /* each block's row biases as one vector (padding rows: 0) */
     for (int b = 0; b < blocks; b++) {
       int32_t *bw = (int32_t *)&biasv[b];
@@ -125,7 +167,12 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
     }
     for (int n0 = 0; n0 < n; n0 += NT) {
       int32_t colsum[NT];
-      pack_b(jb, n0, kc0, kc, q, bt, colsum);
+      int panel = km && n - (n0 & ~(PANEL - 1)) >= PANEL; /* a whole panel of strided columns */
+      if (panel && (n0 & (PANEL - 1)) == 0) transpose_panel(jb, n0, kc0, kc, q, km, psum);
+      if (panel)
+        for (int t = 0; t < NT; t++) colsum[t] = ((const int32_t *)psum)[(n0 & (PANEL - 1)) + t];
+      else
+        pack_b(jb, n0, kc0, kc, q, bt, colsum);
       for (int b = 0; b < blocks; b++) {
         int m0 = b * ROWS, rows = m - m0 < ROWS ? m - m0 : ROWS;
         for (int t = 0; t < NT; t++) {
@@ -136,7 +183,10 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
           for (int i = 0; i < ROWS; i++) tmp[t * ROWS + i] = i < rows && n0 + t < n ? c[(long)(m0 + i) * ldc + n0 + t] : 0;
           acc[t] = ((HVX_Vector *)tmp)[t];
         }
-        kernel_32x4((const HVX_Vector *)(wp + (long)b * q * 128), (const int64_t *)bt, q / 2, q / 2, acc);
+        if (panel) /* straight from the transposed panel */
+          kernel_32x4((const HVX_Vector *)(wp + (long)b * q * 128), km + (n0 & (PANEL - 1)), q / 2, 1, PANEL, acc);
+        else
+          kernel_32x4((const HVX_Vector *)(wp + (long)b * q * 128), (const int64_t *)bt, q / 2, q / 2, 1, acc);
         for (int t = 0; t < NT; t++) {
           HVX_Vector r = Q6_Vw_vsub_VwVw(acc[t], Q6_V_vsplat_R((int32_t)((uint32_t)colsum[t] * 128u)));
           if (n0 + t >= n) continue; /* padding columns: neither written nor measured */

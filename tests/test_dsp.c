@@ -327,7 +327,8 @@ int main(void) {
   if (!d) return tl_exit();
   mh_rng r = mh_rng_make(99);
   static const int shapes[][3] = {{1, 1, 1}, {32, 4, 4}, {33, 5, 7}, {31, 3, 9}, {64, 17, 100}, {7, 64, 33},
-                                  {96, 40, 288}, {6, 1, 25}, {10, 3, 9000}, {40, 9, 20000}};
+                                  {96, 40, 288}, {6, 1, 25}, {10, 3, 9000}, {40, 9, 20000},
+                                  {33, 300, 77}, {5, 257, 1000}}; /* whole 128-column panels of B and a tail */
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     gemm_case(d, &r, shapes[i][0], shapes[i][1], shapes[i][2], 0, 0);
     gemm_case(d, &r, shapes[i][0], shapes[i][1], shapes[i][2], 0, 1);
