@@ -186,3 +186,10 @@ int mh_profile_measure_host(mh_profile *p, const mh_profile *dsp, int threads) {
            threads, lat, dsp->name);
   return MH_OK;
 }
+
+int mh_profile_resolve(mh_profile *p, const char *name, int threads) {
+  if (strcmp(name, "host") != 0) return mh_profile_find(p, name);
+  mh_profile dsp;
+  MH_TRY(mh_profile_find(&dsp, "sd865"));
+  return mh_profile_measure_host(p, &dsp, threads);
+}

@@ -27,5 +27,8 @@ int mh_profile_find(mh_profile *p, const char *name_or_path);
  * the doorbell round trip measured on the emulator when present; the DSP's compute and the energies
  * come from `dsp_side` (a real DSP cannot be measured here). */
 int mh_profile_measure_host(mh_profile *p, const mh_profile *dsp_side, int threads);
+/* A device profile by name as the commands take it: "host" (measured now, the DSP side from
+ * sd865), or a name/path for mh_profile_find. */
+int mh_profile_resolve(mh_profile *p, const char *name, int threads);
 
 #endif

@@ -15,13 +15,7 @@ int mh_model_plan(const mh_model *m, const char *precision, const char *profile,
   MH_TRY(a->check(&m->g));
   if (batch < 1 || batch > 65536) return mh__error(MH_ERR_INVALID_ARG, "--batch %d out of range [1, 65536]", batch);
   mh_profile p;
-  if (!strcmp(profile, "host")) {
-    mh_profile dsp;
-    MH_TRY(mh_profile_find(&dsp, "sd865"));
-    MH_TRY(mh_profile_measure_host(&p, &dsp, threads));
-  } else {
-    MH_TRY(mh_profile_find(&p, profile));
-  }
+  MH_TRY(mh_profile_resolve(&p, profile, threads));
   mh_plan_summary s;
   MH_TRY(mh_plan(&m->g, a->precision, &p, batch, text, &s, NULL));
   if (r) {

@@ -55,14 +55,8 @@ static int check_config(const mh_train_config *c) {
  * the device profile (cfg->profile, default sd865): per node, the passes it puts on the DSP.
  * Returns how many GEMM passes that is (0: the plan keeps everything on the CPU). */
 static int auto_placement(mh_trainer *t, unsigned char *place, int *gemm_passes) {
-  const char *name = t->profile;
   mh_profile p;
-  if (!strcmp(name, "host")) {
-    mh_profile dsp;
-    MH_TRY(mh_profile_find(&dsp, "sd865"));
-    MH_TRY(mh_profile_measure_host(&p, &dsp, t->cfg.threads));
-  } else
-    MH_TRY(mh_profile_find(&p, name));
+  MH_TRY(mh_profile_resolve(&p, t->profile, t->cfg.threads));
   mh_plan_summary sum;
   MH_TRY(mh_plan(&t->m->g, t->algo->precision, &p, t->cfg.batch, NULL, &sum, place));
   int on = 0;
