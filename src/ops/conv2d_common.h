@@ -22,6 +22,8 @@ void mh__conv_col2im(const mh_op_ctx *ctx, const conv_dims *d, const float *dcol
 /* col (Cg*K*K x cnt*P*Q, int8) from the int8 image xq for samples [n0, n0+cnt) of group g. */
 void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, int8_t *col, int n0, int cnt,
                         int g);
+/* G (Og x cnt*P*Q, int8) gathered from the NCHW output error dyq for samples [n0, n0+cnt) of group g. */
+void mh__conv_gather_s8(const conv_dims *d, const int8_t *dyq, int8_t *gq, int n0, int cnt, int g);
 
 /* The layer as a DSP subgraph (conv2d_dsp.c). Tensors: */
 enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y }; /* nodes: MH_PASS_* */

@@ -40,9 +40,5 @@ mh_dsp_sg *mh__conv_dsp(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *
 
 void mh__conv_dsp_inputs(const mh_op_ctx *ctx, const conv_dims *d, mh_dsp_sg *sg, const int8_t *xq, const int8_t *dyq) {
   if (xq) mh__conv_im2col_s8(ctx, d, xq, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_X), 0, d->N, 0);
-  if (!dyq) return;
-  int8_t *g = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_G);
-  size_t pq = (size_t)d->P * d->Q, cols = (size_t)d->N * pq;
-  for (int n = 0; n < d->N; n++)
-    for (int o = 0; o < d->O; o++) memcpy(g + o * cols + n * pq, dyq + ((size_t)n * d->O + o) * pq, pq);
+  if (dyq) mh__conv_gather_s8(d, dyq, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_G), 0, d->N, 0);
 }

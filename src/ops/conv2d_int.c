@@ -166,9 +166,7 @@ static void conv_int_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const int
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
-      for (int sm = 0; sm < cnt; sm++)
-        for (int o = 0; o < d.Og; o++)
-          memcpy(s->gq + (size_t)o * cols + (size_t)sm * pq, ctx->qdy + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
+      mh__conv_gather_s8(&d, ctx->qdy, s->gq, n0, cnt, g);
       if (parts & MH_PASS_BWD_W) {
         mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s->col, n0, cnt, g);
         /* dW_g (Og x kk) += G (Og x cols) * col^T: exact int32 sums across chunks */

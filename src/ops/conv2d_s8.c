@@ -116,6 +116,13 @@ static void s8_emit(mh_op_ctx *ctx, const conv_dims *d, const int32_t *acc, int 
     }
 }
 
+void mh__conv_gather_s8(const conv_dims *d, const int8_t *dyq, int8_t *gq, int n0, int cnt, int g) {
+  size_t pq = (size_t)d->P * d->Q, cols = (size_t)cnt * pq;
+  for (int sm = 0; sm < cnt; sm++)
+    for (int o = 0; o < d->Og; o++)
+      memcpy(gq + (size_t)o * cols + (size_t)sm * pq, dyq + ((size_t)(n0 + sm) * d->O + g * d->Og + o) * pq, pq);
+}
+
 static void conv_s8_forward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   s8_scratch s;
@@ -155,9 +162,7 @@ static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_s
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
-      for (int sm = 0; sm < cnt; sm++)
-        for (int o = 0; o < d.Og; o++)
-          memcpy(gq + (size_t)o * cols + (size_t)sm * pq, s->dyq + ((size_t)(n0 + sm) * d.O + g * d.Og + o) * pq, pq);
+      mh__conv_gather_s8(&d, s->dyq, gq, n0, cnt, g);
       if (parts & MH_PASS_BWD_W) {
         mh__conv_im2col_s8(ctx, &d, v->xq, s->colq, n0, cnt, g);
         /* dW_g (Og x kk) += G (Og x cols) * col^T, exactly in int32 across chunks */
