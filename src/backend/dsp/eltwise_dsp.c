@@ -6,18 +6,6 @@
 #include "backend/dsp/dsp.h"
 #include "core/status.h"
 
-static uint64_t al128(uint64_t b) { return (b + 127) / 128 * 128; }
-
-/* Offsets for tensors of the given sizes in the free area, or an error when they do not fit. */
-static int place(mh_dsp *d, int count, const uint64_t *bytes, uint32_t *off, const char *what) {
-  uint64_t at = mh_dsp_free_base(d);
-  for (int i = 0; i < count; i++) off[i] = (uint32_t)at, at += al128(bytes[i]);
-  if (at > d->region_bytes)
-    return mh__error(MH_ERR_UNSUPPORTED, "DSP %s: %llu bytes exceed the %zu-byte shared region", what,
-                     (unsigned long long)at, d->region_bytes);
-  return MH_OK;
-}
-
 static void count(mh_dsp_counts *cnt, double in, double out) {
   if (!cnt) return;
   cnt->eltwise_ops++;
@@ -30,7 +18,7 @@ static int eltwise(mh_dsp *d, uint32_t op, const int8_t *a, const int8_t *b, int
   uint64_t bytes[3] = {(uint64_t)n, b ? (uint64_t)n : 0, (uint64_t)n};
   uint32_t off[3];
   if (n < 1 || n > (1L << 28)) return mh__error(MH_ERR_INVALID_ARG, "DSP element-wise op: %ld elements", n);
-  MH_TRY(place(d, 3, bytes, off, "element-wise op"));
+  MH_TRY(mh_dsp_free_offsets(d, 3, bytes, off, "element-wise op"));
   memcpy(mh_dsp_at(d, off[0]), a, (size_t)n);
   if (b) memcpy(mh_dsp_at(d, off[1]), b, (size_t)n);
   mh_wire_msg *msg = mh_dsp_msg(d);
@@ -65,7 +53,7 @@ int mh_dsp_maxpool2_s8(mh_dsp *d, const int8_t *x, const int8_t *dy, int8_t *out
   uint32_t off[3];
   if (planes < 1 || planes > (1L << 24) || h < 2 || w < 2 || h > 65536 || w > 65536)
     return mh__error(MH_ERR_INVALID_ARG, "DSP max-pool: %ld planes of %dx%d", planes, h, w);
-  MH_TRY(place(d, 3, bytes, off, "max-pool"));
+  MH_TRY(mh_dsp_free_offsets(d, 3, bytes, off, "max-pool"));
   memcpy(mh_dsp_at(d, off[0]), x, in);
   if (dy) memcpy(mh_dsp_at(d, off[1]), dy, small);
   mh_wire_msg *msg = mh_dsp_msg(d);

@@ -79,20 +79,19 @@ int mh_dsp_gemm_s8_requant(mh_dsp *d, const mh_gemm_s8_args *g, const int32_t *b
   if (g->accumulate || shift < 0 || shift > 31 || (mode != MH_ROUND_NEAREST && mode != MH_ROUND_PSTO))
     return mh__error(MH_ERR_INVALID_ARG, "DSP fused GEMM: accumulate %d, shift %d, mode %d unsupported", g->accumulate,
                      shift, (int)mode);
-  uint64_t a_off = mh_dsp_free_base(d), b_off = a_off + al128((uint64_t)g->m * g->k);
-  uint64_t bias_off = b_off + al128((uint64_t)g->k * g->n), y_off = bias_off + al128((uint64_t)g->m * 4);
-  if (y_off + (uint64_t)g->m * g->n > d->region_bytes)
-    return mh__error(MH_ERR_UNSUPPORTED, "DSP fused GEMM: %dx%dx%d exceeds the %zu-byte shared region", g->m, g->n, g->k,
-                     d->region_bytes);
-  int8_t *a = (int8_t *)mh_dsp_at(d, (uint32_t)a_off), *b = (int8_t *)mh_dsp_at(d, (uint32_t)b_off);
+  uint64_t bytes[4] = {(uint64_t)g->m * g->k, (uint64_t)g->k * g->n, (uint64_t)g->m * 4, (uint64_t)g->m * g->n};
+  uint32_t off[4];
+  MH_TRY(mh_dsp_free_offsets(d, 4, bytes, off, "fused GEMM"));
+  uint32_t a_off = off[0], b_off = off[1], bias_off = off[2], y_off = off[3];
+  int8_t *a = (int8_t *)mh_dsp_at(d, a_off), *b = (int8_t *)mh_dsp_at(d, b_off);
   uint32_t flags = put_operands(g, 0, g->k, a, b);
-  if (bias) memcpy(mh_dsp_at(d, (uint32_t)bias_off), bias, (size_t)g->m * 4);
+  if (bias) memcpy(mh_dsp_at(d, bias_off), bias, (size_t)g->m * 4);
   mh_wire_msg *msg = mh_dsp_msg(d);
   memset(msg, 0, sizeof *msg);
   msg->op = MH_WIRE_GEMM_S8;
-  mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)g->k, (uint32_t)a_off, (uint32_t)(g->trans_a ? g->m : g->k),
-                       (uint32_t)b_off, (uint32_t)(g->trans_b ? g->k : g->n), (uint32_t)y_off, (uint32_t)g->n, 0, 1,
-                       (uint32_t)shift, mode == MH_ROUND_PSTO ? 1u : 0u, bias ? (uint32_t)bias_off : 0u, flags};
+  mh_wire_gemm_s8 w = {(uint32_t)g->m, (uint32_t)g->n, (uint32_t)g->k, a_off, (uint32_t)(g->trans_a ? g->m : g->k),
+                       b_off, (uint32_t)(g->trans_b ? g->k : g->n), y_off, (uint32_t)g->n, 0, 1,
+                       (uint32_t)shift, mode == MH_ROUND_PSTO ? 1u : 0u, bias ? bias_off : 0u, flags};
   msg->args.gemm = w;
   MH_TRY(mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS));
   for (int i = 0; i < g->m; i++) memcpy(y + (size_t)i * ldy, mh_dsp_at(d, (uint32_t)(y_off + (uint64_t)i * g->n)), (size_t)g->n);

@@ -9,17 +9,18 @@ int mh_dsp_requant_s8(mh_dsp *d, const int32_t *x, long n, int8_t *y, int shift,
                       mh_requant_stats *st) {
   if (n < 1 || shift < 0 || shift > 31 || (mode != MH_ROUND_NEAREST && mode != MH_ROUND_PSTO))
     return mh__error(MH_ERR_INVALID_ARG, "DSP requantise: n %ld, shift %d, mode %d unsupported", n, shift, (int)mode);
-  uint64_t x_off = mh_dsp_free_base(d), y_off = x_off + ((uint64_t)n * 4 + 127) / 128 * 128;
-  if (y_off + (uint64_t)n > d->region_bytes)
-    return mh__error(MH_ERR_UNSUPPORTED, "DSP requantise: %ld values exceed the %zu-byte shared region", n, d->region_bytes);
-  memcpy(mh_dsp_at(d, (uint32_t)x_off), x, (size_t)n * 4);
+  uint64_t bytes[2] = {(uint64_t)n * 4, (uint64_t)n};
+  uint32_t off[2];
+  MH_TRY(mh_dsp_free_offsets(d, 2, bytes, off, "requantise"));
+  uint32_t x_off = off[0], y_off = off[1];
+  memcpy(mh_dsp_at(d, x_off), x, (size_t)n * 4);
   mh_wire_msg *msg = mh_dsp_msg(d);
   memset(msg, 0, sizeof *msg);
   msg->op = MH_WIRE_REQUANT_S8;
-  mh_wire_requant_s8 r = {(uint32_t)x_off, (uint32_t)y_off, (uint32_t)n, (uint32_t)shift, mode == MH_ROUND_PSTO ? 1u : 0u};
+  mh_wire_requant_s8 r = {x_off, y_off, (uint32_t)n, (uint32_t)shift, mode == MH_ROUND_PSTO ? 1u : 0u};
   msg->args.requant = r;
   MH_TRY(mh_dsp_call(d, MH_DSP_CALL_TIMEOUT_MS));
-  memcpy(y, mh_dsp_at(d, (uint32_t)y_off), (size_t)n);
+  memcpy(y, mh_dsp_at(d, y_off), (size_t)n);
   st->max_abs = msg->max_abs, st->saturated = msg->saturated;
   return MH_OK;
 }

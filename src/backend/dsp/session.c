@@ -23,6 +23,15 @@ const char *mh_wire_status_name(uint32_t s) {
   }
 }
 
+int mh_dsp_free_offsets(const mh_dsp *d, int count, const uint64_t *bytes, uint32_t *off, const char *what) {
+  uint64_t at = mh_dsp_free_base(d);
+  for (int i = 0; i < count; i++) off[i] = (uint32_t)at, at += (bytes[i] + 127) / 128 * 128;
+  if (at > d->region_bytes)
+    return mh__error(MH_ERR_UNSUPPORTED, "DSP %s: %llu bytes exceed the %zu-byte shared region", what,
+                     (unsigned long long)at, d->region_bytes);
+  return MH_OK;
+}
+
 int mh_dsp_post(mh_dsp *d) {
   if (!d->alive) return mh__error(MH_ERR_BACKEND, "DSP (%s): the session is not running", d->tr->name);
   if (d->pending) return mh__error(MH_ERR_INVALID_ARG, "DSP: message %u is still in flight", d->pending);

@@ -60,6 +60,10 @@ static inline uint8_t *mh_dsp_at(mh_dsp *d, uint32_t off) { return d->region + o
 /* Where single messages may put their tensors: above every prepared subgraph's persistent data. */
 static inline uint32_t mh_dsp_free_base(const mh_dsp *d) { return (d->persist_top + 127u) & ~127u; }
 
+/* Offsets in the free area for `count` tensors of bytes[i] (each 128-byte aligned), or an error
+ * naming `what` when they do not fit the region. */
+int mh_dsp_free_offsets(const mh_dsp *d, int count, const uint64_t *bytes, uint32_t *off, const char *what);
+
 /* Sends the message in the slot (op and args filled by the caller) and waits for the reply.
  * MH_OK, or an error naming the wire status, a timeout, or a DSP that died. */
 int mh_dsp_call(mh_dsp *d, int timeout_ms);
