@@ -11,7 +11,7 @@
 /* ---- int8 (mixed precision): int8 GEMMs, FP32 in and out (see conv2d_s8.c for the scheme) ---- */
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
 
-static void lin_dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
+void mh__linear_dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
   const mh_node *in = &g->nodes[nd->in[0]];
   *F = in->c * in->h * in->w, *O = nd->c;
 }
@@ -20,7 +20,7 @@ static void lin_dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
  * backward GEMMs may run at once (one on the DSP). */
 static size_t lin_s8_scratch(const mh_graph *g, const mh_node *nd, int N, int precision) {
   int F, O;
-  lin_dims(g, nd, &F, &O);
+  mh__linear_dims(g, nd, &F, &O);
   size_t accn = (size_t)N * O > (size_t)O * F ? (size_t)N * O : (size_t)O * F;
   return (al((size_t)N * O) + al(accn * 4) + al((size_t)N * F * 4)) / 4 + 16;
 }
@@ -28,7 +28,7 @@ static size_t lin_s8_scratch(const mh_graph *g, const mh_node *nd, int N, int pr
 /* Saved for backward: exponents of x and W, x_q (N*F), W_q (O*F). */
 static size_t lin_s8_state(const mh_graph *g, const mh_node *nd, int N, int precision) {
   int F, O;
-  lin_dims(g, nd, &F, &O);
+  mh__linear_dims(g, nd, &F, &O);
   return (64 + al((size_t)N * F) + al((size_t)O * F)) / 4;
 }
 
@@ -43,7 +43,7 @@ static void lin_s8_parts(const mh_op_ctx *ctx, int N, int F, int O, int32_t **e,
 
 static void linear_s8_forward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
-  lin_dims(ctx->g, ctx->node, &F, &O);
+  mh__linear_dims(ctx->g, ctx->node, &F, &O);
   int32_t *e, *acc, *dxacc;
   int8_t *xq, *wq, *dyq;
   lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc, &dxacc);
@@ -72,7 +72,7 @@ static void linear_s8_forward(mh_op_ctx *ctx) {
 
 static void linear_s8_backward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
-  lin_dims(ctx->g, ctx->node, &F, &O);
+  mh__linear_dims(ctx->g, ctx->node, &F, &O);
   int32_t *e, *acc, *dxacc;
   int8_t *xq, *wq, *dyq;
   lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc, &dxacc);

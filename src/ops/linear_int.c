@@ -8,16 +8,11 @@
 
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
 
-static void dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
-  const mh_node *in = &g->nodes[nd->in[0]];
-  *F = in->c * in->h * in->w, *O = nd->c;
-}
-
 /* Scratch: int32 result (max(N*O, N*F)), then an int8 input error (N*F) when the input's gradient
  * may accumulate (several consumers). */
 static size_t lin_int_scratch(const mh_graph *g, const mh_node *nd, int n, int precision) {
   int F, O;
-  dims(g, nd, &F, &O);
+  mh__linear_dims(g, nd, &F, &O);
   size_t acc = (size_t)n * (O > F ? O : F);
   return (al(acc * 4) + (g->nodes[nd->in[0]].n_consumers > 1 ? al((size_t)n * F) : 0)) / 4 + 16;
 }
@@ -79,7 +74,7 @@ static int lin_int_forward_dsp(mh_op_ctx *ctx, int N, int F, int O, int e_acc) {
 
 static void lin_int_forward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
-  dims(ctx->g, ctx->node, &F, &O);
+  mh__linear_dims(ctx->g, ctx->node, &F, &O);
   int e_acc = ctx->ex[0] + ctx->ew[0];
   if (lin_int_forward_dsp(ctx, N, F, O, e_acc)) return;
   int32_t *acc = (int32_t *)ctx->scratch;
@@ -89,7 +84,7 @@ static void lin_int_forward(mh_op_ctx *ctx) {
 
 static void lin_int_backward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
-  dims(ctx->g, ctx->node, &F, &O);
+  mh__linear_dims(ctx->g, ctx->node, &F, &O);
   int32_t *acc = (int32_t *)ctx->scratch;
   mh__linear_backward_gemms(ctx, N, F, O, ctx->qx[0], ctx->qw, ctx->qdy, ctx->qdw, ctx->qdx[0] ? acc : NULL);
   if (ctx->node->bias) {

@@ -121,6 +121,9 @@ int mh__op_dsp_wait(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, mh_requant_stats
 /* The MH_PASS_* bits of `want` that this pass places on a live DSP (0: all on the CPU). */
 unsigned mh__op_dsp_bits(const mh_op_ctx *ctx, unsigned want);
 
+/* A fully connected layer's input features F (the input flattened) and outputs O (linear.c). */
+void mh__linear_dims(const mh_graph *g, const mh_node *nd, int *F, int *O);
+
 /* A fully connected layer as a DSP subgraph (linear_dsp.c): its tensors and node masks, and the
  * subgraph of this node at batch N with the weights wq (O x F) in place, or NULL (no live DSP, no
  * room: the caller runs the CPU path). */
