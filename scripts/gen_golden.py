@@ -58,7 +58,7 @@ def build(zoo, case):
 
 def write_safetensors(path, tensors, meta):
     """tensors: list of (name, np.ndarray) in file order; meta: dict str->str."""
-    dt = {np.dtype('float32'): 'F32', np.dtype('int32'): 'I32', np.dtype('int8'): 'I8'}
+    dt = {np.dtype('float32'): 'F32', np.dtype('int32'): 'I32', np.dtype('int8'): 'I8', np.dtype('int64'): 'I64'}
     header, blobs, off = {}, [], 0
     for name, a in tensors:
         a = np.array(a, order="C", copy=True)  # (np.ascontiguousarray would turn a scalar into shape [1])

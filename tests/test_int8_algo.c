@@ -1,7 +1,11 @@
-/* The int8 (mixed-precision) algorithm: its forward and gradients stay close to FP32 on the same
+/* The int8 (mixed-precision) algorithm: logits and every gradient equal, bit for bit, those of an
+ * independent reimplementation (scripts/int8_reference.py, its rounding modes, exponents and rounding
+ * keys pinned by a committed fixture); its forward and gradients stay close to FP32 on the same
  * weights (the only difference is power-of-two int8 quantisation), and a training run is bit-identical
  * with 1 and 2 threads and on the portable and AVX2 kernel tables (integer GEMMs are exact). */
 #include <string.h>
+
+#include "train/safetensors.h"
 
 #include "core/rng.h"
 #include "graph/graph.h"
@@ -38,8 +42,98 @@ static mh_trainer *make_trainer(mh_model *m, const char *prec, int threads, int 
   return t;
 }
 
+static const mh_st_tensor *need(const mh_st_file *f, const char *name) {
+  const mh_st_tensor *t = mh_st_find(f, name);
+  if (!t) {
+    fprintf(stderr, "fixture lacks %s\n", name);
+    exit(1);
+  }
+  return t;
+}
+
+/* First index where two float arrays differ in their bits, or -1. */
+static long first_diff(const float *a, const void *b, long n) {
+  for (long i = 0; i < n; i++)
+    if (memcmp(a + i, (const char *)b + 4 * i, 4) != 0) return i;
+  return -1;
+}
+
+/* The fixture of scripts/int8_reference.py: one forward, then the backward of each (seed, step) case
+ * from the fixture's dL/dlogits, with the same weights. Every float is the result of the same IEEE
+ * operations on exact integer GEMM results, so all of it must match to the bit. */
+static void fixture_case(const mh_st_file *f, int threads, int force_ref) {
+  const char *text = mh_st_meta_get(f, "model_text");
+  int batch = atoi(mh_st_meta_get(f, "batch"));
+  mh_graph g;
+  CHECK_OK(mh_model_parse(&g, text, strlen(text), "int8 fixture"));
+  mh_model *m = NULL;
+  CHECK_OK(mh__model_from_graph(&m, &g, 1));
+  if (!m) return;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "int8", cfg.batch = batch, cfg.threads = threads, cfg.force_reference = force_ref;
+  mh_trainer *t = NULL;
+  CHECK_OK(mh_trainer_create(&t, m, &cfg));
+  if (!t) {
+    mh_model_free(m);
+    return;
+  }
+  for (int i = 0; i < m->g.n_params; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "param.%d", i);
+    const mh_st_tensor *p = need(f, name);
+    CHECK_EQ_INT((long)p->nbytes, (long)m->g.params[i].numel * 4);
+    memcpy(m->params + m->g.params[i].offset, p->data, p->nbytes);
+  }
+  const mh_st_tensor *cases = need(f, "cases"), *dz = need(f, "dlogits"), *z = need(f, "logits");
+  int classes = m->g.nodes[m->g.n_nodes - 1].c;
+  float *x = malloc(need(f, "x")->nbytes);
+  memcpy(x, need(f, "x")->data, need(f, "x")->nbytes);
+  for (int c = 0; c < (int)cases->shape[0]; c++) {
+    int64_t seed, step;
+    memcpy(&seed, (const char *)cases->data + 16 * c, 8);
+    memcpy(&step, (const char *)cases->data + 16 * c + 8, 8);
+    CHECK_OK(mh__trainer_prepare(t, batch));
+    mh_exec_set_step(t->ex, (uint64_t)seed, (long)step);
+    CHECK_OK(mh_exec_forward(t->ex, x, batch, m->params, m->buffers, 1));
+    long d = first_diff(mh_exec_output(t->ex), z->data, (long)batch * classes);
+    if (d >= 0)
+      TL_FAIL("%s kernels, %d threads: logits differ at %ld: %.9g", t->kt->isa, threads, d, mh_exec_output(t->ex)[d]);
+    tl_checks++;
+    memcpy(mh_exec_output_grad(t->ex), dz->data, dz->nbytes);
+    CHECK_OK(mh_exec_backward(t->ex, m->params, m->grads));
+    for (int i = 0; i < m->g.n_params; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "grad.%d.%d", c, i);
+      const mh_param *p = &m->g.params[i];
+      const mh_st_tensor *want = need(f, name);
+      d = first_diff(m->grads + p->offset, want->data, (long)p->numel);
+      if (d >= 0) {
+        float w;
+        memcpy(&w, (const char *)want->data + 4 * d, 4);
+        TL_FAIL("%s kernels, %d threads, seed %lld step %lld: gradient of %s differs at %ld: %.9g vs %.9g", t->kt->isa,
+                threads, (long long)seed, (long long)step, p->name, d, m->grads[p->offset + d], w);
+      }
+      tl_checks++;
+    }
+  }
+  free(x);
+  mh_trainer_free(t);
+  mh_model_free(m);
+}
+
 int main(void) {
   enum { B = 8 };
+  mh_st_file *fx = NULL;
+  if (mh_st_read(&fx, MH_SOURCE_DIR "/tests/golden/int8.safetensors")) {
+    fprintf(stderr, "%s\n", mh_last_error());
+    return 1;
+  }
+  fixture_case(fx, 2, 0);
+  fixture_case(fx, 1, 0);
+  fixture_case(fx, 2, 1);
+  mh_st_free(fx);
+
   float x[B * 3 * 12 * 12];
   int32_t y[B];
   mh_rng r = mh_rng_make(21);
