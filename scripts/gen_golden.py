@@ -5,8 +5,8 @@ Run with Debian's python3-torch (torch 1.13, numpy):
 
   /usr/bin/python3 scripts/gen_golden.py [--zoo path/to/zoo.py] [--out tests/golden] [cases...]
 
-For each case (lenet5, cnn6, resblock), with torch.manual_seed fixed, in float32, batch 4, model in
-train() mode, the fixture holds:
+For each case (lenet5, cnn6, resblock, fanout), with torch.manual_seed fixed, in float32, batch 4, model
+in train() mode, the fixture holds:
 
   x (F32 4xCxHxW), labels (I32 [4])
   param.<i>   every initial parameter, in model.parameters() order, PyTorch's shape
@@ -16,6 +16,14 @@ train() mode, the fixture holds:
               losses[0] == loss
   final.<i>   the parameters after those 5 steps
   buf.<j>     BN running_mean/var after the 5 steps, model.buffers() order, num_batches_tracked skipped
+  eval_logits the logits of x in eval() mode after the 5 steps (batch norm from its running statistics)
+
+The fanout case (a tensor read by a conv, a 1x1 conv and an add, so its gradient sums three parts)
+also pins the optimiser options and the learning-rate schedules against torch.optim:
+  losses_nesterov, final_nesterov.<i>  5 steps from the same start with nesterov=True and a per-step
+              CosineAnnealingLR(T_max=5) (lr 0.05 at step 0, 0 after the last)
+  lr_step     StepLR(step_size=2, gamma=0.5) from lr 0.05: the rate of each of 7 epochs
+  lr_cosine   CosineAnnealingLR(T_max=12) stepped once per step from lr 0.05: the rate at steps 0..12
 
 Size: a fixture must stay under 2.5 MB (all of them under 6 MB). cnn6's fc1.weight alone is 401,408 floats
 (1.6 MB), so for cnn6 that tensor's gradient and final value are subsampled: the stored tensor is the
@@ -31,7 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CASES = ('lenet5', 'cnn6', 'resblock')
+CASES = ('lenet5', 'cnn6', 'resblock', 'fanout')
 SEED = 1234
 BATCH = 4
 STEPS = 5
@@ -49,7 +57,27 @@ def load_zoo(path):
     return mod
 
 
+class FanOut(nn.Module):
+    """r1 has three readers (c2, the 1x1 sc, the second add): its gradient is the sum of three."""
+
+    def __init__(s):
+        super().__init__()
+        s.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        s.c2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        s.b2 = nn.BatchNorm2d(8)
+        s.sc = nn.Conv2d(8, 8, 1, bias=False)
+        s.fc = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(s, x):
+        r1 = F.relu(s.c1(x))
+        y = s.b2(s.c2(r1)) + s.sc(r1)
+        y = F.relu(y + r1)
+        return s.fc(torch.flatten(F.max_pool2d(y, 2), 1))
+
+
 def build(zoo, case):
+    if case == 'fanout':
+        return FanOut(), (3, 8, 8)
     if case == 'resblock':
         return nn.Sequential(zoo.Basic(16, 32, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)), (16, 8, 8)
     mk, shape = zoo.ZOO[case]
@@ -84,6 +112,40 @@ def f32(t):
     return t.detach().cpu().numpy().astype(np.float32)
 
 
+def optimiser_goldens(model, params, params0, bufs0, x, labels):
+    """Nesterov with a per-step cosine schedule from the initial state, and two schedules' rates."""
+    with torch.no_grad():
+        for p, p0 in zip(params, params0):
+            p.copy_(p0)
+        for b, b0 in zip(model.buffers(), bufs0):
+            b.copy_(b0)
+    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WD, nesterov=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS)
+    losses = []
+    for _ in range(STEPS):
+        opt.zero_grad()
+        l = F.cross_entropy(model(x), labels)
+        l.backward()
+        losses.append(l.item())
+        opt.step()
+        sched.step()
+    out = [('losses_nesterov', np.array(losses, dtype=np.float32))]
+    out += [(f'final_nesterov.{i}', f32(p)) for i, p in enumerate(params)]
+
+    def rates(make, n):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
+        sched, r = make(opt), []
+        for _ in range(n):
+            r.append(opt.param_groups[0]['lr'])
+            opt.step()
+            sched.step()
+        return np.array(r, dtype=np.float32)
+
+    out.append(('lr_step', rates(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5), 7)))
+    out.append(('lr_cosine', rates(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=12), 13)))
+    return out
+
+
 def generate(zoo, case, out_dir):
     torch.manual_seed(SEED)
     model, shape = build(zoo, case)
@@ -91,6 +153,7 @@ def generate(zoo, case, out_dir):
     x = torch.randn(BATCH, *shape)
     labels = torch.randint(0, 10, (BATCH,))
     params = list(model.parameters())
+    params0 = [p.detach().clone() for p in params]
     tensors = [('x', f32(x)), ('labels', labels.numpy().astype(np.int32))]
     tensors += [(f'param.{i}', f32(p)) for i, p in enumerate(params)]
 
@@ -141,6 +204,12 @@ def generate(zoo, case, out_dir):
             continue
         tensors.append((f'buf.{bi}', f32(b)))
         bi += 1
+    model.eval()
+    with torch.no_grad():
+        tensors.append(('eval_logits', f32(model(x))))
+    model.train()
+    if case == 'fanout':
+        tensors += optimiser_goldens(model, params, params0, bufs0, x, labels)
 
     meta = {'generator': 'scripts/gen_golden.py', 'torch': torch.__version__, 'numpy': np.__version__,
             'case': case, 'seed': str(SEED), 'batch': str(BATCH), 'steps': str(STEPS),

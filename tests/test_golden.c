@@ -1,13 +1,17 @@
 /* Golden tests: the C engine against PyTorch (fixtures from scripts/gen_golden.py, reference/zoo.py).
  *
- * For each case (lenet5, cnn6, resblock) the fixture holds PyTorch's initial parameters, a batch of 4,
- * the logits, loss and every parameter gradient of one training-mode forward/backward, the losses of
- * 5 SGD steps (lr 0.05, momentum 0.9, wd 5e-4, the same batch each step), the parameters after them
- * and the batch-norm running statistics. The C model gets the same parameters; then
+ * For each case (lenet5, cnn6, resblock, fanout) the fixture holds PyTorch's initial parameters, a batch
+ * of 4, the logits, loss and every parameter gradient of one training-mode forward/backward, the losses
+ * of 5 SGD steps (lr 0.05, momentum 0.9, wd 5e-4, the same batch each step), the parameters after them,
+ * the batch-norm running statistics and the eval-mode logits. The C model gets the same parameters; then
  *   1. forward + softmax cross-entropy + backward through the executor (the trainer's step without the
- *      SGD update): logits, loss and every gradient are compared;
- *   2. from the same start, 5 mh_trainer_step calls: each step's loss, the final parameters and the BN
- *      running statistics are compared.
+ *      SGD update): logits, loss and every gradient are compared (fanout: a tensor with three readers,
+ *      whose gradient is the sum of three parts);
+ *   2. from the same start, 5 mh_trainer_step calls: each step's loss, the final parameters, the BN
+ *      running statistics and the logits of an inference forward (BN from its running statistics);
+ *   3. fanout only: 5 steps with Nesterov momentum under a per-step cosine schedule against
+ *      torch.optim.SGD(nesterov=True) + CosineAnnealingLR, and the step and cosine schedules' rates
+ *      against StepLR and CosineAnnealingLR.
  * Everything runs twice: with the fast kernels and with the oracle kernels (force_reference = 1).
  * Any mismatch fails the test (exit 1) naming the case, kernels, tensor and worst element. */
 #include <stdlib.h>
@@ -50,6 +54,13 @@
 #define TOL_FINAL_RTOL 5e-5
 #define TOL_BUF_RTOL 3e-5
 #define TOL_FLOOR 1e-9
+/* eval-mode logits after the 5 steps, elementwise: they inherit the final parameters' and running
+ * statistics' differences (measured <= 3.1e-5, cnn6); batch norm evaluated without its square root moves
+ * them by >= 5% */
+#define TOL_EVAL_ATOL 1e-4
+#define TOL_EVAL_RTOL 1e-3
+/* learning rates (see optimiser_case) */
+#define TOL_LR_RTOL 1e-6
 
 static const char k_resblock_text[] =
     "# nn.Sequential(zoo.Basic(16, 32, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))\n"
@@ -73,15 +84,31 @@ typedef struct {
   const char *text;
 } golden_case;
 
+static const char k_fanout_text[] =
+    "# scripts/gen_golden.py FanOut: r1 is read by c2, sc and a2\n"
+    "input 3x8x8\n"
+    "conv      c1  out=8 k=3 pad=1\n"
+    "relu      r1\n"
+    "conv      c2  out=8 k=3 pad=1 bias=false\n"
+    "batchnorm b2\n"
+    "conv      sc  out=8 k=1 bias=false in=r1\n"
+    "add       a1  in=b2,sc\n"
+    "add       a2  in=a1,r1\n"
+    "relu      r2\n"
+    "maxpool   p   k=2\n"
+    "flatten   f\n"
+    "linear    fc  out=10\n";
+
 static const golden_case k_cases[] = {
     {"lenet5", "lenet5", NULL},
     {"cnn6", "cnn6", NULL},
     {"resblock", NULL, k_resblock_text},
+    {"fanout", NULL, k_fanout_text},
 };
 
 /* the worst error of a category over a run, for the summary line */
 typedef struct {
-  double logits, loss, grad, losses, final, buf; /* logits/loss/losses: max abs; others: max abs / max|want| */
+  double logits, loss, grad, losses, final, buf, eval; /* logits/loss/losses/eval: max abs; others: max abs / max|want| */
 } summary;
 
 static const char *g_case, *g_mode;
@@ -267,6 +294,62 @@ static int load_model(const golden_case *c, const mh_st_file *f, mh_model **out)
   return MH_OK;
 }
 
+/* From the fixture's start: 5 steps with Nesterov momentum and a per-step cosine schedule to 0 over
+ * the 5 steps (torch.optim.SGD(nesterov=True) + CosineAnnealingLR(T_max=5)); then the rates of the
+ * step schedule (StepLR(step_size=2, gamma=0.5), 7 epochs, also as this engine's default step size
+ * epochs/3) and of a 12-step cosine schedule against the fixture's. */
+static void optimiser_case(const mh_st_file *f, mh_model *m, const float *x, const int32_t *labels, int reference,
+                           summary *s) {
+  const mh_graph *g = &m->g;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.batch = BATCH, cfg.lr = LR, cfg.momentum = MOMENTUM, cfg.weight_decay = WD, cfg.nesterov = 1;
+  cfg.schedule = MH_SCHEDULE_COSINE, cfg.epochs = 1, cfg.threads = 2, cfg.force_reference = reference;
+  mh_trainer *t = NULL;
+  CHECK_OK(mh_trainer_create(&t, m, &cfg));
+  if (!t) return;
+  t->steps_per_epoch = STEPS; /* what mh_fit sets from the data: the schedule spans 5 steps */
+  float got[STEPS];
+  for (int k = 0; k < STEPS; k++) {
+    got[k] = NAN;
+    CHECK_OK(mh_trainer_step(t, x, labels, BATCH, &got[k]));
+  }
+  const mh_st_tensor *tl = need(f, "losses_nesterov", MH_DTYPE_F32);
+  if (tl && numel(tl) == STEPS) {
+    float *want = floats(tl);
+    s->losses = maxd(s->losses, cmp_elementwise("losses (5 Nesterov steps, cosine)", got, want, STEPS, TOL_LOSSES_ATOL,
+                                                TOL_LOSSES_RTOL));
+    free(want);
+  }
+  for (int i = 0; i < g->n_params; i++) {
+    const mh_param *p = &g->params[i];
+    char name[64];
+    snprintf(name, sizeof name, "final_nesterov.%d", i);
+    s->final = maxd(s->final, cmp_param_tensor(f, name, p->name, m->params + p->offset, p->numel, TOL_FINAL_RTOL));
+  }
+  /* learning rates: the fixture's are float32 values of PyTorch's double rates; ours start from a float
+   * lr (0.05f = 0.05 + 7e-10), so they agree to ~1e-8 relative; a wrong formula or index is off by
+   * far more (a factor of gamma, or a cosine phase) */
+  const mh_st_tensor *ts = need(f, "lr_step", MH_DTYPE_F32), *tc = need(f, "lr_cosine", MH_DTYPE_F32);
+  for (int dflt = 0; ts && dflt <= 1; dflt++) {
+    t->cfg.schedule = MH_SCHEDULE_STEP, t->cfg.epochs = (int)numel(ts), t->cfg.gamma = 0.5f;
+    t->cfg.step_size = dflt ? 0 : 2; /* 0: the default, epochs / 3 = 2 for 7 epochs */
+    float *want = floats(ts), lr[64];
+    for (int e = 0; e < numel(ts) && e < 64; e++) t->epoch = e, t->step = 1000 + e, lr[e] = (float)mh__trainer_lr(t);
+    cmp_elementwise(dflt ? "step schedule rates (default step size)" : "step schedule rates", lr, want, numel(ts), 0,
+                    TOL_LR_RTOL);
+    free(want);
+  }
+  if (tc) {
+    t->cfg.schedule = MH_SCHEDULE_COSINE, t->cfg.epochs = 3, t->steps_per_epoch = 4; /* 12 steps in all */
+    float *want = floats(tc), lr[64];
+    for (int k = 0; k < numel(tc) && k < 64; k++) t->epoch = k / 4, t->step = k, lr[k] = (float)mh__trainer_lr(t);
+    cmp_elementwise("cosine schedule rates (12 steps)", lr, want, numel(tc), 1e-9, TOL_LR_RTOL);
+    free(want);
+  }
+  mh_trainer_free(t);
+}
+
 /* One full check of a case with the fast (reference = 0) or oracle (reference = 1) kernels. */
 static void run_case(const golden_case *c, const mh_st_file *f, int reference, summary *s) {
   g_mode = reference ? "oracle" : "fast";
@@ -344,6 +427,19 @@ static void run_case(const golden_case *c, const mh_st_file *f, int reference, s
     snprintf(name, sizeof name, "buf.%d", j);
     s->buf = maxd(s->buf, cmp_param_tensor(f, name, b->name, m->buffers + b->offset, b->numel, TOL_BUF_RTOL));
   }
+  const mh_st_tensor *tev = need(f, "eval_logits", MH_DTYPE_F32);
+  if (tev && numel(tev) == (int64_t)BATCH * classes) { /* inference forward: BN from the running statistics */
+    float *want_eval = floats(tev);
+    CHECK_OK(mh_exec_forward(t->ex, x, BATCH, m->params, m->buffers, 0));
+    s->eval = cmp_elementwise("eval_logits (after 5 steps)", mh_exec_output(t->ex), want_eval, (int64_t)BATCH * classes,
+                              TOL_EVAL_ATOL, TOL_EVAL_RTOL);
+    free(want_eval);
+  }
+  if (mh_st_find(f, "final_nesterov.0")) {
+    memcpy(m->params, params0, np * sizeof(float));
+    memcpy(m->buffers, bufs0, nb * sizeof(float));
+    optimiser_case(f, m, x, labels, reference, s);
+  }
 out:
   mh_trainer_free(t);
   mh_model_free(m);
@@ -372,13 +468,13 @@ int main(int argc, char **argv) {
       summary s;
       fails_before = tl_failures;
       run_case(c, f, reference, &s);
-      printf("golden %-8s [%-6s] %s: logits %.2e  loss %.2e  grad %.2e  losses %.2e  final %.2e  buf %.2e\n",
+      printf("golden %-8s [%-6s] %s: logits %.2e  loss %.2e  grad %.2e  losses %.2e  final %.2e  buf %.2e  eval %.2e\n",
              c->name, reference ? "oracle" : "fast", tl_failures == fails_before ? "ok  " : "FAIL", s.logits, s.loss,
-             s.grad, s.losses, s.final, s.buf);
+             s.grad, s.losses, s.final, s.buf, s.eval);
       fflush(stdout);
     }
     mh_st_free(f);
   }
-  printf("(logits, loss, losses: max |diff|; grad, final, buf: max over tensors of max|diff| / max|PyTorch|)\n");
+  printf("(logits, loss, losses, eval: max |diff|; grad, final, buf: max over tensors of max|diff| / max|PyTorch|)\n");
   return tl_exit();
 }
