@@ -7,8 +7,9 @@ Run with Debian's python3-torch:
 
   /usr/bin/python3 scripts/niti_reference.py [--out tests/golden/niti.safetensors]
 
-The net (MODEL below) has a padded conv, a max-pool, a strided conv, a flatten and a linear layer,
-all with biases. Starting from random int8 parameters with chosen exponents, it trains STEPS steps
+The net (MODEL below) has a padded conv, a max-pool, a conv and a residual add that both read the
+max-pool (a fan-out: its error is the exponent-aligned sum of two), a strided conv, a flatten and a
+linear layer, all with biases. Starting from random int8 parameters with chosen exponents, it trains STEPS steps
 on one batch with mu = MU and exact rescaling, and stores:
 
   x (F32, dyadic so the input quantisation is exact), labels (I32)
@@ -28,6 +29,10 @@ The rules, as docs/ARCHITECTURE.md states them for the C engine (where NITI's te
 - update: b = bitlen(max|g32|); g = 0 if b = 0, g32 if b - mu < 1, else PstoShift(g32, b - mu)
   clipped; w = clip(w - g). The first layer propagates no error.
 - max-pool backward routes to the first maximum of each window.
+- residual add (forward, and the sum of two errors for a tensor with two readers): both operands
+  aligned to the larger exponent by rounding to nearest, summed, and when a sum leaves [-127, 127]
+  every sum is rounded to nearest by one more bit (exponent + 1). The add hands its error to both
+  inputs unchanged.
 GEMMs and convolutions run in float64, which is exact here (every sum stays far below 2^53).
 """
 import argparse, math, os, sys
@@ -44,6 +49,8 @@ input 1x12x12
 conv    c1 out=4 k=3 pad=1
 relu    r1
 maxpool p1 k=2
+conv    c1b out=4 k=3 pad=1
+add     a1 in=c1b,p1
 conv    c2 out=8 k=3 stride=2 pad=1
 relu    r2
 flatten f
@@ -51,9 +58,10 @@ linear  fc out=10
 """
 BATCH, STEPS, MU, SEED = 8, 3, 4, 7
 # exponents chosen so bias alignment runs both ways (e_b above and below the accumulator's)
-EXPS = {'c1.weight': -8, 'c1.bias': -7, 'c2.weight': -9, 'c2.bias': -12, 'fc.weight': -10, 'fc.bias': -6}
-SHAPES = {'c1.weight': (4, 1, 3, 3), 'c1.bias': (4,), 'c2.weight': (8, 4, 3, 3), 'c2.bias': (8,),
-          'fc.weight': (10, 72), 'fc.bias': (10,)}
+EXPS = {'c1.weight': -8, 'c1.bias': -7, 'c1b.weight': -9, 'c1b.bias': -5, 'c2.weight': -9, 'c2.bias': -12,
+        'fc.weight': -10, 'fc.bias': -6}
+SHAPES = {'c1.weight': (4, 1, 3, 3), 'c1.bias': (4,), 'c1b.weight': (4, 4, 3, 3), 'c1b.bias': (4,),
+          'c2.weight': (8, 4, 3, 3), 'c2.bias': (8,), 'fc.weight': (10, 72), 'fc.bias': (10,)}
 NAMES = list(SHAPES)
 
 
@@ -96,6 +104,15 @@ def requant(acc):
 def align(b, d):
     """bias addend: b * 2^d exactly (d >= 0) or rounded to nearest (d < 0)."""
     return b << d if d >= 0 else nearest(b, -d)
+
+
+def int_add(a, ea, b, eb):
+    """Exponent-aligned int8 addition -> (int8 tensor, exponent)."""
+    e = max(ea, eb)
+    v = nearest(a, min(e - ea, 31)) + nearest(b, min(e - eb, 31))
+    if (v.abs() > 127).any():
+        return nearest(v, 1), e + 1
+    return v, e
 
 
 def quantize_input(x):
@@ -163,15 +180,20 @@ def step(P, x, labels):
     """One training step; returns the new params, the logits (q, e) and the loss gradient."""
     E = EXPS
     a0, e0 = quantize_input(x)
-    # forward: conv -> relu -> pool -> conv(s2) -> relu -> flatten -> linear
+    # forward: conv -> relu -> pool -> (conv + pool) -> conv(s2) -> relu -> flatten -> linear
     acc = conv(a0, P['c1.weight'], 1, 1)
     ea = e0 + E['c1.weight']
     acc = acc + align(P['c1.bias'], E['c1.bias'] - ea).view(1, -1, 1, 1)
     y1, s = requant(acc); e1 = ea + s
     r1 = y1.clamp(min=0)
     p1, pidx = maxpool_fwd(r1)
-    acc = conv(p1, P['c2.weight'], 2, 1)
-    ea = e1 + E['c2.weight']
+    acc = conv(p1, P['c1b.weight'], 1, 1)
+    ea = e1 + E['c1b.weight']
+    acc = acc + align(P['c1b.bias'], E['c1b.bias'] - ea).view(1, -1, 1, 1)
+    yb, s = requant(acc); eb = ea + s
+    a1, e_a1 = int_add(yb, eb, p1, e1)  # p1 is read twice: by c1b and by this add
+    acc = conv(a1, P['c2.weight'], 2, 1)
+    ea = e_a1 + E['c2.weight']
     acc = acc + align(P['c2.bias'], E['c2.bias'] - ea).view(1, -1, 1, 1)
     y2, s = requant(acc); e2 = ea + s
     r2 = y2.clamp(min=0)
@@ -189,12 +211,20 @@ def step(P, x, labels):
     G['fc.bias'] = d.sum(dim=0)
     df, s = requant((d.double() @ P['fc.weight'].double()).round().long()); edf = ed + E['fc.weight'] + s
     dr2 = torch.where(r2 > 0, df.reshape(r2.shape), torch.zeros_like(r2))
-    # conv2 backward
-    G['c2.weight'] = torch.nn.grad.conv2d_weight(p1.double(), P['c2.weight'].shape, dr2.double(), stride=2,
+    # conv2 backward: its input is the add's output
+    G['c2.weight'] = torch.nn.grad.conv2d_weight(a1.double(), P['c2.weight'].shape, dr2.double(), stride=2,
                                                  padding=1).round().long()
     G['c2.bias'] = dr2.sum(dim=(0, 2, 3))
-    dp1, s = requant(torch.nn.grad.conv2d_input(p1.shape, P['c2.weight'].double(), dr2.double(), stride=2,
+    da1, s = requant(torch.nn.grad.conv2d_input(a1.shape, P['c2.weight'].double(), dr2.double(), stride=2,
                                                 padding=1).round().long())
+    eda1 = edf + E['c2.weight'] + s
+    # the add hands its error to both inputs; c1b's backward then adds its input error to p1's
+    G['c1b.weight'] = torch.nn.grad.conv2d_weight(p1.double(), P['c1b.weight'].shape, da1.double(), stride=1,
+                                                  padding=1).round().long()
+    G['c1b.bias'] = da1.sum(dim=(0, 2, 3))
+    dpb, s = requant(torch.nn.grad.conv2d_input(p1.shape, P['c1b.weight'].double(), da1.double(), stride=1,
+                                                padding=1).round().long())
+    dp1, edp1 = int_add(da1, eda1, dpb, eda1 + E['c1b.weight'] + s)
     dr1 = maxpool_bwd(dp1, pidx, r1.shape)
     dy1 = torch.where(r1 > 0, dr1, torch.zeros_like(dr1))
     # conv1 backward: weights only (the first layer propagates no error)
