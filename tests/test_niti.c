@@ -185,6 +185,44 @@ static void rescaler(void) {
   free(acc), free(y), free(want);
 }
 
+/* The adaptive rule at its edges, with the numbers of docs/ARCHITECTURE.md written out (not the
+ * macros): after an exact call, 31 calls use the prediction and the 32nd is exact again; a call falls
+ * back when more than 1/1024 of its outputs saturate: 4 of 4096 is within, 5 of 4096 is over. */
+static void rescale_edges(void) {
+  enum { N = 4096 };
+  int32_t *acc = malloc(sizeof(int32_t) * N);
+  int8_t *y = malloc(N);
+  const mh_cpu_kernels *kt = mh_cpu_kernels_get(0);
+  mh_rescale_state st = {0, 0, 0};
+  mh_rescale_counts c = {0};
+  for (int i = 0; i < N; i++) acc[i] = i % 200 - 100; /* max 100: shift 0 */
+  CHECK_EQ_INT(mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c), 0);
+  CHECK_EQ_INT(c.periodic, 1); /* the first call is exact */
+  for (int k = 1; k <= 31; k++) {
+    mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c);
+    if (c.periodic != 1 || c.passes_avoided != k) {
+      TL_FAIL("call %d after an exact one: %ld exact, %ld predicted (want 1 and %d)", k, c.periodic, c.passes_avoided, k);
+      break;
+    }
+  }
+  mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c);
+  CHECK_EQ_INT(c.periodic, 2); /* the 32nd call after the exact one */
+  CHECK_EQ_INT(c.passes_avoided, 31);
+  /* saturation: the prediction is shift 0; values of 200 saturate at 127 */
+  for (int i = 0; i < 4; i++) acc[i * 1000] = 200;
+  CHECK_EQ_INT(mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c), 0);
+  CHECK_EQ_INT(c.fallbacks, 0); /* 4 saturated of 4096: 4 * 1024 is not > 4096 */
+  CHECK_EQ_INT(y[0], 127);
+  CHECK_EQ_INT(st.shift, 2); /* the next prediction is this call's exact shift: bitlen(200) - 7 = 1, made 2 */
+  st.shift = 0;
+  acc[4000] = 200;
+  int s = mh_rescale_s32_s8(kt, NULL, acc, N, y, MH_ROUND_PSTO, MH_RESCALE_ADAPTIVE, &st, &c);
+  CHECK_EQ_INT(c.fallbacks, 1); /* 5 of 4096: over the threshold, redone with the exact shift */
+  CHECK_EQ_INT(s, 2);
+  CHECK_EQ_INT(y[0], mh_q_requant8(200, 2, MH_ROUND_PSTO, 0, 0));
+  free(acc), free(y);
+}
+
 static void int_add(void) {
   int8_t a[256], b[256], y[256];
   for (int i = 0; i < 256; i++) a[i] = (int8_t)(i % 255 - 127), b[i] = (int8_t)((i * 37) % 255 - 127);
@@ -234,6 +272,7 @@ int main(void) {
   fixture_case(f, 1);
   mh_st_free(f);
   rescaler();
+  rescale_edges();
   int_add();
   determinism();
   unsupported();
