@@ -2,6 +2,7 @@
  * (scripts/niti_reference.py) matched bit for bit over 3 steps (logits, loss gradient, parameters),
  * on the fast and the portable kernels; results independent of threads and kernel tables; the
  * rescaler's exact and adaptive rules; exponent-aligned int8 addition; models niti cannot train. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +246,83 @@ static void int_add(void) {
     }
 }
 
+/* A fresh model's integer parameters, recomputed here from its float initialisation: per tensor the
+ * smallest e with max|w| <= 127 * 2^e, q = w * 2^-e rounded half away from zero, then one bit of
+ * headroom: q rounded to nearest by one more bit and e + 1 (docs/ARCHITECTURE.md). */
+static void init_quantisation(void) {
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "niti";
+  CHECK_OK(mh_model_create(&m, "lenet5", 9));
+  CHECK_OK(mh_trainer_create(&t, m, &cfg));
+  if (!t) {
+    mh_model_free(m);
+    return;
+  }
+  for (int i = 0; i < m->g.n_params; i++) {
+    const mh_param *p = &m->g.params[i];
+    double mx = 0;
+    for (int64_t k = 0; k < p->numel; k++) mx = fabs(m->params[p->offset + k]) > mx ? fabs(m->params[p->offset + k]) : mx;
+    int e = -40;
+    while (mx > 127 * ldexp(1, e)) e++;
+    CHECK_EQ_INT(m->qexp[i], e + 1);
+    for (int64_t k = 0; k < p->numel; k++) {
+      double v = m->params[p->offset + k] * ldexp(1, -e);
+      long q = (long)(fabs(v) + 0.5) * (v < 0 ? -1 : 1); /* half away from zero */
+      long h = (labs(q) + 1) / 2 * (q < 0 ? -1 : 1);     /* then by one bit, half away from zero */
+      if (m->qparams[p->offset + k] != h) {
+        TL_FAIL("%s[%lld]: int8 %d, recomputed %ld (w %.9g, e %d)", p->name, (long long)k, m->qparams[p->offset + k], h,
+                m->params[p->offset + k], e);
+        break;
+      }
+    }
+    tl_checks++;
+  }
+  mh_trainer_free(t);
+  mh_model_free(m);
+}
+
+/* Resuming from a checkpoint whose exponents differ from a fresh model's: the loaded trainer must
+ * take the checkpoint's exponents (and histories) and continue exactly as the saved run does. */
+static void resume_exponents(void) {
+  enum { B = 16, STEPS = 3 };
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "niti", cfg.batch = B, cfg.seed = 4;
+  float *x = malloc(sizeof(float) * B * 784);
+  int32_t y[B];
+  for (int i = 0; i < B * 784; i++) x[i] = (float)((i * 2654435761u) % 1000) / 500.f - 1.f;
+  for (int i = 0; i < B; i++) y[i] = (i * 3) % 10;
+  mh_model *ma = NULL, *mb = NULL;
+  mh_trainer *ta = NULL, *tb = NULL;
+  char path[512];
+  snprintf(path, sizeof path, "%s/niti-exponents.st", MH_BINARY_DIR);
+  CHECK_OK(mh_model_create(&ma, "lenet5", 4));
+  CHECK_OK(mh_model_create(&mb, "lenet5", 1));
+  CHECK_OK(mh_trainer_create(&ta, ma, &cfg));
+  CHECK_OK(mh_trainer_create(&tb, mb, &cfg));
+  if (!ta || !tb) goto done;
+  for (int s = 0; s < STEPS; s++) CHECK_OK(mh_trainer_step(ta, x, y, B, NULL));
+  for (int i = 0; i < ma->g.n_params; i++) ma->qexp[i] += 2 + i % 3; /* the same integers, other scales */
+  CHECK_OK(mh_trainer_save(ta, path));
+  CHECK_OK(mh_trainer_load(tb, path));
+  int differ = 0;
+  for (int i = 0; i < ma->g.n_params; i++) differ |= ma->qexp[i] != mb->qexp[i];
+  CHECK(!differ);
+  for (int s = 0; s < STEPS; s++) {
+    CHECK_OK(mh_trainer_step(ta, x, y, B, NULL));
+    CHECK_OK(mh_trainer_step(tb, x, y, B, NULL));
+  }
+  CHECK(memcmp(ma->qparams, mb->qparams, (size_t)ma->g.n_param_floats) == 0);
+  remove(path);
+done:
+  free(x);
+  mh_trainer_free(ta), mh_trainer_free(tb);
+  mh_model_free(ma), mh_model_free(mb);
+}
+
 static void unsupported(void) {
   mh_model *m = NULL;
   mh_trainer *t = NULL;
@@ -275,6 +353,8 @@ int main(void) {
   rescale_edges();
   int_add();
   determinism();
+  init_quantisation();
+  resume_exponents();
   unsupported();
   return tl_exit();
 }
