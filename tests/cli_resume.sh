@@ -3,7 +3,10 @@
 # for bit, as training N steps, saving, and resuming to 2N, with N falling in the middle of an
 # epoch. On a slice of the real Fashion-MNIST (512 train / 128 test), lenet5 and cnn6 in fp32 and
 # lenet5 in int8 and niti (int8 parameters, exponents and the adaptive rescale histories), batch 16:
-# 32 steps per epoch, 3 epochs, N = 48 (epoch 2, step 16 of 32).
+# 32 steps per epoch, 3 epochs, N = 48 (epoch 2, step 16 of 32); then lenet5 again under each option
+# the checkpoint must restore (the step schedule, Nesterov with other hyper-parameters, --augment,
+# int8 with both, niti with its own mu schedule and exact rescaling). The test accuracy and loss the
+# resumed run reports must equal `mandheling eval` of the checkpoint it saved.
 # usage: bash cli_resume.sh <mandheling-binary> <source-dir> <build-dir>   (exit 77: skipped)
 set -u
 BIN=${1:?usage: cli_resume.sh <mandheling> <source-dir> <build-dir>}
@@ -56,26 +59,47 @@ failed=0
 run() { # label, args...: runs the binary, reports a failure with its stderr
   local label=$1
   shift
-  if ! "$BIN" "$@" --quiet >"$T/out" 2>"$T/err" </dev/null; then
+  if ! "$BIN" "$@" >"$T/out" 2>"$T/err" </dev/null; then
     echo "FAIL $label: $BIN $*"
     sed 's/^/     stderr: /' "$T/err" | head -5
     return 1
   fi
 }
 
-for case in lenet5:fp32 cnn6:fp32 lenet5:int8 lenet5:niti; do
-  model=${case%%:*} precision=${case##*:}
-  common=(--data "$T/data" --batch $BATCH --epochs $EPOCHS --seed 3 --precision $precision)
+# same_metric A.json B.json: test_accuracy and test_loss of two JSON summaries are equal
+cat >"$T/same_metric.py" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+bad = [k for k in ("test_accuracy", "test_loss") if a.get(k) != b.get(k)]
+for k in bad:
+    print("  %s: the resumed run reported %r, eval of its checkpoint %r" % (k, a.get(k), b.get(k)))
+sys.exit(1 if bad else 0)
+EOF
+
+# model:precision:extra options
+cases=(lenet5:fp32: cnn6:fp32: lenet5:int8: lenet5:niti:
+       "lenet5:fp32:--schedule step --step-size 1 --gamma 0.5"
+       "lenet5:fp32:--nesterov --momentum 0.8 --wd 0.001 --lr 0.03"
+       "lenet5:fp32:--augment"
+       "lenet5:int8:--augment --schedule step --step-size 1"
+       "lenet5:niti:--mu 5,3 --rescale exact")
+for case in "${cases[@]}"; do
+  IFS=: read -r model precision extra <<<"$case"
+  read -r -a opts <<<"$extra"
+  common=(--data "$T/data" --batch $BATCH --epochs $EPOCHS --seed 3 --precision $precision "${opts[@]}" --quiet)
+  label="$model ($precision${extra:+ $extra})"
   start=$SECONDS
-  if run "$model: A (0 -> 2N)" train --model $model "${common[@]}" --max-steps $((2 * N)) --save "$T/a.st" &&
-    run "$model: B1 (0 -> N)" train --model $model "${common[@]}" --max-steps $N --save "$T/b1.st" &&
-    run "$model: B2 (resume N -> 2N)" train --data "$T/data" --resume "$T/b1.st" --max-steps $((2 * N)) \
-      --save "$T/b2.st"; then
-    if "$PY" "$T/compare.py" "$T/a.st" "$T/b2.st" >"$T/cmp" 2>&1; then
-      echo "ok   $model ($precision): resume at step $N of $((2 * N)) is bit-exact ($((SECONDS - start)) s)"
+  if run "$label: A (0 -> 2N)" train --model $model "${common[@]}" --max-steps $((2 * N)) --save "$T/a.st" &&
+    run "$label: B1 (0 -> N)" train --model $model "${common[@]}" --max-steps $N --save "$T/b1.st" &&
+    run "$label: B2 (resume N -> 2N)" train --data "$T/data" --resume "$T/b1.st" --max-steps $((2 * N)) \
+      --save "$T/b2.st" --json "$T/b2.json" --quiet &&
+    run "$label: eval of B2" eval --data "$T/data" --load "$T/b2.st" --json "$T/e2.json"; then
+    if "$PY" "$T/compare.py" "$T/a.st" "$T/b2.st" >"$T/cmp" 2>&1 &&
+      "$PY" "$T/same_metric.py" "$T/b2.json" "$T/e2.json" >>"$T/cmp" 2>&1; then
+      echo "ok   $label: resume at step $N of $((2 * N)) is bit-exact, eval agrees ($((SECONDS - start)) s)"
       cat "$T/cmp"
     else
-      echo "FAIL $model ($precision): resumed run differs from the uninterrupted one"
+      echo "FAIL $label: the resumed run differs from the uninterrupted one, or its eval from its report"
       cat "$T/cmp"
       failed=$((failed + 1))
     fi
