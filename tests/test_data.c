@@ -203,6 +203,83 @@ static void test_idx_parse(void) {
   free(lab);
 }
 
+/* An IDX image buffer of n zero images of rows x cols whose length matches its header exactly. */
+static uint8_t *idx_images_buf(uint32_t n, uint32_t rows, uint32_t cols, size_t *len) {
+  *len = 16 + (size_t)n * rows * cols;
+  uint8_t *b = calloc(*len, 1);
+  put_be32(b, 0x803);
+  put_be32(b + 4, n);
+  put_be32(b + 8, rows);
+  put_be32(b + 12, cols);
+  return b;
+}
+
+/* IDX dimension bounds: rows and cols each in 1..4096 and at most 2^24 samples (and labels), checked on their own.
+ * Every header here has a byte count that matches its dims exactly, so only the bound can reject it; the error
+ * must name the buffer and the bound. 4096 per side and 2^24 samples are the largest accepted values. */
+static void test_idx_bounds(void) {
+  static const struct {
+    uint32_t n, rows, cols;
+    int ok;
+    const char *name, *bound;
+  } cases[] = {
+      {1, 4097, 1, 0, "rows-4097.idx", "4096"},
+      {1, 1, 4097, 0, "cols-4097.idx", "4096"},
+      {1, 4097, 4097, 0, "both-4097.idx", "4096"},
+      {1, 4096, 1, 1, "rows-4096.idx", ""},
+      {1, 1, 4096, 1, "cols-4096.idx", ""},
+      {1, 4096, 4096, 1, "side-4096.idx", ""},
+      {(1u << 24) + 1, 1, 1, 0, "n-2^24+1.idx", "16777216"},
+      {1u << 24, 1, 1, 1, "n-2^24.idx", ""},
+  };
+  for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+    size_t len;
+    uint8_t *buf = idx_images_buf(cases[t].n, cases[t].rows, cases[t].cols, &len);
+    mh_dataset ds;
+    mh_clear_error();
+    int st = mh_idx_parse_images(buf, len, cases[t].name, &ds);
+    if (cases[t].ok) {
+      if (st != 0) TL_FAIL("%s: rejected: %s", cases[t].name, mh_last_error());
+      CHECK_EQ_INT(ds.n, cases[t].n);
+      CHECK_EQ_INT(ds.h, cases[t].rows);
+      CHECK_EQ_INT(ds.w, cases[t].cols);
+      mh_dataset_free(&ds);
+    } else {
+      if (st >= 0) TL_FAIL("%s: accepted but should fail", cases[t].name);
+      if (!error_mentions(cases[t].name) || !error_mentions(cases[t].bound))
+        TL_FAIL("%s: error does not name the file and the bound %s: %s", cases[t].name, cases[t].bound,
+                mh_last_error());
+      CHECK(ds.pixels == NULL);
+    }
+    free(buf);
+  }
+
+  /* Labels: the same 2^24 bound on the count. */
+  for (int over = 0; over <= 1; over++) {
+    uint32_t count = (1u << 24) + (uint32_t)over;
+    size_t len = 8 + (size_t)count;
+    uint8_t *buf = calloc(len, 1);
+    put_be32(buf, 0x801);
+    put_be32(buf + 4, count);
+    uint8_t *labels = NULL;
+    int n = 0;
+    const char *name = over ? "labels-2^24+1.idx" : "labels-2^24.idx";
+    mh_clear_error();
+    int st = mh_idx_parse_labels(buf, len, name, &labels, &n);
+    if (over) {
+      CHECK(st < 0);
+      CHECK(labels == NULL && n == 0);
+      if (!error_mentions(name) || !error_mentions("16777216"))
+        TL_FAIL("%s: error does not name the file and the bound: %s", name, mh_last_error());
+    } else {
+      if (st != 0) TL_FAIL("%s: rejected: %s", name, mh_last_error());
+      CHECK_EQ_INT(n, 1 << 24);
+      free(labels);
+    }
+    free(buf);
+  }
+}
+
 static void test_gunzip(void) {
   size_t len, zl, out_len;
   uint8_t *img = make_images(20, 8, 8, &len);
@@ -488,6 +565,43 @@ static void test_load_dir(void) {
   write_file(tmp_path("cifar_parent/cifar-10-batches-bin/data_batch_4.bin"), (const uint8_t *)"abc", 3);
   CHECK_ERR(mh_dataset_load_dir(dir, &tr, &te));
   CHECK(error_mentions("data_batch_4.bin") && tr.pixels == NULL);
+}
+
+/* A data directory's training and test images must have the same size, height and width each: a test set of
+ * 7x6 or 6x7 images next to 7x7 training images is refused with both sizes and the directory in the error. */
+static void test_load_dir_shape_mismatch(void) {
+  static const int sizes[2][2] = {{7, 6}, {6, 7}};
+  for (int t = 0; t < 2; t++) {
+    char dir[600], path[700], want[64];
+    snprintf(dir, sizeof dir, "%s/mnist_shape%d", g_tmp, t);
+    make_dir(dir);
+    size_t len;
+    uint8_t *b = make_images(3, 7, 7, &len);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    write_file(path, b, len);
+    free(b);
+    b = make_images(2, (uint32_t)sizes[t][0], (uint32_t)sizes[t][1], &len);
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);
+    write_file(path, b, len);
+    free(b);
+    b = make_labels(3, &len);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
+    write_file(path, b, len);
+    free(b);
+    b = make_labels(2, &len);
+    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte", dir);
+    write_file(path, b, len);
+    free(b);
+    mh_dataset tr, te;
+    CHECK_ERR(mh_dataset_load_dir(dir, &tr, &te));
+    snprintf(want, sizeof want, "%dx%d", sizes[t][0], sizes[t][1]);
+    CHECK(error_mentions(dir) && error_mentions("7x7") && error_mentions(want));
+    CHECK(tr.pixels == NULL && te.pixels == NULL);
+    CHECK_OK(mh_dataset_load_dir(dir, NULL, &te)); /* each half on its own is fine */
+    CHECK_EQ_INT(te.h, sizes[t][0]);
+    CHECK_EQ_INT(te.w, sizes[t][1]);
+    mh_dataset_free(&te);
+  }
 }
 
 /* ---- stats and batcher -------------------------------------------------------------------- */
@@ -847,6 +961,357 @@ static void test_batcher_augment(void) {
   mh_dataset_free(&ds);
 }
 
+/* Channel statistics are the population mean and standard deviation of pixel/255 per channel (divide by the
+ * number of pixels, not one less). The values below are worked out by hand.
+ * 1x2x2, two samples: bytes {0, 51, 102, 255} and {51, 51, 153, 153} are /255 {0, .2, .4, 1} and {.2, .2, .6, .6}:
+ * sum 3.2 over 8 pixels, mean 0.4; squared deviations sum to 0.72, variance 0.09, std 0.3 (0.72/7 would give
+ * 0.3207). 3x1x2, two samples (channel-major within a sample): channel 0 is always 255 (mean 1, std 0);
+ * channel 1 is {0, 255, 255, 255} (mean 0.75, variance 0.1875); channel 2 is {51, 102, 153, 51}, i.e.
+ * {.2, .4, .6, .2} (mean 0.35, squared deviations .0225 + .0025 + .0625 + .0225 = .11, variance .0275). */
+static void test_channel_stats(void) {
+  mh_dataset ds = make_ds(2, 1, 2, 2);
+  static const uint8_t px1[8] = {0, 51, 102, 255, 51, 51, 153, 153};
+  memcpy(ds.pixels, px1, sizeof px1);
+  float m[3] = {-1, -1, -1}, s[3] = {-1, -1, -1};
+  mh_dataset_channel_stats(&ds, m, s);
+  CHECK_NEAR(m[0], 0.4, 1e-6, 0);
+  CHECK_NEAR(s[0], 0.3, 1e-6, 0);
+  mh_dataset_free(&ds);
+
+  ds = make_ds(2, 3, 1, 2);
+  static const uint8_t px3[12] = {255, 255, 0, 255, 51, 102, /* sample 0: c0, c1, c2 */
+                                  255, 255, 255, 255, 153, 51}; /* sample 1 */
+  memcpy(ds.pixels, px3, sizeof px3);
+  mh_dataset_channel_stats(&ds, m, s);
+  CHECK_NEAR(m[0], 1.0, 1e-6, 0);
+  CHECK_NEAR(s[0], 0.0, 1e-6, 0);
+  CHECK_NEAR(m[1], 0.75, 1e-6, 0);
+  CHECK_NEAR(s[1], sqrt(0.1875), 1e-6, 0);
+  CHECK_NEAR(m[2], 0.35, 1e-6, 0);
+  CHECK_NEAR(s[2], sqrt(0.0275), 1e-6, 0);
+  mh_dataset_free(&ds);
+}
+
+/* Normalisation is x = (pixel/255 - mean[c]) / std[c] with each channel's own mean and std. One 3x1x2 sample,
+ * channels {0, 255}, {51, 0}, {255, 102}, means {0.5, 0.2, 0.1}, stds {0.25, 0.4, 0.5}, worked by hand:
+ * c0 (0 - .5)/.25 = -2, (1 - .5)/.25 = 2; c1 (.2 - .2)/.4 = 0, (0 - .2)/.4 = -0.5;
+ * c2 (1 - .1)/.5 = 1.8, (.4 - .1)/.5 = 0.6. Dropping the mean, the std or a channel index changes some value. */
+static void test_batcher_normalise_values(void) {
+  mh_dataset ds = make_ds(1, 3, 1, 2);
+  static const uint8_t px[6] = {0, 255, 51, 0, 255, 102};
+  memcpy(ds.pixels, px, sizeof px);
+  mh_batcher_config cfg = plain_cfg(1);
+  float mean[3] = {0.5f, 0.2f, 0.1f}, std[3] = {0.25f, 0.4f, 0.5f};
+  memcpy(cfg.mean, mean, sizeof mean);
+  memcpy(cfg.std, std, sizeof std);
+  mh_batcher *b = NULL;
+  CHECK_OK(mh_batcher_init(&b, &ds, &cfg));
+  const float *x = NULL;
+  const int32_t *y;
+  int n = 0;
+  CHECK_EQ_INT(mh_batcher_next(b, &x, &y, &n), 1);
+  CHECK_EQ_INT(n, 1);
+  static const double want[6] = {-2.0, 2.0, 0.0, -0.5, 1.8, 0.6};
+  for (int k = 0; x && k < 6; k++) CHECK_NEAR(x[k], want[k], 1e-6, 0);
+  mh_batcher_free(b);
+  mh_dataset_free(&ds);
+}
+
+/* The normalised value of byte v in a channel with this mean and std, computed as the batcher documents it. */
+static float norm_px(int v, float mean, float std) { return ((float)v / 255.0f - mean) / std; }
+
+/* Counts the (flip, dy, dx), |dy|, |dx| <= pad, for which `out` is the augmentation of `src`: the crop at
+ * offset (dy, dx) of the image padded with pixel value 0, then mirrored if flip, each value normalised (padding
+ * included). The last match goes to *fdy, *fdx, *fflip. With pixel values distinct and nonzero within each
+ * channel and pad < H, W, at most one candidate can match. */
+static int find_aug(const uint8_t *src, const float *out, int C, int H, int W, int pad, const float *mean,
+                    const float *std, int *fdy, int *fdx, int *fflip) {
+  int matches = 0;
+  for (int flip = 0; flip <= 1; flip++)
+    for (int dy = -pad; dy <= pad; dy++)
+      for (int dx = -pad; dx <= pad; dx++) {
+        int match = 1;
+        for (int c = 0; c < C && match; c++)
+          for (int yy = 0; yy < H && match; yy++)
+            for (int xx = 0; xx < W && match; xx++) {
+              int sy = yy + dy, sx = (flip ? W - 1 - xx : xx) + dx;
+              int v = (sy >= 0 && sy < H && sx >= 0 && sx < W) ? src[(c * H + sy) * W + sx] : 0;
+              match = fabsf(out[(c * H + yy) * W + xx] - norm_px(v, mean[c], std[c])) <= 1e-4f;
+            }
+        if (match) {
+          matches++;
+          *fdy = dy;
+          *fdx = dx;
+          *fflip = flip;
+        }
+      }
+  return matches;
+}
+
+/* n samples of c x h x w whose bytes are distinct and nonzero within each channel (c * 37 + k + i * 5 over
+ * k < h * w <= 255 consecutive values mod 255, plus 1), so find_aug identifies the augmentation uniquely. */
+static mh_dataset make_distinct_ds(int n, int c, int h, int w) {
+  mh_dataset ds = make_ds(n, c, h, w);
+  size_t plane = (size_t)h * w;
+  for (int i = 0; i < n; i++)
+    for (int ch = 0; ch < c; ch++)
+      for (size_t k = 0; k < plane; k++)
+        ds.pixels[((size_t)i * c + ch) * plane + k] = (uint8_t)(1 + (ch * 37 + (int)k + i * 5) % 255);
+  return ds;
+}
+
+/* Random crop: each sample is the crop at an offset (dy, dx) drawn uniformly from [-pad, pad]^2 of the image
+ * padded with pixel value 0, and the padding is normalised like any pixel (lut[0] = (0 - mean) / std, not 0).
+ * 3x5x6 samples, pad 2, flip on, nonzero means and non-unit stds, 16 epochs of 50 samples (no shuffle, so the
+ * sample at position p is sample p): 800 draws over 50 (flip, dy, dx) cells, 16 expected per cell.
+ * - Every sample matches exactly one (flip, dy, dx) with normalised padding.
+ * - Every cell occurs (an offset range of [-pad, pad - 1] in dy or in dx leaves a row or a column of offsets
+ *   empty; so does skipping the crop when dy = 0 and there is no flip), and the table is uniform: Pearson's
+ *   chi-square over the 50 cells, 49 degrees of freedom, must stay below 140 (P(chi2_49 > 140) = 1.1e-10).
+ * - Flips: about half of 800, bound [300, 500] (binomial sd 14.1, so +-7 sd).
+ * - Draws depend on the epoch and the position: the same (flip, dy, dx) at one position in two consecutive
+ *   epochs has probability 1/50 (15 of 750 expected, bound 150), and one epoch shows at least 15 distinct ones
+ *   (about 32 expected).
+ * - Literal padding values: for dy < 0 the first row is padding, (0 - mean) / std = -2, -0.125, -0.2. */
+static void test_batcher_crop(void) {
+  enum { C = 3, H = 5, W = 6, N = 50, P = 2, EPOCHS = 16 };
+  size_t sample = (size_t)C * H * W;
+  mh_dataset ds = make_distinct_ds(N, C, H, W);
+  mh_batcher_config cfg = plain_cfg(7);
+  float mean[3] = {0.5f, 0.25f, 0.1f}, std[3] = {0.25f, 2.0f, 0.5f};
+  static const double pad_value[3] = {-2.0, -0.125, -0.2};
+  memcpy(cfg.mean, mean, sizeof mean);
+  memcpy(cfg.std, std, sizeof std);
+  cfg.crop_pad = P;
+  cfg.hflip = 1;
+  mh_batcher *b = NULL;
+  CHECK_OK(mh_batcher_init(&b, &ds, &cfg));
+  int table[2][2 * P + 1][2 * P + 1] = {{{0}}}, aug[EPOCHS][N];
+  int unique = 1, flips = 0, total = 0, pad_rows = 0, pad_ok = 1;
+  for (int epoch = 0; epoch < EPOCHS; epoch++) {
+    CHECK_OK(mh_batcher_start_epoch(b, epoch, 0));
+    const float *x;
+    const int32_t *y;
+    int n, pos = 0;
+    while (mh_batcher_next(b, &x, &y, &n) == 1) {
+      for (int i = 0; i < n && pos < N; i++, pos++) {
+        const float *out = x + (size_t)i * sample;
+        int dy = 0, dx = 0, flip = 0;
+        int m = find_aug(ds.pixels + (size_t)pos * sample, out, C, H, W, P, mean, std, &dy, &dx, &flip);
+        if (m != 1) {
+          unique = 0;
+          aug[epoch][pos] = -1 - pos;
+          continue;
+        }
+        table[flip][dy + P][dx + P]++;
+        flips += flip;
+        aug[epoch][pos] = ((dy + P) * (2 * P + 1) + dx + P) * 2 + flip;
+        total++;
+        if (dy < 0) {
+          pad_rows++;
+          for (int c = 0; c < C; c++)
+            for (int xx = 0; xx < W; xx++) pad_ok &= fabs(out[c * H * W + xx] - pad_value[c]) <= 1e-6;
+        }
+      }
+    }
+  }
+  mh_batcher_free(b);
+  CHECK(unique);
+  CHECK_EQ_INT(total, EPOCHS * N);
+  CHECK(pad_rows > 0 && pad_ok);
+  int all_cells = 1;
+  double chi2 = 0.0, expect = (double)total / (2 * (2 * P + 1) * (2 * P + 1));
+  for (int f = 0; f <= 1; f++)
+    for (int i = 0; i <= 2 * P; i++)
+      for (int j = 0; j <= 2 * P; j++) {
+        if (table[f][i][j] == 0) {
+          all_cells = 0;
+          TL_FAIL("crop (flip %d, dy %d, dx %d) never drawn in %d samples", f, i - P, j - P, total);
+        }
+        chi2 += (table[f][i][j] - expect) * (table[f][i][j] - expect) / expect;
+      }
+  CHECK(all_cells);
+  if (!(chi2 < 140.0)) TL_FAIL("crops not uniform: chi-square %.1f over 50 cells (49 dof)", chi2);
+  if (flips < 300 || flips > 500) TL_FAIL("%d of %d crops flipped, expected about half", flips, total);
+  int repeats = 0;
+  for (int e = 1; e < EPOCHS; e++)
+    for (int p = 0; p < N; p++) repeats += aug[e][p] == aug[e - 1][p];
+  CHECK(repeats < 150);
+  int distinct = 0;
+  for (int p = 0; p < N; p++) {
+    int seen = 0;
+    for (int q = 0; q < p && !seen; q++) seen = aug[0][q] == aug[0][p];
+    distinct += !seen;
+  }
+  CHECK(distinct >= 15);
+  mh_dataset_free(&ds);
+}
+
+/* Horizontal flip (crop off): every 3-channel sample is either its normalised original or its exact mirror
+ * (column x holds source column W - 1 - x in every row and channel), flipped with p = 0.5: 600 samples
+ * (200 per epoch, 3 epochs), 300 flips expected, bound [210, 390] (binomial sd 12.2, so about +-7 sd).
+ * With hflip = 0 (the 1-channel configuration), crops still happen but a sample is never mirrored, and with
+ * crop off as well every sample is exactly its normalised original. */
+static void test_batcher_flip(void) {
+  enum { C = 3, H = 4, W = 5, N = 200 };
+  size_t sample = (size_t)C * H * W;
+  mh_dataset ds = make_distinct_ds(N, C, H, W);
+  mh_batcher_config cfg = plain_cfg(64);
+  float mean[3] = {0.4f, 0.3f, 0.2f}, std[3] = {0.3f, 0.6f, 1.5f};
+  memcpy(cfg.mean, mean, sizeof mean);
+  memcpy(cfg.std, std, sizeof std);
+  cfg.hflip = 1;
+  mh_batcher *b = NULL;
+  CHECK_OK(mh_batcher_init(&b, &ds, &cfg));
+  int flips = 0, total = 0, unique = 1;
+  for (int epoch = 0; epoch < 3; epoch++) {
+    CHECK_OK(mh_batcher_start_epoch(b, epoch, 0));
+    const float *x;
+    const int32_t *y;
+    int n, pos = 0;
+    while (mh_batcher_next(b, &x, &y, &n) == 1) {
+      for (int i = 0; i < n && pos < N; i++, pos++, total++) { /* no shuffle: the sample at pos is sample pos */
+        int dy = 0, dx = 0, flip = 0;
+        unique &= find_aug(ds.pixels + (size_t)pos * sample, x + (size_t)i * sample, C, H, W, 0, mean, std, &dy,
+                           &dx, &flip) == 1;
+        flips += flip;
+      }
+    }
+  }
+  mh_batcher_free(b);
+  CHECK(unique);
+  CHECK_EQ_INT(total, 3 * N);
+  if (flips < 210 || flips > 390) TL_FAIL("%d of %d samples flipped, expected about half", flips, total);
+  mh_dataset_free(&ds);
+
+  /* 1 channel, hflip = 0: crops at pad 1 but never a mirror. */
+  enum { N1 = 60, H1 = 4, W1 = 5 };
+  ds = make_distinct_ds(N1, 1, H1, W1);
+  cfg = plain_cfg(N1);
+  cfg.mean[0] = 0.3f;
+  cfg.std[0] = 0.6f;
+  cfg.crop_pad = 1;
+  cfg.hflip = 0;
+  int never = 1, shifted = 0;
+  CHECK_OK(mh_batcher_init(&b, &ds, &cfg));
+  for (int epoch = 0; epoch < 4; epoch++) {
+    CHECK_OK(mh_batcher_start_epoch(b, epoch, 0));
+    const float *x;
+    const int32_t *y;
+    int n;
+    CHECK_EQ_INT(mh_batcher_next(b, &x, &y, &n), 1);
+    for (int i = 0; i < n; i++) {
+      int dy = 0, dx = 0, flip = 1;
+      int m = find_aug(ds.pixels + (size_t)i * H1 * W1, x + (size_t)i * H1 * W1, 1, H1, W1, 1, cfg.mean, cfg.std,
+                       &dy, &dx, &flip);
+      never &= m == 1 && flip == 0;
+      shifted += dy != 0 || dx != 0;
+    }
+  }
+  mh_batcher_free(b);
+  CHECK(never);
+  CHECK(shifted > 4 * N1 / 2); /* 8/9 of the draws shift */
+
+  /* Neither crop nor flip: the plain normalised sample. */
+  cfg.crop_pad = 0;
+  CHECK_OK(mh_batcher_init(&b, &ds, &cfg));
+  const float *x;
+  const int32_t *y;
+  int n, same = 1;
+  CHECK_EQ_INT(mh_batcher_next(b, &x, &y, &n), 1);
+  for (int i = 0; i < n * H1 * W1; i++) same &= x[i] == norm_px(ds.pixels[i], cfg.mean[0], cfg.std[0]);
+  CHECK(same);
+  mh_batcher_free(b);
+  mh_dataset_free(&ds);
+}
+
+/* The shuffle is a uniform random permutation (Fisher-Yates). Observed through the batcher: 6 samples, sample i
+ * has first byte i and label i, one batch of 6 per epoch, 4 seeds x 1000 epochs = K = 4000 permutations.
+ * count[pos][sample] then has mean K/6 in every cell. For uniform permutations the cell deviations live in the
+ * (n-1)^2-dimensional space of zero row and column sums with covariance K/(n-1) times the projection onto it,
+ * so T = (n-1)/K * sum (count - K/n)^2 (Pearson's statistic scaled by (n-1)/n) is chi-square with
+ * (n-1)^2 = 25 degrees of freedom; the bound T < 100 has a false-alarm probability of 6.3e-11.
+ * Sattolo's algorithm (cyclic permutations only, never a fixed point) gives T of about K = 4000, a naive swap
+ * with any index about 2000.
+ * Fixed points: a uniform permutation has one on average (variance 1), and none with probability
+ * D6/6! = 265/720, so over K the totals are 4000 +- 400 (6.3 sd) and 1472 +- 180 (5.9 sd).
+ * The order does not depend on the batch size: batch 1 yields the same sequence. */
+static void test_batcher_shuffle_uniform(void) {
+  enum { N = 6, SEEDS = 4, EPOCHS = 1000 };
+  mh_dataset ds = make_ds(N, 1, 1, 2);
+  long count[N][N] = {{0}};
+  int perms = 0, fixed = 0, deranged = 0, valid = 1;
+  for (int s = 0; s < SEEDS; s++) {
+    mh_batcher_config cfg = plain_cfg(N);
+    cfg.shuffle = 1;
+    cfg.seed = 1000 + (uint64_t)s * 7919;
+    mh_batcher *b = NULL;
+    CHECK_OK(mh_batcher_init(&b, &ds, &cfg));
+    if (!b) break;
+    for (int epoch = 0; epoch < EPOCHS; epoch++) {
+      const float *x;
+      const int32_t *y;
+      int n = 0, seen[N] = {0}, fp = 0;
+      if (mh_batcher_start_epoch(b, epoch, 0) != 0 || mh_batcher_next(b, &x, &y, &n) != 1 || n != N) {
+        valid = 0;
+        break;
+      }
+      for (int i = 0; i < N; i++) {
+        int idx = y[i];
+        if (idx < 0 || idx >= N || lrintf(x[2 * i] * 255.0f) != idx || seen[idx]++) {
+          valid = 0;
+          continue;
+        }
+        count[i][idx]++;
+        fp += idx == i;
+      }
+      fixed += fp;
+      deranged += fp == 0;
+      perms++;
+    }
+    mh_batcher_free(b);
+  }
+  CHECK(valid);
+  CHECK_EQ_INT(perms, SEEDS * EPOCHS);
+  double k = perms, t = 0.0;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) t += (count[i][j] - k / N) * (count[i][j] - k / N);
+  t *= (N - 1) / k;
+  if (!(t < 100.0)) {
+    TL_FAIL("shuffle not uniform: T = %.1f (chi-square, 25 dof, bound 100)", t);
+    for (int i = 0; i < N; i++)
+      fprintf(stderr, "  position %d: %ld %ld %ld %ld %ld %ld\n", i, count[i][0], count[i][1], count[i][2],
+              count[i][3], count[i][4], count[i][5]);
+  }
+  if (fixed < 3600 || fixed > 4400)
+    TL_FAIL("%d fixed points in %d permutations, expected about %d", fixed, perms, perms);
+  if (deranged < 1292 || deranged > 1652)
+    TL_FAIL("%d of %d permutations without a fixed point, expected about 1472", deranged, perms);
+
+  /* Batch 1 sees the same order as batch 6. */
+  mh_batcher_config c1 = plain_cfg(1), c6 = plain_cfg(N);
+  c1.shuffle = c6.shuffle = 1;
+  c1.seed = c6.seed = 77;
+  mh_batcher *b1 = NULL, *b6 = NULL;
+  CHECK_OK(mh_batcher_init(&b1, &ds, &c1));
+  CHECK_OK(mh_batcher_init(&b6, &ds, &c6));
+  int same = b1 && b6;
+  for (int epoch = 0; same && epoch < 10; epoch++) {
+    const float *x;
+    const int32_t *y6, *y1;
+    int n;
+    same = mh_batcher_start_epoch(b1, epoch, 0) == 0 && mh_batcher_start_epoch(b6, epoch, 0) == 0 &&
+           mh_batcher_next(b6, &x, &y6, &n) == 1 && n == N;
+    int order[N];
+    for (int i = 0; same && i < N; i++) order[i] = y6[i];
+    for (int i = 0; same && i < N; i++) same = mh_batcher_next(b1, &x, &y1, &n) == 1 && n == 1 && y1[0] == order[i];
+  }
+  CHECK(same);
+  mh_batcher_free(b1);
+  mh_batcher_free(b6);
+  mh_dataset_free(&ds);
+}
+
 /* ---- Fashion-MNIST, when installed -------------------------------------------------------- */
 
 static void test_fashion_mnist(void) {
@@ -898,14 +1363,21 @@ int main(void) {
     return 1;
   }
   test_idx_parse();
+  test_idx_bounds();
   test_gunzip();
   test_idx_files();
   test_cifar();
   test_load_dir();
+  test_load_dir_shape_mismatch();
   test_batcher_coverage();
   test_batcher_determinism();
   test_batcher_normalise();
   test_batcher_augment();
+  test_channel_stats();
+  test_batcher_normalise_values();
+  test_batcher_crop();
+  test_batcher_flip();
+  test_batcher_shuffle_uniform();
   test_fashion_mnist();
   rm_tree(g_tmp);
   return tl_exit();
