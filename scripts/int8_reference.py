@@ -21,6 +21,14 @@ stay out of the comparison), and stores:
   cases (I64 [n, 2])               (seed, step) of each backward
   grad.<c>.<i> (F32)               every parameter gradient of case c
 
+and, for a second net with batch norm (BN_MODEL: 1x1 conv, batch norm, ReLU, linear), whose FP32
+statistics make bit-exactness a matter of summation order, the same in float64 under "bn.": x,
+dlogits, param.<i>, logits, grad.<i> (one case). The int8 part of batch norm is its rule: x-hat =
+(x - mean) / sqrt(var + eps) is saved as int8 with one exponent for the tensor (nearest), and
+backward reads x-hat from there. The data is chosen so that no x-hat and no input of the linear
+layer lies within 1e-3 of a rounding boundary, so float32 noise flips no int8 value and the C
+engine must agree to float32 precision (the test's tolerances say how closely).
+
 The rules (docs/ARCHITECTURE.md, "Integer arithmetic and the int8 algorithm"):
 - a tensor's exponent e is the smallest integer with max|x| <= 127 * 2^e (0 for all zeros);
 - inputs and weights round to nearest, ties away from zero: trunc(v + copysign(0.5, v)) in float32,
@@ -230,6 +238,75 @@ def backward(saved, dz, seed, step):
     return G
 
 
+BN_MODEL = """# int8 reference net with batch norm
+input 4x4x4
+conv      c1 out=6 k=1 bias=false
+batchnorm b1
+relu      r1
+flatten   f
+linear    fc out=10
+"""
+BN_NODE = {'c1': 1, 'b1': 2, 'r1': 3, 'f': 4, 'fc': 5}
+BN_SHAPES = {'c1.weight': (6, 4, 1, 1), 'b1.weight': (6,), 'b1.bias': (6,), 'fc.weight': (10, 96),
+             'fc.bias': (10,)}
+BN_EPS, BN_CASE = 1e-5, (9, 2)
+
+
+def margin(v):
+    """Distance of v (float64) from the nearest rounding boundary (k + 0.5) of round-half-away."""
+    return np.abs(np.abs(v) - np.floor(np.abs(v)) - 0.5).min()
+
+
+def bn_net(P, x, dz, seed, step):
+    """The BN net in float64 with the int8 rules; returns logits, grads and the rounding margins."""
+    xq, ex = quantize(x)
+    wq, ew = quantize(P['c1.weight'])
+    y1 = conv_int(xq, wq, 1, 0, 1) * 2.0 ** (ex + ew)
+    mean, var = y1.mean(axis=(0, 2, 3), keepdims=True), y1.var(axis=(0, 2, 3), keepdims=True)
+    invstd = 1 / np.sqrt(var + BN_EPS)
+    xhat = (y1 - mean) * invstd
+    eh = exp_for_max(float(np.abs(xhat).max()))
+    hq = np.clip(np.sign(xhat) * np.floor(np.abs(xhat) * 2.0 ** -eh + 0.5), -127, 127) * 2.0 ** eh
+    g, b = P['b1.weight'].astype(np.float64).reshape(1, -1, 1, 1), P['b1.bias'].astype(np.float64).reshape(1, -1, 1, 1)
+    r = np.maximum(g * xhat + b, 0)
+    f = r.reshape(x.shape[0], -1)
+    fq, ef = quantize(f.astype(f32))
+    wfq, ewf = quantize(P['fc.weight'])
+    z = (fq @ wfq.T) * 2.0 ** (ef + ewf) + P['fc.bias'].astype(np.float64)
+    margins = (margin(xhat * 2.0 ** -eh), margin(f * 2.0 ** -ef))
+    G = {}
+    dyq, ey = quantize(dz, stoch_key(seed, step, BN_NODE['fc']))
+    G['fc.weight'], G['fc.bias'] = (dyq.T @ fq) * 2.0 ** (ey + ef), dz.astype(np.float64).sum(axis=0)
+    df = (dyq @ wfq) * 2.0 ** (ey + ewf)
+    dy = np.where(r > 0, df.reshape(r.shape), 0)
+    M = dy.shape[0] * dy.shape[2] * dy.shape[3]
+    dbeta, dgamma = dy.sum(axis=(0, 2, 3)), (dy * hq).sum(axis=(0, 2, 3))
+    G['b1.weight'], G['b1.bias'] = dgamma, dbeta
+    dy1 = (g * invstd / M * (M * dy - dbeta.reshape(1, -1, 1, 1) - hq * dgamma.reshape(1, -1, 1, 1))).astype(f32)
+    d1q, e1 = quantize(dy1, stoch_key(seed, step, BN_NODE['c1']))
+    G['c1.weight'] = conv_grad_w(xq, wq.shape, d1q, 1, 0, 1) * 2.0 ** (e1 + ex)
+    return z, G, margins
+
+
+def bn_tensors(g):
+    """The BN part of the fixture: a draw whose int8 roundings all have a margin of 1e-3 or more."""
+    for _ in range(100):
+        P = {k: (torch.rand(BN_SHAPES[k], generator=g) * 2 - 1).numpy().astype(f32) for k in BN_SHAPES}
+        P['b1.weight'] = (P['b1.weight'] + 1.5).astype(f32)
+        x = torch.randn((BATCH, 4, 4, 4), generator=g).numpy().astype(f32)
+        dz = (torch.randint(-96, 97, (BATCH, 10), generator=g).double() / 1024).numpy().astype(f32)
+        z, G, margins = bn_net(P, x, dz, *BN_CASE)
+        if min(margins) >= 1e-3:
+            break
+    else:
+        raise SystemExit('no draw with rounding margins of 1e-3 in 100 tries')
+    out = [('bn.x', x), ('bn.dlogits', dz), ('bn.logits', z.astype(f32))]
+    out += [(f'bn.param.{i}', P[k]) for i, k in enumerate(BN_SHAPES)]
+    out += [(f'bn.grad.{i}', G[k].astype(f32)) for i, k in enumerate(BN_SHAPES)]
+    out += [('bn.case', np.array(BN_CASE, dtype=np.int64))]
+    return out, margins
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', default=os.path.join(os.path.dirname(__file__), '..', 'tests', 'golden',
@@ -246,11 +323,14 @@ def main():
     for c, (seed, step) in enumerate(CASES):
         G = backward(saved, dz, seed, step)
         tensors += [(f'grad.{c}.{i}', G[k].astype(f32)) for i, k in enumerate(NAMES)]
-    meta = {'model_text': MODEL, 'batch': str(BATCH), 'generator': 'scripts/int8_reference.py',
+    bn, margins = bn_tensors(g)
+    tensors += bn
+    meta = {'model_text': MODEL, 'bn_model_text': BN_MODEL, 'batch': str(BATCH), 'generator': 'scripts/int8_reference.py',
             'torch': torch.__version__, 'numpy': np.__version__}
     tensors.sort(key=lambda t: -t[1].dtype.itemsize)  # 8-byte tensors first: every one stays aligned
     write_safetensors(args.out, tensors, meta)
-    print(f'wrote {args.out}: logits max {np.abs(z).max():.3f}, {len(CASES)} backward cases')
+    print(f'wrote {args.out}: logits max {np.abs(z).max():.3f}, {len(CASES)} backward cases; '
+          f'batch-norm net rounding margins {margins[0]:.2e}, {margins[1]:.2e}')
 
 
 if __name__ == '__main__':

@@ -122,6 +122,80 @@ static void fixture_case(const mh_st_file *f, int threads, int force_ref) {
   mh_model_free(m);
 }
 
+/* max |got - want| / max |want| over n floats (want read unaligned from the fixture). */
+static double rel_err(const float *got, const void *want, long n) {
+  double e = 0, m = 0;
+  for (long i = 0; i < n; i++) {
+    float w;
+    memcpy(&w, (const char *)want + 4 * i, 4);
+    e = fabs((double)got[i] - w) > e ? fabs((double)got[i] - w) : e;
+    m = fabs((double)w) > m ? fabs((double)w) : m;
+  }
+  return m > 0 ? e / m : e;
+}
+
+/* The batch-norm net of the fixture ("bn." tensors), computed there in float64 by the int8 rules:
+ * batch norm saves x-hat as int8 with one exponent and backward reads it from there. No int8 value
+ * lies near a rounding boundary, so only float32 rounding separates the two (on the machines measured
+ * so far, not even that: every value came out equal). Tolerances, relative to the tensor's largest
+ * value: logits and the linear layer's gradients 1e-5; batch norm's gamma and beta gradients 1e-4
+ * (saving x-hat with one bit less, or rounding it stochastically, moves gamma's by 1e-2); the conv
+ * below it 2e-3: its output gradient is rounded stochastically from batch norm's float input
+ * gradient, where a float32 difference could flip one rounding (3e-4 each), while scaling the x-hat
+ * term of that input gradient by 0.99 moves it by 5e-3. */
+static void bn_fixture_case(const mh_st_file *f, int threads, int force_ref) {
+  const char *text = mh_st_meta_get(f, "bn_model_text");
+  int batch = atoi(mh_st_meta_get(f, "batch"));
+  mh_graph g;
+  CHECK_OK(mh_model_parse(&g, text, strlen(text), "int8 batch-norm fixture"));
+  mh_model *m = NULL;
+  CHECK_OK(mh__model_from_graph(&m, &g, 1));
+  if (!m) return;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "int8", cfg.batch = batch, cfg.threads = threads, cfg.force_reference = force_ref;
+  mh_trainer *t = NULL;
+  CHECK_OK(mh_trainer_create(&t, m, &cfg));
+  if (!t) {
+    mh_model_free(m);
+    return;
+  }
+  for (int i = 0; i < m->g.n_params; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "bn.param.%d", i);
+    const mh_st_tensor *p = need(f, name);
+    CHECK_EQ_INT((long)p->nbytes, (long)m->g.params[i].numel * 4);
+    memcpy(m->params + m->g.params[i].offset, p->data, p->nbytes);
+  }
+  const mh_st_tensor *tc = need(f, "bn.case"), *dz = need(f, "bn.dlogits"), *z = need(f, "bn.logits");
+  int64_t cs[2];
+  memcpy(cs, tc->data, sizeof cs);
+  float *x = malloc(need(f, "bn.x")->nbytes);
+  memcpy(x, need(f, "bn.x")->data, need(f, "bn.x")->nbytes);
+  CHECK_OK(mh__trainer_prepare(t, batch));
+  mh_exec_set_step(t->ex, (uint64_t)cs[0], (long)cs[1]);
+  CHECK_OK(mh_exec_forward(t->ex, x, batch, m->params, m->buffers, 1));
+  double e = rel_err(mh_exec_output(t->ex), z->data, (long)(z->nbytes / 4));
+  printf("int8 batch norm [%s, %d threads]: logits %.2e", t->kt->isa, threads, e);
+  if (!(e <= 1e-5)) TL_FAIL("int8 batch-norm net: logits differ by %.3g of their maximum (> 1e-5)", e);
+  memcpy(mh_exec_output_grad(t->ex), dz->data, dz->nbytes);
+  CHECK_OK(mh_exec_backward(t->ex, m->params, m->grads));
+  for (int i = 0; i < m->g.n_params; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "bn.grad.%d", i);
+    const mh_param *p = &m->g.params[i];
+    double tol = !strncmp(p->name, "fc.", 3) ? 1e-5 : !strncmp(p->name, "b1.", 3) ? 1e-4 : 2e-3;
+    e = rel_err(m->grads + p->offset, need(f, name)->data, (long)p->numel);
+    printf("  %s %.2e", p->name, e);
+    if (!(e <= tol)) TL_FAIL("int8 batch-norm net: gradient of %s differs by %.3g of its maximum (> %g)", p->name, e, tol);
+    tl_checks++;
+  }
+  printf("\n");
+  free(x);
+  mh_trainer_free(t);
+  mh_model_free(m);
+}
+
 int main(void) {
   enum { B = 8 };
   mh_st_file *fx = NULL;
@@ -132,6 +206,8 @@ int main(void) {
   fixture_case(fx, 2, 0);
   fixture_case(fx, 1, 0);
   fixture_case(fx, 2, 1);
+  bn_fixture_case(fx, 2, 0);
+  bn_fixture_case(fx, 1, 1);
   mh_st_free(fx);
 
   float x[B * 3 * 12 * 12];
