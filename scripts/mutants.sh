@@ -100,7 +100,7 @@ run_suite() { # suite -> 0 pass, 1 fail; the failed tests' names in $failed_test
   if [ "$1" = dsp ]; then (cd "$build" && timeout 1800 ctest -R dsp --timeout 900 >"$log" 2>&1)
   else (cd "$build" && timeout 900 ctest -j"$jobs" -E dsp --timeout 300 >"$log" 2>&1); fi
   local rc=$?
-  failed_tests=$(sed -n 's/^ *[0-9]* - \([a-z_0-9]*\) (.*/\1/p' "$log" | tr '\n' ' ')
+  failed_tests=$(sed -n 's/^[[:space:]]*[0-9]* - \([a-z_0-9]*\) (.*/\1/p' "$log" | tr '\n' ' ')
   return $((rc != 0))
 }
 

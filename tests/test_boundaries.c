@@ -368,6 +368,27 @@ static void softmax_extremes(void) {
   CHECK(mh_softmax_xent_f32(z2, l2, 2, 2, NULL) == loss); /* the loss without the gradient */
 }
 
+/* A NaN in a max-pool window is the maximum (PyTorch's CPU kernel: (val > maxval) || isnan(val); the
+ * general path's argmax_at does the same): y is NaN and the gradient goes to the NaN, on every path.
+ * A 2x2/2 window 1 NaN / 3 4 and the same window as the general path sees it (3x3 stride 1 on 3x3
+ * holding it in its top-left corner, the rest -9). */
+static void maxpool_nan(int precision) {
+  const char *what = precision == MH_PRECISION_FP32 ? "fp32" : "int8";
+  const char *texts[2] = {"input 1x2x2\nmaxpool p k=2\nlinear fc out=2\n",
+                          "input 1x3x3\nmaxpool p k=3 stride=1\nlinear fc out=2\n"};
+  for (int t = 0; t < 2; t++) {
+    mh_graph g;
+    int id = parse(&g, texts[t], "p");
+    float x2[4] = {1, NAN, 3, 4}, x3[9] = {1, NAN, -9, 3, 4, -9, -9, -9, -9}, y[1], dy[1] = {1}, dx[9];
+    run_float(&g, id, precision, 1, t ? x3 : x2, y, dy, dx, 0);
+    if (!isnan(y[0]) || dx[1] != 1)
+      TL_FAIL("%s maxpool %s: window 1 NaN / 3 4 gives y %g and dx[1] = %g (want NaN and 1)", what,
+              t ? "3x3/1" : "2x2/2", (double)y[0], (double)dx[1]);
+    tl_checks++;
+    mh_graph_free(&g);
+  }
+}
+
 int main(void) {
   CHECK_OK(mh_pool_init(&g_pool, 2));
   relu_float(MH_PRECISION_FP32);
@@ -376,6 +397,8 @@ int main(void) {
   maxpool_float(MH_PRECISION_FP32);
   maxpool_float(MH_PRECISION_INT8);
   maxpool_int();
+  maxpool_nan(MH_PRECISION_FP32);
+  maxpool_nan(MH_PRECISION_INT8);
   softmax_extremes();
   mh_pool_free(g_pool);
   return tl_exit();

@@ -1,5 +1,6 @@
 /* Max pooling, average pooling (count_include_pad, floor mode) and global average pooling, forward
- * and backward. Max-pool backward routes to the first maximum in scan order, as PyTorch's CPU kernel. */
+ * and backward. Max-pool backward routes to the first maximum in scan order (a NaN counting as the
+ * maximum), as PyTorch's CPU kernel. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -15,6 +16,10 @@ static pool_job make_job(mh_op_ctx *ctx) {
   return j;
 }
 
+/* v beats the window's best so far: greater, or NaN (a NaN is the maximum, as in PyTorch's CPU kernel,
+ * so a diverging run shows NaN instead of a clean-looking maximum). */
+static inline int beats(float v, float best) { return v > best || v != v; }
+
 /* Index within the plane of the window maximum at (p, q): first max in (kh, kw) scan order. */
 static int argmax_at(const pool_job *j, const float *x, int p, int q) {
   int best = -1;
@@ -26,7 +31,7 @@ static int argmax_at(const pool_job *j, const float *x, int p, int q) {
       int iw = q * j->S - j->D + kw;
       if (iw < 0 || iw >= j->W) continue;
       float v = x[ih * j->W + iw];
-      if (best < 0 || v > bv || v != v) best = ih * j->W + iw, bv = v;
+      if (best < 0 || beats(v, bv)) best = ih * j->W + iw, bv = v;
     }
   }
   return best;
@@ -42,9 +47,9 @@ static void max_fwd(void *p, long lo, long hi) {
         const float *r0 = x + (size_t)2 * pp * j->W, *r1 = r0 + j->W;
         for (int q = 0; q < j->Q; q++) {
           float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
-          float m = b > a ? b : a;
-          m = c > m ? c : m;
-          y[pp * j->Q + q] = d > m ? d : m;
+          float m = beats(b, a) ? b : a;
+          m = beats(c, m) ? c : m;
+          y[pp * j->Q + q] = beats(d, m) ? d : m;
         }
       }
       continue;
@@ -64,9 +69,9 @@ static void max_bwd(void *p, long lo, long hi) {
       for (int pp = 0; pp < j->P; pp++)
         for (int q = 0; q < j->Q; q++) {
           int i0 = 2 * pp * j->W + 2 * q, best = i0;
-          if (x[i0 + 1] > x[best]) best = i0 + 1;
-          if (x[i0 + j->W] > x[best]) best = i0 + j->W;
-          if (x[i0 + j->W + 1] > x[best]) best = i0 + j->W + 1;
+          if (beats(x[i0 + 1], x[best])) best = i0 + 1;
+          if (beats(x[i0 + j->W], x[best])) best = i0 + j->W;
+          if (beats(x[i0 + j->W + 1], x[best])) best = i0 + j->W + 1;
           dx[best] += dy[pp * j->Q + q];
         }
       continue;
@@ -187,9 +192,9 @@ static void max_fwd_pos(void *p, long lo, long hi) {
         if (j->K == 2 && j->S == 2 && j->D == 0) { /* the same first-max rule as max_bwd's fast path */
           int i0 = 2 * pp * j->W + 2 * q;
           best = i0;
-          if (x[i0 + 1] > x[best]) best = i0 + 1;
-          if (x[i0 + j->W] > x[best]) best = i0 + j->W;
-          if (x[i0 + j->W + 1] > x[best]) best = i0 + j->W + 1;
+          if (beats(x[i0 + 1], x[best])) best = i0 + 1;
+          if (beats(x[i0 + j->W], x[best])) best = i0 + j->W;
+          if (beats(x[i0 + j->W + 1], x[best])) best = i0 + j->W + 1;
         } else {
           best = argmax_at(j, x, pp, q);
         }
