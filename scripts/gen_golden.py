@@ -18,7 +18,7 @@ in train() mode, the fixture holds:
   buf.<j>     BN running_mean/var after the 5 steps, model.buffers() order, num_batches_tracked skipped
   eval_logits the logits of x in eval() mode after the 5 steps (batch norm from its running statistics)
 
-The fanout case (a tensor read by a conv, a 1x1 conv and an add, so its gradient sums three parts)
+The fanout case (a tensor read by a conv, an add and a 1x1 conv, so its gradient sums three parts)
 also pins the optimiser options and the learning-rate schedules against torch.optim:
   losses_nesterov, final_nesterov.<i>  5 steps from the same start with nesterov=True and a per-step
               CosineAnnealingLR(T_max=5) (lr 0.05 at step 0, 0 after the last)
@@ -58,7 +58,8 @@ def load_zoo(path):
 
 
 class FanOut(nn.Module):
-    """r1 has three readers (c2, the 1x1 sc, the second add): its gradient is the sum of three."""
+    """r1 has three readers (c2, the add a1, the 1x1 sc): its gradient is the sum of three. In the C
+    graph sc comes after a1, so in backward sc writes r1's gradient first and the add and c2 add to it."""
 
     def __init__(s):
         super().__init__()
@@ -70,8 +71,8 @@ class FanOut(nn.Module):
 
     def forward(s, x):
         r1 = F.relu(s.c1(x))
-        y = s.b2(s.c2(r1)) + s.sc(r1)
-        y = F.relu(y + r1)
+        a1 = s.b2(s.c2(r1)) + r1
+        y = F.relu(a1 + s.sc(r1))
         return s.fc(torch.flatten(F.max_pool2d(y, 2), 1))
 
 

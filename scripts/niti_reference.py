@@ -58,7 +58,7 @@ linear  fc out=10
 """
 BATCH, STEPS, MU, SEED = 8, 3, 4, 7
 # exponents chosen so bias alignment runs both ways (e_b above and below the accumulator's)
-EXPS = {'c1.weight': -8, 'c1.bias': -7, 'c1b.weight': -9, 'c1b.bias': -5, 'c2.weight': -9, 'c2.bias': -12,
+EXPS = {'c1.weight': -8, 'c1.bias': -16, 'c1b.weight': -9, 'c1b.bias': -5, 'c2.weight': -9, 'c2.bias': -15,
         'fc.weight': -10, 'fc.bias': -6}
 SHAPES = {'c1.weight': (4, 1, 3, 3), 'c1.bias': (4,), 'c1b.weight': (4, 4, 3, 3), 'c1b.bias': (4,),
           'c2.weight': (8, 4, 3, 3), 'c2.bias': (8,), 'fc.weight': (10, 72), 'fc.bias': (10,)}

@@ -85,15 +85,16 @@ typedef struct {
 } golden_case;
 
 static const char k_fanout_text[] =
-    "# scripts/gen_golden.py FanOut: r1 is read by c2, sc and a2\n"
+    "# scripts/gen_golden.py FanOut: r1 is read by c2, a1 and sc; in backward sc writes its gradient,\n"
+    "# then the add a1 and the conv c2 add theirs\n"
     "input 3x8x8\n"
     "conv      c1  out=8 k=3 pad=1\n"
     "relu      r1\n"
     "conv      c2  out=8 k=3 pad=1 bias=false\n"
     "batchnorm b2\n"
+    "add       a1  in=b2,r1\n"
     "conv      sc  out=8 k=1 bias=false in=r1\n"
-    "add       a1  in=b2,sc\n"
-    "add       a2  in=a1,r1\n"
+    "add       a2  in=a1,sc\n"
     "relu      r2\n"
     "maxpool   p   k=2\n"
     "flatten   f\n"
