@@ -1,10 +1,16 @@
 /* The DSP backend under qemu-hexagon: the session handshake, the HVX int8 GEMM against the host
  * oracle with == on random and odd shapes, +-127 edges, accumulation and K large enough to be split
- * into VTCM-sized chunks; malformed messages rejected with a status (and the DSP still serving);
+ * into VTCM-sized chunks; malformed messages (every check of every op, a wrong sequence number, a
+ * bad region header) rejected with the status of that check, and the DSP still serving;
  * a killed DSP process reported as an error. Skips (77) where the DSP program or emulator is absent. */
+#define _GNU_SOURCE /* memfd_create, pipe2 */
+#include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/kernels.h"
 #include "backend/dsp/dsp.h"
@@ -30,7 +36,7 @@ static int8_t *train_lenet5(const char *backend, int steps, int kill_at, mh_dsp_
   static float x[8 * 784];
   int32_t y[8];
   for (int s = 0; s < steps; s++) {
-    if (s == kill_at && t->dsp) kill(t->dsp->pid, SIGKILL);
+    if (s == kill_at && t->dsp && t->dsp->pid > 0) kill(t->dsp->pid, SIGKILL); /* pid 0: the process group */
     for (int i = 0; i < 8 * 784; i++) x[i] = (float)((i * 2654435761u + s * 97u) % 997) / 498.f - 1.f;
     for (int i = 0; i < 8; i++) y[i] = (i + 3 * s) % 10;
     CHECK_OK(mh_trainer_step(t, x, y, 8, NULL));
@@ -171,6 +177,22 @@ static void add(mh_dsp *d) {
       }
 }
 
+/* The host's 2x2 max-pool: y from x, and dx (zeroed by the caller) from dy; each window's error
+ * goes to its first maximum in scan order. */
+static void pool_ref(const int8_t *x, const int8_t *dy, uint32_t pl, uint32_t h, uint32_t w, int8_t *y, int8_t *dx) {
+  uint32_t P = h / 2, Q = w / 2;
+  for (uint32_t t = 0; t < pl; t++)
+    for (uint32_t p = 0; p < P; p++)
+      for (uint32_t q = 0; q < Q; q++) {
+        const int8_t *b = x + ((size_t)t * h + 2 * p) * w + 2 * q;
+        size_t best = 0, off[4] = {0, 1, w, w + 1};
+        for (int k = 1; k < 4; k++)
+          if (b[off[k]] > b[best]) best = off[k];
+        y[((size_t)t * P + p) * Q + q] = b[best];
+        dx[((size_t)t * h + 2 * p) * w + 2 * q + best] = dy[((size_t)t * P + p) * Q + q];
+      }
+}
+
 /* HVX 2x2 max-pool forward and backward on int8 planes against the host's rule (first maximum in
  * scan order; floor mode), with ties forced by a small value range, odd sizes and wide rows. */
 static void maxpool(mh_dsp *d) {
@@ -185,16 +207,7 @@ static void maxpool(mh_dsp *d) {
       int8_t *wy = malloc(m), *wdx = calloc(n, 1), *dy = malloc(m);
       for (uint32_t i = 0; i < n; i++) x[i] = (int8_t)(range ? (int)mh_rng_below(&r, 3) - 1 : (int)mh_rng_below(&r, 255) - 127);
       for (uint32_t i = 0; i < m; i++) dy[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
-      for (uint32_t t = 0; t < pl; t++)
-        for (uint32_t p = 0; p < P; p++)
-          for (uint32_t q = 0; q < Q; q++) {
-            const int8_t *b = x + ((size_t)t * h + 2 * p) * w + 2 * q;
-            size_t best = 0, off[4] = {0, 1, w, w + 1};
-            for (int k = 1; k < 4; k++)
-              if (b[off[k]] > b[best]) best = off[k];
-            wy[((size_t)t * P + p) * Q + q] = b[best];
-            wdx[((size_t)t * h + 2 * p) * w + 2 * q + best] = dy[((size_t)t * P + p) * Q + q];
-          }
+      pool_ref(x, dy, pl, h, w, wy, wdx);
       mh_wire_msg *msg = mh_dsp_msg(d);
       memset(msg, 0, sizeof *msg);
       msg->op = MH_WIRE_MAXPOOL2_S8;
@@ -307,13 +320,327 @@ static void gemm_case(mh_dsp *d, mh_rng *r, int m, int n, int k, int edge, int a
   free(a), free(b), free(c), free(want);
 }
 
-static uint32_t bad_message(mh_dsp *d, uint32_t op, const mh_wire_gemm_s8 *g) {
-  mh_wire_msg *msg = mh_dsp_msg(d);
+/* ---- malformed messages ----------------------------------------------------------------------
+ * One case per check the DSP makes on a message: the valid message of an operation with only the
+ * field (or the few fields) a check looks at changed, so that check alone rejects it and without
+ * it the status would be another. After every case the DSP serves the valid message again, with
+ * the right output. */
+
+#define PG MH_WIRE_PAGE
+#define WIRE_WORD(type, field) ((int)(offsetof(type, field) / 4) + 1) /* 1 + a word of msg->args.raw */
+#define GM(f) WIRE_WORD(mh_wire_gemm_s8, f)
+#define RQ(f) WIRE_WORD(mh_wire_requant_s8, f)
+#define EW(f) WIRE_WORD(mh_wire_eltwise_s8, f)
+#define PL(f) WIRE_WORD(mh_wire_pool_s8, f)
+
+/* The valid messages: GEMM 5 x 6 x 7 (A 35 bytes at PG, B 42 at PG + 128, int32 C 120 at PG + 256);
+ * requantise 200 int32 (x 800 bytes at PG, y at PG + 1024); element-wise ops on 200 int8 (a at PG,
+ * b at PG + 256, out at PG + 512); max-pool of 2 planes of 6 x 10 (x 120 bytes at PG, y or dy 30 at
+ * PG + 256, dx 120 at PG + 512). */
+enum { GM_M = 5, GM_N = 6, GM_K = 7, RQ_N = 200, EW_N = 200, PL_PLANES = 2, PL_H = 6, PL_W = 10 };
+enum { ELTWISE_ALL = 100, ELTWISE_BWD, POOL_BOTH }; /* cases sent as each of several operations */
+
+typedef struct wire_case {
+  uint32_t op; /* a wire op, or one of the groups above */
+  struct {
+    int word; /* WIRE_WORD of the field; 0: none */
+    uint32_t value;
+  } set[3];
+  uint32_t want;
+  const char *what; /* what the case pins */
+} wire_case;
+
+static const char *wire_op_name(uint32_t op) {
+  switch (op) {
+    case MH_WIRE_GEMM_S8: return "GEMM_S8";
+    case MH_WIRE_REQUANT_S8: return "REQUANT_S8";
+    case MH_WIRE_RELU_S8: return "RELU_S8";
+    case MH_WIRE_RELU_BWD_S8: return "RELU_BWD_S8";
+    case MH_WIRE_ADD_S8: return "ADD_S8";
+    case MH_WIRE_MAXPOOL2_S8: return "MAXPOOL2_S8";
+    case MH_WIRE_MAXPOOL2_BWD_S8: return "MAXPOOL2_BWD_S8";
+    default: return "an unknown op";
+  }
+}
+
+static void wire_valid(uint32_t op, mh_wire_msg *msg) {
   memset(msg, 0, sizeof *msg);
   msg->op = op;
-  if (g) msg->args.gemm = *g;
-  mh_dsp_call(d, 20000);
-  return msg->status;
+  if (op == MH_WIRE_GEMM_S8) {
+    mh_wire_gemm_s8 g = {GM_M, GM_N, GM_K, PG, GM_K, PG + 128, GM_N, PG + 256, GM_N};
+    msg->args.gemm = g;
+  } else if (op == MH_WIRE_REQUANT_S8) {
+    mh_wire_requant_s8 q = {PG, PG + 1024, RQ_N, 5, 1};
+    msg->args.requant = q;
+  } else if (op == MH_WIRE_RELU_S8 || op == MH_WIRE_RELU_BWD_S8 || op == MH_WIRE_ADD_S8) {
+    mh_wire_eltwise_s8 e = {PG, PG + 256, PG + 512, EW_N, -2, 1};
+    msg->args.eltwise = e;
+  } else if (op == MH_WIRE_MAXPOOL2_S8 || op == MH_WIRE_MAXPOOL2_BWD_S8) {
+    mh_wire_pool_s8 p = {PG, PG + 256, PG + 512, PL_PLANES, PL_H, PL_W};
+    msg->args.pool = p;
+  }
+}
+
+/* Sends the valid message of `op` (an unknown op: the GEMM's) on fresh inputs and compares its
+ * output with the host's; `after` names the case before it. */
+static void wire_serve(mh_dsp *d, uint32_t op, const char *after) {
+  static uint32_t serial;
+  mh_rng r = mh_rng_make(1000 + serial++);
+  if (strcmp(wire_op_name(op), "an unknown op") == 0) op = MH_WIRE_GEMM_S8;
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  wire_valid(op, msg);
+  int8_t *x = (int8_t *)mh_dsp_at(d, PG), *b = (int8_t *)mh_dsp_at(d, PG + 256), want[1024];
+  int32_t c[GM_M * GM_N], *x32 = (int32_t *)mh_dsp_at(d, PG);
+  uint32_t out = PG + 512, n = EW_N;
+  int ey = 0;
+  mh_requant_stats rs = {0, 0};
+  for (int i = 0; i < 800; i++) x[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+  for (int i = 0; i < 256; i++) b[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+  if (op == MH_WIRE_GEMM_S8) {
+    mh_gemm_s8_args g = {GM_M, GM_N, GM_K, x, GM_K, 0, (const int8_t *)mh_dsp_at(d, PG + 128), GM_N, 0, c, GM_N, 0};
+    mh_gemm_s8_ref(&g);
+    memcpy(want, c, sizeof c);
+    out = PG + 256, n = sizeof c;
+  } else if (op == MH_WIRE_REQUANT_S8) {
+    for (int i = 0; i < RQ_N; i++) x32[i] = (int32_t)(mh_rng_next(&r) >> 32) >> (i % 20);
+    mh_cpu_kernels_get(1)->requant_s8(x32, want, RQ_N, 5, MH_ROUND_PSTO, 0, 0, &rs);
+    out = PG + 1024, n = RQ_N;
+  } else if (op == MH_WIRE_ADD_S8) {
+    ey = mh__int_add(NULL, x, -2, b, 1, want, EW_N);
+  } else if (op == MH_WIRE_RELU_S8 || op == MH_WIRE_RELU_BWD_S8) {
+    for (int i = 0; i < EW_N; i++) want[i] = x[i] > 0 ? (op == MH_WIRE_RELU_S8 ? x[i] : b[i]) : 0;
+  } else {
+    int8_t y[PL_PLANES * (PL_H / 2) * (PL_W / 2)];
+    memset(want, 0, PL_PLANES * PL_H * PL_W);
+    pool_ref(x, b, PL_PLANES, PL_H, PL_W, y, want);
+    if (op == MH_WIRE_MAXPOOL2_S8) memcpy(want, y, sizeof y), out = PG + 256, n = sizeof y;
+    else n = PL_PLANES * PL_H * PL_W;
+  }
+  memset(mh_dsp_at(d, out), 0x55, n);
+  int st = mh_dsp_call(d, 20000);
+  tl_checks++;
+  if (st != MH_OK || memcmp(mh_dsp_at(d, out), want, n))
+    TL_FAIL("the valid %s after %s: %s", wire_op_name(op), after, st != MH_OK ? mh_last_error() : "wrong output");
+  else if (op == MH_WIRE_ADD_S8 && msg->args.eltwise.ey != ey)
+    TL_FAIL("the valid ADD_S8 after %s: exponent %d, host %d", after, msg->args.eltwise.ey, ey);
+  else if (op == MH_WIRE_REQUANT_S8 && (msg->max_abs != rs.max_abs || msg->saturated != (uint32_t)rs.saturated))
+    TL_FAIL("the valid REQUANT_S8 after %s: max %u saturated %u, host %u %ld", after, msg->max_abs, msg->saturated,
+            rs.max_abs, rs.saturated);
+}
+
+static void malformed(mh_dsp *d) {
+  const uint32_t R = (uint32_t)d->region_bytes, TA = MH_WIRE_GEMM_TRANS_A, TB = MH_WIRE_GEMM_TRANS_B;
+  const uint32_t kf = 4 * mh_wire_gemm_steps(MH_WIRE_VTCM_BYTES, GM_M) + 4; /* one K step past a fused chunk */
+  const uint32_t e_big = (1u << 20) + 1, e_small = (uint32_t)(-(1 << 20) - 1);
+  const uint32_t G = MH_WIRE_GEMM_S8, Q = MH_WIRE_REQUANT_S8, ARG = MH_WIRE_E_ARG, OUT = MH_WIRE_E_BOUNDS;
+  const wire_case cases[] = {
+      /* GEMM_S8: dsp/gemm_msg.c, and dsp/runtime.c's rule that packed operands belong to subgraphs */
+      {G, {{GM(m), 0}}, ARG, "m = 0"},
+      {G, {{GM(n), 0}}, ARG, "n = 0"},
+      {G, {{GM(k), 0}}, ARG, "k = 0"},
+      {G, {{GM(m), (1u << 24) + 1}}, ARG, "m above 2^24 (A then exceeds the region)"},
+      {G, {{GM(n), (1u << 24) + 1}, {GM(ldb), (1u << 24) + 1}, {GM(ldc), (1u << 24) + 1}}, ARG,
+       "n above 2^24 with strides to match (B then exceeds the region)"},
+      {G, {{GM(k), 131073}, {GM(lda), 131073}}, ARG, "k above 131072, where int32 sums may overflow (all fits)"},
+      {G, {{GM(lda), GM_K - 1}}, ARG, "lda < k (6: enough for m)"},
+      {G, {{GM(flags), TA}, {GM(lda), GM_M - 1}}, ARG, "transposed A with lda < m"},
+      {G, {{GM(flags), TA}, {GM(lda), GM_M}}, MH_WIRE_OK, "transposed A with lda = m (less than k)"},
+      {G, {{GM(ldb), GM_N - 1}}, ARG, "ldb < n"},
+      {G, {{GM(flags), TB}, {GM(ldb), GM_K - 1}}, ARG, "transposed B with ldb < k (6: enough for n)"},
+      {G, {{GM(ldc), GM_N - 1}}, ARG, "ldc < n"},
+      {G, {{GM(accumulate), 2}}, ARG, "accumulate = 2"},
+      {G, {{GM(epilogue), 2}}, ARG, "epilogue = 2"},
+      {G, {{GM(flags), 4}}, ARG, "an unknown flag"},
+      {G, {{GM(apack_off), PG + 4096}}, ARG, "a packed A in a single GEMM"},
+      {G, {{GM(c_off), PG + 258}}, ARG, "int32 C not 4-byte aligned"},
+      {G, {{GM(epilogue), 1}, {GM(c_off), PG + 257}}, MH_WIRE_OK, "fused: int8 y at an odd offset"},
+      {G, {{GM(epilogue), 1}, {GM(accumulate), 1}}, ARG, "fused and accumulating"},
+      {G, {{GM(epilogue), 1}, {GM(shift), 32}}, ARG, "fused with shift 32"},
+      {G, {{GM(epilogue), 1}, {GM(mode), 2}}, ARG, "fused with mode 2"},
+      {G, {{GM(shift), 32}, {GM(mode), 2}}, MH_WIRE_OK, "shift 32 and mode 2 without the epilogue (unused)"},
+      {G, {{GM(bias_off), PG + 1026}}, ARG, "bias not 4-byte aligned"},
+      {G, {{GM(a_off), 0}}, OUT, "A in the header page"},
+      {G, {{GM(a_off), R - 34}}, OUT, "A (35 bytes) one byte past the region's end"},
+      {G, {{GM(a_off), R - 35}}, MH_WIRE_OK, "A ending at the region's end"},
+      {G, {{GM(flags), TA}, {GM(lda), 9}, {GM(a_off), R - 58}}, OUT,
+       "transposed A (59 bytes) one byte past the end (untransposed, 43, would fit)"},
+      {G, {{GM(b_off), R - 41}}, OUT, "B (42 bytes) one byte past the end"},
+      {G, {{GM(flags), TB}, {GM(ldb), GM_K}, {GM(b_off), R - 41}}, OUT, "transposed B (42 bytes) one byte past"},
+      {G, {{GM(b_off), 0xfffffff0u}}, OUT, "B at an offset beyond the region"},
+      {G, {{GM(c_off), R - 116}}, OUT, "int32 C (120 bytes) 4 bytes past the end"},
+      {G, {{GM(epilogue), 1}, {GM(c_off), R - 29}}, OUT, "fused y (30 bytes) one byte past the end"},
+      {G, {{GM(epilogue), 1}, {GM(c_off), R - 30}}, MH_WIRE_OK, "fused y (int8) ending at the region's end"},
+      {G, {{GM(bias_off), R - 16}}, OUT, "bias (20 bytes) 4 bytes past the end"},
+      {G, {{GM(epilogue), 1}, {GM(k), kf}, {GM(lda), kf}}, MH_WIRE_E_VTCM, "fused with K beyond one VTCM chunk"},
+      /* REQUANT_S8 */
+      {Q, {{RQ(n), 0}}, ARG, "n = 0"},
+      {Q, {{RQ(n), (1u << 28) + 1}}, ARG, "n above 2^28 (x then exceeds the region)"},
+      {Q, {{RQ(shift), 32}}, ARG, "shift 32"},
+      {Q, {{RQ(mode), 2}}, ARG, "mode 2"},
+      {Q, {{RQ(x_off), PG + 4}}, ARG, "x not 128-byte aligned"},
+      {Q, {{RQ(y_off), PG + 1024 + 64}}, ARG, "y not 128-byte aligned"},
+      {Q, {{RQ(x_off), 0}}, OUT, "x in the header page"},
+      {Q, {{RQ(x_off), R - 768}}, OUT, "x (800 bytes) past the end"},
+      {Q, {{RQ(y_off), R - 128}}, OUT, "y (200 bytes) past the end"},
+      {Q, {{RQ(x_off), 0xffffff80u}}, OUT, "x at an offset beyond the region"},
+      /* RELU_S8, RELU_BWD_S8, ADD_S8 */
+      {ELTWISE_ALL, {{EW(n), 0}}, ARG, "n = 0"},
+      {ELTWISE_ALL, {{EW(n), (1u << 28) + 1}}, ARG, "n above 2^28 (then out of the region)"},
+      {ELTWISE_ALL, {{EW(a_off), PG + 1}}, ARG, "a not 128-byte aligned"},
+      {ELTWISE_ALL, {{EW(out_off), PG + 512 + 64}}, ARG, "out not 128-byte aligned"},
+      {ELTWISE_ALL, {{EW(a_off), 0}}, OUT, "a in the header page"},
+      {ELTWISE_ALL, {{EW(a_off), R - 128}}, OUT, "a (200 bytes) past the end"},
+      {ELTWISE_ALL, {{EW(out_off), R - 128}}, OUT, "out (200 bytes) past the end"},
+      {ELTWISE_ALL, {{EW(a_off), 0xffffff80u}}, OUT, "a at an offset beyond the region"},
+      {ELTWISE_BWD, {{EW(b_off), PG + 256 + 1}}, ARG, "b not 128-byte aligned"},
+      {ELTWISE_BWD, {{EW(b_off), R - 128}}, OUT, "b (200 bytes) past the end"},
+      {MH_WIRE_RELU_S8, {{EW(b_off), PG + 256 + 1}}, MH_WIRE_OK, "a misaligned b, which the forward ReLU ignores"},
+      {MH_WIRE_RELU_S8, {{EW(b_off), R - 128}}, MH_WIRE_OK, "b past the end, which the forward ReLU ignores"},
+      {MH_WIRE_ADD_S8, {{EW(ea), e_big}}, ARG, "ea = 2^20 + 1"},
+      {MH_WIRE_ADD_S8, {{EW(ea), e_small}}, ARG, "ea = -2^20 - 1"},
+      {MH_WIRE_ADD_S8, {{EW(eb), e_big}}, ARG, "eb = 2^20 + 1"},
+      {MH_WIRE_ADD_S8, {{EW(eb), e_small}}, ARG, "eb = -2^20 - 1"},
+      /* MAXPOOL2_S8, MAXPOOL2_BWD_S8 */
+      {POOL_BOTH, {{PL(planes), 0}}, ARG, "0 planes"},
+      {POOL_BOTH, {{PL(h), 1}}, ARG, "h = 1"},
+      {POOL_BOTH, {{PL(w), 1}}, ARG, "w = 1"},
+      {POOL_BOTH, {{PL(h), 65537}, {PL(w), 2}, {PL(planes), 1}}, ARG, "h above 65536 (all fits the region)"},
+      {POOL_BOTH, {{PL(w), 65537}, {PL(h), 2}, {PL(planes), 1}}, ARG, "w above 65536 (all fits the region)"},
+      {POOL_BOTH, {{PL(planes), (1u << 24) + 1}}, ARG, "planes above 2^24 (then out of the region)"},
+      {POOL_BOTH, {{PL(x_off), 0}}, OUT, "x in the header page"},
+      {POOL_BOTH, {{PL(x_off), R - 119}}, OUT, "x (120 bytes) one byte past the end"},
+      {POOL_BOTH, {{PL(y_off), R - 29}}, OUT, "y or dy (30 bytes) one byte past the end"},
+      {MH_WIRE_MAXPOOL2_BWD_S8, {{PL(dx_off), R - 119}}, OUT, "dx (120 bytes) one byte past the end"},
+      {MH_WIRE_MAXPOOL2_S8, {{PL(dx_off), R - 119}}, MH_WIRE_OK, "dx past the end, which the forward ignores"},
+      /* dsp/runtime.c's dispatch */
+      {99, {{0}}, MH_WIRE_E_OP, "op 99"},
+      {0, {{0}}, MH_WIRE_E_OP, "op 0"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const wire_case *c = &cases[i];
+    uint32_t ops[3] = {c->op}, n_ops = 1;
+    if (c->op == ELTWISE_ALL)
+      ops[0] = MH_WIRE_RELU_S8, ops[1] = MH_WIRE_RELU_BWD_S8, ops[2] = MH_WIRE_ADD_S8, n_ops = 3;
+    if (c->op == ELTWISE_BWD) ops[0] = MH_WIRE_RELU_BWD_S8, ops[1] = MH_WIRE_ADD_S8, n_ops = 2;
+    if (c->op == POOL_BOTH) ops[0] = MH_WIRE_MAXPOOL2_S8, ops[1] = MH_WIRE_MAXPOOL2_BWD_S8, n_ops = 2;
+    for (uint32_t k = 0; k < n_ops; k++) {
+      mh_wire_msg *msg = mh_dsp_msg(d);
+      wire_valid(ops[k], msg);
+      for (int s = 0; s < 3 && c->set[s].word; s++) msg->args.raw[c->set[s].word - 1] = c->set[s].value;
+      mh_dsp_call(d, 20000);
+      tl_checks++;
+      if (msg->status != c->want)
+        TL_FAIL("%s with %s: status %u (%s), expected %u (%s)", wire_op_name(ops[k]), c->what, msg->status,
+                mh_wire_status_name(msg->status), c->want, mh_wire_status_name(c->want));
+      if (!d->alive) {
+        TL_FAIL("%s with %s: the DSP died", wire_op_name(ops[k]), c->what);
+        return;
+      }
+      wire_serve(d, ops[k], c->what);
+    }
+  }
+}
+
+/* A slot whose sequence number is not the doorbell's: rejected unread. */
+static void wrong_seq(mh_dsp *d) {
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  wire_valid(MH_WIRE_RELU_S8, msg);
+  memset(mh_dsp_at(d, PG), 1, EW_N);
+  memset(mh_dsp_at(d, PG + 512), 0x55, EW_N);
+  uint32_t seq = ++d->seq;
+  msg->seq = seq + 1, msg->status = 0xffffffffu;
+  d->messages++;
+  int st = d->tr->post(d, seq);
+  if (st == MH_OK) st = d->tr->wait(d, seq, 20000);
+  CHECK_OK(st);
+  CHECK_EQ_INT(msg->status, MH_WIRE_E_ARG);
+  CHECK(memcmp(mh_dsp_at(d, PG + 512), mh_dsp_at(d, PG + 512 + 1), EW_N - 1) == 0); /* out untouched */
+  CHECK_EQ_INT(*mh_dsp_at(d, PG + 512), 0x55);
+  wire_serve(d, MH_WIRE_RELU_S8, "a wrong sequence number");
+}
+
+/* The emulator transport's start, with a region header of the test's choosing. */
+static mh_wire_header header_to_write;
+
+static int header_start(mh_dsp *d) {
+  char why[640];
+  if (!mh_dsp_locate(d->program, sizeof d->program, d->emulator, sizeof d->emulator, why, sizeof why)) return -1;
+  d->memfd = memfd_create("mh-test-dsp", MFD_CLOEXEC);
+  if (d->memfd < 0 || ftruncate(d->memfd, (off_t)d->region_bytes) != 0) return -1;
+  d->region = mmap(NULL, d->region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd, 0);
+  if (d->region == MAP_FAILED) {
+    d->region = NULL;
+    return -1;
+  }
+  memcpy(d->region, &header_to_write, sizeof header_to_write);
+  int req[2], rep[2];
+  if (pipe2(req, O_CLOEXEC) != 0) return -1;
+  if (pipe2(rep, O_CLOEXEC) != 0) {
+    close(req[0]), close(req[1]);
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (dup2(req[0], 0) < 0 || dup2(rep[1], 1) < 0) _exit(126);
+    if (d->memfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(d->memfd, 3) < 0) _exit(126);
+    char *argv[] = {d->emulator, d->program, NULL};
+    execv(d->emulator, argv);
+    _exit(127);
+  }
+  close(req[0]), close(rep[1]);
+  if (pid < 0) {
+    close(req[1]), close(rep[0]);
+    return -1;
+  }
+  d->req_fd = req[1], d->rep_fd = rep[0], d->pid = pid, d->alive = 1;
+  return MH_OK;
+}
+
+/* A region header the DSP cannot accept: HELLO answers E_VERSION (with the DSP's version) and so
+ * does every later message, EXIT included. The same start with a good header works. */
+static void bad_headers(void) {
+  const uint32_t bytes = 16 * PG;
+  const struct {
+    uint32_t magic, version, bytes, want;
+    const char *what;
+  } cases[] = {
+      {MH_WIRE_MAGIC, MH_WIRE_VERSION, bytes, MH_WIRE_OK, "a good header (the control)"},
+      {MH_WIRE_MAGIC ^ 1u, MH_WIRE_VERSION, bytes, MH_WIRE_E_VERSION, "a wrong magic"},
+      {MH_WIRE_MAGIC, MH_WIRE_VERSION + 1, bytes, MH_WIRE_E_VERSION, "a wrong version"},
+      {MH_WIRE_MAGIC, MH_WIRE_VERSION, 0, MH_WIRE_E_VERSION, "a region of 0 bytes"},
+      {MH_WIRE_MAGIC, MH_WIRE_VERSION, bytes + 100, MH_WIRE_E_VERSION, "a region size that is not whole pages"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    mh_dsp_transport t = {"emu-test-header", header_start, mh_dsp_transport_emu.post, mh_dsp_transport_emu.wait,
+                          mh_dsp_transport_emu.stop};
+    mh_dsp *d = calloc(1, sizeof *d);
+    d->tr = &t, d->memfd = d->req_fd = d->rep_fd = -1, d->region_bytes = bytes;
+    memset(&header_to_write, 0, sizeof header_to_write);
+    header_to_write.magic = cases[i].magic, header_to_write.version = cases[i].version;
+    header_to_write.region_bytes = cases[i].bytes;
+    int st = t.start(d);
+    CHECK_OK(st);
+    if (st == MH_OK) {
+      mh_wire_msg *msg = mh_dsp_msg(d);
+      memset(msg, 0, sizeof *msg);
+      msg->op = MH_WIRE_HELLO;
+      mh_dsp_call(d, 20000);
+      tl_checks++;
+      if (msg->status != cases[i].want || msg->version != MH_WIRE_VERSION)
+        TL_FAIL("HELLO with %s: status %u, version %u", cases[i].what, msg->status, msg->version);
+      if (cases[i].want == MH_WIRE_OK) {
+        wire_serve(d, MH_WIRE_RELU_S8, cases[i].what);
+      } else {
+        memset(msg, 0, sizeof *msg);
+        msg->op = MH_WIRE_EXIT;
+        mh_dsp_call(d, 20000);
+        tl_checks++;
+        if (msg->status != MH_WIRE_E_VERSION)
+          TL_FAIL("EXIT after a HELLO with %s: status %u", cases[i].what, msg->status);
+      }
+    }
+    mh_dsp_close(d);
+  }
 }
 
 int main(void) {
@@ -342,28 +669,12 @@ int main(void) {
   add(d);
 
   /* malformed messages: a status back, and the DSP keeps serving */
-  mh_wire_gemm_s8 g = {8, 8, 8, MH_WIRE_PAGE, 8, MH_WIRE_PAGE + 64, 8, MH_WIRE_PAGE + 128, 8, 0};
-  CHECK_EQ_INT(bad_message(d, 99, NULL), MH_WIRE_E_OP);
-  mh_wire_gemm_s8 oob = g;
-  oob.c_off = (uint32_t)d->region_bytes - 16;
-  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_BOUNDS);
-  oob = g, oob.a_off = 0; /* the header page is not a tensor */
-  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_BOUNDS);
-  oob = g, oob.b_off = 0xfffffff0u;
-  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_BOUNDS);
-  oob = g, oob.lda = 4; /* row stride shorter than a row */
-  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_ARG);
-  oob = g, oob.k = 0;
-  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_ARG);
-  oob = g, oob.c_off += 2; /* misaligned int32 output */
-  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_ARG);
-  oob = g, oob.m = 0x7fffffff;
-  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &oob), MH_WIRE_E_ARG);
-  CHECK_EQ_INT(bad_message(d, MH_WIRE_GEMM_S8, &g), MH_WIRE_OK);
+  malformed(d);
+  wrong_seq(d);
   gemm_case(d, &r, 33, 5, 7, 0, 0);
 
   /* a DSP that dies mid-session is an error, not a hang or a crash */
-  kill(d->pid, SIGKILL);
+  if (d->pid > 0) kill(d->pid, SIGKILL); /* pid 0 (a DSP already gone) would be the process group */
   int8_t a[4] = {1, 2, 3, 4}, b[4] = {1, 1, 1, 1};
   int32_t c[1] = {0};
   CHECK_ERR(dsp_gemm(d, 1, 1, 4, a, b, c, 0));
@@ -376,6 +687,7 @@ int main(void) {
     gemm_case(d, &r, 9, 9, 9, 0, 0);
     mh_dsp_close(d);
   }
+  bad_headers();
   splitting();
   recovery();
   return tl_exit();

@@ -1,10 +1,12 @@
 /* DSP subgraphs under qemu-hexagon: prepared GEMM nodes (all transposition combinations, weights
  * packed once per version, the fused epilogue) equal the host oracle with ==; a subgraph really
  * reuses its packed weights until told they changed; reuse and --no-reuse give the same results
- * with the expected preparation counts; malformed descriptors and runs are rejected with a status
- * while the DSP keeps serving; training under mixed placements (some passes on the DSP, the
- * backward GEMMs of a layer split between DSP and CPU and run at once) equals the CPU bit for bit.
+ * with the expected preparation counts; malformed descriptors, runs and releases are rejected with
+ * the status of the check they fail while the DSP keeps serving; training under mixed placements
+ * (some passes on the DSP, the backward GEMMs of a layer split between DSP and CPU and run at once)
+ * equals the CPU bit for bit.
  * Skips (77) where the DSP program or emulator is absent. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,55 +168,154 @@ static uint32_t call(mh_dsp *d, uint32_t op, const void *args, size_t n) {
   return msg->status;
 }
 
-/* Malformed subgraph messages: a status back, nothing cached, and the DSP keeps serving. */
-static void malformed(mh_dsp *d) {
-  uint32_t desc_off = (uint32_t)d->region_bytes - 4096, t = MH_WIRE_PAGE;
-  mh_wire_sg_node *nd = (mh_wire_sg_node *)mh_dsp_at(d, desc_off);
-  mh_wire_sg_node good = {MH_WIRE_GEMM_S8, 0, 0, 0, {8, 8, 8, t, 8, t + 128, 8, t + 256, 8}};
+/* Malformed subgraph messages, one case per check of dsp/subgraph.c (and the GEMM checks as a
+ * node sees them): a valid message or descriptor with only the checked field(s) changed, so that
+ * check alone rejects it. A rejected preparation leaves nothing to run; after every case the DSP
+ * prepares and runs the valid subgraph again with the right output. */
+
+#define SG_WORD(type, field) ((int)(offsetof(type, field) / 4) + 1) /* 1 + a 32-bit word of the struct */
+#define ND(f) SG_WORD(mh_wire_sg_node, f)
+#define SP(f) SG_WORD(mh_wire_sg_prepare, f)
+#define SR(f) SG_WORD(mh_wire_sg_run, f)
+
+enum { NODE0, NODE1, ARGS }; /* what a case changes: node 0 or node 1 (of two) of the descriptor, or the message */
+
+typedef struct sg_case {
+  uint32_t op; /* SG_PREPARE, SG_RUN or SG_RELEASE */
+  int where;
+  struct {
+    int word; /* ND / SP / SR of the field; 0: none */
+    uint32_t value;
+  } set[3];
+  uint32_t want;
+  const char *what; /* what the case pins */
+} sg_case;
+
+/* The valid subgraph: one 8 x 8 x 8 GEMM, A at PAGE, B at PAGE + 128, int32 C at PAGE + 256. */
+static mh_wire_sg_node sg_good_node(void) {
+  uint32_t t = MH_WIRE_PAGE;
+  mh_wire_sg_node nd = {MH_WIRE_GEMM_S8, 0, 0, 0, {8, 8, 8, t, 8, t + 128, 8, t + 256, 8}};
+  return nd;
+}
+
+/* Prepares and runs the valid subgraph in slot 3 on fresh inputs; checks the output. */
+static void sg_serve(mh_dsp *d, uint32_t desc_off, const char *after) {
+  static uint32_t serial;
+  mh_rng r = mh_rng_make(500 + serial++);
+  mh_wire_sg_node nd = sg_good_node();
+  memcpy(mh_dsp_at(d, desc_off), &nd, sizeof nd);
   mh_wire_sg_prepare p = {3, desc_off, 1};
   mh_wire_sg_run run = {3, 1u};
-  *nd = good;
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &p, sizeof p), MH_WIRE_OK);
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run, sizeof run), MH_WIRE_OK);
-  struct {
-    mh_wire_sg_node node;
-    uint32_t want;
-    const char *what;
-  } bad[6];
-  for (int i = 0; i < 6; i++) bad[i].node = good;
-  bad[0].node.op = MH_WIRE_RELU_S8, bad[0].want = MH_WIRE_E_ARG, bad[0].what = "a node that is not a GEMM";
-  bad[1].node.gemm.c_off = (uint32_t)d->region_bytes - 8, bad[1].want = MH_WIRE_E_BOUNDS, bad[1].what = "output past the region";
-  bad[2].node.a_const = 1, bad[2].want = MH_WIRE_E_ARG, bad[2].what = "constant A without a packed area";
-  bad[3].node.a_const = 1, bad[3].node.gemm.apack_off = (uint32_t)d->region_bytes - 128;
-  bad[3].want = MH_WIRE_E_BOUNDS, bad[3].what = "packed area past the region";
-  bad[4].node.gemm.flags = 8, bad[4].want = MH_WIRE_E_ARG, bad[4].what = "an unknown flag";
-  bad[5].node.may_fuse = 1, bad[5].node.gemm.accumulate = 1, bad[5].want = MH_WIRE_E_ARG, bad[5].what = "fusable but accumulating";
-  for (int i = 0; i < 6; i++) {
-    *nd = bad[i].node;
-    uint32_t st = call(d, MH_WIRE_SG_PREPARE, &p, sizeof p);
+  int8_t *a = (int8_t *)mh_dsp_at(d, MH_WIRE_PAGE), *b = a + 128;
+  int32_t want[64];
+  fill(&r, a, 64), fill(&r, b, 64);
+  memset(mh_dsp_at(d, MH_WIRE_PAGE + 256), 0x55, sizeof want);
+  mh_gemm_s8_args g = {8, 8, 8, a, 8, 0, b, 8, 0, want, 8, 0};
+  mh_gemm_s8_ref(&g);
+  uint32_t st = call(d, MH_WIRE_SG_PREPARE, &p, sizeof p);
+  tl_checks++;
+  if (st != MH_WIRE_OK || mh_dsp_msg(d)->checked_nodes != 1)
+    TL_FAIL("preparing the valid subgraph after %s: status %u, %u nodes checked", after, st,
+            mh_dsp_msg(d)->checked_nodes);
+  st = call(d, MH_WIRE_SG_RUN, &run, sizeof run);
+  tl_checks++;
+  if (st != MH_WIRE_OK || memcmp(mh_dsp_at(d, MH_WIRE_PAGE + 256), want, sizeof want))
+    TL_FAIL("running the valid subgraph after %s: status %u, %s output", after, st,
+            memcmp(mh_dsp_at(d, MH_WIRE_PAGE + 256), want, sizeof want) ? "wrong" : "right");
+}
+
+static const char *sg_op_name(uint32_t op) {
+  return op == MH_WIRE_SG_PREPARE ? "SG_PREPARE" : op == MH_WIRE_SG_RUN ? "SG_RUN" : "SG_RELEASE";
+}
+
+static void malformed(mh_dsp *d) {
+  const uint32_t R = (uint32_t)d->region_bytes, desc_off = R - 4096, t = MH_WIRE_PAGE;
+  const uint32_t PREP = MH_WIRE_SG_PREPARE, RUN = MH_WIRE_SG_RUN, ARG = MH_WIRE_E_ARG, OUT = MH_WIRE_E_BOUNDS;
+  const sg_case cases[] = {
+      /* SG_PREPARE: the nodes (packed area for m = k = 8: 256 bytes) */
+      {PREP, NODE0, {{ND(op), MH_WIRE_RELU_S8}}, ARG, "a node that is not a GEMM"},
+      {PREP, NODE0, {{ND(a_const), 2}, {ND(gemm.apack_off), t + 4096}}, ARG, "a_const = 2 (with a packed area)"},
+      {PREP, NODE0, {{ND(may_fuse), 2}}, ARG, "may_fuse = 2"},
+      {PREP, NODE0, {{ND(gemm.epilogue), 1}}, ARG, "the epilogue set in the descriptor (SG_RUN sets it)"},
+      {PREP, NODE0, {{ND(a_const), 1}}, ARG, "a constant A without a packed area"},
+      {PREP, NODE0, {{ND(gemm.apack_off), t + 4096}}, ARG, "a packed area for an A that is not constant"},
+      {PREP, NODE0, {{ND(a_const), 1}, {ND(gemm.apack_off), t + 4096 + 64}}, ARG, "a packed area not 128-byte aligned"},
+      {PREP, NODE0, {{ND(a_const), 1}, {ND(gemm.apack_off), R - 128}}, OUT, "a packed area (256 bytes) past the end"},
+      {PREP, NODE0, {{ND(a_const), 1}, {ND(gemm.apack_off), t + 4096}}, MH_WIRE_OK, "a constant A with a packed area"},
+      {PREP, NODE0, {{ND(gemm.flags), 8}}, ARG, "an unknown GEMM flag"},
+      {PREP, NODE0, {{ND(gemm.m), 0}}, ARG, "a GEMM with m = 0"},
+      {PREP, NODE0, {{ND(gemm.c_off), R - 8}}, OUT, "the output past the region's end"},
+      {PREP, NODE0, {{ND(may_fuse), 1}, {ND(gemm.accumulate), 1}}, ARG, "fusable but accumulating (the fused form)"},
+      {PREP, NODE0, {{ND(may_fuse), 1}}, MH_WIRE_OK, "a fusable node"},
+      {PREP, NODE1, {{ND(op), MH_WIRE_RELU_S8}}, ARG, "a second node that is not a GEMM (every node is checked)"},
+      /* SG_PREPARE: the message */
+      {PREP, ARGS, {{SP(id), MH_WIRE_SG_SLOTS}}, ARG, "slot id 64"},
+      {PREP, ARGS, {{SP(n_nodes), 0}}, ARG, "no nodes"},
+      {PREP, ARGS, {{SP(n_nodes), MH_WIRE_SG_NODES + 1}}, ARG, "five valid nodes, one more than a subgraph holds"},
+      {PREP, ARGS, {{SP(desc_off), R - 4096 + 2}}, ARG, "a descriptor not 4-byte aligned"},
+      {PREP, ARGS, {{SP(desc_off), R - 40}}, OUT, "a descriptor (80 bytes) past the end"},
+      /* SG_RUN */
+      {RUN, ARGS, {{SR(id), MH_WIRE_SG_SLOTS}}, MH_WIRE_E_SUBGRAPH, "slot id 64"},
+      {RUN, ARGS, {{SR(id), 999}}, MH_WIRE_E_SUBGRAPH, "slot id 999"},
+      {RUN, ARGS, {{SR(id), 5}}, MH_WIRE_E_SUBGRAPH, "a slot never prepared"},
+      {RUN, ARGS, {{SR(node_mask), 0}}, ARG, "no node to run"},
+      {RUN, ARGS, {{SR(node_mask), 2}}, ARG, "node 1 of a one-node subgraph"},
+      {RUN, ARGS, {{SR(weights_changed), 2}}, ARG, "weights_changed = 2"},
+      {RUN, ARGS, {{SR(epilogue), 2}}, ARG, "epilogue = 2"},
+      {RUN, ARGS, {{SR(epilogue), 1}, {SR(shift), 32}}, ARG, "the epilogue with shift 32"},
+      {RUN, ARGS, {{SR(epilogue), 1}, {SR(mode), 2}}, ARG, "the epilogue with mode 2"},
+      {RUN, ARGS, {{SR(shift), 40}, {SR(mode), 5}}, MH_WIRE_OK, "shift 40 and mode 5 without the epilogue (unused)"},
+      {RUN, ARGS, {{SR(epilogue), 1}}, MH_WIRE_OK, "the epilogue with a node that may not fuse"},
+      /* SG_RELEASE */
+      {MH_WIRE_SG_RELEASE, ARGS, {{SP(id), MH_WIRE_SG_SLOTS}}, ARG, "slot id 64"},
+  };
+  mh_wire_sg_node good = sg_good_node();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const sg_case *c = &cases[i];
+    mh_wire_sg_node nodes[MH_WIRE_SG_NODES + 1];
+    mh_wire_sg_prepare p = {3, desc_off, c->where == NODE1 ? 2 : 1};
+    mh_wire_sg_run run = {3, 1u};
+    uint32_t args[16];
+    for (uint32_t k = 0; k <= MH_WIRE_SG_NODES; k++) nodes[k] = good;
+    memcpy(mh_dsp_at(d, desc_off), nodes, sizeof nodes);
+    mh_wire_sg_prepare p1 = {3, desc_off, 1};
+    CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &p1, sizeof p1), MH_WIRE_OK); /* slot 3 holds the valid subgraph */
+    if (c->op == RUN) memcpy(args, &run, sizeof args);
+    else memcpy(args, &p, sizeof args);
+    for (int s = 0; s < 3 && c->set[s].word; s++) {
+      uint8_t *to = c->where == ARGS ? (uint8_t *)args : (uint8_t *)&nodes[c->where == NODE1];
+      memcpy(to + 4 * (c->set[s].word - 1), &c->set[s].value, 4);
+    }
+    uint32_t at = c->op == PREP ? args[SP(desc_off) - 1] : desc_off;
+    if (at >= t && at <= R - sizeof nodes) memcpy(mh_dsp_at(d, at), nodes, sizeof nodes); /* valid nodes where read */
+    uint32_t st = call(d, c->op, args, sizeof args);
     tl_checks++;
-    if (st != bad[i].want) TL_FAIL("prepare with %s: status %u, expected %u", bad[i].what, st, bad[i].want);
-    CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run, sizeof run), MH_WIRE_E_SUBGRAPH); /* the slot was dropped */
+    if (st != c->want)
+      TL_FAIL("%s with %s: status %u (%s), expected %u (%s)", sg_op_name(c->op), c->what, st, mh_wire_status_name(st),
+              c->want, mh_wire_status_name(c->want));
+    if (c->op == PREP && c->where != ARGS && c->want != MH_WIRE_OK) {
+      CHECK_EQ_INT(mh_dsp_msg(d)->checked_nodes, c->where == NODE1); /* the nodes before the bad one */
+      CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run, sizeof run), MH_WIRE_E_SUBGRAPH); /* the slot was dropped */
+    }
+    if (!d->alive) {
+      TL_FAIL("%s with %s: the DSP died", sg_op_name(c->op), c->what);
+      return;
+    }
+    sg_serve(d, desc_off, c->what);
   }
-  mh_wire_sg_prepare many = {3, desc_off, MH_WIRE_SG_NODES + 1}, slot = {MH_WIRE_SG_SLOTS, desc_off, 1},
-                     outside = {3, (uint32_t)d->region_bytes - 40, 1};
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &many, sizeof many), MH_WIRE_E_ARG);
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &slot, sizeof slot), MH_WIRE_E_ARG);
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &outside, sizeof outside), MH_WIRE_E_BOUNDS);
-  *nd = good;
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &p, sizeof p), MH_WIRE_OK);
-  mh_wire_sg_run r2 = run;
-  r2.node_mask = 2; /* node 1 does not exist */
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &r2, sizeof r2), MH_WIRE_E_ARG);
-  r2 = run, r2.epilogue = 1; /* the node may not fuse */
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &r2, sizeof r2), MH_WIRE_OK);
-  r2 = run, r2.epilogue = 1, r2.shift = 40;
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &r2, sizeof r2), MH_WIRE_E_ARG);
-  r2 = run, r2.id = 999;
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &r2, sizeof r2), MH_WIRE_E_SUBGRAPH);
-  mh_wire_sg_prepare rel = {3};
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_RELEASE, &rel, sizeof rel), MH_WIRE_OK);
-  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run, sizeof run), MH_WIRE_E_SUBGRAPH);
+
+  /* releasing one slot, then every slot */
+  mh_wire_sg_prepare p3 = {3, desc_off, 1}, p4 = {4, desc_off, 1}, all = {MH_WIRE_SG_ALL};
+  mh_wire_sg_run run3 = {3, 1u}, run4 = {4, 1u};
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RELEASE, &p3, sizeof p3), MH_WIRE_OK);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run3, sizeof run3), MH_WIRE_E_SUBGRAPH);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &p3, sizeof p3), MH_WIRE_OK);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_PREPARE, &p4, sizeof p4), MH_WIRE_OK);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RELEASE, &all, sizeof all), MH_WIRE_OK);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run3, sizeof run3), MH_WIRE_E_SUBGRAPH);
+  CHECK_EQ_INT(call(d, MH_WIRE_SG_RUN, &run4, sizeof run4), MH_WIRE_E_SUBGRAPH);
+  sg_serve(d, desc_off, "releasing every slot");
+
   mh_wire_gemm_s8 packed = good.gemm; /* packed operands belong to subgraphs, not single GEMMs */
   packed.apack_off = t + 4096;
   CHECK_EQ_INT(call(d, MH_WIRE_GEMM_S8, &packed, sizeof packed), MH_WIRE_E_ARG);

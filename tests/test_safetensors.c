@@ -1,11 +1,13 @@
 /* Safetensors writer/reader: round trips, exact on-disk layout, atomic replacement, and rejection
  * of truncated, corrupted and hostile headers. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -327,6 +329,7 @@ static void test_reject_syntax(void) {
   REJECT("{\"a\\u12g4\":{" OK_ENTRY "}}", 8, "hex");
   REJECT("{\"a\\ud800\":{" OK_ENTRY "}}", 8, "surrogate");
   REJECT("{\"a\\udc00\\ud800\":{" OK_ENTRY "}}", 8, "surrogate");
+  REJECT("{\"a\\udc00\":{" OK_ENTRY "}}", 8, "unpaired low surrogate");
   REJECT("{\"a\\ud800\\u0041\":{" OK_ENTRY "}}", 8, "surrogate");
   REJECT("{\"a\\ud800\\n\":{" OK_ENTRY "}}", 8, "surrogate");
   REJECT("{\"a\\u0000b\":{" OK_ENTRY "}}", 8, "NUL");
@@ -338,6 +341,9 @@ static void test_reject_syntax(void) {
   REJECT("{\"a\xf4\x90\x80\x80\":{" OK_ENTRY "}}", 8, "UTF-8"); /* > U+10FFFF */
   REJECT("{\"a\xe2\x82\":{" OK_ENTRY "}}", 8, "UTF-8");         /* truncated sequence */
   REJECT("{\"a\x80\":{" OK_ENTRY "}}", 8, "UTF-8");             /* lone continuation */
+  REJECT("{\"a\xe0\x80\xaf\":{" OK_ENTRY "}}", 8, "UTF-8");     /* overlong 3-byte '/' */
+  REJECT("{\"a\xf0\x80\x80\xaf\":{" OK_ENTRY "}}", 8, "UTF-8"); /* overlong 4-byte '/' */
+  REJECT("{\"a\xf5\x80\x80\x80\":{" OK_ENTRY "}}", 8, "UTF-8"); /* lead byte past U+10FFFF */
   /* numbers */
   REJECT(T1("\"dtype\":\"F32\",\"shape\":[02],\"data_offsets\":[0,8]"), 8, "leading zero");
   REJECT(T1("\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]"), 8, "non-negative integer");
@@ -464,6 +470,87 @@ static void test_reject_semantics(void) {
       8, "duplicate");
 }
 
+/* ---- the header length and the header's end ---------------------------------------------------
+ * Images built byte by byte in exactly-sized heap buffers: 8 length bytes holding `hlen`, then
+ * `body`, whose first hlen bytes are the header and the rest the data section. Where a check
+ * guards the header's end, the bytes after the header are ones that an unguarded read would take
+ * for more header, so the message (or the byte offset in it) changes when the check goes, even
+ * in a release build where reading a byte too far does not crash. */
+
+#define REJECT_RAW(hlen, body, msg) reject_raw_(__LINE__, hlen, body, sizeof(body) - 1, msg)
+static void reject_raw_(int line, uint64_t hlen, const char *body, size_t n, const char *msg) {
+  uint8_t *buf = malloc(8 + n);
+  for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(hlen >> (8 * i));
+  memcpy(buf + 8, body, n);
+  mh_st_file *f = (mh_st_file *)1;
+  int st = mh_st_parse(&f, buf, 8 + n, "raw.safetensors");
+  free(buf);
+  tl_checks++;
+  if (st != MH_ERR_FORMAT)
+    TL_FAIL("line %d: status %d, expected MH_ERR_FORMAT (%s)", line, st, st ? mh_last_error() : "accepted");
+  else if (!strstr(mh_last_error(), "raw.safetensors") || !strstr(mh_last_error(), msg))
+    TL_FAIL("line %d: message '%s' lacks the file name or '%s'", line, mh_last_error(), msg);
+  if (f != NULL) {
+    TL_FAIL("line %d: failed parse left *out non-NULL", line);
+    if (st == 0) mh_st_free(f);
+  }
+}
+
+static void test_header_length(void) {
+  /* files shorter than the length field */
+  for (size_t n = 0; n < 8; n++) {
+    uint8_t *buf = malloc(n ? n : 1);
+    memset(buf, 0, n ? n : 1);
+    mh_st_file *f = (mh_st_file *)1;
+    char want[80];
+    snprintf(want, sizeof want, "short.safetensors: file is %zu bytes, too short for the 8-byte header length", n);
+    CHECK_EQ_INT(mh_st_parse(&f, n ? buf : NULL, n, "short.safetensors"), MH_ERR_FORMAT);
+    CHECK(strcmp(mh_last_error(), want) == 0);
+    CHECK(f == NULL);
+    free(buf);
+  }
+  /* longer than the file: by one byte, by much, and over the 100 MB limit (checked first) */
+  REJECT_RAW(3, "{}", "header length 3 exceeds the 2 bytes after the length field");
+  REJECT_RAW(1000, "{\"t\":{" OK_ENTRY "}}", "header length 1000 exceeds the");
+  REJECT_RAW(100000001, "{}", "header length 100000001 exceeds the 100000000-byte limit");
+  REJECT_RAW(UINT64_MAX, "{}", "header length 18446744073709551615 exceeds the 100000000-byte limit");
+  /* over the limit in a file that does hold that many bytes: only the limit stops the parse (the
+   * pages after "{}" are zeros, never touched) */
+  size_t big = 8 + 100000001;
+  uint8_t *huge = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  CHECK(huge != MAP_FAILED);
+  if (huge != MAP_FAILED) {
+    huge[0] = 0x01, huge[1] = 0xE1, huge[2] = 0xF5, huge[3] = 0x05; /* 100000001 */
+    huge[8] = '{', huge[9] = '}';
+    mh_st_file *f = (mh_st_file *)1;
+    CHECK_EQ_INT(mh_st_parse(&f, huge, big, "huge.safetensors"), MH_ERR_FORMAT);
+    CHECK(strcmp(mh_last_error(),
+                 "huge.safetensors: header length 100000001 exceeds the 100000000-byte limit") == 0);
+    CHECK(f == NULL);
+    munmap(huge, big);
+  }
+  /* a header of 0 or 1 bytes, with the rest of a header in the data section */
+  REJECT_RAW(0, "{}", "header at byte 8: expected '{' as the first header byte but found the end of the header");
+  REJECT_RAW(1, "{}", "header at byte 9: expected a tensor name but found the end of the header");
+  REJECT_RAW(1, "{\"", "header at byte 9: expected a tensor name but found the end of the header");
+  /* every other read that stops at the header's end */
+  REJECT_RAW(2, "{} ", "the last 1 bytes of the 1-byte data section belong to no tensor"); /* whitespace */
+  REJECT_RAW(4, "{\"t\":", "byte 12: expected ':' after the tensor name but found the end of the header");
+  REJECT_RAW(3, "{\"ab\"", "header at byte 11: unterminated string");
+  REJECT_RAW(4, "{\"a\\n\"", "header at byte 11: unterminated escape in string");
+  REJECT_RAW(6, "{\"\\u0041\"", "header at byte 12: truncated \\u escape");
+  REJECT_RAW(8, "{\"\\ud834\\udd1e\"", "header at byte 16: unpaired high surrogate in \\u escape");
+  REJECT_RAW(4, "{\"\xe2\x82\xac\"", "header at byte 10: invalid UTF-8 in string");
+#define SHAPE_AT "{\"t\":{\"dtype\":\"U8\",\"shape\":[" /* 28 bytes: a one-digit header ends at byte 37 */
+#define AFTER_DIGIT "header at byte 37 in tensor 't': expected ',' or ']' in the shape but found the end of the header"
+  REJECT_RAW(sizeof SHAPE_AT - 1, SHAPE_AT "1]", "expected a non-negative integer but found the end of the header");
+  REJECT_RAW(sizeof SHAPE_AT, SHAPE_AT "01]", AFTER_DIGIT);
+  REJECT_RAW(sizeof SHAPE_AT, SHAPE_AT "12]", AFTER_DIGIT);
+  REJECT_RAW(sizeof SHAPE_AT, SHAPE_AT "2.0]", AFTER_DIGIT);
+#undef SHAPE_AT
+#undef AFTER_DIGIT
+}
+
 static void test_deep_nesting(void) {
   size_t n = 1000000;
   char *s = malloc(n + 64);
@@ -543,8 +630,14 @@ static void test_truncation_and_header_length(void) {
     memcpy(c, buf, len);
     for (int i = 0; i < 8; i++) c[i] = (uint8_t)(bad[k] >> (8 * i));
     f = NULL;
-    CHECK_ERR(mh_st_parse(&f, c, len, "hdrlen"));
+    CHECK_EQ_INT(mh_st_parse(&f, c, len, "hdrlen"), MH_ERR_FORMAT);
     CHECK(f == NULL);
+    /* beyond the limit or the file: the length check says so; otherwise the JSON does not parse */
+    const char *why = bad[k] > 100000000u ? "exceeds the 100000000-byte limit"
+                      : bad[k] > len - 8  ? "bytes after the length field"
+                                          : "hdrlen: ";
+    if (!strstr(mh_last_error(), "hdrlen: ") || !strstr(mh_last_error(), why))
+      TL_FAIL("header length %" PRIu64 ": message '%s' lacks '%s'", bad[k], mh_last_error(), why);
     free(c);
   }
   /* Flipping any single header byte to a control character never crashes; most are rejected. */
@@ -695,6 +788,7 @@ int main(void) {
   test_reject_semantics();
   test_deep_nesting();
   test_truncation_and_header_length();
+  test_header_length();
   test_write_args();
   test_atomic();
   test_null_safety();
