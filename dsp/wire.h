@@ -133,7 +133,7 @@ typedef struct mh_wire_requant_s8 {
  * of n elements, offsets 128-byte aligned. */
 typedef struct mh_wire_eltwise_s8 {
   uint32_t a_off, b_off, out_off, n;
-  int32_t ea, eb;   /* MH_WIRE_ADD_S8: the inputs' exponents (|e| < 2^20); the reply's exponent goes to ey */
+  int32_t ea, eb;   /* MH_WIRE_ADD_S8: the inputs' exponents (|e| <= 2^20); the reply's exponent goes to ey */
   int32_t ey;
   uint32_t reserved[9];
 } mh_wire_eltwise_s8;

@@ -171,7 +171,10 @@ expect_fail "info: unknown option" "--bogus" info --model lenet5 --bogus
 expect_fail "bench: unknown option" "--bogus" bench --model lenet5 --bogus
 expect_fail "unknown command" "frobnicate" frobnicate
 expect_fail "--epochs abc" "--epochs" "${TR[@]}" --data "$T/good" --epochs abc "${KEEP[@]}"
+expect_fail "--epochs 3x (trailing characters)" "--epochs" "${TR[@]}" --data "$T/good" --epochs 3x "${KEEP[@]}"
+expect_fail "--seed 7q (trailing characters)" "--seed" "${TR[@]}" --data "$T/good" --seed 7q "${KEEP[@]}"
 expect_fail "--lr x" "--lr" "${TR[@]}" --data "$T/good" --lr x "${KEEP[@]}"
+expect_fail "--lr 0.1x (trailing characters)" "--lr" "${TR[@]}" --data "$T/good" --lr 0.1x "${KEEP[@]}"
 expect_fail "--lr nan" "--lr" "${TR[@]}" --data "$T/good" --lr nan "${KEEP[@]}"
 expect_fail "--schedule bogus" "--schedule" "${TR[@]}" --data "$T/good" --schedule bogus "${KEEP[@]}"
 expect_fail "--batch 0" "--batch" "${TR[@]}" --data "$T/good" --batch 0 "${KEEP[@]}"
