@@ -12,7 +12,7 @@ max-pool (a fan-out: its error is the exponent-aligned sum of two), a strided co
 linear layer, all with biases. Starting from random int8 parameters with chosen exponents, it trains STEPS steps
 on one batch with mu = MU and exact rescaling, and stores:
 
-  x (F32, dyadic so the input quantisation is exact), labels (I32)
+  x (F32; its int8 form depends on the input's rounding rule), labels (I32)
   param.<i> (I8) and exp (I32 [n_params])   the initial parameters, registration order
   logits.<s> (I8) and logits_exp (I32 [STEPS])  the int8 logits of step s's forward
   lossgrad.<s> (I8)                         the integer softmax-CE gradient of step s
@@ -24,7 +24,7 @@ The rules, as docs/ARCHITECTURE.md states them for the C engine (where NITI's te
   (truncating division; the discarded bits' upper half vs lower half, lower doubled for odd s).
 - bias q_b * 2^e_b joins the int32 accumulator (exponent e_acc) as q_b << (e_b - e_acc), or
   rounded to nearest when e_b < e_acc.
-- input: e = smallest integer with max|x| <= 127 * 2^e; q = round-half-away(x * 2^-e).
+- input: e = smallest integer with max|x| <= 127 * 2^e; q = round-half-away(x * 2^-e) in float32.
 - loss gradient: NITI's TiLoss with int64 truncating division, then PstoShift by 4, exponent 0.
 - update: b = bitlen(max|g32|); g = 0 if b = 0, g32 if b - mu < 1, else PstoShift(g32, b - mu)
   clipped; w = clip(w - g). The first layer propagates no error.
@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_golden import write_safetensors  # noqa: E402
+from int8_reference import quantize  # noqa: E402
 
 MODEL = """# niti reference net
 input 1x12x12
@@ -116,15 +117,10 @@ def int_add(a, ea, b, eb):
 
 
 def quantize_input(x):
-    m = float(x.abs().max())
-    e = math.ceil(math.log2(m / 127))
-    while m > 127 * 2.0 ** e:
-        e += 1
-    while m <= 127 * 2.0 ** (e - 1):
-        e -= 1
-    v = x.double() * 2.0 ** -e
-    q = torch.sign(v) * torch.floor(v.abs() + 0.5)
-    return clip8(q.long()), e
+    """The data enters as int8 rounded to nearest, ties away from zero, with float32 arithmetic:
+    trunc(v + copysign(0.5, v)) of v = x * 2^-e (int8_reference.quantize)."""
+    q, e = quantize(x.numpy())
+    return torch.from_numpy(q), e
 
 
 def conv(x, w, stride, pad):
@@ -242,7 +238,7 @@ def main():
     args = ap.parse_args()
     g = torch.Generator().manual_seed(SEED)
     P = {k: torch.randint(-127, 128, SHAPES[k], generator=g).long() for k in NAMES}
-    x = torch.randint(-64, 65, (BATCH, 1, 12, 12), generator=g).float() / 32  # dyadic: exact in any rounding
+    x = torch.randn((BATCH, 1, 12, 12), generator=g)  # not dyadic: the input's rounding mode matters
     labels = torch.randint(0, 10, (BATCH,), generator=g)
     tensors = [('x', x.numpy().astype(np.float32)), ('labels', labels.numpy().astype(np.int32))]
     tensors += [(f'param.{i}', P[k].numpy().astype(np.int8)) for i, k in enumerate(NAMES)]
