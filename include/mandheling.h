@@ -97,6 +97,9 @@ typedef struct mh_train_config {
   int force_reference;   /* 1: portable oracle kernels only (slow; for testing) */
   int keep_denormals;    /* 0 (default): steps run with flush-to-zero / denormals-are-zero, which
                             avoids ~100x slow paths on denormal operands; 1: IEEE denormals */
+  const char *isa;       /* CPU kernel table: "ref", "avx2", "avxvnni", "avx512", "avx512vnni"; NULL: env
+                            MH_ISA, else the fastest this CPU supports. int8 and niti results are the
+                            same on every table; fp32 differs only by summation order */
 } mh_train_config;
 
 void mh_train_config_default(mh_train_config *cfg);
@@ -223,6 +226,12 @@ int mh_model_plan(const mh_model *model, const char *precision, const char *prof
 /* Whether a DSP can be used: 1 when the DSP program starts and answers the handshake (desc says
  * what runs where), 0 when not (desc says why). Starts and stops the DSP once. */
 int mh_dsp_probe(char *desc, size_t n);
+
+/* This CPU: its brand, /proc/cpuinfo-style family and model, the instruction sets found and, per
+ * kernel family, what each kernel table runs (which is used by default). Caller frees *text. */
+int mh_cpu_describe(char **text);
+/* One line naming this CPU: "brand (family F, model M)". */
+const char *mh_cpu_name(void);
 
 /* Planned training memory (bytes) for the trainer's batch: what peak_bytes reports. */
 size_t mh_trainer_peak_bytes(const mh_trainer *t);

@@ -6,6 +6,7 @@
 #include "core/rng.h"
 #include "mandheling.h"
 #include "testlib.h"
+#include "tl_tables.h"
 
 static void fill(float *x, size_t n, mh_rng *r) {
   for (size_t i = 0; i < n; i++) x[i] = mh_rng_uniform(r) * 2.f - 1.f;
@@ -50,18 +51,19 @@ int main(void) {
   CHECK_OK(mh_pool_init(&p1, 1));
   CHECK_OK(mh_pool_init(&p2, 2));
   mh_rng r = mh_rng_make(42);
-  const mh_cpu_kernels *tables[2] = {mh_cpu_kernels_get(1), mh_cpu_kernels_get(0)};
+  const mh_cpu_kernels *tables[8];
+  int n_tables = tl_kernel_tables(tables, 8);
   const int sizes[][3] = {{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {5, 3, 300}, {13, 31, 257}, {96, 512, 256},
                           {100, 530, 513}, {64, 1024, 27}, {1, 700, 9}, {200, 5, 40}, {3, 2, 0}};
-  for (int t = 0; t < 2; t++)
+  for (int t = 0; t < n_tables; t++)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
       for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
           for (int acc = 0; acc < 2; acc++)
             run_case(tables[t], p1, p2, sizes[s][0], sizes[s][1], sizes[s][2], ta, tb, acc, &r);
   /* no pool at all: heap packing buffers */
-  run_case(tables[1], NULL, p2, 33, 65, 70, 0, 1, 0, &r);
-  printf("kernel tables: %s, %s\n", tables[0]->isa, tables[1]->isa);
+  for (int t = 0; t < n_tables; t++) run_case(tables[t], NULL, p2, 33, 65, 70, 0, 1, 0, &r);
+  for (int t = 0; t < n_tables; t++) printf("fp32 kernel table %s: %s\n", tables[t]->isa, tables[t]->f32_desc);
   mh_pool_free(p1);
   mh_pool_free(p2);
   return tl_exit();

@@ -7,6 +7,7 @@
 #include "core/rng.h"
 #include "mandheling.h"
 #include "testlib.h"
+#include "tl_tables.h"
 
 static void fill(int8_t *x, size_t n, mh_rng *r, int edge) {
   for (size_t i = 0; i < n; i++) {
@@ -41,11 +42,12 @@ int main(void) {
   CHECK_OK(mh_pool_init(&p1, 1));
   CHECK_OK(mh_pool_init(&p2, 2));
   mh_rng r = mh_rng_make(5);
-  const mh_cpu_kernels *tables[2] = {mh_cpu_kernels_get(1), mh_cpu_kernels_get(0)};
+  const mh_cpu_kernels *tables[8];
+  int n_tables = tl_kernel_tables(tables, 8);
   const int sizes[][3] = {{1, 1, 1},    {6, 16, 2},    {7, 17, 3},    {5, 3, 511},  {13, 31, 513},
                           {96, 512, 512}, {100, 530, 1025}, {64, 600, 27}, {1, 700, 9},  {200, 5, 40}, {3, 2, 0}};
   mh_pool *pools[3] = {NULL, p1, p2};
-  for (int t = 0; t < 2; t++)
+  for (int t = 0; t < n_tables; t++)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
       for (int v = 0; v < 8; v++)
         run_case(tables[t], pools[(s + v) % 3], sizes[s][0], sizes[s][1], sizes[s][2], v & 1, (v >> 1) & 1, (v >> 2) & 1,
@@ -59,13 +61,15 @@ int main(void) {
     int32_t c0 = 0, c1 = 0;
     mh_gemm_s8_args g = {1, 1, k, a, k, 0, b, 1, 0, &c0, 1, 0};
     mh_gemm_s8_ref(&g);
-    g.c = &c1;
-    mh_gemm_s8(tables[1], p2, &g);
     CHECK_EQ_INT(c0, -127LL * 127 * k);
-    CHECK_EQ_INT(c1, c0);
+    for (int t = 0; t < n_tables; t++) {
+      g.c = &c1;
+      mh_gemm_s8(tables[t], p2, &g);
+      CHECK_EQ_INT(c1, c0);
+    }
     free(a), free(b);
   }
-  printf("int8 kernel tables: %s, %s\n", tables[0]->isa, tables[1]->isa);
+  for (int t = 0; t < n_tables; t++) printf("int8 kernel table %s: %s\n", tables[t]->isa, tables[t]->s8_desc);
   mh_pool_free(p1);
   mh_pool_free(p2);
   return tl_exit();

@@ -12,7 +12,8 @@
  *   3. fanout only: 5 steps with Nesterov momentum under a per-step cosine schedule against
  *      torch.optim.SGD(nesterov=True) + CosineAnnealingLR, and the step and cosine schedules' rates
  *      against StepLR and CosineAnnealingLR.
- * Everything runs twice: with the fast kernels and with the oracle kernels (force_reference = 1).
+ * Everything runs on every kernel table this CPU has (FP32 summation order differs between them, within
+ * the tolerances below) and once more with the oracle kernels (force_reference = 1).
  * Any mismatch fails the test (exit 1) naming the case, kernels, tensor and worst element. */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "train/safetensors.h"
 #include "train/trainer.h"
 #include "testlib.h"
+#include "tl_tables.h"
 
 #define BATCH 4
 #define STEPS 5
@@ -299,13 +301,14 @@ static int load_model(const golden_case *c, const mh_st_file *f, mh_model **out)
  * the 5 steps (torch.optim.SGD(nesterov=True) + CosineAnnealingLR(T_max=5)); then the rates of the
  * step schedule (StepLR(step_size=2, gamma=0.5), 7 epochs, also as this engine's default step size
  * epochs/3) and of a 12-step cosine schedule against the fixture's. */
-static void optimiser_case(const mh_st_file *f, mh_model *m, const float *x, const int32_t *labels, int reference,
+static void optimiser_case(const mh_st_file *f, mh_model *m, const float *x, const int32_t *labels, const char *isa,
+                           int reference,
                            summary *s) {
   const mh_graph *g = &m->g;
   mh_train_config cfg;
   mh_train_config_default(&cfg);
   cfg.batch = BATCH, cfg.lr = LR, cfg.momentum = MOMENTUM, cfg.weight_decay = WD, cfg.nesterov = 1;
-  cfg.schedule = MH_SCHEDULE_COSINE, cfg.epochs = 1, cfg.threads = 2, cfg.force_reference = reference;
+  cfg.schedule = MH_SCHEDULE_COSINE, cfg.epochs = 1, cfg.threads = 2, cfg.force_reference = reference, cfg.isa = isa;
   mh_trainer *t = NULL;
   CHECK_OK(mh_trainer_create(&t, m, &cfg));
   if (!t) return;
@@ -351,9 +354,9 @@ static void optimiser_case(const mh_st_file *f, mh_model *m, const float *x, con
   mh_trainer_free(t);
 }
 
-/* One full check of a case with the fast (reference = 0) or oracle (reference = 1) kernels. */
-static void run_case(const golden_case *c, const mh_st_file *f, int reference, summary *s) {
-  g_mode = reference ? "oracle" : "fast";
+/* One full check of a case with a kernel table (reference = 0) or the oracle kernels (reference = 1). */
+static void run_case(const golden_case *c, const mh_st_file *f, const char *isa, int reference, summary *s) {
+  g_mode = reference ? "oracle" : isa;
   memset(s, 0, sizeof *s);
   const mh_st_tensor *tx = need(f, "x", MH_DTYPE_F32), *tl = need(f, "labels", MH_DTYPE_S32),
                      *tlog = need(f, "logits", MH_DTYPE_F32), *tloss = need(f, "loss", MH_DTYPE_F32),
@@ -385,7 +388,7 @@ static void run_case(const golden_case *c, const mh_st_file *f, int reference, s
   mh_train_config cfg;
   mh_train_config_default(&cfg);
   cfg.batch = BATCH, cfg.lr = LR, cfg.momentum = MOMENTUM, cfg.weight_decay = WD;
-  cfg.schedule = MH_SCHEDULE_CONSTANT, cfg.threads = 2, cfg.force_reference = reference;
+  cfg.schedule = MH_SCHEDULE_CONSTANT, cfg.threads = 2, cfg.force_reference = reference, cfg.isa = isa;
   mh_trainer *t = NULL;
   CHECK_OK(mh_trainer_create(&t, m, &cfg));
   if (!t) goto out;
@@ -439,7 +442,7 @@ static void run_case(const golden_case *c, const mh_st_file *f, int reference, s
   if (mh_st_find(f, "final_nesterov.0")) {
     memcpy(m->params, params0, np * sizeof(float));
     memcpy(m->buffers, bufs0, nb * sizeof(float));
-    optimiser_case(f, m, x, labels, reference, s);
+    optimiser_case(f, m, x, labels, isa, reference, s);
   }
 out:
   mh_trainer_free(t);
@@ -449,6 +452,8 @@ out:
 
 int main(int argc, char **argv) {
   int fails_before;
+  const mh_cpu_kernels *tables[8];
+  int n_tables = tl_kernel_tables(tables, 8);
   for (size_t ci = 0; ci < sizeof k_cases / sizeof k_cases[0]; ci++) {
     const golden_case *c = &k_cases[ci];
     if (argc > 1) { /* optional case names on the command line */
@@ -465,12 +470,14 @@ int main(int argc, char **argv) {
       TL_FAIL("%s: cannot read the fixture: %s (regenerate with scripts/gen_golden.py)", c->name, mh_last_error());
       continue;
     }
-    for (int reference = 0; reference <= 1; reference++) {
+    for (int mode = 0; mode <= n_tables; mode++) {
+      int reference = mode == n_tables;
+      const char *isa = reference ? NULL : tables[mode]->isa;
       summary s;
       fails_before = tl_failures;
-      run_case(c, f, reference, &s);
-      printf("golden %-8s [%-6s] %s: logits %.2e  loss %.2e  grad %.2e  losses %.2e  final %.2e  buf %.2e  eval %.2e\n",
-             c->name, reference ? "oracle" : "fast", tl_failures == fails_before ? "ok  " : "FAIL", s.logits, s.loss,
+      run_case(c, f, isa, reference, &s);
+      printf("golden %-8s [%-10s] %s: logits %.2e  loss %.2e  grad %.2e  losses %.2e  final %.2e  buf %.2e  eval %.2e\n",
+             c->name, reference ? "oracle" : isa, tl_failures == fails_before ? "ok  " : "FAIL", s.logits, s.loss,
              s.grad, s.losses, s.final, s.buf, s.eval);
       fflush(stdout);
     }

@@ -11,6 +11,7 @@
 #include "graph/graph.h"
 #include "ops/ops.h"
 #include "testlib.h"
+#include "tl_tables.h"
 #include "train/model.h"
 #include "train/trainer.h"
 
@@ -30,15 +31,13 @@ static mh_model *make_model(void) {
   return m;
 }
 
-static mh_trainer *make_trainer(mh_model *m, const char *prec, int threads, int ref) {
+static mh_trainer *make_trainer(mh_model *m, const char *prec, int threads, const char *isa) {
   mh_train_config c;
   mh_train_config_default(&c);
   c.precision = prec, c.batch = 8, c.threads = threads, c.schedule = MH_SCHEDULE_CONSTANT, c.lr = 0.02f;
-  c.force_reference = 0;
+  c.isa = isa;
   mh_trainer *t = NULL;
   mh_trainer_create(&t, m, &c);
-  if (t && ref) t->kt = mh_cpu_kernels_get(1), mh_exec_free(t->ex), mh_exec_init(&t->ex, &m->g, t->pool, t->kt),
-                       mh_exec_set_precision(t->ex, MH_PRECISION_INT8);
   return t;
 }
 
@@ -61,7 +60,7 @@ static long first_diff(const float *a, const void *b, long n) {
 /* The fixture of scripts/int8_reference.py: one forward, then the backward of each (seed, step) case
  * from the fixture's dL/dlogits, with the same weights. Every float is the result of the same IEEE
  * operations on exact integer GEMM results, so all of it must match to the bit. */
-static void fixture_case(const mh_st_file *f, int threads, int force_ref) {
+static void fixture_case(const mh_st_file *f, int threads, const char *isa, int force_ref) {
   const char *text = mh_st_meta_get(f, "model_text");
   int batch = atoi(mh_st_meta_get(f, "batch"));
   mh_graph g;
@@ -71,7 +70,7 @@ static void fixture_case(const mh_st_file *f, int threads, int force_ref) {
   if (!m) return;
   mh_train_config cfg;
   mh_train_config_default(&cfg);
-  cfg.precision = "int8", cfg.batch = batch, cfg.threads = threads, cfg.force_reference = force_ref;
+  cfg.precision = "int8", cfg.batch = batch, cfg.threads = threads, cfg.force_reference = force_ref, cfg.isa = isa;
   mh_trainer *t = NULL;
   CHECK_OK(mh_trainer_create(&t, m, &cfg));
   if (!t) {
@@ -143,7 +142,7 @@ static double rel_err(const float *got, const void *want, long n) {
  * below it 2e-3: its output gradient is rounded stochastically from batch norm's float input
  * gradient, where a float32 difference could flip one rounding (3e-4 each), while scaling the x-hat
  * term of that input gradient by 0.99 moves it by 5e-3. */
-static void bn_fixture_case(const mh_st_file *f, int threads, int force_ref) {
+static void bn_fixture_case(const mh_st_file *f, int threads, const char *isa, int force_ref) {
   const char *text = mh_st_meta_get(f, "bn_model_text");
   int batch = atoi(mh_st_meta_get(f, "batch"));
   mh_graph g;
@@ -153,7 +152,7 @@ static void bn_fixture_case(const mh_st_file *f, int threads, int force_ref) {
   if (!m) return;
   mh_train_config cfg;
   mh_train_config_default(&cfg);
-  cfg.precision = "int8", cfg.batch = batch, cfg.threads = threads, cfg.force_reference = force_ref;
+  cfg.precision = "int8", cfg.batch = batch, cfg.threads = threads, cfg.force_reference = force_ref, cfg.isa = isa;
   mh_trainer *t = NULL;
   CHECK_OK(mh_trainer_create(&t, m, &cfg));
   if (!t) {
@@ -203,11 +202,15 @@ int main(void) {
     fprintf(stderr, "%s\n", mh_last_error());
     return 1;
   }
-  fixture_case(fx, 2, 0);
-  fixture_case(fx, 1, 0);
-  fixture_case(fx, 2, 1);
-  bn_fixture_case(fx, 2, 0);
-  bn_fixture_case(fx, 1, 1);
+  const mh_cpu_kernels *tabs[8];
+  int n_tabs = tl_kernel_tables(tabs, 8);
+  for (int i = 0; i < n_tabs; i++) {
+    fixture_case(fx, 2, tabs[i]->isa, 0);
+    bn_fixture_case(fx, 2, tabs[i]->isa, 0);
+  }
+  fixture_case(fx, 1, NULL, 0);
+  fixture_case(fx, 2, NULL, 1); /* the oracle ops */
+  bn_fixture_case(fx, 1, NULL, 1);
   mh_st_free(fx);
 
   float x[B * 3 * 12 * 12];
@@ -219,7 +222,7 @@ int main(void) {
   /* 1. forward and gradients: int8 vs FP32 on identical weights */
   mh_model *mf = make_model(), *mq = make_model();
   CHECK(mf && mq);
-  mh_trainer *tf = make_trainer(mf, "fp32", 2, 0), *tq = make_trainer(mq, "int8", 2, 0);
+  mh_trainer *tf = make_trainer(mf, "fp32", 2, NULL), *tq = make_trainer(mq, "int8", 2, NULL);
   CHECK(tf && tq);
   CHECK_OK(mh__trainer_prepare(tf, B));
   CHECK_OK(mh__trainer_prepare(tq, B));
@@ -258,21 +261,32 @@ int main(void) {
   CHECK(cos_sum / mf->g.n_params >= 0.95);
   mh_trainer_free(tf), mh_trainer_free(tq), mh_model_free(mf), mh_model_free(mq);
 
-  /* 2. bit-identical training across thread counts and kernel tables */
-  float *final[3];
-  const int threads[3] = {1, 2, 2}, ref[3] = {0, 0, 1};
-  for (int v = 0; v < 3; v++) {
+  /* 2. bit-identical training across thread counts and every kernel table this CPU has */
+  const mh_cpu_kernels *tables[8];
+  int n_tables = tl_kernel_tables(tables, 8);
+  float *first = NULL;
+  for (int v = 0; v <= n_tables; v++) {
+    const char *isa = v < n_tables ? tables[v]->isa : NULL;
+    int threads = v < n_tables ? 2 : 1; /* the last run: the default table on 1 thread */
     mh_model *m = make_model();
-    mh_trainer *t = make_trainer(m, "int8", threads[v], ref[v]);
+    mh_trainer *t = make_trainer(m, "int8", threads, isa);
+    CHECK(t != NULL);
+    if (!t) {
+      mh_model_free(m);
+      continue;
+    }
     for (int s = 0; s < 4; s++) CHECK_OK(mh_trainer_step(t, x, y, B, NULL));
-    final[v] = malloc((size_t)m->g.n_param_floats * 4);
-    memcpy(final[v], m->params, (size_t)m->g.n_param_floats * 4);
-    if (v > 0 && memcmp(final[v], final[0], (size_t)m->g.n_param_floats * 4) != 0)
-      TL_FAIL("int8 training: weights after 4 steps differ between 1 thread/avx2 and %d threads/%s", threads[v],
-              ref[v] ? "portable kernels" : "avx2");
+    size_t bytes = (size_t)m->g.n_param_floats * 4;
+    if (!first) {
+      first = malloc(bytes);
+      memcpy(first, m->params, bytes);
+    } else if (memcmp(first, m->params, bytes) != 0) {
+      TL_FAIL("int8 training: weights after 4 steps differ between %s (2 threads) and %s (%d threads)", tables[0]->isa,
+              mh_trainer_isa(t), threads);
+    }
     tl_checks++;
     mh_trainer_free(t), mh_model_free(m);
   }
-  for (int v = 0; v < 3; v++) free(final[v]);
+  free(first);
   return tl_exit();
 }

@@ -11,9 +11,11 @@
 #include "quant/qformat.h"
 #include "quant/quantize.h"
 #include "testlib.h"
+#include "tl_tables.h"
 
 int main(void) {
-  const mh_cpu_kernels *tables[2] = {mh_cpu_kernels_get(1), mh_cpu_kernels_get(0)};
+  const mh_cpu_kernels *tables[8];
+  int n_tables = tl_kernel_tables(tables, 8);
   mh_rng r = mh_rng_make(9);
   enum { N = 1000 };
   int32_t x[N];
@@ -41,7 +43,7 @@ int main(void) {
           sat += q > 127 || q < -127;
           want[i] = (int8_t)mh_q_sat8(q);
         }
-        for (int t = 0; t < 2; t++) {
+        for (int t = 0; t < n_tables; t++) {
           mh_requant_stats st = {0, 0};
           memset(got, 0x55, sizeof got);
           tables[t]->requant_s8(x, got, n, s, mode, key, index0, &st);
@@ -71,14 +73,17 @@ int main(void) {
       for (int mode = 0; mode <= MH_ROUND_STOCH; mode += MH_ROUND_STOCH) {
         uint32_t key = (uint32_t)mh_rng_next(&r);
         tables[0]->quant_f32_s8(fx, q0, M, 1.0f, mode, key, 7);
-        tables[1]->quant_f32_s8(fx, q1, M, 1.0f, mode, key, 7);
-        if (memcmp(q0, q1, M)) TL_FAIL("quant_f32_s8 %s: avx2 differs from portable", mode ? "stochastic" : "nearest");
-        tl_checks++;
+        for (int t = 1; t < n_tables; t++) {
+          tables[t]->quant_f32_s8(fx, q1, M, 1.0f, mode, key, 7);
+          if (memcmp(q0, q1, M))
+            TL_FAIL("quant_f32_s8 %s: %s differs from portable", mode ? "stochastic" : "nearest", tables[t]->isa);
+          tl_checks++;
+        }
       }
     }
     float t[6] = {0.5f, -0.5f, 1.5f, -1.5f, 126.5f, -127.4f};
     int8_t tq[6];
-    tables[1]->quant_f32_s8(t, tq, 6, 1.0f, MH_ROUND_NEAREST, 0, 0);
+    tables[n_tables - 1]->quant_f32_s8(t, tq, 6, 1.0f, MH_ROUND_NEAREST, 0, 0);
     CHECK(tq[0] == 1 && tq[1] == -1 && tq[2] == 2 && tq[3] == -2 && tq[4] == 127 && tq[5] == -127);
     /* the exponent: smallest e with max <= 127 * 2^e */
     CHECK_EQ_INT(mh_q_exp_for_max(127.f), 0);
@@ -88,7 +93,7 @@ int main(void) {
     CHECK_EQ_INT(mh_q_exp_for_max(0.f), 0);
     float big[3] = {-3.0f, 1.0f, 2.0f};
     int8_t bq[3];
-    int e = mh_quantize_f32_s8(tables[1], NULL, big, 3, bq, MH_ROUND_NEAREST, 0);
+    int e = mh_quantize_f32_s8(tables[n_tables - 1], NULL, big, 3, bq, MH_ROUND_NEAREST, 0);
     CHECK_EQ_INT(e, -5); /* 3 <= 127 * 2^-5 = 3.97, not <= 1.98 */
     CHECK(bq[0] == -96 && bq[1] == 32 && bq[2] == 64);
   }

@@ -31,7 +31,10 @@ int cmd_info(int argc, char **argv) {
   }
   fputs(text, stdout);
   free(text);
-  printf("compute: %s\n", getenv("MH_FORCE_REF") ? "portable reference kernels (MH_FORCE_REF)" : "CPU (run-time ISA selection)");
+  char *cpu = NULL;
+  if (mh_cpu_describe(&cpu) == 0) fputs(cpu, stdout);
+  free(cpu);
+  if (getenv("MH_FORCE_REF")) printf("MH_FORCE_REF=1: every run uses the portable reference kernels\n");
   char dsp[1024];
   int have_dsp = mh_dsp_probe(dsp, sizeof dsp);
   printf("dsp: %s: %s\n", have_dsp ? "available" : "not available", dsp);
@@ -52,7 +55,7 @@ int cmd_info(int argc, char **argv) {
 }
 
 int cmd_bench(int argc, char **argv) {
-  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL, *device = NULL;
+  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL, *device = NULL, *isa = NULL;
   int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0, no_reuse = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
@@ -64,6 +67,7 @@ int cmd_bench(int argc, char **argv) {
                           {"--no-reuse", OPT_FLAG, &no_reuse, "--backend dsp|auto: rebuild DSP subgraphs before every run"},
                           {"--device", OPT_STR, &device, "--backend auto: device profile to plan for (default sd865)"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
+                          {"--isa", OPT_STR, &isa, "CPU kernel table: ref|avx2|avxvnni|avx512|avx512vnni (default: the fastest here; mandheling info lists them)"},
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
@@ -91,6 +95,7 @@ int cmd_bench(int argc, char **argv) {
   cfg.schedule = MH_SCHEDULE_CONSTANT;
   cfg.force_reference = reference;
   cfg.keep_denormals = keep_denormals;
+  cfg.isa = isa;
   mh_model *m = NULL;
   mh_trainer *t = NULL;
   mh_bench_result res;
@@ -102,9 +107,9 @@ int cmd_bench(int argc, char **argv) {
     cli_fail("bench");
     goto out;
   }
-  printf("%s\tparams=%lld\tbatch=%d\tthreads=%d\tprecision=%s\tisa=%s\tmedian_ms=%.1f\tmin_ms=%.1f\tpeak_MiB=%.1f\n", model,
-         (long long)mh_model_param_count(m), batch, threads, precision, mh_trainer_isa(t), res.step_ms_median,
-         res.step_ms_min, res.peak_bytes / 1048576.0);
+  printf("%s\tparams=%lld\tbatch=%d\tthreads=%d\tprecision=%s\tisa=%s\tmedian_ms=%.1f\tmin_ms=%.1f\tpeak_MiB=%.1f\tcpu=%s\n",
+         model, (long long)mh_model_param_count(m), batch, threads, precision, mh_trainer_isa(t), res.step_ms_median,
+         res.step_ms_min, res.peak_bytes / 1048576.0, mh_cpu_name());
   mh_dsp_report dr;
   mh_trainer_dsp_report(t, &dr);
   if (dr.gemms) {
@@ -133,6 +138,7 @@ int cmd_bench(int argc, char **argv) {
     json_int(&j, "peak_bytes", (long long)res.peak_bytes);
     json_num(&j, "rescale_share", res.rescale_share);
     json_str(&j, "isa", mh_trainer_isa(t));
+    json_str(&j, "cpu", mh_cpu_name());
     if (dr.gemms) cli_json_dsp(&j, &res.dsp_per_step); /* per timed step */
     if (json_write(&j, json)) goto out;
   }

@@ -58,6 +58,7 @@ int cmd_train(int argc, char **argv) {
       {"--max-steps", OPT_LONG, &max_steps, "stop after N optimizer steps in total"},
       {"--augment", OPT_FLAG, &cfg.augment, "random crop (+ flip for colour images)"},
       {"--reference", OPT_FLAG, &cfg.force_reference, "portable oracle kernels only (slow)"},
+      {"--isa", OPT_STR, &cfg.isa, "CPU kernel table: ref|avx2|avxvnni|avx512|avx512vnni (default: the fastest here)"},
       {"--keep-denormals", OPT_FLAG, &cfg.keep_denormals, "IEEE denormals (default: flush to zero)"},
       {"--save", OPT_STR, &save, "write a checkpoint (safetensors) at the end"},
       {"--resume", OPT_STR, &resume, "continue exactly from a checkpoint"},
@@ -124,6 +125,7 @@ int cmd_train(int argc, char **argv) {
     json_int(&j, "peak_bytes", (long long)sum.peak_bytes);
     json_int(&j, "rss_peak_bytes", (long long)sum.rss_peak_bytes);
     json_str(&j, "isa", mh_trainer_isa(t));
+    json_str(&j, "cpu", mh_cpu_name());
     json_str(&j, "backend", cfg.backend ? cfg.backend : "cpu");
     cli_json_dsp(&j, &sum.dsp);
     if (sum.rescale.calls) {
@@ -147,7 +149,8 @@ out:
 }
 
 int cmd_eval(int argc, char **argv) {
-  const char *model = NULL, *data = DEFAULT_DATA, *load = NULL, *json = NULL, *precision = "fp32", *backend = NULL;
+  const char *model = NULL, *data = DEFAULT_DATA, *load = NULL, *json = NULL, *precision = "fp32", *backend = NULL,
+             *isa = NULL;
   int threads = 2, batch = 256;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (default: the checkpoint's own)"},
                           {"--load", OPT_STR, &load, "checkpoint to evaluate (required)"},
@@ -156,6 +159,7 @@ int cmd_eval(int argc, char **argv) {
                           {"--batch", OPT_INT, &batch, "evaluation batch (default 256)"},
                           {"--backend", OPT_STR, &backend, "cpu|dsp|auto: int8/niti GEMMs on the CPU, all on the DSP, or as planned (default cpu)"},
                           {"--threads", OPT_INT, &threads, "threads (default 2)"},
+                          {"--isa", OPT_STR, &isa, "CPU kernel table (default: the fastest here)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
                           {NULL, 0, NULL, NULL}};
   int r = cli_parse("eval", "--load CKPT [--model NAME|FILE] [--data DIR]", opts, argc, argv);
@@ -177,6 +181,7 @@ int cmd_eval(int argc, char **argv) {
   }
   cfg.precision = precision;
   cfg.backend = backend;
+  cfg.isa = isa;
   mh_model *m = NULL;
   mh_trainer *t = NULL;
   int rc = 1;

@@ -424,6 +424,10 @@ static void pack_b_padded(const void *ctx, int p0, int kc, int j0, int nc, int n
         for (int t = 0; t < 16; t++) out[t] = src[t];
         continue;
       }
+      if (run == 32 && nr == 32) { /* the AVX-512 panel width */
+        for (int t = 0; t < 32; t++) out[t] = src[t];
+        continue;
+      }
       for (int t = 0; t < run; t++) out[t] = src[t];
       const float *src1 = base1 + v->row[p0 + kk];
       for (int t = run; t < width; t++) out[t] = src1[t - run];

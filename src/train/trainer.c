@@ -132,8 +132,13 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
   t->cfg.rescale = t->rescale;
   t->cfg.mu = cfg->mu ? t->mu : NULL;
   t->algo = mh_algo_find(t->precision);
-  t->kt = mh_cpu_kernels_get(cfg->force_reference);
-  int st = t->algo->check(&m->g);
+  int st = mh_cpu_kernels_select(cfg->isa, cfg->force_reference, &t->kt);
+  if (st) {
+    free(t);
+    return st;
+  }
+  t->cfg.isa = t->kt->isa; /* a static name: the caller's string need not outlive the trainer */
+  st = t->algo->check(&m->g);
   if (st == MH_OK) st = mh_pool_init(&t->pool, cfg->threads);
   if (st == MH_OK) st = mh_exec_init(&t->ex, &m->g, t->pool, t->kt);
   if (st == MH_OK) {

@@ -61,7 +61,7 @@ static void pack_b(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int nr, 
 static void gemm_block(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int i0, int i1, int mc_max, int j0,
                        int nc, float *apack, float *bpack) {
   const int mr = kt->mr, nr = kt->nr;
-  float edge[16 * 16];
+  float edge[32 * 32]; /* the largest micro-tile (AVX-512: 14x32) */
   for (int p0 = 0; p0 < g->k; p0 += MH_KC) {
     int kc = g->k - p0 < MH_KC ? g->k - p0 : MH_KC;
     int acc = p0 > 0 || g->accumulate;

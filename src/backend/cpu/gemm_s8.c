@@ -1,6 +1,7 @@
-/* The blocked int8 GEMM driver: packs op(A)/op(B) into panels widened to int16 k-pairs (zero-padded
- * to whole pairs, rows and columns), runs the ISA micro-kernel, and splits column blocks across the
- * pool. Integer sums are exact, so any blocking or thread split gives the oracle's result. */
+/* The blocked int8 GEMM driver: packs op(A)/op(B) into the table's panel layout (int16 k-pairs for
+ * vpmaddwd-style kernels, or k-quads with B as u8 + 128 for vpdpbusd), zero-padded to whole pairs or
+ * quads, rows and columns, runs the ISA micro-kernel, and splits column blocks across the pool.
+ * Integer sums are exact, so any blocking or thread split gives the oracle's result. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,10 +75,112 @@ static void pack_b_s8(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, 
   }
 }
 
+/* k-quad layout. A: for each MR-row panel, kq quads of [row][4] (s8), then MR int32 corrections
+ * (128 x the row's sum over the block); k beyond the end and rows beyond mc are 0. */
+static size_t quad_a_panel_bytes(int mr, int kq) { return (size_t)kq * mr * 4 + (size_t)mr * 4; }
+
+static void pack_a_quad(const mh_gemm_s8_args *g, int mr, int i0, int mc, int p0, int kc, int8_t *dst) {
+  int kq = (kc + 3) / 4;
+  for (int ip = 0; ip < mc; ip += mr) {
+    int rows = mc - ip < mr ? mc - ip : mr;
+    int8_t *d = dst + (size_t)(ip / mr) * quad_a_panel_bytes(mr, kq);
+    int32_t corr[32];
+    for (int r = 0; r < mr; r++) {
+      int32_t sum = 0;
+      if (r >= rows) {
+        for (int q = 0; q < kq; q++) memset(d + ((size_t)q * mr + r) * 4, 0, 4);
+      } else if (!g->trans_a) { /* row i of A is contiguous over k */
+        const int8_t *src = g->a + (size_t)(i0 + ip + r) * g->lda + p0;
+        for (int q = 0; q < kq; q++) {
+          int8_t *o = d + ((size_t)q * mr + r) * 4;
+          for (int t = 0; t < 4; t++) sum += o[t] = 4 * q + t < kc ? src[4 * q + t] : 0;
+        }
+      } else { /* A^T stored: column i, stride lda over k */
+        const int8_t *src = g->a + (size_t)p0 * g->lda + i0 + ip + r;
+        for (int q = 0; q < kq; q++) {
+          int8_t *o = d + ((size_t)q * mr + r) * 4;
+          for (int t = 0; t < 4; t++) sum += o[t] = 4 * q + t < kc ? src[(size_t)(4 * q + t) * g->lda] : 0;
+        }
+      }
+      corr[r] = 128 * sum;
+    }
+    memcpy(d + (size_t)kq * mr * 4, corr, sizeof(int32_t) * mr);
+  }
+}
+
+/* B: for each NR-column panel, kq quads of [col][4] as u8 = value + 128 (the bit pattern xor 0x80);
+ * padding (k past the end, columns past nc) meets A's zeros or is discarded. */
+static void pack_b_quad(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, int kc, uint8_t *dst) {
+  int kq = (kc + 3) / 4;
+  for (int jp = 0; jp < nc; jp += nr) {
+    int cols = nc - jp < nr ? nc - jp : nr;
+    uint8_t *d = dst + (size_t)jp * kq * 4;
+    if (!g->trans_b) { /* rows k..k+3 of B interleave into quads */
+      for (int q = 0; q < kq; q++) {
+        uint8_t *row = d + (size_t)q * nr * 4;
+        for (int t = 0; t < 4; t++) {
+          int k = 4 * q + t;
+          if (k >= kc) {
+            for (int c = 0; c < nr; c++) row[4 * c + t] = 0x80;
+            continue;
+          }
+          const uint8_t *s = (const uint8_t *)g->b + (size_t)(p0 + k) * g->ldb + j0 + jp;
+          for (int c = 0; c < cols; c++) row[4 * c + t] = s[c] ^ 0x80u;
+          for (int c = cols; c < nr; c++) row[4 * c + t] = 0x80;
+        }
+      }
+    } else { /* B^T stored: column j is a contiguous run over k */
+      for (int c = 0; c < nr; c++) {
+        const uint8_t *s = (const uint8_t *)g->b + (size_t)(j0 + jp + c) * g->ldb + p0;
+        for (int q = 0; q < kq; q++) {
+          uint8_t *o = d + ((size_t)q * nr + c) * 4;
+          for (int t = 0; t < 4; t++) o[t] = c < cols && 4 * q + t < kc ? s[4 * q + t] ^ 0x80u : 0x80;
+        }
+      }
+    }
+  }
+}
+
+/* The k-quad form of gemm_s8_block. */
+static void gemm_s8q_block(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int i0, int i1, int mc_max, int j0,
+                           int nc, int8_t *apack, uint8_t *bpack) {
+  const int mr = kt->mr_s8, nr = kt->nr_s8;
+  int32_t edge[32 * 32];
+  for (int p0 = 0; p0 < g->k; p0 += MH_S8_KC) {
+    int kc = g->k - p0 < MH_S8_KC ? g->k - p0 : MH_S8_KC, kq = (kc + 3) / 4;
+    int acc = p0 > 0 || g->accumulate;
+    size_t apanel = quad_a_panel_bytes(mr, kq);
+    pack_b_quad(g, nr, j0, nc, p0, kc, bpack);
+    for (int ib = i0; ib < i1; ib += mc_max) {
+      int mc = i1 - ib < mc_max ? i1 - ib : mc_max;
+      pack_a_quad(g, mr, ib, mc, p0, kc, apack);
+      for (int jp = 0; jp < nc; jp += nr) {
+        int cols = nc - jp < nr ? nc - jp : nr;
+        for (int ip = 0; ip < mc; ip += mr) {
+          int rows = mc - ip < mr ? mc - ip : mr;
+          int32_t *c = g->c + (size_t)(ib + ip) * g->ldc + j0 + jp;
+          const int8_t *ap = apack + (size_t)(ip / mr) * apanel;
+          const int32_t *corr = (const int32_t *)(ap + (size_t)kq * mr * 4);
+          const uint8_t *bp = bpack + (size_t)jp * kq * 4;
+          if (rows == mr && cols == nr) {
+            kt->ukernel_s8q(kq, ap, bp, corr, c, g->ldc, acc);
+          } else {
+            for (int r = 0; r < rows; r++)
+              for (int q = 0; q < cols; q++) edge[r * nr + q] = acc ? c[(size_t)r * g->ldc + q] : 0;
+            kt->ukernel_s8q(kq, ap, bp, corr, edge, nr, acc);
+            for (int r = 0; r < rows; r++)
+              for (int q = 0; q < cols; q++) c[(size_t)r * g->ldc + q] = edge[r * nr + q];
+          }
+        }
+      }
+    }
+  }
+}
+
 static void gemm_s8_block(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int i0, int i1, int mc_max, int j0,
                           int nc, int16_t *apack, int16_t *bpack) {
   const int mr = kt->mr_s8, nr = kt->nr_s8;
-  int32_t edge[16 * 16];
+  int32_t edge[32 * 32];
   for (int p0 = 0; p0 < g->k; p0 += MH_S8_KC) {
     int kc = g->k - p0 < MH_S8_KC ? g->k - p0 : MH_S8_KC, kc2 = (kc + 1) / 2;
     int acc = p0 > 0 || g->accumulate;
@@ -115,9 +218,10 @@ static void gemm_s8_task(void *ctx, int task, int thread) {
   int i0 = (int)lo * job->mc, i1 = (int)hi * job->mc < g->m ? (int)hi * job->mc : g->m;
   int j0 = jb * job->nc, nc = g->n - j0 < job->nc ? g->n - j0 : job->nc;
   if (i1 <= i0) return;
-  /* B follows A in one buffer: round A up to 64 bytes so B's panels stay aligned for vector loads */
-  size_t a_elems = ((size_t)(job->mc + job->kt->mr_s8) * (MH_S8_KC + 2) + 31) / 32 * 32,
-         b_elems = (size_t)(job->nc + job->kt->nr_s8) * (MH_S8_KC + 2);
+  /* B follows A in one buffer: round A up to 64 bytes so B's panels stay aligned for vector loads
+   * (k-quad panels: 1 byte per element and 4 bytes of correction per row; pairs: 2 bytes each) */
+  size_t a_elems = ((size_t)(job->mc + job->kt->mr_s8) * (MH_S8_KC + 4) + 31) / 32 * 32,
+         b_elems = (size_t)(job->nc + job->kt->nr_s8) * (MH_S8_KC + 4);
   size_t bytes = (a_elems + b_elems) * sizeof(int16_t);
   int16_t *own = NULL, *buf = mh_pool_scratch(job->pool, thread, bytes);
   if (!buf) buf = own = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
@@ -130,7 +234,10 @@ static void gemm_s8_task(void *ctx, int task, int thread) {
     mh_gemm_s8_ref(&sub);
     return;
   }
-  gemm_s8_block(job->kt, g, i0, i1, job->mc, j0, nc, buf, buf + a_elems);
+  if (job->kt->ukernel_s8q)
+    gemm_s8q_block(job->kt, g, i0, i1, job->mc, j0, nc, (int8_t *)buf, (uint8_t *)(buf + a_elems));
+  else
+    gemm_s8_block(job->kt, g, i0, i1, job->mc, j0, nc, buf, buf + a_elems);
   free(own);
 }
 

@@ -1,5 +1,5 @@
-/* The CPU kernel table: one function pointer per hot kernel, filled at run time with the best
- * ISA this CPU supports (avx2+fma on x86-64, neon on arm64) or forced to the portable reference. */
+/* The CPU kernel tables: one function pointer per hot kernel and one table per ISA (portable, AVX2,
+ * AVX-512, AVX-VNNI, AVX512-VNNI), chosen at run time by what the CPU and OS support. */
 #ifndef MH_BACKEND_CPU_KERNELS_H
 #define MH_BACKEND_CPU_KERNELS_H
 
@@ -50,6 +50,12 @@ typedef struct mh_gemm_s8_args {
  * [pair][row][2], b holds NR columns as [pair][col][2]; c[i][j] (=|+=) sum over pairs. */
 typedef void (*mh_ukernel_s8_fn)(int kc2, const int16_t *a, const int16_t *b, int32_t *c, int ldc, int accumulate);
 
+/* int8 micro-kernel on k-quad panels for u8 x s8 dot-product instructions (vpdpbusd): a holds MR
+ * rows as [quad][row][4] (s8), b holds NR columns as [quad][col][4] (u8: the value + 128); corr[r] is
+ * 128 x the sum of row r of the block's A, taken off so c[i][j] (=|+=) the exact s8 x s8 sum. */
+typedef void (*mh_ukernel_s8q_fn)(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c, int ldc,
+                                  int accumulate);
+
 /* The requantise epilogue: y[i] = sat8(round(x[i] / 2^shift)) by mode, and in the same pass the
  * largest |x[i]| (the int32 range, for the next shift) and how many outputs saturated. Stochastic
  * rounding draws element i's bits from (key, index0 + i). */
@@ -70,18 +76,28 @@ typedef void (*mh_quant_f32_s8_fn)(const float *x, int8_t *q, long n, float scal
 typedef void (*mh_pack_transpose_fn)(const float *src, long lds, int cols, int kc, int stride, float *dst);
 
 typedef struct mh_cpu_kernels {
-  const char *isa;       /* "ref", "avx2", "neon" */
+  const char *isa;       /* "ref", "avx2", "avx512", "avxvnni", "avx512vnni" */
+  unsigned needs;        /* the MH_CPU_* bits (cpu_features.h) the table's kernels use */
   int mr, nr;            /* micro-tile of ukernel_f32 */
   mh_ukernel_f32_fn ukernel_f32;
   mh_pack_transpose_fn pack_transpose_f32;
-  int mr_s8, nr_s8;      /* micro-tile of ukernel_s8 */
-  mh_ukernel_s8_fn ukernel_s8;
+  int mr_s8, nr_s8;      /* micro-tile of the int8 kernel */
+  mh_ukernel_s8_fn ukernel_s8;   /* int16 k-pair panels, or NULL when ukernel_s8q is the int8 kernel */
+  mh_ukernel_s8q_fn ukernel_s8q; /* k-quad panels (u8 x s8 dot products) */
   mh_requant_s8_fn requant_s8;
   mh_quant_f32_s8_fn quant_f32_s8;
+  const char *f32_desc, *s8_desc, *elt_desc; /* what runs, for `mandheling info` */
 } mh_cpu_kernels;
 
-/* The table for this CPU, or the portable one when force_ref (or env MH_FORCE_REF=1). */
+/* The fastest table this CPU supports, or the portable one when force_ref (or env MH_FORCE_REF=1). */
 const mh_cpu_kernels *mh_cpu_kernels_get(int force_ref);
+/* The table called `name`, or (name NULL or "") env MH_ISA's, else the fastest; force_ref picks the
+ * portable one. An unknown name or one this CPU lacks is an error naming it and what is available. */
+int mh_cpu_kernels_select(const char *name, int force_ref, const mh_cpu_kernels **out);
+/* Every table this build has, in order of preference (fastest last); NULL past the end. */
+const mh_cpu_kernels *mh_cpu_kernels_at(int i);
+/* 1 when this CPU and OS support every kernel of the table. */
+int mh_cpu_kernels_available(const mh_cpu_kernels *kt);
 
 /* Blocked, packed, multi-threaded GEMM on the table's micro-kernel. Deterministic: each element of C
  * is computed by one task over K in a fixed order, so results do not depend on the thread count. */

@@ -1,0 +1,43 @@
+/* AVX512-VNNI int8 micro-kernel, 14x32: vpdpbusd multiplies 4 consecutive k of 16 columns (u8, the
+ * packed B with +128) by a row's 4 k (s8, broadcast) and adds into 16 int32 sums, exactly. The +128
+ * comes back off as 128 x the row's sum of A over the block (corr). Only called after a CPU check. */
+#include <immintrin.h>
+
+#include "backend/cpu/kernels.h"
+
+#define MH_ROW(i) __m512i c##i##0 = _mm512_setzero_si512(), c##i##1 = _mm512_setzero_si512();
+#define MH_DOT(i)                                                           \
+  do {                                                                      \
+    int32_t q;                                                              \
+    __builtin_memcpy(&q, a + 4 * (i), 4);                                   \
+    __m512i ai = _mm512_set1_epi32(q);                                      \
+    c##i##0 = _mm512_dpbusd_epi32(c##i##0, b0, ai);                         \
+    c##i##1 = _mm512_dpbusd_epi32(c##i##1, b1, ai);                         \
+  } while (0)
+#define MH_STORE(i)                                                                        \
+  do {                                                                                     \
+    int32_t *r = c + (size_t)(i)*ldc;                                                      \
+    __m512i k = _mm512_set1_epi32(corr[i]);                                                \
+    c##i##0 = _mm512_sub_epi32(c##i##0, k), c##i##1 = _mm512_sub_epi32(c##i##1, k);        \
+    if (accumulate) {                                                                      \
+      c##i##0 = _mm512_add_epi32(c##i##0, _mm512_loadu_si512(r));                          \
+      c##i##1 = _mm512_add_epi32(c##i##1, _mm512_loadu_si512(r + 16));                     \
+    }                                                                                      \
+    _mm512_storeu_si512(r, c##i##0);                                                       \
+    _mm512_storeu_si512(r + 16, c##i##1);                                                  \
+  } while (0)
+
+void mh__ukernel_s8q_14x32_avx512vnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c,
+                                      int ldc, int accumulate) {
+  MH_ROW(0) MH_ROW(1) MH_ROW(2) MH_ROW(3) MH_ROW(4) MH_ROW(5) MH_ROW(6)
+  MH_ROW(7) MH_ROW(8) MH_ROW(9) MH_ROW(10) MH_ROW(11) MH_ROW(12) MH_ROW(13)
+  for (int p = 0; p < kq; p++) {
+    __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+    MH_DOT(0); MH_DOT(1); MH_DOT(2); MH_DOT(3); MH_DOT(4); MH_DOT(5); MH_DOT(6);
+    MH_DOT(7); MH_DOT(8); MH_DOT(9); MH_DOT(10); MH_DOT(11); MH_DOT(12); MH_DOT(13);
+    a += 14 * 4;
+    b += 32 * 4;
+  }
+  MH_STORE(0); MH_STORE(1); MH_STORE(2); MH_STORE(3); MH_STORE(4); MH_STORE(5); MH_STORE(6);
+  MH_STORE(7); MH_STORE(8); MH_STORE(9); MH_STORE(10); MH_STORE(11); MH_STORE(12); MH_STORE(13);
+}
