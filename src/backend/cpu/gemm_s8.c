@@ -108,31 +108,69 @@ static void pack_a_quad(const mh_gemm_s8_args *g, int mr, int i0, int mc, int p0
   }
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* 16 columns of 4 rows of B (row stride ld) into 16 quads (64 bytes), xor 0x80. */
+static inline void quad16_rows(const uint8_t *s, size_t ld, uint8_t *o) {
+  const __m128i x80 = _mm_set1_epi8((char)0x80);
+  __m128i r0 = _mm_loadu_si128((const __m128i *)s), r1 = _mm_loadu_si128((const __m128i *)(s + ld));
+  __m128i r2 = _mm_loadu_si128((const __m128i *)(s + 2 * ld)), r3 = _mm_loadu_si128((const __m128i *)(s + 3 * ld));
+  __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
+  __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
+  _mm_storeu_si128((__m128i *)o, _mm_xor_si128(_mm_unpacklo_epi16(a, c), x80));
+  _mm_storeu_si128((__m128i *)(o + 16), _mm_xor_si128(_mm_unpackhi_epi16(a, c), x80));
+  _mm_storeu_si128((__m128i *)(o + 32), _mm_xor_si128(_mm_unpacklo_epi16(b, d), x80));
+  _mm_storeu_si128((__m128i *)(o + 48), _mm_xor_si128(_mm_unpackhi_epi16(b, d), x80));
+}
+/* 4 columns (each contiguous over k, stride ld) x 4 quads into the panel (quad stride qs bytes),
+ * xor 0x80: a 4x4 transpose of 32-bit words. */
+static inline void quad4x4_cols(const uint8_t *s, size_t ld, uint8_t *o, size_t qs) {
+  const __m128i x80 = _mm_set1_epi8((char)0x80);
+  __m128i r0 = _mm_loadu_si128((const __m128i *)s), r1 = _mm_loadu_si128((const __m128i *)(s + ld));
+  __m128i r2 = _mm_loadu_si128((const __m128i *)(s + 2 * ld)), r3 = _mm_loadu_si128((const __m128i *)(s + 3 * ld));
+  __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+  __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+  _mm_storeu_si128((__m128i *)o, _mm_xor_si128(_mm_unpacklo_epi64(t0, t1), x80));
+  _mm_storeu_si128((__m128i *)(o + qs), _mm_xor_si128(_mm_unpackhi_epi64(t0, t1), x80));
+  _mm_storeu_si128((__m128i *)(o + 2 * qs), _mm_xor_si128(_mm_unpacklo_epi64(t2, t3), x80));
+  _mm_storeu_si128((__m128i *)(o + 3 * qs), _mm_xor_si128(_mm_unpackhi_epi64(t2, t3), x80));
+}
+#endif
+
 /* B: for each NR-column panel, kq quads of [col][4] as u8 = value + 128 (the bit pattern xor 0x80);
  * padding (k past the end, columns past nc) meets A's zeros or is discarded. */
 static void pack_b_quad(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, int kc, uint8_t *dst) {
-  int kq = (kc + 3) / 4;
+  int kq = (kc + 3) / 4, kq_full = kc / 4;
   for (int jp = 0; jp < nc; jp += nr) {
     int cols = nc - jp < nr ? nc - jp : nr;
     uint8_t *d = dst + (size_t)jp * kq * 4;
     if (!g->trans_b) { /* rows k..k+3 of B interleave into quads */
+      const uint8_t *base = (const uint8_t *)g->b + (size_t)p0 * g->ldb + j0 + jp;
       for (int q = 0; q < kq; q++) {
         uint8_t *row = d + (size_t)q * nr * 4;
+        int c0 = 0;
+#if defined(__SSE2__)
+        if (q < kq_full)
+          for (; c0 + 16 <= cols; c0 += 16) quad16_rows(base + (size_t)4 * q * g->ldb + c0, (size_t)g->ldb, row + 4 * c0);
+#endif
         for (int t = 0; t < 4; t++) {
           int k = 4 * q + t;
-          if (k >= kc) {
-            for (int c = 0; c < nr; c++) row[4 * c + t] = 0x80;
-            continue;
-          }
-          const uint8_t *s = (const uint8_t *)g->b + (size_t)(p0 + k) * g->ldb + j0 + jp;
-          for (int c = 0; c < cols; c++) row[4 * c + t] = s[c] ^ 0x80u;
-          for (int c = cols; c < nr; c++) row[4 * c + t] = 0x80;
+          const uint8_t *s = base + (size_t)k * g->ldb;
+          for (int c = c0; c < nr; c++) row[4 * c + t] = k < kc && c < cols ? s[c] ^ 0x80u : 0x80;
         }
       }
     } else { /* B^T stored: column j is a contiguous run over k */
+      const uint8_t *base = (const uint8_t *)g->b + (size_t)(j0 + jp) * g->ldb + p0;
+      int c0 = 0;
+#if defined(__SSE2__)
+      for (; c0 + 4 <= cols; c0 += 4)
+        for (int q = 0; q + 4 <= kq_full; q += 4)
+          quad4x4_cols(base + (size_t)c0 * g->ldb + 4 * q, (size_t)g->ldb, d + ((size_t)q * nr + c0) * 4, (size_t)nr * 4);
+#endif
       for (int c = 0; c < nr; c++) {
-        const uint8_t *s = (const uint8_t *)g->b + (size_t)(j0 + jp + c) * g->ldb + p0;
-        for (int q = 0; q < kq; q++) {
+        const uint8_t *s = base + (size_t)c * g->ldb;
+        int q_done = c < c0 ? kq_full / 4 * 4 : 0; /* quads the vector loop wrote for this column */
+        for (int q = q_done; q < kq; q++) {
           uint8_t *o = d + ((size_t)q * nr + c) * 4;
           for (int t = 0; t < 4; t++) o[t] = c < cols && 4 * q + t < kc ? s[4 * q + t] ^ 0x80u : 0x80;
         }

@@ -5,14 +5,18 @@
 
 #include "backend/cpu/kernels.h"
 
+/* acc += vpdpbusd(b, a): GCC 12's builtin confines vpdpbusd to zmm0-15, which spills a 28-register
+ * tile to the stack on every k; the instruction itself may use all 32. */
+#define MH_DPBUSD(acc, b, a) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(a))
+
 #define MH_ROW(i) __m512i c##i##0 = _mm512_setzero_si512(), c##i##1 = _mm512_setzero_si512();
 #define MH_DOT(i)                                                           \
   do {                                                                      \
     int32_t q;                                                              \
     __builtin_memcpy(&q, a + 4 * (i), 4);                                   \
     __m512i ai = _mm512_set1_epi32(q);                                      \
-    c##i##0 = _mm512_dpbusd_epi32(c##i##0, b0, ai);                         \
-    c##i##1 = _mm512_dpbusd_epi32(c##i##1, b1, ai);                         \
+    MH_DPBUSD(c##i##0, b0, ai);                                             \
+    MH_DPBUSD(c##i##1, b1, ai);                                             \
   } while (0)
 #define MH_STORE(i)                                                                        \
   do {                                                                                     \

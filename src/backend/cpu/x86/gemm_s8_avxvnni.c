@@ -5,14 +5,18 @@
 
 #include "backend/cpu/kernels.h"
 
+/* acc += vpdpbusd(b, a) in its VEX form; as inline assembly because GCC 12 spills the tile around
+ * its builtin. */
+#define MH_DPBUSD(acc, b, a) __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(b), "x"(a))
+
 #define MH_ROW(i) __m256i c##i##0 = _mm256_setzero_si256(), c##i##1 = _mm256_setzero_si256();
 #define MH_DOT(i)                                                           \
   do {                                                                      \
     int32_t q;                                                              \
     __builtin_memcpy(&q, a + 4 * (i), 4);                                   \
     __m256i ai = _mm256_set1_epi32(q);                                      \
-    c##i##0 = _mm256_dpbusd_avx_epi32(c##i##0, b0, ai);                     \
-    c##i##1 = _mm256_dpbusd_avx_epi32(c##i##1, b1, ai);                     \
+    MH_DPBUSD(c##i##0, b0, ai);                                             \
+    MH_DPBUSD(c##i##1, b1, ai);                                             \
   } while (0)
 #define MH_STORE(i)                                                                        \
   do {                                                                                     \
