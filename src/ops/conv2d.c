@@ -671,11 +671,6 @@ static void conv_backward(mh_op_ctx *ctx) {
 
 conv_dims mh__conv_dims(const mh_op_ctx *ctx) { return dims_of(ctx); }
 int mh__conv_chunk_samples(const conv_dims *d) { return chunk_samples(d); }
-void mh__conv_col2im(const mh_op_ctx *ctx, const conv_dims *d, const float *dcol, float *dx, int n0, int cnt, int g,
-                     int accumulate) {
-  col2im_job j = {d, dcol, dx, n0, cnt, g, accumulate};
-  mh_parallel_for(ctx->pool, (long)cnt * d->Cg, col2im_planes, &j);
-}
 
 const mh_op_impl mh_op_conv2d = {
     .save_input = 1,

@@ -15,9 +15,6 @@ conv_dims mh__conv_dims(const mh_op_ctx *ctx);
 conv_dims mh__conv_dims_of(const mh_graph *g, const mh_node *nd, int n);
 /* Samples per GEMM chunk (enough columns and work per call). */
 int mh__conv_chunk_samples(const conv_dims *d);
-/* dx (+)= col2im(dcol) for samples [n0, n0+cnt) of group g; dcol is (Cg*K*K) x (cnt*P*Q). */
-void mh__conv_col2im(const mh_op_ctx *ctx, const conv_dims *d, const float *dcol, float *dx, int n0, int cnt, int g,
-                     int accumulate);
 
 /* col (Cg*K*K x cnt*P*Q, int8) from the int8 image xq for samples [n0, n0+cnt) of group g. */
 void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, int8_t *col, int n0, int cnt,

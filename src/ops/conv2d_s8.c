@@ -1,7 +1,8 @@
 /* conv2d for the int8 (mixed-precision) algorithm: activations, weights and output gradients are
  * quantised to int8 with per-tensor power-of-two exponents, the three GEMMs run int8 x int8 -> int32,
- * and results return to FP32 scaled by 2^(e_a + e_b). Forward and weights round to nearest; output
- * gradients round stochastically (keyed by seed, step, node) so their quantisation is unbiased.
+ * and results return to FP32 scaled by 2^(e_a + e_b) (the input gradient after its columns are summed
+ * in int32, so each element is rounded once). Forward and weights round to nearest; output gradients
+ * round stochastically (keyed by seed, step, node) so their quantisation is unbiased.
  * The int8 input and weights are saved for backward instead of the FP32 input. */
 #include <math.h>
 #include <string.h>
@@ -11,11 +12,11 @@
 #include "quant/quantize.h"
 
 /* Scratch (bytes, 64-aligned pieces): dy_q (N*O*P*Q), col_q (kk x cols), the chunk's gathered
- * dy_q (Og x cols), acc int32 (max(Og, kk) x cols), dW int32 (O*kk), dcol float (kk x cols). */
+ * dy_q (Og x cols), acc int32 (max(Og, kk) x cols), dW int32 (O*kk), and the chunk's input gradient
+ * planes in int32 (cnt*Cg x H*W), where the columns' contributions sum exactly. */
 typedef struct {
   int8_t *dyq, *colq, *gq;
-  int32_t *acc, *dwacc;
-  float *dcol;
+  int32_t *acc, *dwacc, *dxacc;
 } s8_scratch;
 
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
@@ -23,13 +24,14 @@ static size_t al(size_t b) { return (b + 63) / 64 * 64; }
 static size_t s8_bytes(const conv_dims *d, s8_scratch *out, void *base) {
   size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)mh__conv_chunk_samples(d) * d->P * d->Q;
   size_t rows = (size_t)d->Og > kk ? (size_t)d->Og : kk;
+  size_t planes = (size_t)mh__conv_chunk_samples(d) * d->Cg * d->H * d->W;
   size_t sz[6] = {al((size_t)d->N * d->O * d->P * d->Q), al(kk * cols), al((size_t)d->Og * cols), al(rows * cols * 4),
-                  al((size_t)d->O * kk * 4), al(kk * cols * 4)};
+                  al((size_t)d->O * kk * 4), al(planes * 4)};
   size_t off = 0;
   char *b = base;
   void *ptr[6];
   for (int i = 0; i < 6; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
-  if (out) out->dyq = ptr[0], out->colq = ptr[1], out->gq = ptr[2], out->acc = ptr[3], out->dwacc = ptr[4], out->dcol = ptr[5];
+  if (out) out->dyq = ptr[0], out->colq = ptr[1], out->gq = ptr[2], out->acc = ptr[3], out->dwacc = ptr[4], out->dxacc = ptr[5];
   return off;
 }
 
@@ -152,6 +154,57 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
   }
 }
 
+/* dx (+)= 2^e * col2im(dcol) for samples [n0, n0+cnt) of group g: dcol is the int32 GEMM result
+ * (kk rows of stride ld, the chunk's first column at column 0); each input plane sums its
+ * contributions exactly in int32 (its own slot of acc) and is converted to FP32 once. */
+typedef struct {
+  const conv_dims *d;
+  const int32_t *dcol;
+  size_t ld;
+  int32_t *acc;
+  float *dx, scale;
+  int n0, g, accumulate;
+} col2im_s32_job;
+
+static void col2im_s32_planes(void *p, long lo, long hi) {
+  const col2im_s32_job *j = p;
+  const conv_dims *d = j->d;
+  size_t hw = (size_t)d->H * d->W, pq = (size_t)d->P * d->Q;
+  for (long t = lo; t < hi; t++) {
+    int s = (int)(t / d->Cg), c = (int)(t % d->Cg);
+    int32_t *acc = j->acc + (size_t)t * hw;
+    memset(acc, 0, sizeof(int32_t) * hw);
+    for (int kh = 0; kh < d->K; kh++)
+      for (int kw = 0; kw < d->K; kw++) {
+        const int32_t *src = j->dcol + ((size_t)(c * d->K + kh) * d->K + kw) * j->ld + (size_t)s * pq;
+        int q0 = 0, q1 = d->Q; /* valid q: 0 <= q*S - D + kw < W */
+        while (q0 < q1 && q0 * d->S - d->D + kw < 0) q0++;
+        while (q1 > q0 && (q1 - 1) * d->S - d->D + kw >= d->W) q1--;
+        for (int pp = 0; pp < d->P; pp++) {
+          int ih = pp * d->S - d->D + kh;
+          if (ih < 0 || ih >= d->H) continue;
+          int32_t *row = acc + (size_t)ih * d->W - d->D + kw;
+          const int32_t *in = src + (size_t)pp * d->Q;
+          if (d->S == 1)
+            for (int q = q0; q < q1; q++) row[q] += in[q];
+          else
+            for (int q = q0; q < q1; q++) row[(size_t)q * d->S] += in[q];
+        }
+      }
+    float *plane = j->dx + (((size_t)(j->n0 + s) * d->C) + j->g * d->Cg + c) * hw, sc = j->scale;
+    if (j->accumulate)
+      for (size_t i = 0; i < hw; i++) plane[i] += (float)acc[i] * sc;
+    else
+      for (size_t i = 0; i < hw; i++) plane[i] = (float)acc[i] * sc;
+  }
+}
+
+static void col2im_s32(mh_op_ctx *ctx, const conv_dims *d, const int32_t *dcol, size_t ld, int32_t *acc, int n0,
+                       int cnt, int g, int e) {
+  col2im_s32_job j = {d, dcol, ld, acc, ctx->dx[0], ldexpf(1.f, e), n0, g, ctx->dx_accumulate[0]};
+  mh_parallel_for(ctx->pool, (long)cnt * d->Cg, col2im_s32_planes, &j);
+}
+
 /* The backward GEMMs in `parts` (MH_PASS_BWD_W into s->dwacc, MH_PASS_BWD_D into dx) on the CPU,
  * in sample chunks; ey is dy_q's exponent. */
 static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_scratch *s, const s8_state *v, int ey,
@@ -170,11 +223,10 @@ static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_s
         mh__op_gemm_s8(ctx, &gw);
       }
       if (parts & MH_PASS_BWD_D) {
-        /* dcol (kk x cols) = W_g^T * G in int32, to FP32, then col2im */
+        /* dcol (kk x cols) = W_g^T * G in int32, summed into the input planes in int32, then to FP32 */
         mh_gemm_s8_args gd = {kk, cols, d.Og, v->wq + (size_t)g * d.Og * kk, kk, 1, gq, cols, 0, s->acc, cols, 0};
         mh__op_gemm_s8(ctx, &gd);
-        mh_dequantize_s32_f32(ctx->pool, s->acc, (long)kk * cols, v->e[1] + ey, s->dcol, 0);
-        mh__conv_col2im(ctx, &d, s->dcol, ctx->dx[0], n0, cnt, g, ctx->dx_accumulate[0]);
+        col2im_s32(ctx, &d, s->acc, (size_t)cols, s->dxacc, n0, cnt, g, v->e[1] + ey);
       }
     }
   }
@@ -200,10 +252,12 @@ static void conv_s8_backward(mh_op_ctx *ctx) {
   if (dsp && mh__op_dsp_wait(ctx, sg, NULL)) conv_s8_backward_cpu(ctx, &d, &s, &v, ey, dsp); /* the DSP failed */
   else if (dsp) {
     if (dsp & MH_PASS_BWD_W) memcpy(s.dwacc, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
-    if (dsp & MH_PASS_BWD_D) { /* the int32 columns become FP32 in place, then col2im */
-      int32_t *dcol = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
-      mh_dequantize_s32_f32(ctx->pool, dcol, (long)kk * d.N * pq, ew + ey, (float *)dcol, 0);
-      mh__conv_col2im(ctx, &d, (const float *)dcol, ctx->dx[0], 0, d.N, 0, ctx->dx_accumulate[0]);
+    if (dsp & MH_PASS_BWD_D) { /* the whole batch's int32 columns, into the input planes chunk by chunk */
+      const int32_t *dcol = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
+      int nb = mh__conv_chunk_samples(&d);
+      for (int n0 = 0; n0 < d.N; n0 += nb)
+        col2im_s32(ctx, &d, dcol + (size_t)n0 * pq, (size_t)d.N * pq, s.dxacc, n0, d.N - n0 < nb ? d.N - n0 : nb, 0,
+                   ew + ey);
     }
   }
   mh_dequantize_s32_f32(ctx->pool, s.dwacc, (long)d.O * kk, ey + ex, ctx->dw, 0);
