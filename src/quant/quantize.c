@@ -29,12 +29,7 @@ static void max_task(void *p, int task, int thread) {
   qjob *j = p;
   long lo, hi;
   mh_split_range(j->n, j->parts, task, &lo, &hi);
-  float m = 0;
-  for (long i = lo; i < hi; i++) {
-    float a = fabsf(j->x[i]);
-    m = a > m ? a : m;
-  }
-  j->part_max[task] = m;
+  j->part_max[task] = j->kt->absmax_f32(j->x + lo, hi - lo);
 }
 
 static void quant_range(void *p, long lo, long hi) {

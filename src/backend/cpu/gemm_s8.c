@@ -79,37 +79,99 @@ static void pack_b_s8(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, 
  * (128 x the row's sum over the block); k beyond the end and rows beyond mc are 0. */
 static size_t quad_a_panel_bytes(int mr, int kq) { return (size_t)kq * mr * 4 + (size_t)mr * 4; }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* sum of n int8 values */
+static int32_t sum_s8(const int8_t *p, int n) {
+  const __m128i ones = _mm_set1_epi16(1);
+  __m128i acc = _mm_setzero_si128();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+    __m128i lo = _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8), hi = _mm_srai_epi16(_mm_unpackhi_epi8(v, v), 8);
+    acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_add_epi16(lo, hi), ones));
+  }
+  int32_t lanes[4], s = 0;
+  _mm_storeu_si128((__m128i *)lanes, acc);
+  s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < n; i++) s += p[i];
+  return s;
+}
+/* 4 rows (each contiguous over k, stride ld) x 4 quads: a 4x4 transpose of 32-bit words; quad q of
+ * the 4 rows lands at o + q*qs (16 bytes). */
+static inline void quad4x4_words(const uint8_t *s, size_t ld, uint8_t *o, size_t qs, __m128i flip) {
+  __m128i r0 = _mm_loadu_si128((const __m128i *)s), r1 = _mm_loadu_si128((const __m128i *)(s + ld));
+  __m128i r2 = _mm_loadu_si128((const __m128i *)(s + 2 * ld)), r3 = _mm_loadu_si128((const __m128i *)(s + 3 * ld));
+  __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+  __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+  _mm_storeu_si128((__m128i *)o, _mm_xor_si128(_mm_unpacklo_epi64(t0, t1), flip));
+  _mm_storeu_si128((__m128i *)(o + qs), _mm_xor_si128(_mm_unpackhi_epi64(t0, t1), flip));
+  _mm_storeu_si128((__m128i *)(o + 2 * qs), _mm_xor_si128(_mm_unpacklo_epi64(t2, t3), flip));
+  _mm_storeu_si128((__m128i *)(o + 3 * qs), _mm_xor_si128(_mm_unpackhi_epi64(t2, t3), flip));
+}
+/* 4 values of each of 4 rows k..k+3 (row stride ld) into 4 quads (16 bytes): a byte interleave. */
+static inline void quad4_rows(const uint8_t *s, size_t ld, uint8_t *o) {
+  int32_t w[4];
+  for (int t = 0; t < 4; t++) memcpy(&w[t], s + t * ld, 4);
+  __m128i a = _mm_unpacklo_epi8(_mm_cvtsi32_si128(w[0]), _mm_cvtsi32_si128(w[1]));
+  __m128i b = _mm_unpacklo_epi8(_mm_cvtsi32_si128(w[2]), _mm_cvtsi32_si128(w[3]));
+  _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(a, b));
+}
+#else
+static int32_t sum_s8(const int8_t *p, int n) {
+  int32_t s = 0;
+  for (int i = 0; i < n; i++) s += p[i];
+  return s;
+}
+#endif
+
 static void pack_a_quad(const mh_gemm_s8_args *g, int mr, int i0, int mc, int p0, int kc, int8_t *dst) {
-  int kq = (kc + 3) / 4;
+  int kq = (kc + 3) / 4, kq_full = kc / 4;
   for (int ip = 0; ip < mc; ip += mr) {
     int rows = mc - ip < mr ? mc - ip : mr;
     int8_t *d = dst + (size_t)(ip / mr) * quad_a_panel_bytes(mr, kq);
-    int32_t corr[32];
-    for (int r = 0; r < mr; r++) {
-      int32_t sum = 0;
-      if (r >= rows) {
-        for (int q = 0; q < kq; q++) memset(d + ((size_t)q * mr + r) * 4, 0, 4);
-      } else if (!g->trans_a) { /* row i of A is contiguous over k */
-        const int8_t *src = g->a + (size_t)(i0 + ip + r) * g->lda + p0;
-        for (int q = 0; q < kq; q++) {
-          int8_t *o = d + ((size_t)q * mr + r) * 4;
-          for (int t = 0; t < 4; t++) sum += o[t] = 4 * q + t < kc ? src[4 * q + t] : 0;
-        }
-      } else { /* A^T stored: column i, stride lda over k */
-        const int8_t *src = g->a + (size_t)p0 * g->lda + i0 + ip + r;
-        for (int q = 0; q < kq; q++) {
-          int8_t *o = d + ((size_t)q * mr + r) * 4;
-          for (int t = 0; t < 4; t++) sum += o[t] = 4 * q + t < kc ? src[(size_t)(4 * q + t) * g->lda] : 0;
-        }
+    int32_t corr[32] = {0};
+    int r0 = 0, q0 = 0; /* rows [0, r0) and quads [0, q0) of them were written by vector code */
+    if (!g->trans_a) { /* row i of A is contiguous over k */
+      const int8_t *base = g->a + (size_t)(i0 + ip) * g->lda + p0;
+#if defined(__SSE2__)
+      q0 = kq_full / 4 * 4;
+      for (; r0 + 4 <= rows; r0 += 4)
+        for (int q = 0; q < q0; q += 4)
+          quad4x4_words((const uint8_t *)base + (size_t)r0 * g->lda + 4 * q, (size_t)g->lda,
+                        (uint8_t *)d + ((size_t)q * mr + r0) * 4, (size_t)mr * 4, _mm_setzero_si128());
+#endif
+      for (int r = 0; r < rows; r++) {
+        const int8_t *src = base + (size_t)r * g->lda;
+        for (int q = r < r0 ? q0 : 0; q < kq; q++)
+          for (int t = 0; t < 4; t++) d[((size_t)q * mr + r) * 4 + t] = 4 * q + t < kc ? src[4 * q + t] : 0;
+        corr[r] = 128 * sum_s8(src, kc);
       }
-      corr[r] = 128 * sum;
+    } else { /* A^T stored: rows k..k+3 of it hold 4 k of every row i */
+      const int8_t *base = g->a + (size_t)p0 * g->lda + i0 + ip;
+#if defined(__SSE2__)
+      r0 = rows / 4 * 4, q0 = kq_full;
+      for (int q = 0; q < q0; q++)
+        for (int r = 0; r < r0; r += 4)
+          quad4_rows((const uint8_t *)base + (size_t)4 * q * g->lda + r, (size_t)g->lda, (uint8_t *)d + ((size_t)q * mr + r) * 4);
+#endif
+      for (int r = 0; r < rows; r++)
+        for (int q = r < r0 ? q0 : 0; q < kq; q++)
+          for (int t = 0; t < 4; t++)
+            d[((size_t)q * mr + r) * 4 + t] = 4 * q + t < kc ? base[(size_t)(4 * q + t) * g->lda + r] : 0;
+      for (int q = 0; q < kq; q++)
+        for (int r = 0; r < rows; r++) {
+          const int8_t *o = d + ((size_t)q * mr + r) * 4;
+          corr[r] += 128 * (o[0] + o[1] + o[2] + o[3]);
+        }
     }
+    for (int q = 0; q < kq; q++)
+      if (rows < mr) memset(d + ((size_t)q * mr + rows) * 4, 0, (size_t)(mr - rows) * 4);
     memcpy(d + (size_t)kq * mr * 4, corr, sizeof(int32_t) * mr);
   }
 }
 
 #if defined(__SSE2__)
-#include <emmintrin.h>
 /* 16 columns of 4 rows of B (row stride ld) into 16 quads (64 bytes), xor 0x80. */
 static inline void quad16_rows(const uint8_t *s, size_t ld, uint8_t *o) {
   const __m128i x80 = _mm_set1_epi8((char)0x80);
@@ -121,19 +183,6 @@ static inline void quad16_rows(const uint8_t *s, size_t ld, uint8_t *o) {
   _mm_storeu_si128((__m128i *)(o + 16), _mm_xor_si128(_mm_unpackhi_epi16(a, c), x80));
   _mm_storeu_si128((__m128i *)(o + 32), _mm_xor_si128(_mm_unpacklo_epi16(b, d), x80));
   _mm_storeu_si128((__m128i *)(o + 48), _mm_xor_si128(_mm_unpackhi_epi16(b, d), x80));
-}
-/* 4 columns (each contiguous over k, stride ld) x 4 quads into the panel (quad stride qs bytes),
- * xor 0x80: a 4x4 transpose of 32-bit words. */
-static inline void quad4x4_cols(const uint8_t *s, size_t ld, uint8_t *o, size_t qs) {
-  const __m128i x80 = _mm_set1_epi8((char)0x80);
-  __m128i r0 = _mm_loadu_si128((const __m128i *)s), r1 = _mm_loadu_si128((const __m128i *)(s + ld));
-  __m128i r2 = _mm_loadu_si128((const __m128i *)(s + 2 * ld)), r3 = _mm_loadu_si128((const __m128i *)(s + 3 * ld));
-  __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
-  __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
-  _mm_storeu_si128((__m128i *)o, _mm_xor_si128(_mm_unpacklo_epi64(t0, t1), x80));
-  _mm_storeu_si128((__m128i *)(o + qs), _mm_xor_si128(_mm_unpackhi_epi64(t0, t1), x80));
-  _mm_storeu_si128((__m128i *)(o + 2 * qs), _mm_xor_si128(_mm_unpacklo_epi64(t2, t3), x80));
-  _mm_storeu_si128((__m128i *)(o + 3 * qs), _mm_xor_si128(_mm_unpackhi_epi64(t2, t3), x80));
 }
 #endif
 
@@ -165,7 +214,8 @@ static void pack_b_quad(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0
 #if defined(__SSE2__)
       for (; c0 + 4 <= cols; c0 += 4)
         for (int q = 0; q + 4 <= kq_full; q += 4)
-          quad4x4_cols(base + (size_t)c0 * g->ldb + 4 * q, (size_t)g->ldb, d + ((size_t)q * nr + c0) * 4, (size_t)nr * 4);
+          quad4x4_words(base + (size_t)c0 * g->ldb + 4 * q, (size_t)g->ldb, d + ((size_t)q * nr + c0) * 4,
+                        (size_t)nr * 4, _mm_set1_epi8((char)0x80));
 #endif
       for (int c = 0; c < nr; c++) {
         const uint8_t *s = base + (size_t)c * g->ldb;

@@ -71,6 +71,9 @@ typedef void (*mh_requant_s8_fn)(const int32_t *x, int8_t *y, long n, int shift,
 typedef void (*mh_quant_f32_s8_fn)(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key,
                                    uint32_t index0);
 
+/* max |x[i]| over n floats; NaN is ignored (it never compares greater), so every table agrees. */
+typedef float (*mh_absmax_f32_fn)(const float *x, long n);
+
 /* Transposing pack: dst[p*stride + c] = src[c*lds + p] for c < cols, p < kc, and zeros for
  * c in [cols, stride). Packs A panels from a row-major A and B panels from a stored B^T. */
 typedef void (*mh_pack_transpose_fn)(const float *src, long lds, int cols, int kc, int stride, float *dst);
@@ -86,6 +89,7 @@ typedef struct mh_cpu_kernels {
   mh_ukernel_s8q_fn ukernel_s8q; /* k-quad panels (u8 x s8 dot products) */
   mh_requant_s8_fn requant_s8;
   mh_quant_f32_s8_fn quant_f32_s8;
+  mh_absmax_f32_fn absmax_f32;
   const char *f32_desc, *s8_desc, *elt_desc; /* what runs, for `mandheling info` */
 } mh_cpu_kernels;
 

@@ -21,3 +21,13 @@ void mh__quant_f32_s8_ref(const float *x, int8_t *q, long n, float scale, int mo
     q[i] = (int8_t)(t > MH_Q8_MAX ? MH_Q8_MAX : t < -MH_Q8_MAX ? -MH_Q8_MAX : t);
   }
 }
+
+/* max |x[i]|, NaN ignored (a NaN never compares greater). */
+float mh__absmax_f32_ref(const float *x, long n) {
+  float m = 0.f;
+  for (long i = 0; i < n; i++) {
+    float a = x[i] < 0.f ? -x[i] : x[i];
+    m = a > m ? a : m;
+  }
+  return m;
+}

@@ -42,3 +42,25 @@ void mh__quant_f32_s8_avx2(const float *x, int8_t *q, long n, float scale, int m
   }
   if (i < n) mh__quant_f32_s8_ref(x + i, q + i, n - i, scale, mode, key, index0 + (uint32_t)i);
 }
+
+/* max |x[i]| with NaN ignored, as the reference: maxps(a, m) returns m when a is NaN. */
+float mh__absmax_f32_avx2(const float *x, long n) {
+  const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 m0 = _mm256_setzero_ps(), m1 = m0, m2 = m0, m3 = m0;
+  long i = 0;
+  for (; i + 32 <= n; i += 32) {
+    m0 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs), m0);
+    m1 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 8), abs), m1);
+    m2 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 16), abs), m2);
+    m3 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 24), abs), m3);
+  }
+  m0 = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+  float lanes[8], m = 0.f;
+  _mm256_storeu_ps(lanes, m0);
+  for (int k = 0; k < 8; k++) m = lanes[k] > m ? lanes[k] : m;
+  for (; i < n; i++) {
+    float a = x[i] < 0.f ? -x[i] : x[i];
+    m = a > m ? a : m;
+  }
+  return m;
+}
