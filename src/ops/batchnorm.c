@@ -6,11 +6,65 @@
 #include "ops/ops.h"
 #include "quant/quantize.h"
 
+/* Sums over a plane in 8 float partial sums (element i goes to lane i % 8, lanes then added in a fixed
+ * order): the compiler vectorises it, and the result depends on nothing but the data, not on the ISA
+ * or the thread count. */
+static float sum8(const float *x, int n) {
+  float a[8] = {0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) a[l] += x[i + l];
+  for (int l = 0; i + l < n; l++) a[l] += x[i + l];
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+/* sum (x - m)^2 the same way */
+static float sumsq8(const float *x, int n, float m) {
+  float a[8] = {0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) {
+      float d = x[i + l] - m;
+      a[l] += d * d;
+    }
+  for (int l = 0; i + l < n; l++) {
+    float d = x[i + l] - m;
+    a[l] += d * d;
+  }
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+/* sum dy and sum dy * (x - m) (or dy * q * sc for a saved int8 x-hat) the same way */
+static void sumdy8(const float *dy, const float *x, int n, float m, float *sdy, float *sdyx) {
+  float a[8] = {0}, b[8] = {0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) a[l] += dy[i + l], b[l] += dy[i + l] * (x[i + l] - m);
+  for (int l = 0; i + l < n; l++) a[l] += dy[i + l], b[l] += dy[i + l] * (x[i + l] - m);
+  *sdy = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  *sdyx = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+}
+static void sumdyq8(const float *dy, const int8_t *q, int n, float sc, float *sdy, float *sdyx) {
+  float a[8] = {0}, b[8] = {0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) a[l] += dy[i + l], b[l] += dy[i + l] * ((float)q[i + l] * sc);
+  for (int l = 0; i + l < n; l++) a[l] += dy[i + l], b[l] += dy[i + l] * ((float)q[i + l] * sc);
+  *sdy = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  *sdyx = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+}
+
 /* x, y: (N, C, HW); gamma, beta: (C); state: mean (C), invstd (C); buf: running_mean, running_var. */
 typedef struct {
   mh_op_ctx *ctx;
   int N, C, HW;
+  float *cmax; /* training, int8 form: per channel max |x-hat|, found from the channel's min and max */
 } bn_job;
+
+/* min and max of a plane, folded into *lo, *hi */
+static void minmax(const float *x, int n, float *lo, float *hi) {
+  float a = *lo, b = *hi;
+  for (int i = 0; i < n; i++) a = x[i] < a ? x[i] : a, b = x[i] > b ? x[i] : b;
+  *lo = a, *hi = b;
+}
 
 static void bn_fwd_channels(void *p, long lo, long hi) {
   const bn_job *j = p;
@@ -25,25 +79,22 @@ static void bn_fwd_channels(void *p, long lo, long hi) {
     if (ctx->training) {
       /* two passes in double: the mean, then the centred sum of squares (stable for large M) */
       double s = 0, ss = 0;
+      float lo = ctx->x[0][(size_t)c * j->HW], hi = lo;
       for (int n = 0; n < j->N; n++) {
         const float *x = ctx->x[0] + ((size_t)n * j->C + c) * j->HW;
-        float ps = 0;
-        for (int i = 0; i < j->HW; i++) ps += x[i];
-        s += ps;
+        s += sum8(x, j->HW);
+        if (j->cmax) minmax(x, j->HW, &lo, &hi);
       }
       double m = s / (double)M;
-      for (int n = 0; n < j->N; n++) {
-        const float *x = ctx->x[0] + ((size_t)n * j->C + c) * j->HW;
-        float fm = (float)m, pss = 0;
-        for (int i = 0; i < j->HW; i++) {
-          float dv = x[i] - fm;
-          pss += dv * dv;
-        }
-        ss += pss;
-      }
+      for (int n = 0; n < j->N; n++) ss += sumsq8(ctx->x[0] + ((size_t)n * j->C + c) * j->HW, j->HW, (float)m);
       double var = ss / (double)M;
       mean = (float)m;
       invstd = (float)(1.0 / sqrt(var + nd->eps));
+      if (j->cmax) { /* (x - mean) * invstd is monotonic in x, rounding included: its largest magnitude is
+                        at the channel's min or max, computed with the very operations the quantiser uses */
+        float a = fabsf((lo - mean) * invstd), b = fabsf((hi - mean) * invstd);
+        j->cmax[c] = a > b ? a : b;
+      }
       mean_s[c] = mean;
       invstd_s[c] = invstd;
       double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
@@ -74,12 +125,8 @@ static void bn_bwd_channels(void *p, long lo, long hi) {
     double sdy = 0, sdyx = 0;
     for (int n = 0; n < j->N; n++) {
       size_t o = ((size_t)n * j->C + c) * j->HW;
-      const float *x = ctx->x[0] + o, *dy = ctx->dy + o;
-      float a = 0, b = 0;
-      for (int i = 0; i < j->HW; i++) {
-        a += dy[i];
-        b += dy[i] * (x[i] - mean);
-      }
+      float a, b;
+      sumdy8(ctx->dy + o, ctx->x[0] + o, j->HW, mean, &a, &b);
       sdy += a;
       sdyx += b;
     }
@@ -133,22 +180,6 @@ static size_t bn_s8_state(const mh_graph *g, const mh_node *nd, int n, int preci
 static float *bn_s8_cmax(const bn_job *j) { return j->ctx->state + 2 * j->C + 16; }
 static int8_t *bn_s8_q(const bn_job *j) { return (int8_t *)(j->ctx->state + 3 * (size_t)j->C + 16); }
 
-static void bn_s8_max_channels(void *p, long lo, long hi) {
-  const bn_job *j = p;
-  const float *mean_s = j->ctx->state, *invstd_s = j->ctx->state + j->C;
-  for (long c = lo; c < hi; c++) {
-    float m = 0;
-    for (int n = 0; n < j->N; n++) {
-      const float *x = j->ctx->x[0] + ((size_t)n * j->C + c) * j->HW;
-      for (int i = 0; i < j->HW; i++) {
-        float a = fabsf((x[i] - mean_s[c]) * invstd_s[c]);
-        m = a > m ? a : m;
-      }
-    }
-    bn_s8_cmax(j)[c] = m;
-  }
-}
-
 /* xhat blocks go through the kernel table's float->int8 quantiser (nearest, saturating). */
 static void bn_s8_quant_channels(void *p, long lo, long hi) {
   const bn_job *j = p;
@@ -177,13 +208,8 @@ static void bn_s8_bwd_channels(void *p, long lo, long hi) {
     double sdy = 0, sdyx = 0;
     for (int n = 0; n < j->N; n++) {
       size_t o = ((size_t)n * j->C + c) * j->HW;
-      const int8_t *q = bn_s8_q(j) + o;
-      const float *dy = ctx->dy + o;
-      float a = 0, b = 0;
-      for (int i = 0; i < j->HW; i++) {
-        a += dy[i];
-        b += dy[i] * ((float)q[i] * sc);
-      }
+      float a, b;
+      sumdyq8(ctx->dy + o, bn_s8_q(j) + o, j->HW, sc, &a, &b);
       sdy += a;
       sdyx += b;
     }
@@ -208,9 +234,9 @@ static void bn_s8_bwd_channels(void *p, long lo, long hi) {
 static void bn_s8_forward(mh_op_ctx *ctx) {
   const mh_node *nd = ctx->node;
   bn_job j = {ctx, ctx->n, nd->c, nd->h * nd->w};
+  if (ctx->training) j.cmax = bn_s8_cmax(&j);
   mh_parallel_for(ctx->pool, nd->c, bn_fwd_channels, &j);
   if (!ctx->training) return;
-  mh_parallel_for(ctx->pool, nd->c, bn_s8_max_channels, &j);
   float m = 0;
   for (int c = 0; c < j.C; c++) m = bn_s8_cmax(&j)[c] > m ? bn_s8_cmax(&j)[c] : m;
   ctx->state[2 * j.C] = (float)mh_q_exp_for_max(m);
