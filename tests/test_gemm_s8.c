@@ -18,7 +18,7 @@ static void fill(int8_t *x, size_t n, mh_rng *r, int edge) {
 }
 
 static void run_case(const mh_cpu_kernels *kt, mh_pool *pool, int m, int n, int k, int ta, int tb, int acc, int edge,
-                     mh_rng *r) {
+                     int rows, mh_rng *r) {
   int lda = (ta ? m : k) + 5, ldb = (tb ? k : n) + 3, ldc = n + 1;
   size_t asz = (size_t)(ta ? k : m) * lda, bsz = (size_t)(tb ? n : k) * ldb, csz = (size_t)m * ldc;
   int8_t *a = malloc(asz + 1), *b = malloc(bsz + 1);
@@ -29,12 +29,25 @@ static void run_case(const mh_cpu_kernels *kt, mh_pool *pool, int m, int n, int 
   mh_gemm_s8_args g = {m, n, k, a, lda, ta, b, ldb, tb, c0, ldc, acc};
   mh_gemm_s8_ref(&g);
   g.c = c1;
+  /* B given by row pointers instead (as a convolution reads a padded image): the stored rows in
+   * reverse order in memory, so a driver that used b + i*ldb would read the wrong rows */
+  int nrows = tb ? n : k;
+  int8_t *rb = NULL;
+  const int8_t **rp = NULL;
+  if (rows) {
+    rb = malloc(bsz + 1), rp = malloc(sizeof *rp * (nrows + 1));
+    for (int i = 0; i < nrows; i++) {
+      memcpy(rb + (size_t)(nrows - 1 - i) * ldb, b + (size_t)i * ldb, (size_t)ldb);
+      rp[i] = rb + (size_t)(nrows - 1 - i) * ldb;
+    }
+    g.b = NULL, g.b_rows = rp;
+  }
   mh_gemm_s8(kt, pool, &g);
   int same = memcmp(c0, c1, csz * 4) == 0;
-  if (!same) TL_FAIL("%s pool=%d m=%d n=%d k=%d ta=%d tb=%d acc=%d edge=%d: differs from the oracle", kt->isa,
-                     mh_pool_size(pool), m, n, k, ta, tb, acc, edge);
+  if (!same) TL_FAIL("%s pool=%d m=%d n=%d k=%d ta=%d tb=%d acc=%d edge=%d rows=%d: differs from the oracle", kt->isa,
+                     mh_pool_size(pool), m, n, k, ta, tb, acc, edge, rows);
   tl_checks++;
-  free(a), free(b), free(c0), free(c1);
+  free(a), free(b), free(c0), free(c1), free(rb), free(rp);
 }
 
 int main(void) {
@@ -49,9 +62,9 @@ int main(void) {
   mh_pool *pools[3] = {NULL, p1, p2};
   for (int t = 0; t < n_tables; t++)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-      for (int v = 0; v < 8; v++)
+      for (int v = 0; v < 16; v++)
         run_case(tables[t], pools[(s + v) % 3], sizes[s][0], sizes[s][1], sizes[s][2], v & 1, (v >> 1) & 1, (v >> 2) & 1,
-                 s % 3 == 0, &r);
+                 s % 3 == 0, v >> 3, &r);
   /* the int32 range at the largest K: every product +-127*127, all the same sign */
   {
     int k = MH_GEMM_S8_MAX_K;

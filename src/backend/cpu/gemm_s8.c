@@ -54,13 +54,13 @@ static void pack_b_s8(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, 
       for (int p = 0; p < kc2; p++) {
         int k0 = p0 + 2 * p, has1 = 2 * p + 1 < kc;
         int16_t *row = d + (size_t)p * nr * 2;
-        const int8_t *s0 = g->b + (size_t)k0 * g->ldb + j0 + jp, *s1 = s0 + g->ldb;
+        const int8_t *s0 = mh_gemm_s8_b_row(g, k0) + j0 + jp, *s1 = has1 ? mh_gemm_s8_b_row(g, k0 + 1) + j0 + jp : s0;
         for (int c = 0; c < cols; c++) row[2 * c] = s0[c], row[2 * c + 1] = has1 ? s1[c] : 0;
         for (int c = cols; c < nr; c++) row[2 * c] = row[2 * c + 1] = 0;
       }
     } else { /* B^T stored: column j is a contiguous run over k, whose byte pairs are the pairs */
       for (int c = 0; c < nr; c++) {
-        const int8_t *src = g->b + (size_t)(j0 + jp + c) * g->ldb + p0;
+        const int8_t *src = c < cols ? mh_gemm_s8_b_row(g, j0 + jp + c) + p0 : NULL;
         for (int p = 0; p < kc2; p++) {
           int16_t *pr = d + ((size_t)p * nr + c) * 2;
           if (c >= cols) {
@@ -97,11 +97,11 @@ static int32_t sum_s8(const int8_t *p, int n) {
   for (; i < n; i++) s += p[i];
   return s;
 }
-/* 4 rows (each contiguous over k, stride ld) x 4 quads: a 4x4 transpose of 32-bit words; quad q of
- * the 4 rows lands at o + q*qs (16 bytes). */
-static inline void quad4x4_words(const uint8_t *s, size_t ld, uint8_t *o, size_t qs, __m128i flip) {
-  __m128i r0 = _mm_loadu_si128((const __m128i *)s), r1 = _mm_loadu_si128((const __m128i *)(s + ld));
-  __m128i r2 = _mm_loadu_si128((const __m128i *)(s + 2 * ld)), r3 = _mm_loadu_si128((const __m128i *)(s + 3 * ld));
+/* 4 rows (each contiguous over k) x 4 quads from offset k: a 4x4 transpose of 32-bit words; quad q
+ * of the 4 rows lands at o + q*qs (16 bytes). */
+static inline void quad4x4_words(const uint8_t *const *s, int k, uint8_t *o, size_t qs, __m128i flip) {
+  __m128i r0 = _mm_loadu_si128((const __m128i *)(s[0] + k)), r1 = _mm_loadu_si128((const __m128i *)(s[1] + k));
+  __m128i r2 = _mm_loadu_si128((const __m128i *)(s[2] + k)), r3 = _mm_loadu_si128((const __m128i *)(s[3] + k));
   __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
   __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
   _mm_storeu_si128((__m128i *)o, _mm_xor_si128(_mm_unpacklo_epi64(t0, t1), flip));
@@ -136,10 +136,12 @@ static void pack_a_quad(const mh_gemm_s8_args *g, int mr, int i0, int mc, int p0
       const int8_t *base = g->a + (size_t)(i0 + ip) * g->lda + p0;
 #if defined(__SSE2__)
       q0 = kq_full / 4 * 4;
-      for (; r0 + 4 <= rows; r0 += 4)
+      for (; r0 + 4 <= rows; r0 += 4) {
+        const uint8_t *rp[4];
+        for (int t = 0; t < 4; t++) rp[t] = (const uint8_t *)base + (size_t)(r0 + t) * g->lda;
         for (int q = 0; q < q0; q += 4)
-          quad4x4_words((const uint8_t *)base + (size_t)r0 * g->lda + 4 * q, (size_t)g->lda,
-                        (uint8_t *)d + ((size_t)q * mr + r0) * 4, (size_t)mr * 4, _mm_setzero_si128());
+          quad4x4_words(rp, 4 * q, (uint8_t *)d + ((size_t)q * mr + r0) * 4, (size_t)mr * 4, _mm_setzero_si128());
+      }
 #endif
       for (int r = 0; r < rows; r++) {
         const int8_t *src = base + (size_t)r * g->lda;
@@ -172,11 +174,11 @@ static void pack_a_quad(const mh_gemm_s8_args *g, int mr, int i0, int mc, int p0
 }
 
 #if defined(__SSE2__)
-/* 16 columns of 4 rows of B (row stride ld) into 16 quads (64 bytes), xor 0x80. */
-static inline void quad16_rows(const uint8_t *s, size_t ld, uint8_t *o) {
+/* 16 columns of 4 rows of B into 16 quads (64 bytes), xor 0x80. */
+static inline void quad16_rows(const uint8_t *const *s, int col, uint8_t *o) {
   const __m128i x80 = _mm_set1_epi8((char)0x80);
-  __m128i r0 = _mm_loadu_si128((const __m128i *)s), r1 = _mm_loadu_si128((const __m128i *)(s + ld));
-  __m128i r2 = _mm_loadu_si128((const __m128i *)(s + 2 * ld)), r3 = _mm_loadu_si128((const __m128i *)(s + 3 * ld));
+  __m128i r0 = _mm_loadu_si128((const __m128i *)(s[0] + col)), r1 = _mm_loadu_si128((const __m128i *)(s[1] + col));
+  __m128i r2 = _mm_loadu_si128((const __m128i *)(s[2] + col)), r3 = _mm_loadu_si128((const __m128i *)(s[3] + col));
   __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
   __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
   _mm_storeu_si128((__m128i *)o, _mm_xor_si128(_mm_unpacklo_epi16(a, c), x80));
@@ -194,31 +196,30 @@ static void pack_b_quad(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0
     int cols = nc - jp < nr ? nc - jp : nr;
     uint8_t *d = dst + (size_t)jp * kq * 4;
     if (!g->trans_b) { /* rows k..k+3 of B interleave into quads */
-      const uint8_t *base = (const uint8_t *)g->b + (size_t)p0 * g->ldb + j0 + jp;
       for (int q = 0; q < kq; q++) {
         uint8_t *row = d + (size_t)q * nr * 4;
+        const uint8_t *rp[4];
+        for (int t = 0; t < 4; t++)
+          rp[t] = 4 * q + t < kc ? (const uint8_t *)mh_gemm_s8_b_row(g, p0 + 4 * q + t) + j0 + jp : NULL;
         int c0 = 0;
 #if defined(__SSE2__)
         if (q < kq_full)
-          for (; c0 + 16 <= cols; c0 += 16) quad16_rows(base + (size_t)4 * q * g->ldb + c0, (size_t)g->ldb, row + 4 * c0);
+          for (; c0 + 16 <= cols; c0 += 16) quad16_rows(rp, c0, row + 4 * c0);
 #endif
-        for (int t = 0; t < 4; t++) {
-          int k = 4 * q + t;
-          const uint8_t *s = base + (size_t)k * g->ldb;
-          for (int c = c0; c < nr; c++) row[4 * c + t] = k < kc && c < cols ? s[c] ^ 0x80u : 0x80;
-        }
+        for (int t = 0; t < 4; t++)
+          for (int c = c0; c < nr; c++) row[4 * c + t] = rp[t] && c < cols ? rp[t][c] ^ 0x80u : 0x80;
       }
     } else { /* B^T stored: column j is a contiguous run over k */
-      const uint8_t *base = (const uint8_t *)g->b + (size_t)(j0 + jp) * g->ldb + p0;
+      const uint8_t *cp[32];
+      for (int c = 0; c < nr; c++) cp[c] = c < cols ? (const uint8_t *)mh_gemm_s8_b_row(g, j0 + jp + c) + p0 : NULL;
       int c0 = 0;
 #if defined(__SSE2__)
       for (; c0 + 4 <= cols; c0 += 4)
         for (int q = 0; q + 4 <= kq_full; q += 4)
-          quad4x4_words(base + (size_t)c0 * g->ldb + 4 * q, (size_t)g->ldb, d + ((size_t)q * nr + c0) * 4,
-                        (size_t)nr * 4, _mm_set1_epi8((char)0x80));
+          quad4x4_words(cp + c0, 4 * q, d + ((size_t)q * nr + c0) * 4, (size_t)nr * 4, _mm_set1_epi8((char)0x80));
 #endif
       for (int c = 0; c < nr; c++) {
-        const uint8_t *s = base + (size_t)c * g->ldb;
+        const uint8_t *s = cp[c];
         int q_done = c < c0 ? kq_full / 4 * 4 : 0; /* quads the vector loop wrote for this column */
         for (int q = q_done; q < kq; q++) {
           uint8_t *o = d + ((size_t)q * nr + c) * 4;
@@ -317,6 +318,11 @@ static void gemm_s8_task(void *ctx, int task, int thread) {
     mh_gemm_s8_args sub = *g;
     sub.m = i1 - i0, sub.n = nc;
     sub.a = g->trans_a ? g->a + i0 : g->a + (size_t)i0 * g->lda;
+    if (g->b_rows) { /* the oracle reads B through b_rows with absolute column indices */
+      sub.m = g->m, sub.n = g->n, sub.a = g->a;
+      if (task == 0) mh_gemm_s8_ref(&sub);
+      return;
+    }
     sub.b = g->trans_b ? g->b + (size_t)j0 * g->ldb : g->b + j0;
     sub.c = g->c + (size_t)i0 * g->ldc + j0;
     mh_gemm_s8_ref(&sub);

@@ -44,7 +44,15 @@ typedef struct mh_gemm_s8_args {
   int32_t *c;
   int ldc;
   int accumulate;
+  /* Optional: stored row i of B (row k of B, or row j of B^T when trans_b) starts at b_rows[i] (b and
+   * ldb unused). Lets a convolution read its rows straight out of a padded image (no im2col). */
+  const int8_t *const *b_rows;
 } mh_gemm_s8_args;
+
+/* Where stored row i of B starts. */
+static inline const int8_t *mh_gemm_s8_b_row(const mh_gemm_s8_args *g, int i) {
+  return g->b_rows ? g->b_rows[i] : g->b + (size_t)i * g->ldb;
+}
 
 /* int8 micro-kernel on panels widened to int16 k-pairs: a holds MR rows x (kc2 pairs) as
  * [pair][row][2], b holds NR columns as [pair][col][2]; c[i][j] (=|+=) sum over pairs. */

@@ -32,6 +32,7 @@ static uint32_t put_operands(const mh_gemm_s8_args *g, int k0, int kp, int8_t *a
 }
 
 int mh_dsp_gemm_s8(mh_dsp *d, const mh_gemm_s8_args *g, mh_dsp_counts *cnt) {
+  if (g->b_rows) return mh__error(MH_ERR_UNSUPPORTED, "DSP: a GEMM whose B is given by row pointers runs on the CPU");
   int kc = g->k;
   while (kc > 1 && need(d, g, kc) > d->region_bytes) kc = (kc + 1) / 2;
   if (need(d, g, kc) > d->region_bytes)

@@ -8,7 +8,7 @@ void mh_gemm_s8_ref(const mh_gemm_s8_args *g) {
       int32_t s = 0;
       for (int p = 0; p < g->k; p++) {
         int32_t a = g->trans_a ? g->a[(size_t)p * g->lda + i] : g->a[(size_t)i * g->lda + p];
-        int32_t b = g->trans_b ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j];
+        int32_t b = g->trans_b ? mh_gemm_s8_b_row(g, j)[p] : mh_gemm_s8_b_row(g, p)[j];
         s += a * b;
       }
       int32_t *c = &g->c[(size_t)i * g->ldc + j];
