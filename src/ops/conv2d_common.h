@@ -22,6 +22,17 @@ void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *
 /* G (Og x cnt*P*Q, int8) gathered from the NCHW output error dyq for samples [n0, n0+cnt) of group g. */
 void mh__conv_gather_s8(const conv_dims *d, const int8_t *dyq, int8_t *gq, int n0, int cnt, int g);
 
+/* The int8 GEMMs for stride 1, no groups, padding < K, without im2col (conv2d_s8_padded.c). */
+int mh__conv_s8_padded_ok(const conv_dims *d);
+/* Scratch bytes for chunks of nb samples (and, with base, the buffers laid out from it into *out). */
+size_t mh__conv_s8_padded_bytes(const conv_dims *d, int nb, void *base, void *out);
+/* y = conv(xq, wq) * scale + bias for the whole batch. */
+void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq, float scale,
+                                const float *bias, void *scratch);
+/* parts: MH_PASS_BWD_W into dwacc (int32, O x C*K*K), MH_PASS_BWD_D into ctx->dx[0] scaled by dx_scale. */
+void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
+                                 const int8_t *dyq, float dx_scale, int32_t *dwacc, unsigned parts, void *scratch);
+
 /* The layer as a DSP subgraph (conv2d_dsp.c). Tensors: */
 enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y }; /* nodes: MH_PASS_* */
 struct mh_dsp_sg;

@@ -11,12 +11,14 @@
 #include "ops/conv2d_common.h"
 #include "quant/quantize.h"
 
-/* Scratch (bytes, 64-aligned pieces): dy_q (N*O*P*Q), col_q (kk x cols), the chunk's gathered
- * dy_q (Og x cols), acc int32 (max(Og, kk) x cols), dW int32 (O*kk), and the chunk's input gradient
- * planes in int32 (cnt*Cg x H*W), where the columns' contributions sum exactly. */
+/* Scratch (bytes, 64-aligned pieces): dy_q (N*O*P*Q), dW int32 (O*kk), then either (stride 1, no
+ * groups) the padded path's buffers (conv2d_s8_padded.c), or col_q (kk x cols), the chunk's gathered
+ * dy_q (Og x cols), acc int32 (max(Og, kk) x cols) and the chunk's input gradient planes in int32
+ * (cnt*Cg x H*W), where the columns' contributions sum exactly. */
 typedef struct {
   int8_t *dyq, *colq, *gq;
   int32_t *acc, *dwacc, *dxacc;
+  void *padded; /* the padded path's buffers */
 } s8_scratch;
 
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
@@ -25,13 +27,21 @@ static size_t s8_bytes(const conv_dims *d, s8_scratch *out, void *base) {
   size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)mh__conv_chunk_samples(d) * d->P * d->Q;
   size_t rows = (size_t)d->Og > kk ? (size_t)d->Og : kk;
   size_t planes = (size_t)mh__conv_chunk_samples(d) * d->Cg * d->H * d->W;
-  size_t sz[6] = {al((size_t)d->N * d->O * d->P * d->Q), al(kk * cols), al((size_t)d->Og * cols), al(rows * cols * 4),
-                  al((size_t)d->O * kk * 4), al(planes * 4)};
+  int padded = mh__conv_s8_padded_ok(d);
+  /* dxacc is kept with the padded path too: the DSP's backward-data columns come back through col2im */
+  size_t sz[6] = {al((size_t)d->N * d->O * d->P * d->Q), al((size_t)d->O * kk * 4), 0, 0, 0, al(planes * 4)};
+  if (padded) sz[2] = al(mh__conv_s8_padded_bytes(d, mh__conv_chunk_samples(d), NULL, NULL));
+  else sz[2] = al(kk * cols), sz[3] = al((size_t)d->Og * cols), sz[4] = al(rows * cols * 4);
   size_t off = 0;
   char *b = base;
   void *ptr[6];
   for (int i = 0; i < 6; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
-  if (out) out->dyq = ptr[0], out->colq = ptr[1], out->gq = ptr[2], out->acc = ptr[3], out->dwacc = ptr[4], out->dxacc = ptr[5];
+  if (out) {
+    memset(out, 0, sizeof *out);
+    out->dyq = ptr[0], out->dwacc = ptr[1], out->dxacc = ptr[5];
+    if (padded) out->padded = ptr[2];
+    else out->colq = ptr[2], out->gq = ptr[3], out->acc = ptr[4];
+  }
   return off;
 }
 
@@ -143,6 +153,10 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
     s8_emit(ctx, &d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), 0, d.N, 0, scale, b);
     return;
   }
+  if (s.padded) {
+    mh__conv_s8_padded_forward(ctx, &d, v.xq, v.wq, scale, b, s.padded);
+    return;
+  }
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
@@ -210,6 +224,10 @@ static void col2im_s32(mh_op_ctx *ctx, const conv_dims *d, const int32_t *dcol, 
 static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_scratch *s, const s8_state *v, int ey,
                                  unsigned parts) {
   conv_dims d = *dp;
+  if (s->padded) {
+    mh__conv_s8_padded_backward(ctx, &d, v->xq, v->wq, s->dyq, ldexpf(1.f, v->e[1] + ey), s->dwacc, parts, s->padded);
+    return;
+  }
   int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   int8_t *gq = s->gq; /* the chunk's output gradient as (Og x cols) */
   for (int n0 = 0; n0 < d.N; n0 += nb) {
