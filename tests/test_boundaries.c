@@ -261,7 +261,12 @@ typedef struct {
   const float *x, *y, *dy, *dx;
 } pool_case;
 
-enum { NPOOL = 4 };
+/* 2x2/2 on an odd 3x5 plane: the last row and column belong to no window (gradient 0), a tie at 5 */
+static const float k_poolo_x[15] = {1, 5, 2, 2, 9, 3, 5, 7, 1, 8, 4, 4, 4, 4, 4};
+static const float k_poolo_y[2] = {5, 7}, k_poolo_dy[2] = {3, -2};
+static const float k_poolo_dx[15] = {0, 3, 0, 0, 0, 0, 0, -2, 0, 0, 0, 0, 0, 0, 0};
+
+enum { NPOOL = 5 };
 static const pool_case k_pools[NPOOL] = {
     {"2x2/2", "input 2x4x4\nmaxpool p k=2\nmaxpool q k=2 in=input\nadd s in=p,q\nlinear fc out=2\n", 32, 8, k_pool2_x,
      k_pool2_y, k_pool2_dy, k_pool2_dx},
@@ -273,6 +278,8 @@ static const pool_case k_pools[NPOOL] = {
      16, 4, k_poolp_x, k_poolp_y, k_pool4_dy, k_poolp_dx},
     {"2x2/2 pad 1", "input 1x4x4\nmaxpool p k=2 pad=1\nmaxpool q k=2 pad=1 in=input\nadd s in=p,q\nlinear fc out=2\n",
      16, 9, k_poolq_x, k_poolq_y, k_poolq_dy, k_poolq_dx},
+    {"2x2/2 odd", "input 1x3x5\nmaxpool p k=2\nmaxpool q k=2 in=input\nadd s in=p,q\nlinear fc out=2\n", 15, 2,
+     k_poolo_x, k_poolo_y, k_poolo_dy, k_poolo_dx},
 };
 
 /* Max-pool in FP32 and int8 (which saves window positions instead of the input): the output is the

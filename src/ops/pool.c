@@ -180,28 +180,67 @@ static size_t maxpool_s8_state(const mh_graph *g, const mh_node *nd, int n, int 
   return ((size_t)n * nd->c * nd->h * nd->w * sizeof(uint16_t) + 3) / 4;
 }
 
+/* 2x2 windows, stride 2: branch-free selects of the first maximum (NaN included) and its position. */
+static void max_fwd_pos_2x2(const pool_job *j, const float *x, float *y, uint16_t *pos) {
+  for (int pp = 0; pp < j->P; pp++) {
+    const float *r0 = x + (size_t)2 * pp * j->W, *r1 = r0 + j->W;
+    float *yo = y + (size_t)pp * j->Q;
+    uint16_t *po = pos + (size_t)pp * j->Q;
+    for (int q = 0; q < j->Q; q++) {
+      float m = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
+      int k = 0, t = beats(b, m);
+      m = t ? b : m, k = t ? 1 : k;
+      t = beats(c, m);
+      m = t ? c : m, k = t ? 2 : k;
+      t = beats(d, m);
+      m = t ? d : m, k = t ? 3 : k;
+      yo[q] = m, po[q] = (uint16_t)k;
+    }
+  }
+}
+
 static void max_fwd_pos(void *p, long lo, long hi) {
   const pool_job *j = p;
   for (long t = lo; t < hi; t++) {
     const float *x = j->ctx->x[0] + (size_t)t * j->H * j->W;
     float *y = j->ctx->y + (size_t)t * j->P * j->Q;
     uint16_t *pos = (uint16_t *)j->ctx->state + (size_t)t * j->P * j->Q;
+    if (j->K == 2 && j->S == 2 && j->D == 0) {
+      max_fwd_pos_2x2(j, x, y, pos);
+      continue;
+    }
     for (int pp = 0; pp < j->P; pp++)
       for (int q = 0; q < j->Q; q++) {
-        int best;
-        if (j->K == 2 && j->S == 2 && j->D == 0) { /* the same first-max rule as max_bwd's fast path */
-          int i0 = 2 * pp * j->W + 2 * q;
-          best = i0;
-          if (beats(x[i0 + 1], x[best])) best = i0 + 1;
-          if (beats(x[i0 + j->W], x[best])) best = i0 + j->W;
-          if (beats(x[i0 + j->W + 1], x[best])) best = i0 + j->W + 1;
-        } else {
-          best = argmax_at(j, x, pp, q);
-        }
+        int best = argmax_at(j, x, pp, q);
         y[pp * j->Q + q] = x[best];
         pos[pp * j->Q + q] = (uint16_t)((best / j->W - (pp * j->S - j->D)) * j->K + best % j->W - (q * j->S - j->D));
       }
   }
+}
+
+/* 2x2 windows, stride 2: each input element is in at most one window, so every window writes all four
+ * of its elements (the gradient where its maximum was, 0 elsewhere) and no clearing pass is needed
+ * but for a last odd row or column. */
+static void max_bwd_pos_2x2(const pool_job *j, const float *dy, const uint16_t *pos, float *dx, int accumulate) {
+  for (int pp = 0; pp < j->P; pp++) {
+    float *r0 = dx + (size_t)2 * pp * j->W, *r1 = r0 + j->W;
+    const float *g = dy + (size_t)pp * j->Q;
+    const uint16_t *po = pos + (size_t)pp * j->Q;
+    if (accumulate)
+      for (int q = 0; q < j->Q; q++) {
+        int k = po[q];
+        r0[2 * q] += k == 0 ? g[q] : 0.f, r0[2 * q + 1] += k == 1 ? g[q] : 0.f;
+        r1[2 * q] += k == 2 ? g[q] : 0.f, r1[2 * q + 1] += k == 3 ? g[q] : 0.f;
+      }
+    else
+      for (int q = 0; q < j->Q; q++) {
+        int k = po[q];
+        r0[2 * q] = k == 0 ? g[q] : 0.f, r0[2 * q + 1] = k == 1 ? g[q] : 0.f;
+        r1[2 * q] = k == 2 ? g[q] : 0.f, r1[2 * q + 1] = k == 3 ? g[q] : 0.f;
+      }
+    if (!accumulate && j->W > 2 * j->Q) r0[2 * j->Q] = r1[2 * j->Q] = 0.f; /* odd width: the last column */
+  }
+  if (!accumulate && j->H > 2 * j->P) memset(dx + (size_t)2 * j->P * j->W, 0, sizeof(float) * j->W);
 }
 
 static void max_bwd_pos(void *p, long lo, long hi) {
@@ -210,6 +249,10 @@ static void max_bwd_pos(void *p, long lo, long hi) {
     const float *dy = j->ctx->dy + (size_t)t * j->P * j->Q;
     const uint16_t *pos = (const uint16_t *)j->ctx->state + (size_t)t * j->P * j->Q;
     float *dx = j->ctx->dx[0] + (size_t)t * j->H * j->W;
+    if (j->K == 2 && j->S == 2 && j->D == 0) {
+      max_bwd_pos_2x2(j, dy, pos, dx, j->ctx->dx_accumulate[0]);
+      continue;
+    }
     if (!j->ctx->dx_accumulate[0]) memset(dx, 0, sizeof(float) * j->H * j->W);
     for (int pp = 0; pp < j->P; pp++)
       for (int q = 0; q < j->Q; q++) {
