@@ -9,9 +9,9 @@ Run with Debian's python3-torch:
 
   /usr/bin/python3 scripts/int8_reference.py [--out tests/golden/int8.safetensors]
 
-The net (MODEL below) has a padded conv, ReLU, a 2x2 max-pool, a strided grouped conv, ReLU6, a
-1x1 conv and a residual add that both read the ReLU6 (a fan-out), a flatten and two linear layers,
-all with biases. From float parameters, it runs one training-mode forward (logits) and, for each
+The net (MODEL below) has a padded conv, ReLU, a 2x2 max-pool, a grouped conv, ReLU6, a strided
+depthwise conv, a 1x1 conv and a residual add that both read the depthwise conv (a fan-out), a
+flatten and two linear layers, all with biases. From float parameters, it runs one training-mode forward (logits) and, for each
 (seed, step) case, the backward from a fixed dyadic dL/dlogits (so the softmax's libm differences
 stay out of the comparison), and stores:
 
@@ -58,20 +58,21 @@ input 3x10x10
 conv    c1 out=8 k=3 pad=1
 relu    r1
 maxpool p1 k=2
-conv    c2 out=8 k=3 stride=2 pad=1 groups=2
+conv    c2 out=8 k=3 pad=1 groups=2
 relu6   r2
-conv    c3 out=8 k=1 in=r2
-add     a1 in=c3,r2
+conv    dw out=8 k=3 stride=2 pad=1 groups=8
+conv    c3 out=8 k=1
+add     a1 in=c3,dw
 flatten f
 linear  fc1 out=16
 relu    r3
 linear  fc2 out=10
 """
 # node indices in MODEL (the input is node 0): they key stochastic rounding
-NODE = {'c1': 1, 'r1': 2, 'p1': 3, 'c2': 4, 'r2': 5, 'c3': 6, 'a1': 7, 'f': 8, 'fc1': 9, 'r3': 10, 'fc2': 11}
+NODE = {'c1': 1, 'r1': 2, 'p1': 3, 'c2': 4, 'r2': 5, 'dw': 6, 'c3': 7, 'a1': 8, 'f': 9, 'fc1': 10, 'r3': 11, 'fc2': 12}
 SHAPES = {'c1.weight': (8, 3, 3, 3), 'c1.bias': (8,), 'c2.weight': (8, 4, 3, 3), 'c2.bias': (8,),
-          'c3.weight': (8, 8, 1, 1), 'c3.bias': (8,), 'fc1.weight': (16, 72), 'fc1.bias': (16,),
-          'fc2.weight': (10, 16), 'fc2.bias': (10,)}
+          'dw.weight': (8, 1, 3, 3), 'dw.bias': (8,), 'c3.weight': (8, 8, 1, 1), 'c3.bias': (8,),
+          'fc1.weight': (16, 72), 'fc1.bias': (16,), 'fc2.weight': (10, 16), 'fc2.bias': (10,)}
 NAMES = list(SHAPES)
 BATCH, SEED = 8, 11
 CASES = [(5, 0), (5, 3), (6, 3)]  # (seed, step): the step and the seed each change every rounding key
@@ -208,28 +209,30 @@ def forward(P, x):
     y1, s1 = conv_fwd(x, P['c1.weight'], P['c1.bias'], 1, 1, 1)
     r1, m1 = act_fwd(y1, np.inf)
     p1, pidx = maxpool_fwd(r1)
-    y2, s2 = conv_fwd(p1, P['c2.weight'], P['c2.bias'], 2, 1, 2)
+    y2, s2 = conv_fwd(p1, P['c2.weight'], P['c2.bias'], 1, 1, 2)
     r2, m2 = act_fwd(y2, 6)
-    y3, s3 = conv_fwd(r2, P['c3.weight'], P['c3.bias'], 1, 0, 1)
-    a1 = (y3 + r2).astype(f32)
+    yd, sd = conv_fwd(r2, P['dw.weight'], P['dw.bias'], 2, 1, 8)
+    y3, s3 = conv_fwd(yd, P['c3.weight'], P['c3.bias'], 1, 0, 1)
+    a1 = (y3 + yd).astype(f32)
     f = a1.reshape(BATCH, -1)
     h, s4 = linear_fwd(f, P['fc1.weight'], P['fc1.bias'])
     r3, m3 = act_fwd(h, np.inf)
     z, s5 = linear_fwd(r3, P['fc2.weight'], P['fc2.bias'])
-    return z, (s1, m1, r1.shape, pidx, s2, m2, s3, a1.shape, s4, m3, s5)
+    return z, (s1, m1, r1.shape, pidx, s2, m2, sd, s3, a1.shape, s4, m3, s5)
 
 
 def backward(saved, dz, seed, step):
-    s1, m1, r1shape, pidx, s2, m2, s3, a1shape, s4, m3, s5 = saved
+    s1, m1, r1shape, pidx, s2, m2, sd, s3, a1shape, s4, m3, s5 = saved
     key = lambda name: stoch_key(seed, step, NODE[name])  # noqa: E731
     G = {}
     G['fc2.weight'], G['fc2.bias'], dr3 = linear_bwd(dz, s5, key('fc2'))
     dh = np.where(m3, dr3, f32(0)).astype(f32)
     G['fc1.weight'], G['fc1.bias'], df = linear_bwd(dh, s4, key('fc1'))
     da1 = df.reshape(a1shape)
-    # the add hands its gradient to both inputs; r2's other reader (c3) adds its own to it
-    G['c3.weight'], G['c3.bias'], dr2_c3 = conv_bwd(da1, s3, key('c3'), True)
-    dr2 = (da1 + dr2_c3).astype(f32)
+    # the add hands its gradient to both inputs; dw's other reader (c3) adds its own to it
+    G['c3.weight'], G['c3.bias'], ddw_c3 = conv_bwd(da1, s3, key('c3'), True)
+    ddw = (da1 + ddw_c3).astype(f32)
+    G['dw.weight'], G['dw.bias'], dr2 = conv_bwd(ddw, sd, key('dw'), True)
     dy2 = np.where(m2, dr2, f32(0)).astype(f32)
     G['c2.weight'], G['c2.bias'], dp1 = conv_bwd(dy2, s2, key('c2'), True)
     dr1 = maxpool_bwd(dp1, pidx, r1shape)

@@ -33,6 +33,13 @@ void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t
 void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
                                  const int8_t *dyq, float dx_scale, int32_t *dwacc, unsigned parts, void *scratch);
 
+/* The int8 depthwise convolution as direct loops (conv2d_s8_depthwise.c). */
+int mh__conv_s8_depthwise_ok(const conv_dims *d);
+void mh__conv_s8_depthwise_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq, float scale,
+                                   const float *bias);
+void mh__conv_s8_depthwise_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
+                                    const int8_t *dyq, float dx_scale, int32_t *dwacc, unsigned parts);
+
 /* The layer as a DSP subgraph (conv2d_dsp.c). Tensors: */
 enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y }; /* nodes: MH_PASS_* */
 struct mh_dsp_sg;

@@ -157,6 +157,10 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
     mh__conv_s8_padded_forward(ctx, &d, v.xq, v.wq, scale, b, s.padded);
     return;
   }
+  if (mh__conv_s8_depthwise_ok(&d) && !mh__op_dsp_bits(ctx, MH_PASS_FWD)) { /* placed on the DSP: its GEMMs go there */
+    mh__conv_s8_depthwise_forward(ctx, &d, v.xq, v.wq, scale, b);
+    return;
+  }
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
     for (int g = 0; g < d.G; g++) {
@@ -226,6 +230,10 @@ static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_s
   conv_dims d = *dp;
   if (s->padded) {
     mh__conv_s8_padded_backward(ctx, &d, v->xq, v->wq, s->dyq, ldexpf(1.f, v->e[1] + ey), s->dwacc, parts, s->padded);
+    return;
+  }
+  if (mh__conv_s8_depthwise_ok(&d) && !mh__op_dsp_bits(ctx, parts)) {
+    mh__conv_s8_depthwise_backward(ctx, &d, v->xq, v->wq, s->dyq, ldexpf(1.f, v->e[1] + ey), s->dwacc, parts);
     return;
   }
   int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
