@@ -79,6 +79,11 @@ typedef void (*mh_requant_s8_fn)(const int32_t *x, int8_t *y, long n, int shift,
 typedef void (*mh_quant_f32_s8_fn)(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key,
                                    uint32_t index0);
 
+/* acc[i] += x[i] * w (w an int8 value), exactly in int32: a depthwise convolution's row. */
+typedef void (*mh_mac_row_s8_fn)(int32_t *acc, const int8_t *x, long n, int32_t w);
+/* sum of a[i] * b[i] over n int8 pairs, exactly in int32 (n * 127 * 127 must fit). */
+typedef int32_t (*mh_dot_s8_fn)(const int8_t *a, const int8_t *b, long n);
+
 /* max |x[i]| over n floats; NaN is ignored (it never compares greater), so every table agrees. */
 typedef float (*mh_absmax_f32_fn)(const float *x, long n);
 
@@ -98,6 +103,8 @@ typedef struct mh_cpu_kernels {
   mh_requant_s8_fn requant_s8;
   mh_quant_f32_s8_fn quant_f32_s8;
   mh_absmax_f32_fn absmax_f32;
+  mh_mac_row_s8_fn mac_row_s8;
+  mh_dot_s8_fn dot_s8;
   const char *f32_desc, *s8_desc, *elt_desc; /* what runs, for `mandheling info` */
 } mh_cpu_kernels;
 

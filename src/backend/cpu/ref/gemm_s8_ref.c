@@ -25,3 +25,15 @@ void mh__ukernel_s8_4x8_ref(int kc2, const int16_t *a, const int16_t *b, int32_t
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 8; j++) c[(size_t)i * ldc + j] = accumulate ? c[(size_t)i * ldc + j] + acc[i][j] : acc[i][j];
 }
+
+/* acc[i] += x[i] * w, exactly in int32 (a depthwise convolution's row). */
+void mh__mac_row_s8_ref(int32_t *acc, const int8_t *x, long n, int32_t w) {
+  for (long i = 0; i < n; i++) acc[i] += x[i] * w;
+}
+
+/* sum of a[i] * b[i], exactly in int32. */
+int32_t mh__dot_s8_ref(const int8_t *a, const int8_t *b, long n) {
+  int32_t s = 0;
+  for (long i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+}

@@ -49,3 +49,33 @@ void mh__ukernel_s8_6x16_avx2(int kc2, const int16_t *a, const int16_t *b, int32
   MH_STORE_ROW_S8(5, c50, c51);
 #undef MH_STORE_ROW_S8
 }
+
+/* acc[i] += x[i] * w: int8 widened to int16, multiplied by w in int16 (|x * w| <= 127 * 127 fits),
+ * widened to int32 and added: 16 elements per step. w is an int8 value. */
+void mh__mac_row_s8_avx2(int32_t *acc, const int8_t *x, long n, int32_t w) {
+  const __m256i wv = _mm256_set1_epi16((int16_t)w);
+  long i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256i p = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + i))), wv);
+    __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)), hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1));
+    _mm256_storeu_si256((__m256i *)(acc + i), _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + i)), lo));
+    _mm256_storeu_si256((__m256i *)(acc + i + 8), _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + i + 8)), hi));
+  }
+  for (; i < n; i++) acc[i] += x[i] * w;
+}
+
+/* sum of a[i] * b[i]: int16 products summed in pairs by vpmaddwd into int32 lanes, 16 per step. */
+int32_t mh__dot_s8_avx2(const int8_t *a, const int8_t *b, long n) {
+  __m256i s = _mm256_setzero_si256();
+  long i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256i x = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + i)));
+    __m256i y = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + i)));
+    s = _mm256_add_epi32(s, _mm256_madd_epi16(x, y));
+  }
+  int32_t l[8], r = 0;
+  _mm256_storeu_si256((__m256i *)l, s);
+  for (int k = 0; k < 8; k++) r += l[k];
+  for (; i < n; i++) r += a[i] * b[i];
+  return r;
+}
