@@ -28,6 +28,7 @@ void mh__quant_f32_s8_avx2(const float *x, int8_t *q, long n, float scale, int m
 float mh__absmax_f32_avx2(const float *x, long n);
 void mh__mac_row_s8_avx2(int32_t *acc, const int8_t *x, long n, int32_t w);
 int32_t mh__dot_s8_avx2(const int8_t *a, const int8_t *b, long n);
+void mh__quant_f32_s8_avx512(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key, uint32_t index0);
 void mh__ukernel_f32_14x32_avx512(int kc, const float *a, const float *b, float *c, int ldc, int accumulate);
 void mh__ukernel_s8q_6x16_avxvnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c, int ldc,
                                   int accumulate);
@@ -36,22 +37,34 @@ void mh__ukernel_s8q_14x32_avx512vnni(int kq, const int8_t *a, const uint8_t *b,
 #endif
 
 /* In order of preference: a later table is faster where the CPU has it. */
+#define MH_REF_COMMON                                                                                          \
+  .requant_s8 = mh__requant_s8_ref, .quant_f32_s8 = mh__quant_f32_s8_ref, .absmax_f32 = mh__absmax_f32_ref,      \
+  .mac_row_s8 = mh__mac_row_s8_ref, .dot_s8 = mh__dot_s8_ref
+#define MH_AVX2_COMMON                                                                                         \
+  .requant_s8 = mh__requant_s8_avx2, .absmax_f32 = mh__absmax_f32_avx2, .mac_row_s8 = mh__mac_row_s8_avx2,       \
+  .dot_s8 = mh__dot_s8_avx2
+#define MH_AVX2_F32 .mr = 6, .nr = 16, .ukernel_f32 = mh__ukernel_f32_6x16_avx2, .pack_transpose_f32 = mh__pack_transpose_f32_avx2
+#define MH_AVX512_F32 .mr = 14, .nr = 32, .ukernel_f32 = mh__ukernel_f32_14x32_avx512, .pack_transpose_f32 = mh__pack_transpose_f32_avx2
 static const mh_cpu_kernels k_tables[] = {
-    {"ref", 0, 4, 8, mh__ukernel_f32_4x8_ref, mh__pack_transpose_f32_ref, 4, 8, mh__ukernel_s8_4x8_ref, NULL,
-     mh__requant_s8_ref, mh__quant_f32_s8_ref, mh__absmax_f32_ref, mh__mac_row_s8_ref, mh__dot_s8_ref, "portable C 4x8", "portable C 4x8 (int16 pairs)", "portable C"},
+    {.isa = "ref", .needs = 0, .mr = 4, .nr = 8, .ukernel_f32 = mh__ukernel_f32_4x8_ref,
+     .pack_transpose_f32 = mh__pack_transpose_f32_ref, .mr_s8 = 4, .nr_s8 = 8, .ukernel_s8 = mh__ukernel_s8_4x8_ref,
+     MH_REF_COMMON, .f32_desc = "portable C 4x8", .s8_desc = "portable C 4x8 (int16 pairs)", .elt_desc = "portable C"},
 #if defined(__x86_64__)
-    {"avx2", MH_CPU_AVX2, 6, 16, mh__ukernel_f32_6x16_avx2, mh__pack_transpose_f32_avx2, 6, 16,
-     mh__ukernel_s8_6x16_avx2, NULL, mh__requant_s8_avx2, mh__quant_f32_s8_avx2, mh__absmax_f32_avx2, mh__mac_row_s8_avx2, mh__dot_s8_avx2, "AVX2 FMA 6x16",
-     "AVX2 vpmaddwd 6x16 (int16 pairs)", "AVX2"},
-    {"avxvnni", MH_CPU_AVX2 | MH_CPU_AVXVNNI, 6, 16, mh__ukernel_f32_6x16_avx2, mh__pack_transpose_f32_avx2, 6, 16,
-     NULL, mh__ukernel_s8q_6x16_avxvnni, mh__requant_s8_avx2, mh__quant_f32_s8_avx2, mh__absmax_f32_avx2, mh__mac_row_s8_avx2, mh__dot_s8_avx2, "AVX2 FMA 6x16",
-     "AVX-VNNI vpdpbusd ymm 6x16 (k quads)", "AVX2"},
-    {"avx512", MH_CPU_AVX2 | MH_CPU_AVX512, 14, 32, mh__ukernel_f32_14x32_avx512, mh__pack_transpose_f32_avx2, 6, 16,
-     mh__ukernel_s8_6x16_avx2, NULL, mh__requant_s8_avx2, mh__quant_f32_s8_avx2, mh__absmax_f32_avx2, mh__mac_row_s8_avx2, mh__dot_s8_avx2, "AVX-512 FMA 14x32",
-     "AVX2 vpmaddwd 6x16 (int16 pairs)", "AVX2"},
-    {"avx512vnni", MH_CPU_AVX2 | MH_CPU_AVX512 | MH_CPU_AVX512VNNI, 14, 32, mh__ukernel_f32_14x32_avx512,
-     mh__pack_transpose_f32_avx2, 14, 32, NULL, mh__ukernel_s8q_14x32_avx512vnni, mh__requant_s8_avx2,
-     mh__quant_f32_s8_avx2, mh__absmax_f32_avx2, mh__mac_row_s8_avx2, mh__dot_s8_avx2, "AVX-512 FMA 14x32", "AVX512-VNNI vpdpbusd zmm 14x32 (k quads)", "AVX2"},
+    {.isa = "avx2", .needs = MH_CPU_AVX2, MH_AVX2_F32, .mr_s8 = 6, .nr_s8 = 16, .ukernel_s8 = mh__ukernel_s8_6x16_avx2,
+     MH_AVX2_COMMON, .quant_f32_s8 = mh__quant_f32_s8_avx2, .f32_desc = "AVX2 FMA 6x16",
+     .s8_desc = "AVX2 vpmaddwd 6x16 (int16 pairs)", .elt_desc = "AVX2"},
+    {.isa = "avxvnni", .needs = MH_CPU_AVX2 | MH_CPU_AVXVNNI, MH_AVX2_F32, .mr_s8 = 6, .nr_s8 = 16,
+     .ukernel_s8q = mh__ukernel_s8q_6x16_avxvnni, MH_AVX2_COMMON, .quant_f32_s8 = mh__quant_f32_s8_avx2,
+     .f32_desc = "AVX2 FMA 6x16",
+     .s8_desc = "AVX-VNNI vpdpbusd ymm 6x16 (k quads)", .elt_desc = "AVX2"},
+    {.isa = "avx512", .needs = MH_CPU_AVX2 | MH_CPU_AVX512, MH_AVX512_F32, .mr_s8 = 6, .nr_s8 = 16,
+     .ukernel_s8 = mh__ukernel_s8_6x16_avx2, MH_AVX2_COMMON, .quant_f32_s8 = mh__quant_f32_s8_avx512,
+     .f32_desc = "AVX-512 FMA 14x32", .s8_desc = "AVX2 vpmaddwd 6x16 (int16 pairs)",
+     .elt_desc = "AVX2, AVX-512 quantiser"},
+    {.isa = "avx512vnni", .needs = MH_CPU_AVX2 | MH_CPU_AVX512 | MH_CPU_AVX512VNNI, MH_AVX512_F32, .mr_s8 = 14,
+     .nr_s8 = 32, .ukernel_s8q = mh__ukernel_s8q_14x32_avx512vnni, MH_AVX2_COMMON,
+     .quant_f32_s8 = mh__quant_f32_s8_avx512, .f32_desc = "AVX-512 FMA 14x32",
+     .s8_desc = "AVX512-VNNI vpdpbusd zmm 14x32 (k quads)", .elt_desc = "AVX2, AVX-512 quantiser"},
 #endif
 };
 enum { N_TABLES = (int)(sizeof k_tables / sizeof k_tables[0]) };
