@@ -22,16 +22,27 @@ void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *
 /* G (Og x cnt*P*Q, int8) gathered from the NCHW output error dyq for samples [n0, n0+cnt) of group g. */
 void mh__conv_gather_s8(const conv_dims *d, const int8_t *dyq, int8_t *gq, int n0, int cnt, int g);
 
+/* Where an int8 convolution's exact int32 result goes (NCHW): to FP32 as acc * scale (+ bias[channel]),
+ * or added to f when accumulate; or, when f is NULL, to i32 as it is. */
+typedef struct {
+  float *f;
+  float scale;
+  const float *bias;
+  int accumulate;
+  int32_t *i32;
+} mh_conv_out;
+
 /* The int8 GEMMs for stride 1, no groups, padding < K, without im2col (conv2d_s8_padded.c). */
 int mh__conv_s8_padded_ok(const conv_dims *d);
 /* Scratch bytes for chunks of nb samples (and, with base, the buffers laid out from it into *out). */
 size_t mh__conv_s8_padded_bytes(const conv_dims *d, int nb, void *base, void *out);
-/* y = conv(xq, wq) * scale + bias for the whole batch. */
-void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq, float scale,
-                                const float *bias, void *scratch);
-/* parts: MH_PASS_BWD_W into dwacc (int32, O x C*K*K), MH_PASS_BWD_D into ctx->dx[0] scaled by dx_scale. */
+/* The output conv(xq, wq) of the whole batch into out. */
+void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
+                                const mh_conv_out *out, void *scratch);
+/* parts: MH_PASS_BWD_W into dwacc (int32, O x C*K*K, overwritten), MH_PASS_BWD_D into dx. */
 void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
-                                 const int8_t *dyq, float dx_scale, int32_t *dwacc, unsigned parts, void *scratch);
+                                 const int8_t *dyq, const mh_conv_out *dx, int32_t *dwacc, unsigned parts,
+                                 void *scratch);
 
 /* The int8 depthwise convolution as direct loops (conv2d_s8_depthwise.c). */
 int mh__conv_s8_depthwise_ok(const conv_dims *d);

@@ -13,6 +13,7 @@
 typedef struct {
   int8_t *col, *gq, *g8;
   int32_t *acc, *big;
+  void *padded; /* stride 1, no groups: the im2col-free GEMMs' buffers (conv2d_s8_padded.c) instead of col, gq, acc */
 } int_scratch;
 
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
@@ -28,13 +29,18 @@ static size_t scratch_bytes(const conv_dims *d, int needs_dx, int may_acc, int_s
   size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)int_chunk(d) * d->P * d->Q;
   size_t rows = (size_t)d->Og > kk || !needs_dx ? (size_t)d->Og : kk;
   size_t ny = (size_t)d->N * d->O * d->P * d->Q, nx = needs_dx ? (size_t)d->N * d->C * d->H * d->W : 0;
-  size_t sz[5] = {al(kk * cols), al((size_t)d->Og * cols), al(may_acc ? nx : 0), al(rows * cols * 4),
-                  al((ny > nx ? ny : nx) * 4)};
+  int padded = mh__conv_s8_padded_ok(d);
+  size_t sz[6] = {al(kk * cols), al((size_t)d->Og * cols), al(may_acc ? nx : 0), al(rows * cols * 4),
+                  al((ny > nx ? ny : nx) * 4), 0};
+  if (padded) sz[0] = sz[1] = sz[3] = 0, sz[5] = al(mh__conv_s8_padded_bytes(d, mh__conv_chunk_samples(d), NULL, NULL));
   size_t off = 0;
   char *b = base;
-  void *ptr[5];
-  for (int i = 0; i < 5; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
-  if (out) out->col = ptr[0], out->gq = ptr[1], out->g8 = ptr[2], out->acc = ptr[3], out->big = ptr[4];
+  void *ptr[6];
+  for (int i = 0; i < 6; i++) ptr[i] = b ? b + off : NULL, off += sz[i];
+  if (out) {
+    out->col = ptr[0], out->gq = ptr[1], out->g8 = ptr[2], out->acc = ptr[3], out->big = ptr[4];
+    out->padded = padded ? ptr[5] : NULL;
+  }
   return off;
 }
 
@@ -72,6 +78,12 @@ static void conv_scatter(const conv_dims *d, const void *res, size_t size, void 
 /* The layer's int32 result with the bias added, NCHW in s->big. */
 static void conv_int_acc(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch *s, int e_acc) {
   conv_dims d = *dp;
+  if (s->padded) {
+    mh_conv_out out = {NULL, 0.f, NULL, 0, s->big};
+    mh__conv_s8_padded_forward(ctx, &d, ctx->qx[0], ctx->qw, &out, s->padded);
+    conv_int_bias(ctx, &d, s->big, e_acc);
+    return;
+  }
   int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;
@@ -162,6 +174,11 @@ static void col2im_channels(void *p, long lo, long hi) {
 /* The backward GEMMs in `parts` (MH_PASS_BWD_W, MH_PASS_BWD_D) on the CPU, in sample chunks. */
 static void conv_int_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch *s, unsigned parts) {
   conv_dims d = *dp;
+  if (s->padded) { /* the input gradient's int32 sums straight into s->big */
+    mh_conv_out dx = {NULL, 0.f, NULL, 0, s->big};
+    mh__conv_s8_padded_backward(ctx, &d, ctx->qx[0], ctx->qw, ctx->qdy, &dx, ctx->qdw, parts, s->padded);
+    return;
+  }
   int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
   for (int n0 = 0; n0 < d.N; n0 += nb) {
     int cnt = d.N - n0 < nb ? d.N - n0 : nb, cols = cnt * pq;

@@ -154,7 +154,8 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
     return;
   }
   if (s.padded) {
-    mh__conv_s8_padded_forward(ctx, &d, v.xq, v.wq, scale, b, s.padded);
+    mh_conv_out out = {ctx->y, scale, b, 0, NULL};
+    mh__conv_s8_padded_forward(ctx, &d, v.xq, v.wq, &out, s.padded);
     return;
   }
   if (mh__conv_s8_depthwise_ok(&d) && !mh__op_dsp_bits(ctx, MH_PASS_FWD)) { /* placed on the DSP: its GEMMs go there */
@@ -229,7 +230,8 @@ static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_s
                                  unsigned parts) {
   conv_dims d = *dp;
   if (s->padded) {
-    mh__conv_s8_padded_backward(ctx, &d, v->xq, v->wq, s->dyq, ldexpf(1.f, v->e[1] + ey), s->dwacc, parts, s->padded);
+    mh_conv_out dx = {ctx->dx[0], ldexpf(1.f, v->e[1] + ey), NULL, ctx->dx_accumulate[0], NULL};
+    mh__conv_s8_padded_backward(ctx, &d, v->xq, v->wq, s->dyq, &dx, s->dwacc, parts, s->padded);
     return;
   }
   if (mh__conv_s8_depthwise_ok(&d) && !mh__op_dsp_bits(ctx, parts)) {

@@ -88,32 +88,38 @@ static void row_table(const int8_t *buf, int chs, int K, int cnt, int hp, int wp
         rows[((size_t)c * K + kh) * K + kw] = buf + (size_t)c * cnt * hp * wp + (size_t)kh * wp + kw;
 }
 
-/* out[(n0+s), ch, y, x] (+)= acc[ch][s*hp*wp + y*wp + x] * scale (+ bias[ch]) for the valid grid. */
+/* out[(n0+s), ch, y, x] = the valid grid of acc[ch][s*hp*wp + y*wp + x]: as FP32 (* scale, + bias,
+ * or added to the output) or as int32, exactly. */
 typedef struct {
   const int32_t *acc;
   size_t ld;
-  float *out, scale;
-  const float *bias;
-  int n0, cnt, chs, h, w, hp, wp, accumulate;
+  const mh_conv_out *out;
+  int n0, cnt, chs, h, w, hp, wp;
 } emit_job;
 
 static void emit_planes(void *p, long lo, long hi) {
   const emit_job *j = p;
+  const mh_conv_out *out = j->out;
   for (long t = lo; t < hi; t++) { /* t = s * chs + ch */
     int s = (int)(t / j->chs), ch = (int)(t % j->chs);
     const int32_t *a = j->acc + (size_t)ch * j->ld + (size_t)s * j->hp * j->wp;
-    float *o = j->out + (((size_t)(j->n0 + s) * j->chs) + ch) * j->h * j->w, sc = j->scale;
-    float b = j->bias ? j->bias[ch] : 0.f;
+    size_t o0 = (((size_t)(j->n0 + s) * j->chs) + ch) * j->h * j->w;
+    if (!out->f) {
+      int32_t *o = out->i32 + o0;
+      for (int y = 0; y < j->h; y++, a += j->wp, o += j->w) memcpy(o, a, sizeof(int32_t) * j->w);
+      continue;
+    }
+    float *o = out->f + o0, sc = out->scale, b = out->bias ? out->bias[ch] : 0.f;
     for (int y = 0; y < j->h; y++, a += j->wp, o += j->w)
-      if (j->accumulate)
+      if (out->accumulate)
         for (int x = 0; x < j->w; x++) o[x] += (float)a[x] * sc;
       else
         for (int x = 0; x < j->w; x++) o[x] = (float)a[x] * sc + b;
   }
 }
 
-void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq, float scale,
-                                const float *bias, void *scratch) {
+void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
+                                const mh_conv_out *out, void *scratch) {
   int nb = mh__conv_chunk_samples(d), hp, wp, hq, wq_, kk = d->C * d->K * d->K;
   size_t jt, jt2;
   padded_bufs b;
@@ -125,7 +131,7 @@ void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t
     row_table(b.xp, d->C, d->K, cnt, hp, wp, b.rows);
     mh_gemm_s8_args g = {d->O, (int)jt, kk, wq, kk, 0, NULL, 0, 0, b.acc, (int)jt, 0, b.rows};
     mh_gemm_s8(ctx->kt, ctx->pool, &g);
-    emit_job e = {b.acc, jt, ctx->y, scale, bias, n0, cnt, d->O, d->P, d->Q, hp, wp, 0};
+    emit_job e = {b.acc, jt, out, n0, cnt, d->O, d->P, d->Q, hp, wp};
     mh_parallel_for(ctx->pool, (long)cnt * d->O, emit_planes, &e);
   }
 }
@@ -151,7 +157,8 @@ static void grid_rows(void *p, long lo, long hi) {
 }
 
 void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
-                                 const int8_t *dyq, float dx_scale, int32_t *dwacc, unsigned parts, void *scratch) {
+                                 const int8_t *dyq, const mh_conv_out *dx, int32_t *dwacc, unsigned parts,
+                                 void *scratch) {
   int nb = mh__conv_chunk_samples(d), hp, wp, hq, wq_, kk = d->C * d->K * d->K, kk2 = d->O * d->K * d->K;
   size_t jt, jt2;
   padded_bufs b;
@@ -182,7 +189,7 @@ void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_
       row_table(b.dyp, d->O, d->K, cnt, hq, wq_, b.rows);
       mh_gemm_s8_args g = {d->C, (int)jt2, kk2, b.wt, kk2, 0, NULL, 0, 0, b.acc, (int)jt2, 0, b.rows};
       mh_gemm_s8(ctx->kt, ctx->pool, &g);
-      emit_job e = {b.acc, jt2, ctx->dx[0], dx_scale, NULL, n0, cnt, d->C, d->H, d->W, hq, wq_, ctx->dx_accumulate[0]};
+      emit_job e = {b.acc, jt2, dx, n0, cnt, d->C, d->H, d->W, hq, wq_};
       mh_parallel_for(ctx->pool, (long)cnt * d->C, emit_planes, &e);
     }
   }
