@@ -39,15 +39,19 @@ static void relu_fwd(mh_op_ctx *ctx) {
   *ctx->ey = ctx->ex[0];
   int asked = mh__op_dsp_bits(ctx, MH_PASS_FWD) != 0;
   if (dsp_done(ctx, asked, asked ? mh_dsp_relu_s8(ctx->dsp, x, ctx->qy, n, ctx->dsp_counts) : 0)) return;
-  for (long i = 0; i < n; i++) ctx->qy[i] = x[i] > 0 ? x[i] : 0;
+  int8_t *restrict y = ctx->qy; /* restrict: an int8 store may otherwise alias ctx and stop vectorisation */
+  for (long i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
 }
 static void relu_bwd(mh_op_ctx *ctx) {
   if (!ctx->qdx[0]) return;
   long n = numel(ctx);
   int8_t *g = grad_dst(ctx);
   int asked = mh__op_dsp_bits(ctx, MH_PASS_BWD_D) != 0;
-  if (!dsp_done(ctx, asked, asked ? mh_dsp_relu_bwd_s8(ctx->dsp, ctx->qy, ctx->qdy, g, n, ctx->dsp_counts) : 0))
-    for (long i = 0; i < n; i++) g[i] = ctx->qy[i] > 0 ? ctx->qdy[i] : 0;
+  if (!dsp_done(ctx, asked, asked ? mh_dsp_relu_bwd_s8(ctx->dsp, ctx->qy, ctx->qdy, g, n, ctx->dsp_counts) : 0)) {
+    const int8_t *restrict y = ctx->qy, *restrict dy = ctx->qdy;
+    int8_t *restrict o = g;
+    for (long i = 0; i < n; i++) o[i] = y[i] > 0 ? dy[i] : 0;
+  }
   mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
 }
 const mh_op_impl mh_op_relu_int = {.save_output = 1, .scratch_floats = relu_scratch, .forward = relu_fwd, .backward = relu_bwd};
@@ -86,11 +90,42 @@ static void maxpool_fwd(mh_op_ctx *ctx) {
   if (dsp_done(ctx, asked, asked ? mh_dsp_maxpool2_s8(ctx->dsp, ctx->qx[0], NULL, ctx->qy, planes, d.H, d.W, ctx->dsp_counts) : 0))
     return;
   for (long t = 0; t < planes; t++) {
-    const int8_t *x = ctx->qx[0] + t * d.H * d.W;
-    int8_t *y = ctx->qy + t * d.P * d.Q;
+    const int8_t *restrict x = ctx->qx[0] + t * d.H * d.W;
+    int8_t *restrict y = ctx->qy + t * d.P * d.Q;
+    if (d.K == 2 && d.S == 2 && d.D == 0) { /* the maximum of each 2x2 window, branch-free */
+      for (int p = 0; p < d.P; p++) {
+        const int8_t *r0 = x + (size_t)2 * p * d.W, *r1 = r0 + d.W;
+        for (int q = 0; q < d.Q; q++) {
+          int8_t a = r0[2 * q] > r0[2 * q + 1] ? r0[2 * q] : r0[2 * q + 1];
+          int8_t b = r1[2 * q] > r1[2 * q + 1] ? r1[2 * q] : r1[2 * q + 1];
+          y[(size_t)p * d.Q + q] = a > b ? a : b;
+        }
+      }
+      continue;
+    }
     for (int p = 0; p < d.P; p++)
       for (int q = 0; q < d.Q; q++) y[p * d.Q + q] = x[argmax8(&d, x, p, q)];
   }
+}
+
+/* 2x2/2 backward: windows do not overlap, so each window writes its four elements (the error at its
+ * first maximum, 0 elsewhere) and the shift is 0; odd last rows and columns get 0. */
+static void maxpool2_bwd_int(const pool_dims *d, const int8_t *restrict x, const int8_t *restrict dy, int8_t *restrict g) {
+  for (int p = 0; p < d->P; p++) {
+    const int8_t *r0 = x + (size_t)2 * p * d->W, *r1 = r0 + d->W;
+    int8_t *o0 = g + (size_t)2 * p * d->W, *o1 = o0 + d->W;
+    for (int q = 0; q < d->Q; q++) {
+      int8_t a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], e = r1[2 * q + 1], v = dy[(size_t)p * d->Q + q];
+      int k = b > a ? 1 : 0; /* the first maximum in scan order: a later element must be strictly greater */
+      int8_t m = b > a ? b : a;
+      k = c > m ? 2 : k, m = c > m ? c : m;
+      k = e > m ? 3 : k;
+      o0[2 * q] = k == 0 ? v : 0, o0[2 * q + 1] = k == 1 ? v : 0;
+      o1[2 * q] = k == 2 ? v : 0, o1[2 * q + 1] = k == 3 ? v : 0;
+    }
+    if (d->W > 2 * d->Q) o0[2 * d->Q] = o1[2 * d->Q] = 0;
+  }
+  if (d->H > 2 * d->P) memset(g + (size_t)2 * d->P * d->W, 0, (size_t)d->W);
 }
 static void maxpool_bwd(mh_op_ctx *ctx) {
   if (!ctx->qdx[0]) return;
@@ -99,6 +134,12 @@ static void maxpool_bwd(mh_op_ctx *ctx) {
   int8_t *g = grad_dst(ctx);
   int asked = pool_on_dsp(ctx, &d, MH_PASS_BWD_D); /* windows do not overlap: the shift is 0 */
   if (dsp_done(ctx, asked, asked ? mh_dsp_maxpool2_s8(ctx->dsp, ctx->qx[0], ctx->qdy, g, planes, d.H, d.W, ctx->dsp_counts) : 0)) {
+    mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
+    return;
+  }
+  if (d.K == 2 && d.S == 2 && d.D == 0) {
+    for (long t = 0; t < planes; t++)
+      maxpool2_bwd_int(&d, ctx->qx[0] + t * d.H * d.W, ctx->qdy + t * d.P * d.Q, g + t * d.H * d.W);
     mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
     return;
   }
