@@ -34,6 +34,8 @@ void mh__ukernel_s8q_6x16_avxvnni(int kq, const int8_t *a, const uint8_t *b, con
                                   int accumulate);
 void mh__ukernel_s8q_14x32_avx512vnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c,
                                       int ldc, int accumulate);
+void mh__ukernel_s8q_8x48_avx512vnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c,
+                                     int ldc, int accumulate);
 #endif
 
 /* In order of preference: a later table is faster where the CPU has it. */
@@ -61,10 +63,10 @@ static const mh_cpu_kernels k_tables[] = {
      .ukernel_s8 = mh__ukernel_s8_6x16_avx2, MH_AVX2_COMMON, .quant_f32_s8 = mh__quant_f32_s8_avx512,
      .f32_desc = "AVX-512 FMA 14x32", .s8_desc = "AVX2 vpmaddwd 6x16 (int16 pairs)",
      .elt_desc = "AVX2, AVX-512 quantiser"},
-    {.isa = "avx512vnni", .needs = MH_CPU_AVX2 | MH_CPU_AVX512 | MH_CPU_AVX512VNNI, MH_AVX512_F32, .mr_s8 = 14,
-     .nr_s8 = 32, .ukernel_s8q = mh__ukernel_s8q_14x32_avx512vnni, MH_AVX2_COMMON,
+    {.isa = "avx512vnni", .needs = MH_CPU_AVX2 | MH_CPU_AVX512 | MH_CPU_AVX512VNNI, MH_AVX512_F32, .mr_s8 = 8,
+     .nr_s8 = 48, .ukernel_s8q = mh__ukernel_s8q_8x48_avx512vnni, MH_AVX2_COMMON,
      .quant_f32_s8 = mh__quant_f32_s8_avx512, .f32_desc = "AVX-512 FMA 14x32",
-     .s8_desc = "AVX512-VNNI vpdpbusd zmm 14x32 (k quads)", .elt_desc = "AVX2, AVX-512 quantiser"},
+     .s8_desc = "AVX512-VNNI vpdpbusd zmm 8x48 (k quads)", .elt_desc = "AVX2, AVX-512 quantiser"},
 #endif
 };
 enum { N_TABLES = (int)(sizeof k_tables / sizeof k_tables[0]) };

@@ -210,7 +210,7 @@ static void pack_b_quad(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0
           for (int c = c0; c < nr; c++) row[4 * c + t] = rp[t] && c < cols ? rp[t][c] ^ 0x80u : 0x80;
       }
     } else { /* B^T stored: column j is a contiguous run over k */
-      const uint8_t *cp[32];
+      const uint8_t *cp[64];
       for (int c = 0; c < nr; c++) cp[c] = c < cols ? (const uint8_t *)mh_gemm_s8_b_row(g, j0 + jp + c) + p0 : NULL;
       int c0 = 0;
 #if defined(__SSE2__)
