@@ -169,6 +169,15 @@ expect_fail "train: unknown option" "--bogus" "${TR[@]}" --data "$T/good" --bogu
 expect_fail "eval: unknown option" "--bogus" eval --load "$T/lenet5.st" --data "$T/good" --bogus
 expect_fail "info: unknown option" "--bogus" info --model lenet5 --bogus
 expect_fail "bench: unknown option" "--bogus" bench --model lenet5 --bogus
+expect_fail "--isa unknown" "--isa sse9" "${TR[@]}" --data "$T/good" --isa sse9 "${KEEP[@]}"
+expect_fail "bench --isa unknown" "--isa sse9" bench --model lenet5 --isa sse9
+MH_ISA=sse9 expect_fail "MH_ISA unknown" "MH_ISA sse9" "${TR[@]}" --data "$T/good" "${KEEP[@]}"
+# a kernel table this CPU does not support is refused by name (mandheling info marks them "no")
+missing=$("$BIN" info --model lenet5 2>/dev/null | awk '/^kernel tables/ {on = 1; next} on && $2 == "no" {print $1}')
+for isa in $missing; do
+  expect_fail "--isa $isa (not supported by this CPU)" "lacks it" "${TR[@]}" --data "$T/good" --isa "$isa" "${KEEP[@]}"
+done
+[ -n "$missing" ] || echo "note: this CPU supports every kernel table; the refusal of an unsupported one is not exercised here"
 expect_fail "unknown command" "frobnicate" frobnicate
 expect_fail "--epochs abc" "--epochs" "${TR[@]}" --data "$T/good" --epochs abc "${KEEP[@]}"
 expect_fail "--epochs 3x (trailing characters)" "--epochs" "${TR[@]}" --data "$T/good" --epochs 3x "${KEEP[@]}"
