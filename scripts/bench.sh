@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Training-step speed against PyTorch on this machine: for each model, `mandheling bench` and
-# reference/zoo.py alternate (same batch, threads, median of their timed steps), several rounds;
-# the per-model median of each is reported with the ratio. Writes bench/results/bench.{json,md,png}.
-#   scripts/bench.sh [--batch B] [--threads T] [--rounds R] [MODEL...]
+# Training-step speed of every algorithm against our fp32 step and against PyTorch, on this machine:
+# for each model, `mandheling bench` in fp32, int8 and (BN-free models) niti, and reference/zoo.py
+# (PyTorch, FP32), interleaved in several rounds (same batch and threads; each run reports the median
+# of its timed steps). The per-model medians over rounds are reported with their ranges, the CPU and
+# the kernel table named. Writes bench/results/bench.{json,md,png} and bench-raw.tsv.
+#   scripts/bench.sh [--batch B] [--threads T] [--rounds R] [--isa NAME] [MODEL...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MANDHELING:-$root/build/mandheling}
 zoo=${ZOO:-$root/../shared/reference/zoo.py}
-batch=32 threads=2 rounds=5
+batch=32 threads=2 rounds=5 isa=()
 while [ $# -gt 0 ]; do
   case $1 in
     --batch) batch=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --isa) isa=(--isa "$2"); shift 2 ;;
     *) break ;;
   esac
 done
@@ -20,14 +23,21 @@ models=${*:-lenet5 cnn6 cnn6-nobn vgg11 resnet18 mobilenetv2}
 out=$root/bench/results
 mkdir -p "$out"
 raw=$out/bench-raw.tsv
-: >"$raw"
+printf 'round\tmodel\tvariant\tms\tisa\n' >"$raw"
 steps_for() { case $1 in lenet5|cnn6|cnn6-nobn) echo 30 ;; *) echo 12 ;; esac; }
+cpu=$("$bin" info --model lenet5 | sed -n 's/^cpu: //p')
 for r in $(seq "$rounds"); do
   for m in $models; do
     s=$(steps_for "$m")
-    c=$("$bin" bench --model "$m" --batch "$batch" --threads "$threads" --steps "$s" | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
+    variants=(fp32 int8)
+    "$bin" info --model "$m" | grep -q "niti.*n/a" || variants+=(niti)
+    for v in "${variants[@]}"; do
+      line=$("$bin" bench --model "$m" --batch "$batch" --threads "$threads" --steps "$s" --precision "$v" "${isa[@]}" | head -1)
+      ms=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$line") table=$(sed -n 's/.*isa=\([a-z0-9]*\).*/\1/p' <<<"$line")
+      printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$m" "$v" "$ms" "$table" | tee -a "$raw"
+    done
     t=$(/usr/bin/python3 "$zoo" --threads "$threads" --batch "$batch" --iters "$s" "$m" | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
-    printf '%s\t%s\t%s\n' "$m" "$c" "$t" | tee -a "$raw"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$m" pytorch "$t" "torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)')" | tee -a "$raw"
   done
 done
-/usr/bin/python3 "$root/scripts/bench_summary.py" "$raw" "$out" "$batch" "$threads"
+/usr/bin/python3 "$root/scripts/bench_summary.py" "$raw" "$out" "$batch" "$threads" "$cpu"
