@@ -136,5 +136,22 @@ int main(void) {
     if (fabs(mean - want) > 5 * sd) TL_FAIL("stochastic rounding biased at s=%d: mean %.5f vs %.5f", s, mean, want);
     tl_checks++;
   }
+  /* saturating int32 addition (the bias of niti's GEMMs) against its definition in 64 bits, over every
+   * pair of input classes (the edges of the range, their neighbours, small and random values) */
+  int bad_add = 0;
+  for (int i = 0; i < n_inputs; i += 7)
+    for (int j = 0; j < n_inputs; j += 5) {
+      int64_t w = (int64_t)inputs[i] + inputs[j];
+      int64_t want = w > INT32_MAX ? INT32_MAX : w < -INT32_MAX ? -INT32_MAX : w;
+      if (mh_q_add_sat32(inputs[i], inputs[j]) != want && bad_add++ < 5)
+        TL_FAIL("add_sat32(%d, %d) = %d, want %lld", inputs[i], inputs[j], mh_q_add_sat32(inputs[i], inputs[j]),
+                (long long)want);
+      tl_checks++;
+    }
+  CHECK_EQ_INT(mh_q_add_sat32(INT32_MAX, 1), INT32_MAX);
+  CHECK_EQ_INT(mh_q_add_sat32(-INT32_MAX, -1), -INT32_MAX);
+  CHECK_EQ_INT(mh_q_add_sat32(INT32_MIN, 0), -INT32_MAX);
+  CHECK_EQ_INT(mh_q_add_sat32(-1, INT32_MIN + 1), -INT32_MAX);
+  CHECK_EQ_INT(mh_q_add_sat32(INT32_MIN, INT32_MIN), -INT32_MAX);
   return tl_exit();
 }

@@ -75,10 +75,13 @@ static inline int32_t mh_q_align32(int32_t v, int d) {
   int64_t w = (int64_t)v * ((int64_t)1 << (d > 32 ? 32 : d));
   return w > INT32_MAX ? INT32_MAX : w < -INT32_MAX ? -INT32_MAX : (int32_t)w;
 }
-/* a + b saturated to [-INT32_MAX, INT32_MAX]. */
+/* a + b saturated to [-INT32_MAX, INT32_MAX]. In 32-bit lanes, so loops over it vectorise: the
+ * wrapped sum; where it overflowed (a and b of one sign, the sum of the other) the bound on b's side;
+ * and INT32_MIN, which only an exact sum can reach, raised to -INT32_MAX. */
 static inline int32_t mh_q_add_sat32(int32_t a, int32_t b) {
-  int64_t w = (int64_t)a + b;
-  return w > INT32_MAX ? INT32_MAX : w < -INT32_MAX ? -INT32_MAX : (int32_t)w;
+  int32_t s = (int32_t)((uint32_t)a + (uint32_t)b);
+  s = ((a ^ s) & (b ^ s)) < 0 ? (b > 0 ? INT32_MAX : -INT32_MAX) : s;
+  return s == INT32_MIN ? -INT32_MAX : s;
 }
 /* The 32-bit hash behind stochastic rounding (Wellons' lowbias32): cheap in 32-bit SIMD lanes, so
  * AVX2/NEON/HVX reproduce it exactly. */
