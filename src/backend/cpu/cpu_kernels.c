@@ -30,6 +30,7 @@ void mh__mac_row_s8_avx2(int32_t *acc, const int8_t *x, long n, int32_t w);
 int32_t mh__dot_s8_avx2(const int8_t *a, const int8_t *b, long n);
 void mh__quant_f32_s8_avx512(const float *x, int8_t *q, long n, float scale, int mode, uint32_t key, uint32_t index0);
 void mh__ukernel_f32_14x32_avx512(int kc, const float *a, const float *b, float *c, int ldc, int accumulate);
+void mh__pack_quad32_s8_avx2(const uint8_t *const *rows, int col, uint8_t *out);
 void mh__ukernel_s8q_6x16_avxvnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c, int ldc,
                                   int accumulate);
 void mh__ukernel_s8q_14x32_avx512vnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c,
@@ -56,7 +57,7 @@ static const mh_cpu_kernels k_tables[] = {
      MH_AVX2_COMMON, .quant_f32_s8 = mh__quant_f32_s8_avx2, .f32_desc = "AVX2 FMA 6x16",
      .s8_desc = "AVX2 vpmaddwd 6x16 (int16 pairs)", .elt_desc = "AVX2"},
     {.isa = "avxvnni", .needs = MH_CPU_AVX2 | MH_CPU_AVXVNNI, MH_AVX2_F32, .mr_s8 = 6, .nr_s8 = 16,
-     .ukernel_s8q = mh__ukernel_s8q_6x16_avxvnni, MH_AVX2_COMMON, .quant_f32_s8 = mh__quant_f32_s8_avx2,
+     .ukernel_s8q = mh__ukernel_s8q_6x16_avxvnni, .pack_quad32 = mh__pack_quad32_s8_avx2, MH_AVX2_COMMON, .quant_f32_s8 = mh__quant_f32_s8_avx2,
      .f32_desc = "AVX2 FMA 6x16",
      .s8_desc = "AVX-VNNI vpdpbusd ymm 6x16 (k quads)", .elt_desc = "AVX2"},
     {.isa = "avx512", .needs = MH_CPU_AVX2 | MH_CPU_AVX512, MH_AVX512_F32, .mr_s8 = 6, .nr_s8 = 16,
@@ -64,7 +65,7 @@ static const mh_cpu_kernels k_tables[] = {
      .f32_desc = "AVX-512 FMA 14x32", .s8_desc = "AVX2 vpmaddwd 6x16 (int16 pairs)",
      .elt_desc = "AVX2, AVX-512 quantiser"},
     {.isa = "avx512vnni", .needs = MH_CPU_AVX2 | MH_CPU_AVX512 | MH_CPU_AVX512VNNI, MH_AVX512_F32, .mr_s8 = 8,
-     .nr_s8 = 48, .ukernel_s8q = mh__ukernel_s8q_8x48_avx512vnni, MH_AVX2_COMMON,
+     .nr_s8 = 48, .ukernel_s8q = mh__ukernel_s8q_8x48_avx512vnni, .pack_quad32 = mh__pack_quad32_s8_avx2, MH_AVX2_COMMON,
      .quant_f32_s8 = mh__quant_f32_s8_avx512, .f32_desc = "AVX-512 FMA 14x32",
      .s8_desc = "AVX512-VNNI vpdpbusd zmm 8x48 (k quads)", .elt_desc = "AVX2, AVX-512 quantiser"},
 #endif

@@ -190,7 +190,8 @@ static inline void quad16_rows(const uint8_t *const *s, int col, uint8_t *o) {
 
 /* B: for each NR-column panel, kq quads of [col][4] as u8 = value + 128 (the bit pattern xor 0x80);
  * padding (k past the end, columns past nc) meets A's zeros or is discarded. */
-static void pack_b_quad(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, int kc, uint8_t *dst) {
+static void pack_b_quad(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, int kc,
+                        uint8_t *dst) {
   int kq = (kc + 3) / 4, kq_full = kc / 4;
   for (int jp = 0; jp < nc; jp += nr) {
     int cols = nc - jp < nr ? nc - jp : nr;
@@ -202,6 +203,8 @@ static void pack_b_quad(const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0
         for (int t = 0; t < 4; t++)
           rp[t] = 4 * q + t < kc ? (const uint8_t *)mh_gemm_s8_b_row(g, p0 + 4 * q + t) + j0 + jp : NULL;
         int c0 = 0;
+        if (q < kq_full && kt->pack_quad32)
+          for (; c0 + 32 <= cols; c0 += 32) kt->pack_quad32(rp, c0, row + 4 * c0);
 #if defined(__SSE2__)
         if (q < kq_full)
           for (; c0 + 16 <= cols; c0 += 16) quad16_rows(rp, c0, row + 4 * c0);
@@ -239,7 +242,7 @@ static void gemm_s8q_block(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, i
     int kc = g->k - p0 < MH_S8_KC ? g->k - p0 : MH_S8_KC, kq = (kc + 3) / 4;
     int acc = p0 > 0 || g->accumulate;
     size_t apanel = quad_a_panel_bytes(mr, kq);
-    pack_b_quad(g, nr, j0, nc, p0, kc, bpack);
+    pack_b_quad(kt, g, nr, j0, nc, p0, kc, bpack);
     for (int ib = i0; ib < i1; ib += mc_max) {
       int mc = i1 - ib < mc_max ? i1 - ib : mc_max;
       pack_a_quad(g, mr, ib, mc, p0, kc, apack);

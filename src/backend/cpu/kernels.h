@@ -84,6 +84,9 @@ typedef void (*mh_mac_row_s8_fn)(int32_t *acc, const int8_t *x, long n, int32_t 
 /* sum of a[i] * b[i] over n int8 pairs, exactly in int32 (n * 127 * 127 must fit). */
 typedef int32_t (*mh_dot_s8_fn)(const int8_t *a, const int8_t *b, long n);
 
+/* 32 columns of 4 rows of B (rows[t] + col) into 32 k-quads of u8 (value + 128), 128 bytes. */
+typedef void (*mh_pack_quad32_fn)(const uint8_t *const *rows, int col, uint8_t *out);
+
 /* max |x[i]| over n floats; NaN is ignored (it never compares greater), so every table agrees. */
 typedef float (*mh_absmax_f32_fn)(const float *x, long n);
 
@@ -100,6 +103,7 @@ typedef struct mh_cpu_kernels {
   int mr_s8, nr_s8;      /* micro-tile of the int8 kernel */
   mh_ukernel_s8_fn ukernel_s8;   /* int16 k-pair panels, or NULL when ukernel_s8q is the int8 kernel */
   mh_ukernel_s8q_fn ukernel_s8q; /* k-quad panels (u8 x s8 dot products) */
+  mh_pack_quad32_fn pack_quad32;  /* optional: B rows into k-quads 32 columns at a time */
   mh_requant_s8_fn requant_s8;
   mh_quant_f32_s8_fn quant_f32_s8;
   mh_absmax_f32_fn absmax_f32;

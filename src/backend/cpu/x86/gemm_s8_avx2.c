@@ -79,3 +79,20 @@ int32_t mh__dot_s8_avx2(const int8_t *a, const int8_t *b, long n) {
   for (; i < n; i++) r += a[i] * b[i];
   return r;
 }
+
+/* 32 columns of 4 rows of B (k..k+3, from column col) into 32 k-quads (128 bytes) of u8 = value + 128:
+ * byte and halfword interleaves within 128-bit lanes, then the lanes put in column order. */
+void mh__pack_quad32_s8_avx2(const uint8_t *const *rows, int col, uint8_t *out) {
+  const __m256i x80 = _mm256_set1_epi8((char)0x80);
+  __m256i r0 = _mm256_loadu_si256((const __m256i *)(rows[0] + col)), r1 = _mm256_loadu_si256((const __m256i *)(rows[1] + col));
+  __m256i r2 = _mm256_loadu_si256((const __m256i *)(rows[2] + col)), r3 = _mm256_loadu_si256((const __m256i *)(rows[3] + col));
+  __m256i a = _mm256_unpacklo_epi8(r0, r1), b = _mm256_unpackhi_epi8(r0, r1);
+  __m256i c = _mm256_unpacklo_epi8(r2, r3), d = _mm256_unpackhi_epi8(r2, r3);
+  /* per 128-bit lane L: q0 = columns 16L+0..3, q1 = 4..7, q2 = 8..11, q3 = 12..15 */
+  __m256i q0 = _mm256_unpacklo_epi16(a, c), q1 = _mm256_unpackhi_epi16(a, c);
+  __m256i q2 = _mm256_unpacklo_epi16(b, d), q3 = _mm256_unpackhi_epi16(b, d);
+  _mm256_storeu_si256((__m256i *)out, _mm256_xor_si256(_mm256_permute2x128_si256(q0, q1, 0x20), x80));
+  _mm256_storeu_si256((__m256i *)(out + 32), _mm256_xor_si256(_mm256_permute2x128_si256(q2, q3, 0x20), x80));
+  _mm256_storeu_si256((__m256i *)(out + 64), _mm256_xor_si256(_mm256_permute2x128_si256(q0, q1, 0x31), x80));
+  _mm256_storeu_si256((__m256i *)(out + 96), _mm256_xor_si256(_mm256_permute2x128_si256(q2, q3, 0x31), x80));
+}
