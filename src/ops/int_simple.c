@@ -50,7 +50,7 @@ static void relu_bwd(mh_op_ctx *ctx) {
   if (!dsp_done(ctx, asked, asked ? mh_dsp_relu_bwd_s8(ctx->dsp, ctx->qy, ctx->qdy, g, n, ctx->dsp_counts) : 0)) {
     const int8_t *restrict y = ctx->qy, *restrict dy = ctx->qdy;
     int8_t *restrict o = g;
-    for (long i = 0; i < n; i++) o[i] = y[i] > 0 ? dy[i] : 0;
+    for (long i = 0; i < n; i++) o[i] = (int8_t)(dy[i] & -(y[i] > 0)); /* a mask, so dy loads unconditionally */
   }
   mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
 }

@@ -2,6 +2,9 @@
  * and backward. Max-pool backward routes to the first maximum in scan order (a NaN counting as the
  * maximum), as PyTorch's CPU kernel. */
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "ops/ops.h"
 
@@ -226,18 +229,31 @@ static void max_bwd_pos_2x2(const pool_job *j, const float *dy, const uint16_t *
     float *r0 = dx + (size_t)2 * pp * j->W, *r1 = r0 + j->W;
     const float *g = dy + (size_t)pp * j->Q;
     const uint16_t *po = pos + (size_t)pp * j->Q;
-    if (accumulate)
-      for (int q = 0; q < j->Q; q++) {
-        int k = po[q];
-        r0[2 * q] += k == 0 ? g[q] : 0.f, r0[2 * q + 1] += k == 1 ? g[q] : 0.f;
-        r1[2 * q] += k == 2 ? g[q] : 0.f, r1[2 * q + 1] += k == 3 ? g[q] : 0.f;
+    int q = 0;
+#if defined(__SSE2__)
+    /* four windows at a time: the gradient masked by position, interleaved back into the two rows */
+    for (; q + 4 <= j->Q; q += 4) {
+      __m128 gv = _mm_loadu_ps(g + q);
+      __m128i k = _mm_unpacklo_epi16(_mm_loadl_epi64((const __m128i *)(po + q)), _mm_setzero_si128());
+      __m128 v0 = _mm_and_ps(gv, _mm_castsi128_ps(_mm_cmpeq_epi32(k, _mm_set1_epi32(0))));
+      __m128 v1 = _mm_and_ps(gv, _mm_castsi128_ps(_mm_cmpeq_epi32(k, _mm_set1_epi32(1))));
+      __m128 v2 = _mm_and_ps(gv, _mm_castsi128_ps(_mm_cmpeq_epi32(k, _mm_set1_epi32(2))));
+      __m128 v3 = _mm_and_ps(gv, _mm_castsi128_ps(_mm_cmpeq_epi32(k, _mm_set1_epi32(3))));
+      __m128 a = _mm_unpacklo_ps(v0, v1), b = _mm_unpackhi_ps(v0, v1), c = _mm_unpacklo_ps(v2, v3), d = _mm_unpackhi_ps(v2, v3);
+      if (accumulate) {
+        a = _mm_add_ps(a, _mm_loadu_ps(r0 + 2 * q)), b = _mm_add_ps(b, _mm_loadu_ps(r0 + 2 * q + 4));
+        c = _mm_add_ps(c, _mm_loadu_ps(r1 + 2 * q)), d = _mm_add_ps(d, _mm_loadu_ps(r1 + 2 * q + 4));
       }
-    else
-      for (int q = 0; q < j->Q; q++) {
-        int k = po[q];
-        r0[2 * q] = k == 0 ? g[q] : 0.f, r0[2 * q + 1] = k == 1 ? g[q] : 0.f;
-        r1[2 * q] = k == 2 ? g[q] : 0.f, r1[2 * q + 1] = k == 3 ? g[q] : 0.f;
-      }
+      _mm_storeu_ps(r0 + 2 * q, a), _mm_storeu_ps(r0 + 2 * q + 4, b);
+      _mm_storeu_ps(r1 + 2 * q, c), _mm_storeu_ps(r1 + 2 * q + 4, d);
+    }
+#endif
+    for (; q < j->Q; q++) {
+      int k = po[q];
+      float v0 = k == 0 ? g[q] : 0.f, v1 = k == 1 ? g[q] : 0.f, v2 = k == 2 ? g[q] : 0.f, v3 = k == 3 ? g[q] : 0.f;
+      if (accumulate) r0[2 * q] += v0, r0[2 * q + 1] += v1, r1[2 * q] += v2, r1[2 * q + 1] += v3;
+      else r0[2 * q] = v0, r0[2 * q + 1] = v1, r1[2 * q] = v2, r1[2 * q + 1] = v3;
+    }
     if (!accumulate && j->W > 2 * j->Q) r0[2 * j->Q] = r1[2 * j->Q] = 0.f; /* odd width: the last column */
   }
   if (!accumulate && j->H > 2 * j->P) memset(dx + (size_t)2 * j->P * j->W, 0, sizeof(float) * j->W);
