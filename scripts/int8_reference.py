@@ -54,7 +54,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_golden import write_safetensors  # noqa: E402
 
 MODEL = """# int8 reference net
-input 3x10x10
+input 3x16x16
 conv    c1 out=8 k=3 pad=1
 relu    r1
 maxpool p1 k=2
@@ -72,7 +72,7 @@ linear  fc2 out=10
 NODE = {'c1': 1, 'r1': 2, 'p1': 3, 'c2': 4, 'r2': 5, 'dw': 6, 'c3': 7, 'a1': 8, 'f': 9, 'fc1': 10, 'r3': 11, 'fc2': 12}
 SHAPES = {'c1.weight': (8, 3, 3, 3), 'c1.bias': (8,), 'c2.weight': (8, 4, 3, 3), 'c2.bias': (8,),
           'dw.weight': (8, 1, 3, 3), 'dw.bias': (8,), 'c3.weight': (8, 8, 1, 1), 'c3.bias': (8,),
-          'fc1.weight': (16, 72), 'fc1.bias': (16,), 'fc2.weight': (10, 16), 'fc2.bias': (10,)}
+          'fc1.weight': (16, 128), 'fc1.bias': (16,), 'fc2.weight': (10, 16), 'fc2.bias': (10,)}
 NAMES = list(SHAPES)
 BATCH, SEED = 8, 11
 CASES = [(5, 0), (5, 3), (6, 3)]  # (seed, step): the step and the seed each change every rounding key
@@ -317,7 +317,7 @@ def main():
     args = ap.parse_args()
     g = torch.Generator().manual_seed(SEED)
     P = {k: (torch.rand(SHAPES[k], generator=g) * 2 - 1).mul(0.4).numpy().astype(f32) for k in NAMES}
-    x = torch.randn((BATCH, 3, 10, 10), generator=g).numpy().astype(f32)
+    x = torch.randn((BATCH, 3, 16, 16), generator=g).numpy().astype(f32)
     dz = (torch.randint(-96, 97, (BATCH, 10), generator=g).double() / 1024).numpy().astype(f32)  # dyadic
     z, saved = forward(P, x)
     tensors = [('x', x), ('dlogits', dz), ('logits', z)]

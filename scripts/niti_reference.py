@@ -46,7 +46,7 @@ from gen_golden import write_safetensors  # noqa: E402
 from int8_reference import quantize  # noqa: E402
 
 MODEL = """# niti reference net
-input 1x12x12
+input 1x16x16
 conv    c1 out=4 k=3 pad=1
 relu    r1
 maxpool p1 k=2
@@ -62,7 +62,7 @@ BATCH, STEPS, MU, SEED = 8, 3, 4, 7
 EXPS = {'c1.weight': -8, 'c1.bias': -16, 'c1b.weight': -9, 'c1b.bias': -5, 'c2.weight': -9, 'c2.bias': -15,
         'fc.weight': -10, 'fc.bias': -6}
 SHAPES = {'c1.weight': (4, 1, 3, 3), 'c1.bias': (4,), 'c1b.weight': (4, 4, 3, 3), 'c1b.bias': (4,),
-          'c2.weight': (8, 4, 3, 3), 'c2.bias': (8,), 'fc.weight': (10, 72), 'fc.bias': (10,)}
+          'c2.weight': (8, 4, 3, 3), 'c2.bias': (8,), 'fc.weight': (10, 128), 'fc.bias': (10,)}
 NAMES = list(SHAPES)
 
 
@@ -238,7 +238,7 @@ def main():
     args = ap.parse_args()
     g = torch.Generator().manual_seed(SEED)
     P = {k: torch.randint(-127, 128, SHAPES[k], generator=g).long() for k in NAMES}
-    x = torch.randn((BATCH, 1, 12, 12), generator=g)  # not dyadic: the input's rounding mode matters
+    x = torch.randn((BATCH, 1, 16, 16), generator=g)  # not dyadic: the input's rounding mode matters
     labels = torch.randint(0, 10, (BATCH,), generator=g)
     tensors = [('x', x.numpy().astype(np.float32)), ('labels', labels.numpy().astype(np.int32))]
     tensors += [(f'param.{i}', P[k].numpy().astype(np.int8)) for i, k in enumerate(NAMES)]
