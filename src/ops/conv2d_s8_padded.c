@@ -169,13 +169,15 @@ void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_
   size_t jt, jt2;
   padded_bufs b;
   mh__conv_s8_padded_bytes(d, nb, scratch, &b);
-  if (parts & MH_PASS_BWD_D) /* wt[c][(o, kh, kw)] = W[o][c][K-1-kh][K-1-kw] */
-    for (int c = 0; c < d->C; c++)
-      for (int o = 0; o < d->O; o++)
-        for (int kh = 0; kh < d->K; kh++)
-          for (int kw = 0; kw < d->K; kw++)
-            b.wt[(size_t)c * kk2 + ((size_t)o * d->K + kh) * d->K + kw] =
-                wq[(((size_t)o * d->C + c) * d->K + d->K - 1 - kh) * d->K + d->K - 1 - kw];
+  if (parts & MH_PASS_BWD_D) { /* wt[c][(o, kh, kw)] = W[o][c][K-1-kh][K-1-kw]: each K x K block reversed */
+    int kk1 = d->K * d->K;
+    for (int o = 0; o < d->O; o++)
+      for (int c = 0; c < d->C; c++) {
+        const int8_t *src = wq + ((size_t)o * d->C + c) * kk1;
+        int8_t *dst = b.wt + (size_t)c * kk2 + (size_t)o * kk1;
+        for (int t = 0; t < kk1; t++) dst[t] = src[kk1 - 1 - t];
+      }
+  }
   for (int n0 = 0; n0 < d->N; n0 += nb) {
     int cnt = d->N - n0 < nb ? d->N - n0 : nb;
     grid(d, cnt, &hp, &wp, &hq, &wq_, &jt, &jt2);
