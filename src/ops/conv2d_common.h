@@ -19,6 +19,9 @@ int mh__conv_chunk_samples(const conv_dims *d);
 /* col (Cg*K*K x cnt*P*Q, int8) from the int8 image xq for samples [n0, n0+cnt) of group g. */
 void mh__conv_im2col_s8(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, int8_t *col, int n0, int cnt,
                         int g);
+/* plane (H x W int32) += col2im of channel c (within its group) of sample s from the int32 columns
+ * dcol (Cg*K*K rows of stride ld). */
+void mh__conv_col2im_s32_plane(const conv_dims *d, const int32_t *dcol, size_t ld, int s, int c, int32_t *plane);
 /* G (Og x cnt*P*Q, int8) gathered from the NCHW output error dyq for samples [n0, n0+cnt) of group g. */
 void mh__conv_gather_s8(const conv_dims *d, const int8_t *dyq, int8_t *gq, int n0, int cnt, int g);
 

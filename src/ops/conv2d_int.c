@@ -153,22 +153,9 @@ static void col2im_channels(void *p, long lo, long hi) {
   const conv_dims *d = j->d;
   size_t cols = (size_t)j->cnt * d->P * d->Q;
   for (long c = lo; c < hi; c++)
-    for (int kh = 0; kh < d->K; kh++)
-      for (int kw = 0; kw < d->K; kw++) {
-        const int32_t *src = j->dcol + (((size_t)c * d->K + kh) * d->K + kw) * cols;
-        for (int sm = 0; sm < j->cnt; sm++) {
-          int32_t *plane = j->dx + (((size_t)(j->n0 + sm) * d->C) + j->g * d->Cg + c) * d->H * d->W;
-          for (int p = 0; p < d->P; p++) {
-            int ih = p * d->S - d->D + kh;
-            if (ih < 0 || ih >= d->H) continue;
-            const int32_t *row = src + ((size_t)sm * d->P + p) * d->Q;
-            for (int q = 0; q < d->Q; q++) {
-              int iw = q * d->S - d->D + kw;
-              if (iw >= 0 && iw < d->W) plane[ih * d->W + iw] += row[q];
-            }
-          }
-        }
-      }
+    for (int sm = 0; sm < j->cnt; sm++)
+      mh__conv_col2im_s32_plane(d, j->dcol, cols, sm, (int)c,
+                                j->dx + (((size_t)(j->n0 + sm) * d->C) + j->g * d->Cg + c) * d->H * d->W);
 }
 
 /* The backward GEMMs in `parts` (MH_PASS_BWD_W, MH_PASS_BWD_D) on the CPU, in sample chunks. */

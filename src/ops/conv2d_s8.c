@@ -185,31 +185,38 @@ typedef struct {
   int n0, g, accumulate;
 } col2im_s32_job;
 
+/* plane (H x W int32) += the contributions of channel c (within the group) of sample s from dcol
+ * (kk rows of stride ld, the chunk's columns from 0): col2im of one plane, exact in int32. */
+void mh__conv_col2im_s32_plane(const conv_dims *d, const int32_t *dcol, size_t ld, int s, int c, int32_t *plane) {
+  size_t pq = (size_t)d->P * d->Q;
+  for (int kh = 0; kh < d->K; kh++)
+    for (int kw = 0; kw < d->K; kw++) {
+      const int32_t *src = dcol + ((size_t)(c * d->K + kh) * d->K + kw) * ld + (size_t)s * pq;
+      int q0 = 0, q1 = d->Q; /* valid q: 0 <= q*S - D + kw < W */
+      while (q0 < q1 && q0 * d->S - d->D + kw < 0) q0++;
+      while (q1 > q0 && (q1 - 1) * d->S - d->D + kw >= d->W) q1--;
+      for (int pp = 0; pp < d->P; pp++) {
+        int ih = pp * d->S - d->D + kh;
+        if (ih < 0 || ih >= d->H) continue;
+        int32_t *restrict row = plane + (size_t)ih * d->W - d->D + kw;
+        const int32_t *restrict in = src + (size_t)pp * d->Q;
+        if (d->S == 1)
+          for (int q = q0; q < q1; q++) row[q] += in[q];
+        else
+          for (int q = q0; q < q1; q++) row[(size_t)q * d->S] += in[q];
+      }
+    }
+}
+
 static void col2im_s32_planes(void *p, long lo, long hi) {
   const col2im_s32_job *j = p;
   const conv_dims *d = j->d;
-  size_t hw = (size_t)d->H * d->W, pq = (size_t)d->P * d->Q;
+  size_t hw = (size_t)d->H * d->W;
   for (long t = lo; t < hi; t++) {
     int s = (int)(t / d->Cg), c = (int)(t % d->Cg);
     int32_t *acc = j->acc + (size_t)t * hw;
     memset(acc, 0, sizeof(int32_t) * hw);
-    for (int kh = 0; kh < d->K; kh++)
-      for (int kw = 0; kw < d->K; kw++) {
-        const int32_t *src = j->dcol + ((size_t)(c * d->K + kh) * d->K + kw) * j->ld + (size_t)s * pq;
-        int q0 = 0, q1 = d->Q; /* valid q: 0 <= q*S - D + kw < W */
-        while (q0 < q1 && q0 * d->S - d->D + kw < 0) q0++;
-        while (q1 > q0 && (q1 - 1) * d->S - d->D + kw >= d->W) q1--;
-        for (int pp = 0; pp < d->P; pp++) {
-          int ih = pp * d->S - d->D + kh;
-          if (ih < 0 || ih >= d->H) continue;
-          int32_t *row = acc + (size_t)ih * d->W - d->D + kw;
-          const int32_t *in = src + (size_t)pp * d->Q;
-          if (d->S == 1)
-            for (int q = q0; q < q1; q++) row[q] += in[q];
-          else
-            for (int q = q0; q < q1; q++) row[(size_t)q * d->S] += in[q];
-        }
-      }
+    mh__conv_col2im_s32_plane(d, j->dcol, j->ld, s, c, acc);
     float *plane = j->dx + (((size_t)(j->n0 + s) * d->C) + j->g * d->Cg + c) * hw, sc = j->scale;
     if (j->accumulate)
       for (size_t i = 0; i < hw; i++) plane[i] += (float)acc[i] * sc;
