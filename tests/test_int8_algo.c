@@ -57,33 +57,46 @@ static long first_diff(const float *a, const void *b, long n) {
   return -1;
 }
 
-/* The fixture of scripts/int8_reference.py: one forward, then the backward of each (seed, step) case
- * from the fixture's dL/dlogits, with the same weights. Every float is the result of the same IEEE
- * operations on exact integer GEMM results, so all of it must match to the bit. */
-static void fixture_case(const mh_st_file *f, int threads, const char *isa, int force_ref) {
-  const char *text = mh_st_meta_get(f, "model_text");
-  int batch = atoi(mh_st_meta_get(f, "batch"));
+/* An int8 trainer for the fixture's net (metadata key text_key) with its parameters (prefix
+ * "param." or "bn.param."), or NULL (the failure is counted). */
+static mh_trainer *fixture_trainer(const mh_st_file *f, const char *text_key, const char *prefix, int threads,
+                                   const char *isa, int force_ref, mh_model **mp) {
+  const char *text = mh_st_meta_get(f, text_key);
   mh_graph g;
-  CHECK_OK(mh_model_parse(&g, text, strlen(text), "int8 fixture"));
+  *mp = NULL;
+  CHECK_OK(mh_model_parse(&g, text, strlen(text), text_key));
   mh_model *m = NULL;
   CHECK_OK(mh__model_from_graph(&m, &g, 1));
-  if (!m) return;
+  if (!m) return NULL;
   mh_train_config cfg;
   mh_train_config_default(&cfg);
-  cfg.precision = "int8", cfg.batch = batch, cfg.threads = threads, cfg.force_reference = force_ref, cfg.isa = isa;
+  cfg.precision = "int8", cfg.batch = atoi(mh_st_meta_get(f, "batch")), cfg.threads = threads;
+  cfg.force_reference = force_ref, cfg.isa = isa;
   mh_trainer *t = NULL;
   CHECK_OK(mh_trainer_create(&t, m, &cfg));
   if (!t) {
     mh_model_free(m);
-    return;
+    return NULL;
   }
   for (int i = 0; i < m->g.n_params; i++) {
     char name[32];
-    snprintf(name, sizeof name, "param.%d", i);
+    snprintf(name, sizeof name, "%s%d", prefix, i);
     const mh_st_tensor *p = need(f, name);
     CHECK_EQ_INT((long)p->nbytes, (long)m->g.params[i].numel * 4);
     memcpy(m->params + m->g.params[i].offset, p->data, p->nbytes);
   }
+  *mp = m;
+  return t;
+}
+
+/* The fixture of scripts/int8_reference.py: one forward, then the backward of each (seed, step) case
+ * from the fixture's dL/dlogits, with the same weights. Every float is the result of the same IEEE
+ * operations on exact integer GEMM results, so all of it must match to the bit. */
+static void fixture_case(const mh_st_file *f, int threads, const char *isa, int force_ref) {
+  int batch = atoi(mh_st_meta_get(f, "batch"));
+  mh_model *m;
+  mh_trainer *t = fixture_trainer(f, "model_text", "param.", threads, isa, force_ref, &m);
+  if (!t) return;
   const mh_st_tensor *cases = need(f, "cases"), *dz = need(f, "dlogits"), *z = need(f, "logits");
   int classes = m->g.nodes[m->g.n_nodes - 1].c;
   float *x = malloc(need(f, "x")->nbytes);
@@ -143,29 +156,10 @@ static double rel_err(const float *got, const void *want, long n) {
  * gradient, where a float32 difference could flip one rounding (3e-4 each), while scaling the x-hat
  * term of that input gradient by 0.99 moves it by 5e-3. */
 static void bn_fixture_case(const mh_st_file *f, int threads, const char *isa, int force_ref) {
-  const char *text = mh_st_meta_get(f, "bn_model_text");
   int batch = atoi(mh_st_meta_get(f, "batch"));
-  mh_graph g;
-  CHECK_OK(mh_model_parse(&g, text, strlen(text), "int8 batch-norm fixture"));
-  mh_model *m = NULL;
-  CHECK_OK(mh__model_from_graph(&m, &g, 1));
-  if (!m) return;
-  mh_train_config cfg;
-  mh_train_config_default(&cfg);
-  cfg.precision = "int8", cfg.batch = batch, cfg.threads = threads, cfg.force_reference = force_ref, cfg.isa = isa;
-  mh_trainer *t = NULL;
-  CHECK_OK(mh_trainer_create(&t, m, &cfg));
-  if (!t) {
-    mh_model_free(m);
-    return;
-  }
-  for (int i = 0; i < m->g.n_params; i++) {
-    char name[32];
-    snprintf(name, sizeof name, "bn.param.%d", i);
-    const mh_st_tensor *p = need(f, name);
-    CHECK_EQ_INT((long)p->nbytes, (long)m->g.params[i].numel * 4);
-    memcpy(m->params + m->g.params[i].offset, p->data, p->nbytes);
-  }
+  mh_model *m;
+  mh_trainer *t = fixture_trainer(f, "bn_model_text", "bn.param.", threads, isa, force_ref, &m);
+  if (!t) return;
   const mh_st_tensor *tc = need(f, "bn.case"), *dz = need(f, "bn.dlogits"), *z = need(f, "bn.logits");
   int64_t cs[2];
   memcpy(cs, tc->data, sizeof cs);

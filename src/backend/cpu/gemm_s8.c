@@ -233,68 +233,41 @@ static void pack_b_quad(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int 
   }
 }
 
-/* The k-quad form of gemm_s8_block. */
-static void gemm_s8q_block(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int i0, int i1, int mc_max, int j0,
-                           int nc, int8_t *apack, uint8_t *bpack) {
-  const int mr = kt->mr_s8, nr = kt->nr_s8;
-  int32_t edge[32 * 32];
-  for (int p0 = 0; p0 < g->k; p0 += MH_S8_KC) {
-    int kc = g->k - p0 < MH_S8_KC ? g->k - p0 : MH_S8_KC, kq = (kc + 3) / 4;
-    int acc = p0 > 0 || g->accumulate;
-    size_t apanel = quad_a_panel_bytes(mr, kq);
-    pack_b_quad(kt, g, nr, j0, nc, p0, kc, bpack);
-    for (int ib = i0; ib < i1; ib += mc_max) {
-      int mc = i1 - ib < mc_max ? i1 - ib : mc_max;
-      pack_a_quad(g, mr, ib, mc, p0, kc, apack);
-      for (int jp = 0; jp < nc; jp += nr) {
-        int cols = nc - jp < nr ? nc - jp : nr;
-        for (int ip = 0; ip < mc; ip += mr) {
-          int rows = mc - ip < mr ? mc - ip : mr;
-          int32_t *c = g->c + (size_t)(ib + ip) * g->ldc + j0 + jp;
-          const int8_t *ap = apack + (size_t)(ip / mr) * apanel;
-          const int32_t *corr = (const int32_t *)(ap + (size_t)kq * mr * 4);
-          const uint8_t *bp = bpack + (size_t)jp * kq * 4;
-          if (rows == mr && cols == nr) {
-            kt->ukernel_s8q(kq, ap, bp, corr, c, g->ldc, acc);
-          } else {
-            for (int r = 0; r < rows; r++)
-              for (int q = 0; q < cols; q++) edge[r * nr + q] = acc ? c[(size_t)r * g->ldc + q] : 0;
-            kt->ukernel_s8q(kq, ap, bp, corr, edge, nr, acc);
-            for (int r = 0; r < rows; r++)
-              for (int q = 0; q < cols; q++) c[(size_t)r * g->ldc + q] = edge[r * nr + q];
-          }
-        }
-      }
-    }
-  }
-}
-
+/* One task's K blocks: B's block packed once, then per MC row block A's, then every micro-tile; edge
+ * tiles run the full tile into a scratch tile and copy the valid part. The table's kernel fixes the
+ * panel layout: k-quads (ukernel_s8q) or int16 k-pairs (ukernel_s8). */
 static void gemm_s8_block(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int i0, int i1, int mc_max, int j0,
-                          int nc, int16_t *apack, int16_t *bpack) {
-  const int mr = kt->mr_s8, nr = kt->nr_s8;
-  int32_t edge[32 * 32];
+                          int nc, void *apack, void *bpack) {
+  const int mr = kt->mr_s8, nr = kt->nr_s8, quad = kt->ukernel_s8q != NULL;
+  int32_t edge[32 * 64];
   for (int p0 = 0; p0 < g->k; p0 += MH_S8_KC) {
-    int kc = g->k - p0 < MH_S8_KC ? g->k - p0 : MH_S8_KC, kc2 = (kc + 1) / 2;
+    int kc = g->k - p0 < MH_S8_KC ? g->k - p0 : MH_S8_KC, kq = (kc + 3) / 4, kc2 = (kc + 1) / 2;
     int acc = p0 > 0 || g->accumulate;
-    pack_b_s8(g, nr, j0, nc, p0, kc, bpack);
+    if (quad) pack_b_quad(kt, g, nr, j0, nc, p0, kc, bpack);
+    else pack_b_s8(g, nr, j0, nc, p0, kc, bpack);
     for (int ib = i0; ib < i1; ib += mc_max) {
       int mc = i1 - ib < mc_max ? i1 - ib : mc_max;
-      pack_a_s8(g, mr, ib, mc, p0, kc, apack);
+      if (quad) pack_a_quad(g, mr, ib, mc, p0, kc, apack);
+      else pack_a_s8(g, mr, ib, mc, p0, kc, apack);
       for (int jp = 0; jp < nc; jp += nr) {
         int cols = nc - jp < nr ? nc - jp : nr;
         for (int ip = 0; ip < mc; ip += mr) {
-          int rows = mc - ip < mr ? mc - ip : mr;
-          int32_t *c = g->c + (size_t)(ib + ip) * g->ldc + j0 + jp;
-          const int16_t *ap = apack + (size_t)ip * kc2 * 2, *bp = bpack + (size_t)jp * kc2 * 2;
-          if (rows == mr && cols == nr) {
-            kt->ukernel_s8(kc2, ap, bp, c, g->ldc, acc);
-          } else {
+          int rows = mc - ip < mr ? mc - ip : mr, full = rows == mr && cols == nr, ld = full ? g->ldc : nr;
+          int32_t *c = g->c + (size_t)(ib + ip) * g->ldc + j0 + jp, *dst = full ? c : edge;
+          if (!full)
             for (int r = 0; r < rows; r++)
               for (int q = 0; q < cols; q++) edge[r * nr + q] = acc ? c[(size_t)r * g->ldc + q] : 0;
-            kt->ukernel_s8(kc2, ap, bp, edge, nr, acc);
+          if (quad) {
+            const int8_t *ap = (const int8_t *)apack + (size_t)(ip / mr) * quad_a_panel_bytes(mr, kq);
+            kt->ukernel_s8q(kq, ap, (const uint8_t *)bpack + (size_t)jp * kq * 4,
+                            (const int32_t *)(ap + (size_t)kq * mr * 4), dst, ld, acc);
+          } else {
+            kt->ukernel_s8(kc2, (const int16_t *)apack + (size_t)ip * kc2 * 2,
+                           (const int16_t *)bpack + (size_t)jp * kc2 * 2, dst, ld, acc);
+          }
+          if (!full)
             for (int r = 0; r < rows; r++)
               for (int q = 0; q < cols; q++) c[(size_t)r * g->ldc + q] = edge[r * nr + q];
-          }
         }
       }
     }
@@ -331,10 +304,7 @@ static void gemm_s8_task(void *ctx, int task, int thread) {
     mh_gemm_s8_ref(&sub);
     return;
   }
-  if (job->kt->ukernel_s8q)
-    gemm_s8q_block(job->kt, g, i0, i1, job->mc, j0, nc, (int8_t *)buf, (uint8_t *)(buf + a_elems));
-  else
-    gemm_s8_block(job->kt, g, i0, i1, job->mc, j0, nc, buf, buf + a_elems);
+  gemm_s8_block(job->kt, g, i0, i1, job->mc, j0, nc, buf, buf + a_elems);
   free(own);
 }
 
