@@ -57,6 +57,7 @@ typedef struct {
   mh_op_ctx *ctx;
   int N, C, HW;
   float *cmax; /* training, int8 form: per channel max |x-hat|, found from the channel's min and max */
+  int stats_only; /* statistics without y (the int8 form writes y with x-hat's int8 copy in one pass) */
 } bn_job;
 
 /* min and max of a plane, folded into *lo, *hi */
@@ -104,6 +105,7 @@ static void bn_fwd_channels(void *p, long lo, long hi) {
       mean = rmean[c];
       invstd = 1.f / sqrtf(rvar[c] + nd->eps);
     }
+    if (j->stats_only) continue;
     float scale = gamma[c] * invstd, shift = beta[c] - mean * scale;
     for (int n = 0; n < j->N; n++) {
       const float *x = ctx->x[0] + ((size_t)n * j->C + c) * j->HW;
@@ -181,21 +183,30 @@ static float *bn_s8_cmax(const bn_job *j) { return j->ctx->state + 2 * j->C + 16
 static int8_t *bn_s8_q(const bn_job *j) { return (int8_t *)(j->ctx->state + 3 * (size_t)j->C + 16); }
 
 /* xhat blocks go through the kernel table's float->int8 quantiser (nearest, saturating). */
+/* y = x * scale + shift and x-hat's int8 copy, from one read of x: x-hat in blocks through the
+ * kernel table's float->int8 quantiser (nearest, saturating). */
 static void bn_s8_quant_channels(void *p, long lo, long hi) {
   const bn_job *j = p;
-  const float *mean_s = j->ctx->state, *invstd_s = j->ctx->state + j->C;
+  const float *gamma = j->ctx->w, *beta = j->ctx->w + j->C, *mean_s = j->ctx->state, *invstd_s = j->ctx->state + j->C;
   float inv = ldexpf(1.f, -(int)j->ctx->state[2 * j->C]), xh[1024];
-  for (long c = lo; c < hi; c++)
+  for (long c = lo; c < hi; c++) {
+    float mean = mean_s[c], invstd = invstd_s[c], scale = gamma[c] * invstd, shift = beta[c] - mean * scale;
     for (int n = 0; n < j->N; n++) {
       size_t o = ((size_t)n * j->C + c) * j->HW;
-      const float *x = j->ctx->x[0] + o;
+      const float *restrict x = j->ctx->x[0] + o;
+      float *restrict y = j->ctx->y + o;
       int8_t *q = bn_s8_q(j) + o;
       for (int i0 = 0; i0 < j->HW; i0 += 1024) {
         int m = j->HW - i0 < 1024 ? j->HW - i0 : 1024;
-        for (int i = 0; i < m; i++) xh[i] = (x[i0 + i] - mean_s[c]) * invstd_s[c];
+        for (int i = 0; i < m; i++) {
+          float v = x[i0 + i];
+          xh[i] = (v - mean) * invstd;
+          y[i0 + i] = v * scale + shift;
+        }
         j->ctx->kt->quant_f32_s8(xh, q + i0, m, inv, MH_ROUND_NEAREST, 0, 0);
       }
     }
+  }
 }
 
 static void bn_s8_bwd_channels(void *p, long lo, long hi) {
@@ -234,7 +245,7 @@ static void bn_s8_bwd_channels(void *p, long lo, long hi) {
 static void bn_s8_forward(mh_op_ctx *ctx) {
   const mh_node *nd = ctx->node;
   bn_job j = {ctx, ctx->n, nd->c, nd->h * nd->w};
-  if (ctx->training) j.cmax = bn_s8_cmax(&j);
+  if (ctx->training) j.cmax = bn_s8_cmax(&j), j.stats_only = 1; /* y comes with x-hat's int8 copy below */
   mh_parallel_for(ctx->pool, nd->c, bn_fwd_channels, &j);
   if (!ctx->training) return;
   float m = 0;
