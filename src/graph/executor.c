@@ -2,6 +2,8 @@
  * gradients of shared inputs, scratch and saved-state sizes) and the forward/backward walks. */
 #include "graph/executor.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +30,8 @@ struct mh_executor {
   int reference;
   int precision; /* mh_precision of the ops; fixed before the first prepare */
   int *e_act, *e_grad;       /* integer tensors: exponent of each node's output and of its gradient */
+  _Atomic uint32_t *absmax;  /* int8 forward: max |y| of each node's output as float bits, where its op
+                                recorded it (all ones: not recorded) */
   const int *param_exp;      /* integer tensors: one exponent per parameter */
   mh_rescale_mode rescale;
   mh_rescale_state *rs;      /* per node: [2i] forward output, [2i+1] input gradient */
@@ -60,9 +64,10 @@ int mh_exec_init(mh_executor **out, const mh_graph *g, mh_pool *pool, const mh_c
   ex->g = g, ex->pool = pool, ex->kt = kt;
   ex->rescale = MH_RESCALE_ADAPTIVE;
   ex->e_act = calloc((size_t)g->n_nodes, sizeof(int));
+  ex->absmax = calloc((size_t)g->n_nodes, sizeof *ex->absmax);
   ex->e_grad = calloc((size_t)g->n_nodes, sizeof(int));
   ex->rs = calloc((size_t)g->n_nodes * 2, sizeof *ex->rs);
-  if (!ex->e_act || !ex->e_grad || !ex->rs) {
+  if (!ex->e_act || !ex->e_grad || !ex->rs || !ex->absmax) {
     mh_exec_free(ex);
     return mh__error(MH_ERR_NOMEM, "executor: out of memory");
   }
@@ -75,7 +80,7 @@ void mh_exec_free(mh_executor *ex) {
   plan_free(&ex->plans[0]);
   plan_free(&ex->plans[1]);
   free(ex->prof);
-  free(ex->e_act), free(ex->e_grad), free(ex->rs);
+  free(ex->e_act), free(ex->e_grad), free(ex->rs), free((void *)ex->absmax);
   free(ex->dsp_place);
   free(ex);
 }
@@ -256,6 +261,10 @@ static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, 
   memset(&c, 0, sizeof c);
   c.g = g, c.node = nd, c.n = n;
   for (int k = 0; k < nd->n_in; k++) {
+    uint32_t bits = atomic_load(&ex->absmax[nd->in[k]]);
+    float m;
+    memcpy(&m, &bits, sizeof m);
+    c.x_absmax[k] = bits == UINT32_MAX ? -1.f : m;
     c.x[k] = (const float *)(p->arena + p->y_off[nd->in[k]]);
     c.qx[k] = (const int8_t *)(p->arena + p->y_off[nd->in[k]]);
     c.ex[k] = ex->e_act[nd->in[k]];
@@ -316,12 +325,20 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, 
   } else {
     memcpy(p->arena + p->y_off[0], x, node_floats(ex->g, 0, n) * sizeof(float));
   }
+  for (int i = 0; i < ex->g->n_nodes; i++) atomic_store(&ex->absmax[i], UINT32_MAX);
   for (int i = 1; i < ex->g->n_nodes; i++) {
     mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
     c.dsp_place &= MH_PASS_FWD;
+    if (ex->precision == MH_PRECISION_INT8) {
+      atomic_store(&ex->absmax[i], 0u);
+      c.y_absmax = &ex->absmax[i];
+    }
     double t0 = ex->prof ? now_s() : 0;
     impl(ex, i)->forward(&c);
     if (ex->prof) ex->prof[2 * i] += now_s() - t0;
+    if (c.y_absmax && atomic_load(c.y_absmax) == 0u && impl(ex, i)->alias_input) /* a view: its input's */
+      atomic_store(&ex->absmax[i], atomic_load(&ex->absmax[ex->g->nodes[i].in[0]]));
+    else if (c.y_absmax && !impl(ex, i)->records_absmax) atomic_store(&ex->absmax[i], UINT32_MAX);
   }
   ex->last = p, ex->last_n = n, ex->last_training = training;
   return MH_OK;

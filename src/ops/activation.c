@@ -73,6 +73,7 @@ static void act_fwd_mask(void *p, long lo, long hi) {
   const float *restrict x = j->ctx->x[0];
   float *restrict y = j->ctx->y, top = j->hi;
   uint8_t *restrict mask = (uint8_t *)j->ctx->state; /* restrict: a char store may alias anything */
+  float m = 0.f; /* y >= 0 (NaN becomes 0): its max is max |y|, recorded for the next layer's quantiser */
   for (long i = lo; i < hi; i++) {
     float v = x[i];
     int pass = (v > 0.f) & (v < top); /* where the gradient will pass: 0 < y < top */
@@ -80,7 +81,9 @@ static void act_fwd_mask(void *p, long lo, long hi) {
     v = v < top ? v : top;
     y[i] = v;
     mask[i] = (uint8_t)pass;
+    m = v > m ? v : m;
   }
+  mh__op_record_absmax(j->ctx, m);
 }
 
 static void act_bwd_mask(void *p, long lo, long hi) {
@@ -114,5 +117,7 @@ static void act_s8_backward(mh_op_ctx *ctx) {
   mh_parallel_for(ctx->pool, numel(ctx), act_bwd_mask, &j);
 }
 
-const mh_op_impl mh_op_relu_s8 = {.state_floats = mask_state, .forward = relu_s8_forward, .backward = act_s8_backward};
-const mh_op_impl mh_op_relu6_s8 = {.state_floats = mask_state, .forward = relu6_s8_forward, .backward = act_s8_backward};
+const mh_op_impl mh_op_relu_s8 = {.records_absmax = 1, .state_floats = mask_state, .forward = relu_s8_forward,
+                                  .backward = act_s8_backward};
+const mh_op_impl mh_op_relu6_s8 = {.records_absmax = 1, .state_floats = mask_state, .forward = relu6_s8_forward,
+                                   .backward = act_s8_backward};

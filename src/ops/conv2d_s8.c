@@ -142,7 +142,10 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
   s8_state v;
   s8_state_bytes(&d, &v, ctx->state);
   int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  int ex = v.e[0] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)d.N * d.C * d.H * d.W, v.xq, MH_ROUND_NEAREST, 0);
+  long nx = (long)d.N * d.C * d.H * d.W; /* max |x| from the producer when it recorded it: no max pass */
+  int ex = v.e[0] = ctx->x_absmax[0] >= 0
+                        ? mh_quantize_f32_s8_max(ctx->kt, ctx->pool, ctx->x[0], nx, v.xq, MH_ROUND_NEAREST, 0, ctx->x_absmax[0])
+                        : mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], nx, v.xq, MH_ROUND_NEAREST, 0);
   int ew = v.e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)d.O * kk, v.wq, MH_ROUND_NEAREST, 0);
   const float *b = ctx->node->bias ? ctx->w + (size_t)d.O * kk : NULL;
   float scale = (float)ldexp(1.0, ex + ew);

@@ -47,7 +47,9 @@ static void linear_s8_forward(mh_op_ctx *ctx) {
   int32_t *e, *acc, *dxacc;
   int8_t *xq, *wq, *dyq;
   lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc, &dxacc);
-  e[0] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0);
+  e[0] = ctx->x_absmax[0] >= 0 /* max |x| recorded by the producer: no max pass */
+             ? mh_quantize_f32_s8_max(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0, ctx->x_absmax[0])
+             : mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0);
   e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, wq, MH_ROUND_NEAREST, 0);
   struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__linear_dsp(ctx, N, F, O, wq) : NULL;
   if (sg) { /* one run of the layer's DSP subgraph: Y = W x^T */

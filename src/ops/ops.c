@@ -2,6 +2,7 @@
  * Op arithmetic itself lives in one file per op family. */
 #include "ops/ops.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "backend/dsp/subgraph.h"
@@ -86,6 +87,13 @@ void mh__op_gemm_s8(const mh_op_ctx *ctx, const mh_gemm_s8_args *a) {
   if (want && ctx->dsp->alive && mh_dsp_gemm_s8(ctx->dsp, a, ctx->dsp_counts) == MH_OK) return;
   if (want) mh__op_dsp_failed(ctx);
   mh_gemm_s8(ctx->kt, ctx->pool, a);
+}
+
+void mh__op_record_absmax(const mh_op_ctx *ctx, float m) {
+  if (!ctx->y_absmax || !(m >= 0.f)) return;
+  uint32_t bits, cur = atomic_load(ctx->y_absmax);
+  memcpy(&bits, &m, sizeof bits);
+  while (bits > cur && !atomic_compare_exchange_weak(ctx->y_absmax, &cur, bits)) {}
 }
 
 void mh__add_or_copy(float *dx, const float *dy, size_t n, int accumulate) {

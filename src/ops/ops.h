@@ -68,12 +68,21 @@ typedef struct mh_op_ctx {
   mh_rescale_mode rescale;
   mh_rescale_state *rs; /* this node's rescale history: [0] forward output, [1] input gradient */
   mh_rescale_counts *rc; /* counters to add to */
+  /* int8 forward: an op that finds its output's max |y| for free records it here (as float bits,
+   * raised atomically by each range; NULL: not wanted), and its consumers read it in x_absmax
+   * (-1: not recorded), so quantising that input needs no max pass of its own */
+  _Atomic uint32_t *y_absmax;
+  float x_absmax[2];
 } mh_op_ctx;
+
+/* Raises the recorded max |y| to m (m >= 0: its float bits order as unsigned integers). */
+void mh__op_record_absmax(const mh_op_ctx *ctx, float m);
 
 typedef struct mh_op_impl {
   int save_input;   /* backward reads the inputs */
   int save_output;  /* backward reads the output */
   int alias_input;  /* the output is the input's memory (flatten) */
+  int records_absmax; /* forward records max |y| through mh__op_record_absmax (int8 precision) */
   size_t (*scratch_floats)(const mh_graph *g, const mh_node *node, int n, int precision);
   /* per-step saved state (floats) for a batch of n: what backward needs besides its buffers */
   size_t (*state_floats)(const mh_graph *g, const mh_node *node, int n, int precision);

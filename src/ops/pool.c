@@ -204,21 +204,27 @@ static void max_fwd_pos_2x2(const pool_job *j, const float *x, float *y, uint16_
 
 static void max_fwd_pos(void *p, long lo, long hi) {
   const pool_job *j = p;
+  float m = 0.f; /* max |y| (NaN ignored), recorded for the next layer's quantiser */
   for (long t = lo; t < hi; t++) {
     const float *x = j->ctx->x[0] + (size_t)t * j->H * j->W;
     float *y = j->ctx->y + (size_t)t * j->P * j->Q;
     uint16_t *pos = (uint16_t *)j->ctx->state + (size_t)t * j->P * j->Q;
     if (j->K == 2 && j->S == 2 && j->D == 0) {
       max_fwd_pos_2x2(j, x, y, pos);
-      continue;
+    } else {
+      for (int pp = 0; pp < j->P; pp++)
+        for (int q = 0; q < j->Q; q++) {
+          int best = argmax_at(j, x, pp, q);
+          y[pp * j->Q + q] = x[best];
+          pos[pp * j->Q + q] = (uint16_t)((best / j->W - (pp * j->S - j->D)) * j->K + best % j->W - (q * j->S - j->D));
+        }
     }
-    for (int pp = 0; pp < j->P; pp++)
-      for (int q = 0; q < j->Q; q++) {
-        int best = argmax_at(j, x, pp, q);
-        y[pp * j->Q + q] = x[best];
-        pos[pp * j->Q + q] = (uint16_t)((best / j->W - (pp * j->S - j->D)) * j->K + best % j->W - (q * j->S - j->D));
-      }
+    for (long i = 0; i < (long)j->P * j->Q; i++) {
+      float a = y[i] < 0.f ? -y[i] : y[i];
+      m = a > m ? a : m;
+    }
   }
+  mh__op_record_absmax(j->ctx, m);
 }
 
 /* 2x2 windows, stride 2: each input element is in at most one window, so every window writes all four
@@ -288,4 +294,4 @@ static void maxpool_s8_backward(mh_op_ctx *ctx) {
   mh_parallel_for(ctx->pool, planes(ctx), max_bwd_pos, &j);
 }
 
-const mh_op_impl mh_op_maxpool_s8 = {.state_floats = maxpool_s8_state, .forward = maxpool_s8_forward, .backward = maxpool_s8_backward};
+const mh_op_impl mh_op_maxpool_s8 = {.records_absmax = 1, .state_floats = maxpool_s8_state, .forward = maxpool_s8_forward, .backward = maxpool_s8_backward};

@@ -37,6 +37,14 @@ static void quant_range(void *p, long lo, long hi) {
   j->kt->quant_f32_s8(j->x + lo, j->q + lo, hi - lo, j->scale, j->mode, j->key, (uint32_t)lo);
 }
 
+int mh_quantize_f32_s8_max(const mh_cpu_kernels *kt, mh_pool *pool, const float *x, long n, int8_t *q,
+                           mh_round_mode mode, uint32_t key, float maxabs) {
+  int e = mh_q_exp_for_max(maxabs);
+  qjob j = {x, q, NULL, 1, n, (float)ldexp(1.0, -e), mode, key, kt};
+  mh_parallel_for(pool, n, quant_range, &j);
+  return e;
+}
+
 int mh_quantize_f32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const float *x, long n, int8_t *q, mh_round_mode mode,
                        uint32_t key) {
   float part_max[64] = {0};
@@ -46,10 +54,7 @@ int mh_quantize_f32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const float *x, 
   mh_pool_run(pool, parts, max_task, &j);
   float m = 0;
   for (int i = 0; i < parts; i++) m = part_max[i] > m ? part_max[i] : m;
-  int e = mh_q_exp_for_max(m);
-  j.scale = (float)ldexp(1.0, -e);
-  mh_parallel_for(pool, n, quant_range, &j);
-  return e;
+  return mh_quantize_f32_s8_max(kt, pool, x, n, q, mode, key, m);
 }
 
 typedef struct {

@@ -17,6 +17,10 @@ int mh_q_exp_for_max(float maxabs);
 int mh_quantize_f32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const float *x, long n, int8_t *q, mh_round_mode mode,
                        uint32_t key);
 
+/* The same with max|x| known (>= 0; NaN ignored, as the max pass does): no max pass. */
+int mh_quantize_f32_s8_max(const mh_cpu_kernels *kt, mh_pool *pool, const float *x, long n, int8_t *q,
+                           mh_round_mode mode, uint32_t key, float maxabs);
+
 /* y[i] = x[i] * 2^e (+ accumulate into y when accumulate). */
 void mh_dequantize_s32_f32(mh_pool *pool, const int32_t *x, long n, int e, float *y, int accumulate);
 
