@@ -25,7 +25,7 @@ static inline uint64_t mh_rng_key(uint64_t seed, uint64_t stream, uint64_t a, ui
 enum {
   MH_STREAM_INIT = 1,    /* parameter initialisation, a = parameter index */
   MH_STREAM_SHUFFLE = 2, /* epoch permutation, a = epoch */
-  MH_STREAM_AUGMENT = 3, /* augmentation, a = epoch, b = sample index */
+  MH_STREAM_AUGMENT = 3, /* augmentation, a = epoch, b = position in the epoch's order */
   MH_STREAM_ROUND = 4,   /* stochastic rounding, keyed by (step, tensor, element) */
   MH_STREAM_SYNTH = 5    /* synthetic benchmark data */
 };
