@@ -350,6 +350,19 @@ static void unsupported(void) {
   mh_model_free(m);
 }
 
+/* The gradient bit-width schedule: the default (4, then 3 from 40% of the epochs, 2 from 80%) and an
+ * explicit list (its last entry repeats), against literal tables. */
+static void mu_schedule(void) {
+  static const int five[5] = {4, 4, 3, 3, 2}, ten[10] = {4, 4, 4, 4, 3, 3, 3, 3, 2, 2};
+  for (int e = 0; e < 5; e++) CHECK_EQ_INT(mh_niti_mu(NULL, e, 5), five[e]);
+  for (int e = 0; e < 10; e++) CHECK_EQ_INT(mh_niti_mu("", e, 10), ten[e]);
+  static const int list[4] = {5, 3, 3, 3};
+  for (int e = 0; e < 4; e++) CHECK_EQ_INT(mh_niti_mu("5,3", e, 4), list[e]);
+  CHECK_OK(mh_niti_mu_check("5,3"));
+  CHECK(mh_niti_mu_check("5,8") != MH_OK);
+  CHECK(mh_niti_mu_check("0") != MH_OK);
+}
+
 int main(void) {
   mh_st_file *f = NULL;
   if (mh_st_read(&f, MH_SOURCE_DIR "/tests/golden/niti.safetensors")) {
@@ -368,5 +381,6 @@ int main(void) {
   init_quantisation();
   resume_exponents();
   unsupported();
+  mu_schedule();
   return tl_exit();
 }
