@@ -1,5 +1,6 @@
 /* ReLU and ReLU6 forward/backward. Backward masks with the saved output, as PyTorch does:
  * ReLU passes where y > 0, ReLU6 where 0 < y < 6 (hardtanh's strict bounds). */
+#include <string.h>
 #include "ops/ops.h"
 
 typedef struct {
@@ -73,7 +74,9 @@ static void act_fwd_mask(void *p, long lo, long hi) {
   const float *restrict x = j->ctx->x[0];
   float *restrict y = j->ctx->y, top = j->hi;
   uint8_t *restrict mask = (uint8_t *)j->ctx->state; /* restrict: a char store may alias anything */
-  float m = 0.f; /* y >= 0 (NaN becomes 0): its max is max |y|, recorded for the next layer's quantiser */
+  /* y >= 0 (NaN becomes 0): its max is max |y|, recorded for the next layer's quantiser. Taken over
+   * the bit patterns, which order non-negative floats as their values do (an integer max vectorises). */
+  uint32_t m = 0;
   for (long i = lo; i < hi; i++) {
     float v = x[i];
     int pass = (v > 0.f) & (v < top); /* where the gradient will pass: 0 < y < top */
@@ -81,9 +84,13 @@ static void act_fwd_mask(void *p, long lo, long hi) {
     v = v < top ? v : top;
     y[i] = v;
     mask[i] = (uint8_t)pass;
-    m = v > m ? v : m;
+    uint32_t b;
+    memcpy(&b, &v, sizeof b);
+    m = b > m ? b : m;
   }
-  mh__op_record_absmax(j->ctx, m);
+  float mf;
+  memcpy(&mf, &m, sizeof mf);
+  mh__op_record_absmax(j->ctx, mf);
 }
 
 static void act_bwd_mask(void *p, long lo, long hi) {

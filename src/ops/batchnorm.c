@@ -43,11 +43,15 @@ static void sumdy8(const float *dy, const float *x, int n, float m, float *sdy, 
   *sdyx = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
 }
 static void sumdyq8(const float *dy, const int8_t *q, int n, float sc, float *sdy, float *sdyx) {
-  float a[8] = {0}, b[8] = {0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) a[l] += dy[i + l], b[l] += dy[i + l] * ((float)q[i + l] * sc);
-  for (int l = 0; i + l < n; l++) a[l] += dy[i + l], b[l] += dy[i + l] * ((float)q[i + l] * sc);
+  float a[8] = {0}, b[8] = {0}, xh[256];
+  for (int i0 = 0; i0 < n; i0 += 256) { /* x-hat in blocks first: the conversion loop vectorises */
+    int m = n - i0 < 256 ? n - i0 : 256, i = 0;
+    for (int t = 0; t < m; t++) xh[t] = (float)q[i0 + t] * sc;
+    const float *d = dy + i0;
+    for (; i + 8 <= m; i += 8)
+      for (int l = 0; l < 8; l++) a[l] += d[i + l], b[l] += d[i + l] * xh[i + l];
+    for (int l = 0; i + l < m; l++) a[l] += d[i + l], b[l] += d[i + l] * xh[i + l];
+  }
   *sdy = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
   *sdyx = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
 }
@@ -60,11 +64,26 @@ typedef struct {
   int stats_only; /* statistics without y (the int8 form writes y with x-hat's int8 copy in one pass) */
 } bn_job;
 
-/* min and max of a plane, folded into *lo, *hi */
+/* min and max of a plane, folded into *lo, *hi; in 8 lanes like sum8 so the compiler vectorises it
+ * (min and max are exact, so the lanes change nothing but the speed) */
 static void minmax(const float *x, int n, float *lo, float *hi) {
-  float a = *lo, b = *hi;
-  for (int i = 0; i < n; i++) a = x[i] < a ? x[i] : a, b = x[i] > b ? x[i] : b;
-  *lo = a, *hi = b;
+  float a[8], b[8];
+  for (int l = 0; l < 8; l++) a[l] = *lo, b[l] = *hi;
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) {
+      float v = x[i + l];
+      a[l] = v < a[l] ? v : a[l];
+      b[l] = v > b[l] ? v : b[l];
+    }
+  for (int l = 0; i + l < n; l++) {
+    float v = x[i + l];
+    a[l] = v < a[l] ? v : a[l];
+    b[l] = v > b[l] ? v : b[l];
+  }
+  float mn = a[0], mx = b[0];
+  for (int l = 1; l < 8; l++) mn = a[l] < mn ? a[l] : mn, mx = b[l] > mx ? b[l] : mx;
+  *lo = mn, *hi = mx;
 }
 
 static void bn_fwd_channels(void *p, long lo, long hi) {
