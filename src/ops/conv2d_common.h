@@ -37,13 +37,18 @@ typedef struct {
 
 /* The int8 GEMMs for stride 1, no groups, padding < K, without im2col (conv2d_s8_padded.c). */
 int mh__conv_s8_padded_ok(const conv_dims *d);
+/* Samples per GEMM on the padded path: at least the im2col path's chunk, and enough for about `cols`
+ * columns (no column buffer to bound here; wide GEMMs amortise packing and thread hand-offs). The int8
+ * algorithm asks for MH_S8_PADDED_COLS; niti for fewer, since its int32 chunk adds to its memory. */
+enum { MH_S8_PADDED_COLS = 16384 };
+int mh__conv_s8_padded_chunk(const conv_dims *d, long cols);
 /* Scratch bytes for chunks of nb samples (and, with base, the buffers laid out from it into *out). */
 size_t mh__conv_s8_padded_bytes(const conv_dims *d, int nb, void *base, void *out);
-/* The output conv(xq, wq) of the whole batch into out. */
-void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
+/* The output conv(xq, wq) of the whole batch into out, nb samples per GEMM (as sized). */
+void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, int nb, const int8_t *xq, const int8_t *wq,
                                 const mh_conv_out *out, void *scratch);
 /* parts: MH_PASS_BWD_W into dwacc (int32, O x C*K*K, overwritten), MH_PASS_BWD_D into dx. */
-void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
+void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, int nb, const int8_t *xq, const int8_t *wq,
                                  const int8_t *dyq, const mh_conv_out *dx, int32_t *dwacc, unsigned parts,
                                  void *scratch);
 

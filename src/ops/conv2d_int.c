@@ -25,6 +25,9 @@ static int int_chunk(const conv_dims *d) {
   return nb > d->N ? d->N : nb;
 }
 
+/* The padded path's chunk: as small, since the layer's whole int32 result is held anyway. */
+static int int_padded_chunk(const conv_dims *d) { return mh__conv_s8_padded_chunk(d, 512); }
+
 static size_t scratch_bytes(const conv_dims *d, int needs_dx, int may_acc, int_scratch *out, void *base) {
   size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)int_chunk(d) * d->P * d->Q;
   size_t rows = (size_t)d->Og > kk || !needs_dx ? (size_t)d->Og : kk;
@@ -32,7 +35,7 @@ static size_t scratch_bytes(const conv_dims *d, int needs_dx, int may_acc, int_s
   int padded = mh__conv_s8_padded_ok(d);
   size_t sz[6] = {al(kk * cols), al((size_t)d->Og * cols), al(may_acc ? nx : 0), al(rows * cols * 4),
                   al((ny > nx ? ny : nx) * 4), 0};
-  if (padded) sz[0] = sz[1] = sz[3] = 0, sz[5] = al(mh__conv_s8_padded_bytes(d, mh__conv_chunk_samples(d), NULL, NULL));
+  if (padded) sz[0] = sz[1] = sz[3] = 0, sz[5] = al(mh__conv_s8_padded_bytes(d, int_padded_chunk(d), NULL, NULL));
   size_t off = 0;
   char *b = base;
   void *ptr[6];
@@ -80,7 +83,7 @@ static void conv_int_acc(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch 
   conv_dims d = *dp;
   if (s->padded) {
     mh_conv_out out = {NULL, 0.f, NULL, 0, s->big};
-    mh__conv_s8_padded_forward(ctx, &d, ctx->qx[0], ctx->qw, &out, s->padded);
+    mh__conv_s8_padded_forward(ctx, &d, int_padded_chunk(&d), ctx->qx[0], ctx->qw, &out, s->padded);
     conv_int_bias(ctx, &d, s->big, e_acc);
     return;
   }
@@ -163,7 +166,8 @@ static void conv_int_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const int
   conv_dims d = *dp;
   if (s->padded) { /* the input gradient's int32 sums straight into s->big */
     mh_conv_out dx = {NULL, 0.f, NULL, 0, s->big};
-    mh__conv_s8_padded_backward(ctx, &d, ctx->qx[0], ctx->qw, ctx->qdy, &dx, ctx->qdw, parts, s->padded);
+    mh__conv_s8_padded_backward(ctx, &d, int_padded_chunk(&d), ctx->qx[0], ctx->qw, ctx->qdy, &dx, ctx->qdw, parts,
+                                s->padded);
     return;
   }
   int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;

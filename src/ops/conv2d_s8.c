@@ -21,6 +21,8 @@ typedef struct {
   void *padded; /* the padded path's buffers */
 } s8_scratch;
 
+static int s8_padded_chunk(const conv_dims *d) { return mh__conv_s8_padded_chunk(d, MH_S8_PADDED_COLS); }
+
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
 
 static size_t s8_bytes(const conv_dims *d, s8_scratch *out, void *base) {
@@ -30,7 +32,7 @@ static size_t s8_bytes(const conv_dims *d, s8_scratch *out, void *base) {
   int padded = mh__conv_s8_padded_ok(d);
   /* dxacc is kept with the padded path too: the DSP's backward-data columns come back through col2im */
   size_t sz[6] = {al((size_t)d->N * d->O * d->P * d->Q), al((size_t)d->O * kk * 4), 0, 0, 0, al(planes * 4)};
-  if (padded) sz[2] = al(mh__conv_s8_padded_bytes(d, mh__conv_chunk_samples(d), NULL, NULL));
+  if (padded) sz[2] = al(mh__conv_s8_padded_bytes(d, s8_padded_chunk(d), NULL, NULL));
   else sz[2] = al(kk * cols), sz[3] = al((size_t)d->Og * cols), sz[4] = al(rows * cols * 4);
   size_t off = 0;
   char *b = base;
@@ -158,7 +160,7 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
   }
   if (s.padded) {
     mh_conv_out out = {ctx->y, scale, b, 0, NULL};
-    mh__conv_s8_padded_forward(ctx, &d, v.xq, v.wq, &out, s.padded);
+    mh__conv_s8_padded_forward(ctx, &d, s8_padded_chunk(&d), v.xq, v.wq, &out, s.padded);
     return;
   }
   if (mh__conv_s8_depthwise_ok(&d) && !mh__op_dsp_bits(ctx, MH_PASS_FWD)) { /* placed on the DSP: its GEMMs go there */
@@ -241,7 +243,8 @@ static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_s
   conv_dims d = *dp;
   if (s->padded) {
     mh_conv_out dx = {ctx->dx[0], ldexpf(1.f, v->e[1] + ey), NULL, ctx->dx_accumulate[0], NULL};
-    mh__conv_s8_padded_backward(ctx, &d, v->xq, v->wq, s->dyq, &dx, s->dwacc, parts, s->padded);
+    mh__conv_s8_padded_backward(ctx, &d, s8_padded_chunk(&d), v->xq, v->wq, s->dyq, &dx, s->dwacc, parts,
+                                s->padded);
     return;
   }
   if (mh__conv_s8_depthwise_ok(&d) && !mh__op_dsp_bits(ctx, parts)) {

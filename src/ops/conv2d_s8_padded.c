@@ -17,6 +17,13 @@ int mh__conv_s8_padded_ok(const conv_dims *d) {
   return d->S == 1 && d->G == 1 && d->D <= d->K - 1 && grid <= 1.35 * out;
 }
 
+int mh__conv_s8_padded_chunk(const conv_dims *d, long cols) {
+  long grid = (long)(d->H + 2 * d->D) * (d->W + 2 * d->D), nb = (cols + grid - 1) / grid;
+  int base = mh__conv_chunk_samples(d);
+  if (nb < base) nb = base;
+  return nb > d->N ? d->N : (int)nb;
+}
+
 static size_t al(size_t b) { return (b + 63) / 64 * 64; }
 
 /* Buffers for a chunk of nb samples: the padded image (C x nb x Hp x Wp), the padded output
@@ -124,9 +131,9 @@ static void emit_planes(void *p, long lo, long hi) {
   }
 }
 
-void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
+void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, int nb, const int8_t *xq, const int8_t *wq,
                                 const mh_conv_out *out, void *scratch) {
-  int nb = mh__conv_chunk_samples(d), hp, wp, hq, wq_, kk = d->C * d->K * d->K;
+  int hp, wp, hq, wq_, kk = d->C * d->K * d->K;
   size_t jt, jt2;
   padded_bufs b;
   mh__conv_s8_padded_bytes(d, nb, scratch, &b);
@@ -162,10 +169,10 @@ static void grid_rows(void *p, long lo, long hi) {
   }
 }
 
-void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
+void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, int nb, const int8_t *xq, const int8_t *wq,
                                  const int8_t *dyq, const mh_conv_out *dx, int32_t *dwacc, unsigned parts,
                                  void *scratch) {
-  int nb = mh__conv_chunk_samples(d), hp, wp, hq, wq_, kk = d->C * d->K * d->K, kk2 = d->O * d->K * d->K;
+  int hp, wp, hq, wq_, kk = d->C * d->K * d->K, kk2 = d->O * d->K * d->K;
   size_t jt, jt2;
   padded_bufs b;
   mh__conv_s8_padded_bytes(d, nb, scratch, &b);

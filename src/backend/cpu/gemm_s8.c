@@ -192,6 +192,7 @@ static inline void quad16_rows(const uint8_t *const *s, int col, uint8_t *o) {
  * padding (k past the end, columns past nc) meets A's zeros or is discarded. */
 static void pack_b_quad(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, int kc,
                         uint8_t *dst) {
+  static const uint8_t zeros[64]; /* the rows past k: 0, so 0x80 once flipped (nr <= 64) */
   int kq = (kc + 3) / 4, kq_full = kc / 4;
   for (int jp = 0; jp < nc; jp += nr) {
     int cols = nc - jp < nr ? nc - jp : nr;
@@ -201,16 +202,15 @@ static void pack_b_quad(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int 
         uint8_t *row = d + (size_t)q * nr * 4;
         const uint8_t *rp[4];
         for (int t = 0; t < 4; t++)
-          rp[t] = 4 * q + t < kc ? (const uint8_t *)mh_gemm_s8_b_row(g, p0 + 4 * q + t) + j0 + jp : NULL;
+          rp[t] = 4 * q + t < kc ? (const uint8_t *)mh_gemm_s8_b_row(g, p0 + 4 * q + t) + j0 + jp : zeros;
         int c0 = 0;
-        if (q < kq_full && kt->pack_quad32)
+        if (kt->pack_quad32)
           for (; c0 + 32 <= cols; c0 += 32) kt->pack_quad32(rp, c0, row + 4 * c0);
 #if defined(__SSE2__)
-        if (q < kq_full)
-          for (; c0 + 16 <= cols; c0 += 16) quad16_rows(rp, c0, row + 4 * c0);
+        for (; c0 + 16 <= cols; c0 += 16) quad16_rows(rp, c0, row + 4 * c0);
 #endif
         for (int t = 0; t < 4; t++)
-          for (int c = c0; c < nr; c++) row[4 * c + t] = rp[t] && c < cols ? rp[t][c] ^ 0x80u : 0x80;
+          for (int c = c0; c < nr; c++) row[4 * c + t] = c < cols ? rp[t][c] ^ 0x80u : 0x80;
       }
     } else { /* B^T stored: column j is a contiguous run over k */
       const uint8_t *cp[64];
