@@ -25,8 +25,8 @@ static int int_chunk(const conv_dims *d) {
   return nb > d->N ? d->N : nb;
 }
 
-/* The padded path's chunk: as small, since the layer's whole int32 result is held anyway. */
-static int int_padded_chunk(const conv_dims *d) { return mh__conv_s8_padded_chunk(d, 512); }
+/* The padded path's chunk: a quarter of int8's, as the layer's whole int32 result is held besides. */
+static int int_padded_chunk(const conv_dims *d) { return mh__conv_s8_padded_chunk(d, 4096); }
 
 static size_t scratch_bytes(const conv_dims *d, int needs_dx, int may_acc, int_scratch *out, void *base) {
   size_t kk = (size_t)d->Cg * d->K * d->K, cols = (size_t)int_chunk(d) * d->P * d->Q;
