@@ -1,5 +1,5 @@
 /* Persistent pthread pool: a generation counter wakes workers, an atomic cursor hands out tasks,
- * and a completion count under the mutex ends a job. A short spin precedes every sleep. */
+ * and an atomic completion count ends a job. A short spin precedes every sleep, on both sides. */
 #include "core/pool.h"
 
 #include <pthread.h>
@@ -35,7 +35,7 @@ struct mh_pool {
   int n_tasks;
   mh_fpenv fpenv; /* the caller's floating-point environment, applied by workers for the job */
   atomic_int next_task;
-  int workers_done; /* under mu */
+  atomic_int workers_done; /* workers finished with the current job */
   atomic_int in_job; /* nonzero while the caller is inside mh_pool_run */
   /* per-thread scratch, grown on demand by its own thread only */
   void **scratch;
@@ -83,10 +83,11 @@ static void *worker_main(void *argp) {
     pthread_mutex_unlock(&p->mu);
     mh_fpenv_set(p->fpenv);
     run_tasks(p, id);
-    pthread_mutex_lock(&p->mu);
-    p->workers_done++;
-    if (p->workers_done == p->nth - 1) pthread_cond_signal(&p->done);
-    pthread_mutex_unlock(&p->mu);
+    if (atomic_fetch_add(&p->workers_done, 1) + 1 == p->nth - 1) { /* the last: wake a sleeping caller */
+      pthread_mutex_lock(&p->mu);
+      pthread_cond_signal(&p->done);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
 }
 
@@ -162,14 +163,19 @@ void mh_pool_run(mh_pool *p, int n_tasks, mh_task_fn fn, void *ctx) {
   p->n_tasks = n_tasks;
   p->fpenv = mh_fpenv_get();
   atomic_store(&p->next_task, 0);
-  p->workers_done = 0;
+  atomic_store(&p->workers_done, 0);
   p->generation++;
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
   run_tasks(p, 0);
-  pthread_mutex_lock(&p->mu);
-  while (p->workers_done < p->nth - 1) pthread_cond_wait(&p->done, &p->mu);
-  pthread_mutex_unlock(&p->mu);
+  /* the workers are finishing their last tasks: poll briefly before sleeping (a futex wake-up costs
+   * more than most of a small op's tasks) */
+  for (int spin = 0; spin < 4096 && atomic_load(&p->workers_done) < p->nth - 1; spin++) mh__cpu_relax();
+  if (atomic_load(&p->workers_done) < p->nth - 1) {
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->workers_done) < p->nth - 1) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+  }
   atomic_store(&p->in_job, 0);
 }
 

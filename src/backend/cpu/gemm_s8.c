@@ -192,7 +192,9 @@ static inline void quad16_rows(const uint8_t *const *s, int col, uint8_t *o) {
  * padding (k past the end, columns past nc) meets A's zeros or is discarded. */
 static void pack_b_quad(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int nr, int j0, int nc, int p0, int kc,
                         uint8_t *dst) {
-  static const uint8_t zeros[64]; /* the rows past k: 0, so 0x80 once flipped (nr <= 64) */
+  /* rows past k and columns past nc read zeros (0x80 once flipped): a row holds nr <= 64 bytes, a
+   * column kc <= MH_S8_KC */
+  static const uint8_t zeros[MH_S8_KC];
   int kq = (kc + 3) / 4, kq_full = kc / 4;
   for (int jp = 0; jp < nc; jp += nr) {
     int cols = nc - jp < nr ? nc - jp : nr;
@@ -209,24 +211,25 @@ static void pack_b_quad(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int 
 #if defined(__SSE2__)
         for (; c0 + 16 <= cols; c0 += 16) quad16_rows(rp, c0, row + 4 * c0);
 #endif
-        for (int t = 0; t < 4; t++)
-          for (int c = c0; c < nr; c++) row[4 * c + t] = c < cols ? rp[t][c] ^ 0x80u : 0x80;
+        for (int c = c0; c < cols; c++)
+          for (int t = 0; t < 4; t++) row[4 * c + t] = rp[t][c] ^ 0x80u;
+        memset(row + 4 * cols, 0x80, (size_t)4 * (nr - cols)); /* columns past nc */
       }
-    } else { /* B^T stored: column j is a contiguous run over k */
+    } else { /* B^T stored: column j is a contiguous run over k; columns past nc read zeros */
       const uint8_t *cp[64];
-      for (int c = 0; c < nr; c++) cp[c] = c < cols ? (const uint8_t *)mh_gemm_s8_b_row(g, j0 + jp + c) + p0 : NULL;
-      int c0 = 0;
+      for (int c = 0; c < nr; c++) cp[c] = c < cols ? (const uint8_t *)mh_gemm_s8_b_row(g, j0 + jp + c) + p0 : zeros;
+      int q_done = 0; /* quads the vector loop wrote for every column */
 #if defined(__SSE2__)
-      for (; c0 + 4 <= cols; c0 += 4)
-        for (int q = 0; q + 4 <= kq_full; q += 4)
+      q_done = kq_full / 4 * 4;
+      for (int c0 = 0; c0 < nr; c0 += 4) /* nr is a multiple of 4 */
+        for (int q = 0; q < q_done; q += 4)
           quad4x4_words(cp + c0, 4 * q, d + ((size_t)q * nr + c0) * 4, (size_t)nr * 4, _mm_set1_epi8((char)0x80));
 #endif
       for (int c = 0; c < nr; c++) {
         const uint8_t *s = cp[c];
-        int q_done = c < c0 ? kq_full / 4 * 4 : 0; /* quads the vector loop wrote for this column */
         for (int q = q_done; q < kq; q++) {
           uint8_t *o = d + ((size_t)q * nr + c) * 4;
-          for (int t = 0; t < 4; t++) o[t] = c < cols && 4 * q + t < kc ? s[4 * q + t] ^ 0x80u : 0x80;
+          for (int t = 0; t < 4; t++) o[t] = 4 * q + t < kc ? s[4 * q + t] ^ 0x80u : 0x80;
         }
       }
     }
@@ -238,7 +241,7 @@ static void pack_b_quad(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int 
  * panel layout: k-quads (ukernel_s8q) or int16 k-pairs (ukernel_s8). */
 static void gemm_s8_block(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, int i0, int i1, int mc_max, int j0,
                           int nc, void *apack, void *bpack) {
-  const int mr = kt->mr_s8, nr = kt->nr_s8, quad = kt->ukernel_s8q != NULL;
+  const int mr = kt->mr_s8, nr = kt->nr_s8, quad = kt->ukernel_s8q != NULL, ldc = g->ldc;
   int32_t edge[32 * 64];
   for (int p0 = 0; p0 < g->k; p0 += MH_S8_KC) {
     int kc = g->k - p0 < MH_S8_KC ? g->k - p0 : MH_S8_KC, kq = (kc + 3) / 4, kc2 = (kc + 1) / 2;
@@ -252,11 +255,10 @@ static void gemm_s8_block(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, in
       for (int jp = 0; jp < nc; jp += nr) {
         int cols = nc - jp < nr ? nc - jp : nr;
         for (int ip = 0; ip < mc; ip += mr) {
-          int rows = mc - ip < mr ? mc - ip : mr, full = rows == mr && cols == nr, ld = full ? g->ldc : nr;
-          int32_t *c = g->c + (size_t)(ib + ip) * g->ldc + j0 + jp, *dst = full ? c : edge;
-          if (!full)
-            for (int r = 0; r < rows; r++)
-              for (int q = 0; q < cols; q++) edge[r * nr + q] = acc ? c[(size_t)r * g->ldc + q] : 0;
+          int rows = mc - ip < mr ? mc - ip : mr, full = rows == mr && cols == nr, ld = full ? ldc : nr;
+          int32_t *c = g->c + (size_t)(ib + ip) * ldc + j0 + jp, *dst = full ? c : edge;
+          if (!full && acc) /* rows, not elements: g->ldc would be reloaded after every int32 store */
+            for (int r = 0; r < rows; r++) memcpy(edge + r * nr, c + (size_t)r * ldc, sizeof(int32_t) * cols);
           if (quad) {
             const int8_t *ap = (const int8_t *)apack + (size_t)(ip / mr) * quad_a_panel_bytes(mr, kq);
             kt->ukernel_s8q(kq, ap, (const uint8_t *)bpack + (size_t)jp * kq * 4,
@@ -266,8 +268,7 @@ static void gemm_s8_block(const mh_cpu_kernels *kt, const mh_gemm_s8_args *g, in
                            (const int16_t *)bpack + (size_t)jp * kc2 * 2, dst, ld, acc);
           }
           if (!full)
-            for (int r = 0; r < rows; r++)
-              for (int q = 0; q < cols; q++) c[(size_t)r * g->ldc + q] = edge[r * nr + q];
+            for (int r = 0; r < rows; r++) memcpy(c + (size_t)r * ldc, edge + r * nr, sizeof(int32_t) * cols);
         }
       }
     }
