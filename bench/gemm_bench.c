@@ -1,7 +1,7 @@
 /* GEMM speed of every kernel table this CPU has, each against the peak of the instruction it is built
  * on (measured here by register-only loops) and the FP32 GEMM against OpenBLAS (sgemm), same shapes,
  * same thread count, in one run: best of 10 repetitions each.
- *   ./build/gemm_bench [threads]        (built when OpenBLAS is installed: libopenblas-dev) */
+ *   ./build/gemm_bench [threads [table]]   (built when OpenBLAS is installed: libopenblas-dev) */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +67,7 @@ static void table_peaks(const mh_cpu_kernels *kt, int *f32, int *s8) {
 
 int main(int argc, char **argv) {
   int th = argc > 1 ? atoi(argv[1]) : 2;
+  const char *only = argc > 2 ? argv[2] : NULL; /* one kernel table, by name */
   mh_pool *pool;
   if (th < 1 || mh_pool_init(&pool, th)) return 1;
   openblas_set_num_threads(th);
@@ -91,7 +92,7 @@ int main(int argc, char **argv) {
          "int8 GMAC", "/peak");
   for (int ti = 0; mh_cpu_kernels_at(ti); ti++) {
     const mh_cpu_kernels *kt = mh_cpu_kernels_at(ti);
-    if (!mh_cpu_kernels_available(kt) || !strcmp(kt->isa, "ref")) continue;
+    if (!mh_cpu_kernels_available(kt) || !strcmp(kt->isa, "ref") || (only && strcmp(kt->isa, only))) continue;
     int pf, ps;
     table_peaks(kt, &pf, &ps);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {

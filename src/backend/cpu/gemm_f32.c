@@ -41,18 +41,29 @@ static void pack_b(const mh_cpu_kernels *kt, const mh_gemm_f32_args *g, int nr, 
     g->pack_b(g->pack_b_ctx, p0, kc, j0, nc, nr, dst);
     return;
   }
-  for (int jp = 0; jp < nc; jp += nr) {
-    int cols = nc - jp < nr ? nc - jp : nr;
-    float *d = dst + (size_t)jp * kc;
-    if (!g->trans_b) {
-      for (int p = 0; p < kc; p++) {
-        const float *s = g->b + (size_t)(p0 + p) * g->ldb + j0 + jp;
-        memcpy(d + (size_t)p * nr, s, sizeof(float) * cols);
-        for (int c = cols; c < nr; c++) d[(size_t)p * nr + c] = 0.f;
+  if (!g->trans_b) {
+    /* row by row, each row's whole width (sequential reads) into every panel; whole panels by
+     * constant-size copies, which the compiler inlines */
+    int full = nc / nr, tail = nc - full * nr;
+    size_t panel = (size_t)nr * kc;
+    for (int p = 0; p < kc; p++) {
+      const float *s = g->b + (size_t)(p0 + p) * g->ldb + j0;
+      float *d = dst + (size_t)p * nr;
+      if (nr == 32)
+        for (int q = 0; q < full; q++) memcpy(d + q * panel, s + 32 * q, 32 * sizeof(float));
+      else
+        for (int q = 0; q < full; q++) memcpy(d + q * panel, s + (size_t)nr * q, (size_t)nr * sizeof(float));
+      if (tail) {
+        float *t = d + full * panel;
+        memcpy(t, s + (size_t)full * nr, sizeof(float) * tail);
+        for (int c = tail; c < nr; c++) t[c] = 0.f;
       }
-    } else { /* B^T is stored: a transpose */
-      kt->pack_transpose_f32(g->b + (size_t)(j0 + jp) * g->ldb + p0, g->ldb, cols, kc, nr, d);
     }
+    return;
+  }
+  for (int jp = 0; jp < nc; jp += nr) { /* B^T is stored: a transpose */
+    int cols = nc - jp < nr ? nc - jp : nr;
+    kt->pack_transpose_f32(g->b + (size_t)(j0 + jp) * g->ldb + p0, g->ldb, cols, kc, nr, dst + (size_t)jp * kc);
   }
 }
 

@@ -25,6 +25,11 @@
 void mh__ukernel_f32_14x32_avx512(int kc, const float *a, const float *b, float *c, int ldc, int accumulate) {
   MH_ROW(0) MH_ROW(1) MH_ROW(2) MH_ROW(3) MH_ROW(4) MH_ROW(5) MH_ROW(6)
   MH_ROW(7) MH_ROW(8) MH_ROW(9) MH_ROW(10) MH_ROW(11) MH_ROW(12) MH_ROW(13)
+  /* the C tile is read (or written) after the K loop: fetch its rows meanwhile */
+  for (int i = 0; i < 14; i++) {
+    _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+  }
   for (int p = 0; p < kc; p++) {
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     MH_FMA(0); MH_FMA(1); MH_FMA(2); MH_FMA(3); MH_FMA(4); MH_FMA(5); MH_FMA(6);
