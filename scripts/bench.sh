@@ -30,7 +30,8 @@ for r in $(seq "$rounds"); do
   for m in $models; do
     s=$(steps_for "$m")
     variants=(fp32 int8)
-    "$bin" info --model "$m" | grep -q "niti.*n/a" || variants+=(niti)
+    info=$("$bin" info --model "$m") # (not piped into grep -q: with pipefail its early exit fails the pipe)
+    grep -q "niti.*n/a" <<<"$info" || variants+=(niti)
     for v in "${variants[@]}"; do
       line=$("$bin" bench --model "$m" --batch "$batch" --threads "$threads" --steps "$s" --precision "$v" "${isa[@]}" | head -1)
       ms=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$line") table=$(sed -n 's/.*isa=\([a-z0-9]*\).*/\1/p' <<<"$line")

@@ -13,7 +13,8 @@ out=$root/bench/results
 mkdir -p "$out"
 for m in $models; do
   runs=("c:--precision fp32" "int8:--precision int8")
-  if ! "$bin" info --model "$m" | grep -q "niti.*n/a"; then
+  info=$("$bin" info --model "$m") # (not piped into grep -q: with pipefail its early exit fails the pipe)
+  if ! grep -q "niti.*n/a" <<<"$info"; then
     runs+=("niti:--precision niti" "niti-exact:--precision niti --rescale exact")
   fi
   for r in "${runs[@]}"; do
