@@ -37,9 +37,9 @@ typedef struct {
 
 /* The int8 GEMMs for stride 1, no groups, padding < K, without im2col (conv2d_s8_padded.c). */
 int mh__conv_s8_padded_ok(const conv_dims *d);
-/* Samples per GEMM on the padded path: at least the im2col path's chunk, and enough for about `cols`
- * columns (no column buffer to bound here; wide GEMMs amortise packing and thread hand-offs). The int8
- * algorithm asks for MH_S8_PADDED_COLS; niti for a quarter, since its int32 chunk adds to its memory. */
+/* Samples per GEMM on the padded path: enough for about `cols` columns (no column buffer to bound
+ * here; wide GEMMs amortise packing and thread hand-offs). The int8 algorithm asks for
+ * MH_S8_PADDED_COLS; niti for a quarter, since its int32 chunk adds to its memory. */
 enum { MH_S8_PADDED_COLS = 16384 };
 int mh__conv_s8_padded_chunk(const conv_dims *d, long cols);
 /* Scratch bytes for chunks of nb samples (and, with base, the buffers laid out from it into *out). */

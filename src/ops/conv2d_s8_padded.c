@@ -20,8 +20,6 @@ int mh__conv_s8_padded_ok(const conv_dims *d) {
 
 int mh__conv_s8_padded_chunk(const conv_dims *d, long cols) {
   long grid = (long)(d->H + 2 * d->D) * (d->W + 2 * d->D), nb = (cols + grid - 1) / grid;
-  int base = mh__conv_chunk_samples(d);
-  if (nb < base) nb = base;
   return nb > d->N ? d->N : (int)nb;
 }
 
