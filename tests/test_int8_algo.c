@@ -11,6 +11,7 @@
 #include "graph/graph.h"
 #include "ops/ops.h"
 #include "testlib.h"
+#include "tl_fixture.h"
 #include "tl_tables.h"
 #include "train/model.h"
 #include "train/trainer.h"
@@ -41,14 +42,6 @@ static mh_trainer *make_trainer(mh_model *m, const char *prec, int threads, cons
   return t;
 }
 
-static const mh_st_tensor *need(const mh_st_file *f, const char *name) {
-  const mh_st_tensor *t = mh_st_find(f, name);
-  if (!t) {
-    fprintf(stderr, "fixture lacks %s\n", name);
-    exit(1);
-  }
-  return t;
-}
 
 /* First index where two float arrays differ in their bits, or -1. */
 static long first_diff(const float *a, const void *b, long n) {
@@ -81,7 +74,7 @@ static mh_trainer *fixture_trainer(const mh_st_file *f, const char *text_key, co
   for (int i = 0; i < m->g.n_params; i++) {
     char name[32];
     snprintf(name, sizeof name, "%s%d", prefix, i);
-    const mh_st_tensor *p = need(f, name);
+    const mh_st_tensor *p = tl_need(f, name);
     CHECK_EQ_INT((long)p->nbytes, (long)m->g.params[i].numel * 4);
     memcpy(m->params + m->g.params[i].offset, p->data, p->nbytes);
   }
@@ -97,10 +90,10 @@ static void fixture_case(const mh_st_file *f, int threads, const char *isa, int 
   mh_model *m;
   mh_trainer *t = fixture_trainer(f, "model_text", "param.", threads, isa, force_ref, &m);
   if (!t) return;
-  const mh_st_tensor *cases = need(f, "cases"), *dz = need(f, "dlogits"), *z = need(f, "logits");
+  const mh_st_tensor *cases = tl_need(f, "cases"), *dz = tl_need(f, "dlogits"), *z = tl_need(f, "logits");
   int classes = m->g.nodes[m->g.n_nodes - 1].c;
-  float *x = malloc(need(f, "x")->nbytes);
-  memcpy(x, need(f, "x")->data, need(f, "x")->nbytes);
+  float *x = malloc(tl_need(f, "x")->nbytes);
+  memcpy(x, tl_need(f, "x")->data, tl_need(f, "x")->nbytes);
   for (int c = 0; c < (int)cases->shape[0]; c++) {
     int64_t seed, step;
     memcpy(&seed, (const char *)cases->data + 16 * c, 8);
@@ -118,7 +111,7 @@ static void fixture_case(const mh_st_file *f, int threads, const char *isa, int 
       char name[32];
       snprintf(name, sizeof name, "grad.%d.%d", c, i);
       const mh_param *p = &m->g.params[i];
-      const mh_st_tensor *want = need(f, name);
+      const mh_st_tensor *want = tl_need(f, name);
       d = first_diff(m->grads + p->offset, want->data, (long)p->numel);
       if (d >= 0) {
         float w;
@@ -160,11 +153,11 @@ static void bn_fixture_case(const mh_st_file *f, int threads, const char *isa, i
   mh_model *m;
   mh_trainer *t = fixture_trainer(f, "bn_model_text", "bn.param.", threads, isa, force_ref, &m);
   if (!t) return;
-  const mh_st_tensor *tc = need(f, "bn.case"), *dz = need(f, "bn.dlogits"), *z = need(f, "bn.logits");
+  const mh_st_tensor *tc = tl_need(f, "bn.case"), *dz = tl_need(f, "bn.dlogits"), *z = tl_need(f, "bn.logits");
   int64_t cs[2];
   memcpy(cs, tc->data, sizeof cs);
-  float *x = malloc(need(f, "bn.x")->nbytes);
-  memcpy(x, need(f, "bn.x")->data, need(f, "bn.x")->nbytes);
+  float *x = malloc(tl_need(f, "bn.x")->nbytes);
+  memcpy(x, tl_need(f, "bn.x")->data, tl_need(f, "bn.x")->nbytes);
   CHECK_OK(mh__trainer_prepare(t, batch));
   mh_exec_set_step(t->ex, (uint64_t)cs[0], (long)cs[1]);
   CHECK_OK(mh_exec_forward(t->ex, x, batch, m->params, m->buffers, 1));
@@ -178,7 +171,7 @@ static void bn_fixture_case(const mh_st_file *f, int threads, const char *isa, i
     snprintf(name, sizeof name, "bn.grad.%d", i);
     const mh_param *p = &m->g.params[i];
     double tol = !strncmp(p->name, "fc.", 3) ? 1e-5 : !strncmp(p->name, "b1.", 3) ? 1e-4 : 2e-3;
-    e = rel_err(m->grads + p->offset, need(f, name)->data, (long)p->numel);
+    e = rel_err(m->grads + p->offset, tl_need(f, name)->data, (long)p->numel);
     printf("  %s %.2e", p->name, e);
     if (!(e <= tol)) TL_FAIL("int8 batch-norm net: gradient of %s differs by %.3g of its maximum (> %g)", p->name, e, tol);
     tl_checks++;

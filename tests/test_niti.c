@@ -11,16 +11,9 @@
 #include "train/safetensors.h"
 #include "train/trainer.h"
 #include "testlib.h"
+#include "tl_fixture.h"
 #include "tl_tables.h"
 
-static const mh_st_tensor *need(const mh_st_file *f, const char *name) {
-  const mh_st_tensor *t = mh_st_find(f, name);
-  if (!t) {
-    fprintf(stderr, "fixture lacks %s\n", name);
-    exit(1);
-  }
-  return t;
-}
 
 static int32_t i32_at(const mh_st_tensor *t, int i) {
   int32_t v;
@@ -50,20 +43,20 @@ static void fixture_case(const mh_st_file *f, const char *isa, int force_ref) {
   mh_trainer *t = NULL;
   CHECK_OK(mh_trainer_create(&t, m, &cfg));
   if (!t) return;
-  const mh_st_tensor *ex = need(f, "exp");
+  const mh_st_tensor *ex = tl_need(f, "exp");
   CHECK_EQ_INT(ex->shape[0], m->g.n_params);
   for (int i = 0; i < m->g.n_params; i++) {
     char name[32];
     snprintf(name, sizeof name, "param.%d", i);
-    const mh_st_tensor *p = need(f, name);
+    const mh_st_tensor *p = tl_need(f, name);
     CHECK_EQ_INT((long)p->nbytes, (long)m->g.params[i].numel);
     memcpy(m->qparams + m->g.params[i].offset, p->data, p->nbytes);
     m->qexp[i] = i32_at(ex, i);
   }
-  const float *x = need(f, "x")->data; /* F32 first in the file: 4-byte aligned */
+  const float *x = tl_need(f, "x")->data; /* F32 first in the file: 4-byte aligned */
   int32_t labels[64];
-  memcpy(labels, need(f, "labels")->data, sizeof(int32_t) * batch);
-  const mh_st_tensor *lexp = need(f, "logits_exp");
+  memcpy(labels, tl_need(f, "labels")->data, sizeof(int32_t) * batch);
+  const mh_st_tensor *lexp = tl_need(f, "logits_exp");
   int classes = m->g.nodes[m->g.n_nodes - 1].c;
   for (int s = 0; s < steps; s++) { /* mh_trainer_step, opened up to look at each stage */
     char name[32];
@@ -73,12 +66,12 @@ static void fixture_case(const mh_st_file *f, const char *isa, int force_ref) {
     int e;
     const int8_t *o = mh_exec_output_q(t->ex, &e);
     snprintf(name, sizeof name, "logits.%d", s);
-    long d = first_diff(o, need(f, name)->data, (long)batch * classes);
-    if (d >= 0) TL_FAIL("%s kernels, step %d: logits differ at %ld: %d vs %d", t->kt->isa, s, d, o[d], ((const int8_t *)need(f, name)->data)[d]);
+    long d = first_diff(o, tl_need(f, name)->data, (long)batch * classes);
+    if (d >= 0) TL_FAIL("%s kernels, step %d: logits differ at %ld: %d vs %d", t->kt->isa, s, d, o[d], ((const int8_t *)tl_need(f, name)->data)[d]);
     CHECK_EQ_INT(e, i32_at(lexp, s));
     t->algo->loss_grad(t, labels, batch);
     snprintf(name, sizeof name, "lossgrad.%d", s);
-    d = first_diff(mh_exec_output_grad_q(t->ex, 0), need(f, name)->data, (long)batch * classes);
+    d = first_diff(mh_exec_output_grad_q(t->ex, 0), tl_need(f, name)->data, (long)batch * classes);
     if (d >= 0) TL_FAIL("%s kernels, step %d: loss gradient differs at %ld", t->kt->isa, s, d);
     CHECK_OK(mh_exec_backward(t->ex, m->qparams, m->qgrads));
     t->algo->update(t);
@@ -87,7 +80,7 @@ static void fixture_case(const mh_st_file *f, const char *isa, int force_ref) {
   for (int i = 0; i < m->g.n_params; i++) {
     char name[32];
     snprintf(name, sizeof name, "final.%d", i);
-    long d = first_diff(m->qparams + m->g.params[i].offset, need(f, name)->data, (long)m->g.params[i].numel);
+    long d = first_diff(m->qparams + m->g.params[i].offset, tl_need(f, name)->data, (long)m->g.params[i].numel);
     if (d >= 0) TL_FAIL("%s kernels: %s after %d steps differs at %ld", t->kt->isa, m->g.params[i].name, steps, d);
     tl_checks++;
   }

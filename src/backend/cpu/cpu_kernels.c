@@ -33,8 +33,6 @@ void mh__ukernel_f32_14x32_avx512(int kc, const float *a, const float *b, float 
 void mh__pack_quad32_s8_avx2(const uint8_t *const *rows, int col, uint8_t *out);
 void mh__ukernel_s8q_6x16_avxvnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c, int ldc,
                                   int accumulate);
-void mh__ukernel_s8q_14x32_avx512vnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c,
-                                      int ldc, int accumulate);
 void mh__ukernel_s8q_8x48_avx512vnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c,
                                      int ldc, int accumulate);
 #endif

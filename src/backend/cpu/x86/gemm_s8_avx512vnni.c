@@ -1,53 +1,16 @@
-/* AVX512-VNNI int8 micro-kernel, 14x32: vpdpbusd multiplies 4 consecutive k of 16 columns (u8, the
+/* AVX512-VNNI int8 micro-kernel, 8x48: vpdpbusd multiplies 4 consecutive k of 16 columns (u8, the
  * packed B with +128) by a row's 4 k (s8, broadcast) and adds into 16 int32 sums, exactly. The +128
  * comes back off as 128 x the row's sum of A over the block (corr). Only called after a CPU check. */
 #include <immintrin.h>
 
 #include "backend/cpu/kernels.h"
 
-/* acc += vpdpbusd(b, a): GCC 12's builtin confines vpdpbusd to zmm0-15, which spills a 28-register
- * tile to the stack on every k; the instruction itself may use all 32. */
+/* acc += vpdpbusd(b, a): GCC 12's builtin confines vpdpbusd to zmm0-15, which spills the accumulator
+ * tile to the stack on every k; the instruction itself may use all 32 registers. */
 #define MH_DPBUSD(acc, b, a) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(a))
 
-#define MH_ROW(i) __m512i c##i##0 = _mm512_setzero_si512(), c##i##1 = _mm512_setzero_si512();
-#define MH_DOT(i)                                                           \
-  do {                                                                      \
-    int32_t q;                                                              \
-    __builtin_memcpy(&q, a + 4 * (i), 4);                                   \
-    __m512i ai = _mm512_set1_epi32(q);                                      \
-    MH_DPBUSD(c##i##0, b0, ai);                                             \
-    MH_DPBUSD(c##i##1, b1, ai);                                             \
-  } while (0)
-#define MH_STORE(i)                                                                        \
-  do {                                                                                     \
-    int32_t *r = c + (size_t)(i)*ldc;                                                      \
-    __m512i k = _mm512_set1_epi32(corr[i]);                                                \
-    c##i##0 = _mm512_sub_epi32(c##i##0, k), c##i##1 = _mm512_sub_epi32(c##i##1, k);        \
-    if (accumulate) {                                                                      \
-      c##i##0 = _mm512_add_epi32(c##i##0, _mm512_loadu_si512(r));                          \
-      c##i##1 = _mm512_add_epi32(c##i##1, _mm512_loadu_si512(r + 16));                     \
-    }                                                                                      \
-    _mm512_storeu_si512(r, c##i##0);                                                       \
-    _mm512_storeu_si512(r + 16, c##i##1);                                                  \
-  } while (0)
-
-void mh__ukernel_s8q_14x32_avx512vnni(int kq, const int8_t *a, const uint8_t *b, const int32_t *corr, int32_t *c,
-                                      int ldc, int accumulate) {
-  MH_ROW(0) MH_ROW(1) MH_ROW(2) MH_ROW(3) MH_ROW(4) MH_ROW(5) MH_ROW(6)
-  MH_ROW(7) MH_ROW(8) MH_ROW(9) MH_ROW(10) MH_ROW(11) MH_ROW(12) MH_ROW(13)
-  for (int p = 0; p < kq; p++) {
-    __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
-    MH_DOT(0); MH_DOT(1); MH_DOT(2); MH_DOT(3); MH_DOT(4); MH_DOT(5); MH_DOT(6);
-    MH_DOT(7); MH_DOT(8); MH_DOT(9); MH_DOT(10); MH_DOT(11); MH_DOT(12); MH_DOT(13);
-    a += 14 * 4;
-    b += 32 * 4;
-  }
-  MH_STORE(0); MH_STORE(1); MH_STORE(2); MH_STORE(3); MH_STORE(4); MH_STORE(5); MH_STORE(6);
-  MH_STORE(7); MH_STORE(8); MH_STORE(9); MH_STORE(10); MH_STORE(11); MH_STORE(12); MH_STORE(13);
-}
-
-/* 8x48: 24 accumulators, 3 B vectors per k quad. Eight rows divide the channel counts convolutions
- * have (32, 64, 128, ...), where 14-row panels leave a mostly empty last one. */
+/* 24 accumulators, 3 B vectors per k quad. Eight rows divide the channel counts convolutions have
+ * (32, 64, 128, ...), where 14-row panels (a 14x32 tile) left a mostly empty last one. */
 #define MH_ROW3(i) __m512i d##i##0 = _mm512_setzero_si512(), d##i##1 = d##i##0, d##i##2 = d##i##0;
 #define MH_DOT3(i)                                                          \
   do {                                                                      \
