@@ -14,7 +14,6 @@
 #include "tl_fixture.h"
 #include "tl_tables.h"
 
-
 static int32_t i32_at(const mh_st_tensor *t, int i) {
   int32_t v;
   memcpy(&v, (const char *)t->data + 4 * i, 4);
