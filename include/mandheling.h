@@ -162,6 +162,11 @@ typedef struct mh_dsp_report {
   double packed_bytes;   /* weight bytes the DSP packed into its kernel's layout */
   long cosched_runs;     /* subgraph runs the CPU worked beside (a backward GEMM on each side) */
   long eltwise_ops;      /* niti: ReLU, max-pool and residual-add passes run on the DSP */
+  /* Hexagon packets the DSP program executed, counted by the emulator's plugin (derived from the
+   * emulated execution, not measured on a phone; 0 when the plugin is not loaded) */
+  int packets_counted;
+  double packets, hvx_packets;   /* all, and those holding HVX instructions */
+  double packets_fwd, packets_bwd, packets_other; /* in forward runs, backward runs, other messages */
 } mh_dsp_report;
 
 typedef struct mh_fit_summary {
@@ -205,6 +210,12 @@ typedef struct mh_bench_result {
   double rescale_share;  /* integer algorithms: fraction of step time spent rescaling int32 to int8 */
   char *profile; /* with profile=1: per-op-type forward/backward time table (caller frees), else NULL */
   mh_dsp_report dsp_per_step; /* --backend dsp: the DSP traffic of one timed step (counts divided by steps) */
+  char *dsp_functions; /* with packet counts: the DSP program's busiest functions per step (caller frees), else NULL */
+  /* with packet counts: the clock and HVX contexts of the device profile's DSP (the trainer's, or
+   * sd865 for "host"), to turn packets into time at one packet per cycle per context */
+  char dsp_profile[64];
+  double dsp_clock_ghz;
+  int dsp_contexts;
 } mh_bench_result;
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res);
 

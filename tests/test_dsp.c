@@ -14,6 +14,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/dsp/dsp.h"
+#include "backend/dsp/packets.h"
 #include "mandheling.h"
 #include "ops/ops.h"
 #include "core/rng.h"
@@ -643,6 +644,58 @@ static void bad_headers(void) {
   }
 }
 
+/* Executed-packet counting: the HVX classifier on instruction words of known disassembly, and the
+ * counts of a ReLU (nearly all HVX) and a GEMM (MACs per packet within the v66 bound) landing in
+ * their functions' buckets. Skipped when the build has no plugin. */
+static uint64_t func_packets(const mh_pkt_func *f, int n, const char *name, uint64_t *hvx) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(f[i].name, name)) {
+      if (hvx) *hvx = f[i].hvx_packets;
+      return f[i].packets;
+    }
+  return 0;
+}
+
+static void packets(mh_dsp *d, mh_rng *r) {
+  CHECK(mh_pkt_word_is_hvx(0x1c20c0e0u));  /* v0 = vxor(v0,v0) */
+  CHECK(mh_pkt_word_is_hvx(0x280de401u));  /* v1 = vmem(r13+#-4) */
+  CHECK(mh_pkt_word_is_hvx(0x1a20c423u));  /* if (!p1) v3 = v4 */
+  CHECK(!mh_pkt_word_is_hvx(0x1002c04cu)); /* p0 = cmp.eq(r2,#0); if (p0.new) jump:nt */
+  CHECK(!mh_pkt_word_is_hvx(0x28043323u)); /* duplex: r4 = #0; r3 = add(r2,#-1) */
+  CHECK(!mh_pkt_word_is_hvx(0x5cdffa6au)); /* if (p2.new) jump:t */
+  char plugin[512];
+  mh_dsp_packets_locate(plugin, sizeof plugin);
+  if (!plugin[0]) {
+    printf("packet counting: no plugin in this build, skipped\n");
+    return;
+  }
+  CHECK(mh_dsp_packets_active(d));
+  int n0 = 0, n1 = 0, n2 = 0;
+  mh_pkt_func *a = mh_dsp_packets_copy(d, &n0);
+  uint32_t n = 128 * 1000, x_off = MH_WIRE_PAGE, y_off = x_off + n;
+  memset(mh_dsp_at(d, x_off), 3, n);
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  memset(msg, 0, sizeof *msg);
+  msg->op = MH_WIRE_RELU_S8;
+  mh_wire_eltwise_s8 e = {x_off, 0, y_off, n};
+  msg->args.eltwise = e;
+  CHECK_OK(mh_dsp_call(d, 20000));
+  mh_pkt_func *b = mh_dsp_packets_copy(d, &n1);
+  gemm_case(d, r, 64, 128, 1024, 0, 0);
+  mh_pkt_func *c = mh_dsp_packets_copy(d, &n2);
+  CHECK(a && b && c && n0 == n1 && n1 == n2);
+  if (a && b && c && n0 == n1 && n1 == n2) {
+    uint64_t h0 = 0, h1 = 0;
+    uint64_t relu = func_packets(b, n1, "mh_hvx_relu_s8", &h1) - func_packets(a, n0, "mh_hvx_relu_s8", &h0);
+    CHECK(relu >= n / 128 / 2);            /* at least one packet per two vectors */
+    CHECK(h1 - h0 > relu * 9 / 10);        /* and nearly all of them HVX */
+    uint64_t gemm = func_packets(c, n2, "mh_hvx_gemm_s8", NULL) - func_packets(b, n1, "mh_hvx_gemm_s8", NULL);
+    double macs = 64.0 * 128 * 1024;
+    CHECK(gemm > 0 && macs / (double)gemm <= 256.0); /* no more than 2 vrmpy per packet can have run */
+  }
+  free(a), free(b), free(c);
+}
+
 int main(void) {
   char prog[512], emu[512], why[640];
   if (!mh_dsp_locate(prog, sizeof prog, emu, sizeof emu, why, sizeof why)) {
@@ -667,6 +720,7 @@ int main(void) {
   relu(d);
   maxpool(d);
   add(d);
+  packets(d, &r);
 
   /* malformed messages: a status back, and the DSP keeps serving */
   malformed(d);

@@ -40,6 +40,13 @@ void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
   json_int(j, "dsp_fused_gemms", r->fused_gemms);
   json_int(j, "dsp_cosched_runs", r->cosched_runs);
   json_int(j, "dsp_eltwise_ops", r->eltwise_ops);
+  if (r->packets_counted) {
+    json_num(j, "dsp_packets", r->packets);
+    json_num(j, "dsp_hvx_packets", r->hvx_packets);
+    json_num(j, "dsp_packets_forward", r->packets_fwd);
+    json_num(j, "dsp_packets_backward", r->packets_bwd);
+    json_num(j, "dsp_macs", r->macs);
+  }
 }
 
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts) {

@@ -117,6 +117,21 @@ int cmd_bench(int argc, char **argv) {
            "(see mandheling plan for modelled DSP costs)\n",
            dr.gemms);
     cli_print_dsp("dsp per step:", &res.dsp_per_step);
+    const mh_dsp_report *d = &res.dsp_per_step;
+    if (d->packets_counted && d->packets > 0) {
+      double ms = res.dsp_clock_ghz > 0 ? d->packets / (res.dsp_clock_ghz * 1e6) : 0;
+      printf("dsp per step: %.3g executed packets (%.1f%% with HVX; forward %.3g, backward %.3g, other %.3g), "
+             "%.1f int8 MACs per packet (bound 256)\n",
+             d->packets, 100 * d->hvx_packets / d->packets, d->packets_fwd, d->packets_bwd, d->packets_other,
+             d->macs / d->packets);
+      if (ms > 0)
+        printf("dsp per step: %.1f ms at %s's %.2f GHz on one HVX context, %.1f ms if all %d were used perfectly "
+               "(derived from executed packets at one per cycle, not measured on a phone)\n",
+               ms, res.dsp_profile, res.dsp_clock_ghz, ms / (res.dsp_contexts > 0 ? res.dsp_contexts : 1),
+               res.dsp_contexts);
+    }
+    if (res.dsp_functions) fputs(res.dsp_functions, stdout);
+    free(res.dsp_functions);
   }
   if (!strcmp(precision, "niti"))
     printf("rescale %s: %.1f%% of step time\n", mh_trainer_rescale_mode(t), 100 * res.rescale_share);

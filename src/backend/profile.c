@@ -84,6 +84,7 @@ int mh_profile_load(mh_profile *p, const char *path) {
   p->dsp_int8_gmacs = keys[K_CONTEXTS].v * keys[K_DSP_CLOCK].v * keys[K_DSP_MACS].v * de;
   p->dram_gbps = keys[K_DRAM].v, p->transport_latency_us = keys[K_LAT].v, p->transport_gbps = keys[K_TBW].v;
   p->dsp_vtcm_bytes = keys[K_VTCM].v;
+  p->dsp_clock_ghz = keys[K_DSP_CLOCK].v, p->dsp_contexts = keys[K_CONTEXTS].v;
   p->cpu_efficiency = ce, p->dsp_efficiency = de;
   if (!(ce > 0 && ce <= 1) || !(de > 0 && de <= 1)) return mh__error(MH_ERR_FORMAT, "%s: GEMM efficiencies must be in (0, 1]", path);
   p->e_dsp_int8_mac_pj = keys[K_E_DSP].v, p->e_cpu_fp32_mac_pj = keys[K_E_F32].v, p->e_cpu_int8_mac_pj = keys[K_E_I8].v;

@@ -14,6 +14,7 @@ typedef struct mh_profile {
   double dram_gbps;         /* streaming bandwidth either side sees */
   double transport_latency_us, transport_gbps; /* one CPU<->DSP hand-off */
   double dsp_vtcm_bytes;
+  double dsp_clock_ghz, dsp_contexts; /* for times derived from executed packets (1 packet per cycle per context) */
   double cpu_efficiency, dsp_efficiency; /* sustained fraction of peak in GEMMs (already in the rates) */
   /* energy (0 when the profile has none) */
   double e_cpu_fp32_mac_pj, e_cpu_int8_mac_pj, e_dsp_int8_mac_pj, e_dram_byte_pj, e_transport_call_uj;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/dsp/packets.h"
+#include "backend/profile.h"
 #include "core/rng.h"
 #include "core/status.h"
 #include "train/trainer.h"
@@ -55,10 +57,13 @@ static void per_step(const mh_trainer *t, const mh_dsp_report *d0, int steps, mh
   r->weight_bytes = (r->weight_bytes - d0->weight_bytes) / n, r->packed_bytes = (r->packed_bytes - d0->packed_bytes) / n;
   r->cosched_runs = (long)((r->cosched_runs - d0->cosched_runs) / n + 0.5);
   r->eltwise_ops = (long)((r->eltwise_ops - d0->eltwise_ops) / n + 0.5);
+  r->packets = (r->packets - d0->packets) / n, r->hvx_packets = (r->hvx_packets - d0->hvx_packets) / n;
+  r->packets_fwd = (r->packets_fwd - d0->packets_fwd) / n, r->packets_bwd = (r->packets_bwd - d0->packets_bwd) / n;
+  r->packets_other = (r->packets_other - d0->packets_other) / n;
 }
 
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res) {
-  res->profile = NULL;
+  memset(res, 0, sizeof *res);
   if (batch < 1 || steps < 1) return mh__error(MH_ERR_INVALID_ARG, "bench: batch %d and steps %d must be >= 1", batch, steps);
   const mh_node *in = &t->m->g.nodes[0];
   int classes = t->m->g.nodes[t->m->g.n_nodes - 1].c;
@@ -81,9 +86,14 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
   int st = MH_OK;
   mh_dsp_report d0;
   memset(&d0, 0, sizeof d0);
+  mh_pkt_func *funcs0 = NULL;
+  int n_funcs = 0;
   for (int i = 0; i < 2 + steps && st == MH_OK; i++) {
     if (i == 2 && profile) st = mh_exec_set_profile(t->ex, 1);
-    if (i == 2) mh_exec_reset_rescale_counts(t->ex), mh_trainer_dsp_report(t, &d0);
+    if (i == 2) {
+      mh_exec_reset_rescale_counts(t->ex), mh_trainer_dsp_report(t, &d0);
+      funcs0 = mh_dsp_packets_copy(t->dsp, &n_funcs);
+    }
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     st = mh_trainer_step(t, x, y, batch, NULL);
@@ -102,7 +112,17 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
     res->rescale_share = mean_ms > 0 ? rr.seconds * 1e3 / (mean_ms * steps) : 0;
     if (profile) res->profile = profile_table(t, mh_exec_profile(t->ex), steps, mean_ms);
     per_step(t, &d0, steps, &res->dsp_per_step);
+    int n1 = 0;
+    mh_pkt_func *funcs1 = funcs0 ? mh_dsp_packets_copy(t->dsp, &n1) : NULL;
+    if (funcs1 && n1 == n_funcs) res->dsp_functions = mh_dsp_packets_top(funcs0, funcs1, n1, steps, 8);
+    free(funcs1);
+    mh_profile p;
+    if (funcs0 && mh_profile_find(&p, strcmp(t->profile, "host") ? t->profile : "sd865") == MH_OK) {
+      snprintf(res->dsp_profile, sizeof res->dsp_profile, "%s", p.name);
+      res->dsp_clock_ghz = p.dsp_clock_ghz, res->dsp_contexts = (int)p.dsp_contexts;
+    }
   }
+  free(funcs0);
   if (profile) mh_exec_set_profile(t->ex, 0);
   free(x), free(y), free(ms);
   return st;

@@ -10,6 +10,7 @@
 #include "core/fpenv.h"
 #include "core/status.h"
 #include "backend/dsp/dsp.h"
+#include "backend/dsp/packets.h"
 #include "backend/planner.h"
 #include "ops/ops.h"
 
@@ -303,4 +304,10 @@ void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
   r->sg_nodes_checked = t->dsp_counts->sg_nodes_checked;
   r->weight_bytes = t->dsp_counts->weight_bytes, r->packed_bytes = t->dsp_counts->packed_bytes;
   r->cosched_runs = t->dsp_counts->cosched_runs, r->eltwise_ops = t->dsp_counts->eltwise_ops;
+  if (mh_dsp_packets_active(t->dsp)) {
+    r->packets_counted = 1;
+    mh_dsp_packets_totals(t->dsp, &r->packets, &r->hvx_packets);
+    r->packets_fwd = t->dsp->pkt_pass[MH_PKT_PASS_FWD], r->packets_bwd = t->dsp->pkt_pass[MH_PKT_PASS_BWD];
+    r->packets_other = t->dsp->pkt_pass[MH_PKT_PASS_OTHER];
+  }
 }

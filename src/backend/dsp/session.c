@@ -2,6 +2,8 @@
  * the mapping of wire statuses and transport failures to library errors. */
 #include "backend/dsp/session.h"
 
+#include "backend/dsp/packets.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,7 @@ int mh_dsp_post(mh_dsp *d) {
   msg->seq = ++d->seq;
   msg->status = 0xffffffffu;
   d->messages++;
+  mh_dsp_packets_posted(d);
   MH_TRY(d->tr->post(d, d->seq));
   d->pending = d->seq;
   return MH_OK;
@@ -49,6 +52,7 @@ int mh_dsp_wait(mh_dsp *d, int timeout_ms) {
   uint32_t seq = d->pending;
   d->pending = 0;
   MH_TRY(d->tr->wait(d, seq, timeout_ms));
+  mh_dsp_packets_answered(d);
   mh_wire_msg *msg = mh_dsp_msg(d);
   if (msg->status != MH_WIRE_OK)
     return mh__error(MH_ERR_INVALID_ARG, "DSP rejected message %u (op %u): %s", seq, msg->op, mh_wire_status_name(msg->status));
@@ -60,12 +64,14 @@ int mh_dsp_call(mh_dsp *d, int timeout_ms) {
   return mh_dsp_wait(d, timeout_ms);
 }
 
-int mh_dsp_open(mh_dsp **out, size_t region_bytes) {
+/* Opens a session, loading the packet-counting plugin when `plugin` names one. */
+static int open_session(mh_dsp **out, size_t region_bytes, const char *plugin) {
   *out = NULL;
   mh_dsp *d = calloc(1, sizeof *d);
   if (!d) return mh__error(MH_ERR_NOMEM, "DSP: out of memory");
   d->tr = &mh_dsp_transport_emu;
-  d->memfd = d->req_fd = d->rep_fd = -1;
+  d->memfd = d->req_fd = d->rep_fd = d->pkt_fd = -1;
+  snprintf(d->plugin, sizeof d->plugin, "%s", plugin);
   d->reuse = 1;
   d->region_bytes = (region_bytes + 2 * MH_WIRE_PAGE - 1) / MH_WIRE_PAGE * MH_WIRE_PAGE;
   d->persist_top = MH_WIRE_PAGE, d->transient_low = (uint32_t)d->region_bytes;
@@ -73,7 +79,8 @@ int mh_dsp_open(mh_dsp **out, size_t region_bytes) {
     free(d);
     return mh__error(MH_ERR_INVALID_ARG, "DSP: a shared region of %zu bytes exceeds the 32-bit DSP address space", region_bytes);
   }
-  int st = d->tr->start(d);
+  int st = mh_dsp_packets_prepare(d);
+  if (st == MH_OK) st = d->tr->start(d);
   if (st == MH_OK) {
     mh_wire_msg *msg = mh_dsp_msg(d);
     memset(msg, 0, sizeof *msg);
@@ -86,8 +93,17 @@ int mh_dsp_open(mh_dsp **out, size_t region_bytes) {
     mh_dsp_close(d);
     return st;
   }
+  if (!mh_dsp_packets_active(d)) mh_dsp_packets_release(d); /* the plugin did not take: no counts */
   *out = d;
   return MH_OK;
+}
+
+int mh_dsp_open(mh_dsp **out, size_t region_bytes) {
+  char plugin[512];
+  mh_dsp_packets_locate(plugin, sizeof plugin);
+  int st = open_session(out, region_bytes, plugin);
+  if (st != MH_OK && plugin[0]) st = open_session(out, region_bytes, ""); /* without the counting plugin */
+  return st;
 }
 
 int mh_dsp_probe(char *desc, size_t n) {
@@ -99,8 +115,9 @@ int mh_dsp_probe(char *desc, size_t n) {
     return 0;
   }
   snprintf(desc, n, "Hexagon v66 + HVX-128 program %s via %s (transport %s, wire v%u, VTCM budget %u KiB; emulated: "
-                    "results bit-exact, no timing)",
-           prog, emu, d->tr->name, MH_WIRE_VERSION, mh_dsp_msg(d)->vtcm_bytes / 1024);
+                    "results bit-exact, no timing%s%s)",
+           prog, emu, d->tr->name, MH_WIRE_VERSION, mh_dsp_msg(d)->vtcm_bytes / 1024,
+           mh_dsp_packets_active(d) ? "; executed packets counted by " : "", mh_dsp_packets_active(d) ? d->plugin : "");
   mh_dsp_close(d);
   return 1;
 }
@@ -115,6 +132,7 @@ void mh_dsp_close(mh_dsp *d) {
     mh_dsp_call(d, 2000);
   }
   d->tr->stop(d);
+  mh_dsp_packets_release(d);
   free(d->sgs);
   free(d);
 }

@@ -41,6 +41,12 @@ struct mh_dsp {
   int memfd, req_fd, rep_fd;
   int pid;
   char program[512], emulator[512];
+  /* executed-packet counting (packets.c): the plugin's counter table when it is loaded */
+  char plugin[512];     /* the QEMU plugin to load ("" : none) */
+  int pkt_fd;
+  struct mh_pkt_table *pkt;
+  double pkt_posted;    /* the table's total when the message in flight was posted */
+  double pkt_pass[3];   /* packets of messages by pass: forward, backward, other (packets.h) */
 };
 
 extern const mh_dsp_transport mh_dsp_transport_emu;

@@ -110,16 +110,22 @@ static int emu_start(mh_dsp *d) {
     close_fd(&req[0]), close_fd(&req[1]), close_fd(&rep[0]), close_fd(&rep[1]);
     return mh__error(MH_ERR_IO, "DSP: pipe: %s", strerror(errno));
   }
+  char plugin_arg[1200];
+  snprintf(plugin_arg, sizeof plugin_arg, "file=%s,fd=4,elf=%s", d->plugin, d->program);
   pid_t pid = fork();
   if (pid < 0) {
     close_fd(&req[0]), close_fd(&req[1]), close_fd(&rep[0]), close_fd(&rep[1]);
     return mh__error(MH_ERR_IO, "DSP: fork: %s", strerror(errno));
   }
-  if (pid == 0) { /* child: stdin = requests, stdout = replies, fd 3 = region; exec the emulator */
+  if (pid == 0) { /* child: stdin = requests, stdout = replies, fd 3 = region, fd 4 = packet counters */
+    int counting = d->pkt != NULL; /* a counter table was made for the plugin */
+    int pkt = counting ? fcntl(d->pkt_fd, F_DUPFD, 10) : -1; /* out of the way of fds 0-4 */
     if (dup2(req[0], 0) < 0 || dup2(rep[1], 1) < 0) _exit(126);
     if (d->memfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(d->memfd, 3) < 0) _exit(126); /* dup2 clears CLOEXEC */
-    char *argv[] = {d->emulator, d->program, NULL};
-    execv(d->emulator, argv);
+    if (counting && (pkt < 0 || dup2(pkt, 4) < 0)) _exit(126);
+    char *argv[] = {d->emulator, "-plugin", plugin_arg, d->program, NULL};
+    char *plain[] = {d->emulator, d->program, NULL};
+    execv(d->emulator, counting ? argv : plain);
     _exit(127);
   }
   close_fd(&req[0]), close_fd(&rep[1]);
