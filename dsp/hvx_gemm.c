@@ -1,219 +1,287 @@
-/* int8 GEMM on 128-byte HVX with vrmpy: 32 rows of A per vector (4 consecutive k per 32-bit lane)
- * times a column of B held as 4 int8 in a scalar register. vrmpy multiplies unsigned vector bytes
- * by signed scalar bytes, so A is packed with +128 (xor 0x80) and 128 * (column sum of B) is
- * subtracted at the end: exact, since int32 arithmetic wraps consistently. */
+/* int8 GEMM on 128-byte HVX with vrmpy, output columns in vector lanes: a vector holds 32
+ * consecutive columns of one output row. B is packed in k-quads (lane j = the 4 bytes
+ * B[4q..4q+3][j], +128 so they are unsigned) and A is read as scalar words of 4 consecutive k of a
+ * row (signed); vrmpy multiplies unsigned vector bytes by signed scalar bytes, and 128 x the row's sum
+ * of A comes back off at the end: exact, since int32 arithmetic wraps consistently.
+ * Work is cut into panels of 128 columns (4 vectors) and K chunks that fit VTCM; a micro-kernel runs
+ * up to 4 rows x 4 vectors (16 accumulators) over a chunk. */
 #include <hexagon_types.h>
 #include <hvx_hexagon_protos.h>
 
 #include "hvx_gemm.h"
 #include "hvx_requant.h"
+#include "region.h"
 #include "wire.h"
 
-#define ROWS 32 /* int32 lanes per vector: output rows per panel */
-#define NT 4    /* output columns per kernel call */
+#define NP 128 /* columns per panel */
+#define NG 4   /* vectors (groups of 32 columns) per panel */
 
-/* The inner loop (the one scripts/dsp_macs_per_packet.py reads): k advances two 4-byte steps per
- * iteration; each column's two words come in one 64-bit load (column t's pair p at
- * bt[t * cstride + p * pstride]); even and odd steps accumulate separately so consecutive vrmpy do
- * not wait on each other. 8 vrmpy = 1024 MACs per iteration. */
-static void kernel_32x4(const HVX_Vector *restrict w, const int64_t *restrict bt, int pairs, int cstride, int pstride,
-                        HVX_Vector *restrict acc) {
-  HVX_Vector e0 = acc[0], e1 = acc[1], e2 = acc[2], e3 = acc[3];
-  HVX_Vector o0 = Q6_V_vzero(), o1 = Q6_V_vzero(), o2 = Q6_V_vzero(), o3 = Q6_V_vzero();
-  const int64_t *b0 = bt, *b1 = bt + cstride, *b2 = bt + 2 * cstride, *b3 = bt + 3 * cstride;
-  for (int p = 0, off = 0; p < pairs; p++, off += pstride) {
-    HVX_Vector w0 = w[2 * p], w1 = w[2 * p + 1];
-    int64_t x0 = b0[off], x1 = b1[off], x2 = b2[off], x3 = b3[off];
-    e0 = Q6_Vw_vrmpyacc_VwVubRb(e0, w0, (int32_t)x0);
-    o0 = Q6_Vw_vrmpyacc_VwVubRb(o0, w1, (int32_t)(x0 >> 32));
-    e1 = Q6_Vw_vrmpyacc_VwVubRb(e1, w0, (int32_t)x1);
-    o1 = Q6_Vw_vrmpyacc_VwVubRb(o1, w1, (int32_t)(x1 >> 32));
-    e2 = Q6_Vw_vrmpyacc_VwVubRb(e2, w0, (int32_t)x2);
-    o2 = Q6_Vw_vrmpyacc_VwVubRb(o2, w1, (int32_t)(x2 >> 32));
-    e3 = Q6_Vw_vrmpyacc_VwVubRb(e3, w0, (int32_t)x3);
-    o3 = Q6_Vw_vrmpyacc_VwVubRb(o3, w1, (int32_t)(x3 >> 32));
-  }
-  acc[0] = Q6_Vw_vadd_VwVw(e0, o0), acc[1] = Q6_Vw_vadd_VwVw(e1, o1);
-  acc[2] = Q6_Vw_vadd_VwVw(e2, o2), acc[3] = Q6_Vw_vadd_VwVw(e3, o3);
+/* Scratch outside VTCM (it can exceed the budget): op(A) packed when it is not readable as words
+ * in place, and the fused epilogue's int32 panel when K takes several chunks. */
+static int32_t a_mem[(4 << 20) / 4] __attribute__((aligned(128)));
+static int32_t pacc_mem[MH_WIRE_FUSED_MAX_M * NP] __attribute__((aligned(128)));
+static const uint8_t zero_row[NP] __attribute__((aligned(128)));
+
+static int quads(int k) { return (k + 3) / 4; }
+
+/* ceil(a / b) by binary long division: the DSP program has no libgcc (a < 2^24). */
+static uint32_t ceil_div(uint32_t a, uint32_t b) {
+  uint32_t q = 0, rem = a;
+  for (int bit = 23; bit >= 0; bit--)
+    if (((uint64_t)b << bit) <= rem) rem -= b << bit, q |= 1u << bit;
+  return q + (rem != 0);
 }
 
-/* q vectors of the A panel of rows [m0, m0+rows) and k [k0, k0+kc): vector qq, lane i, byte j =
- * op(A)[m0+i][k0+4qq+j] + 128 (padding: 0 + 128, which meets zero padding in B). */
-static void pack_panel(const int8_t *a, int lda, int trans, int m0, int rows, int k0, int kc, int q, uint8_t *wp) {
-  for (int qq = 0; qq < q; qq++)
-    for (int i = 0; i < ROWS; i++)
-      for (int j = 0; j < 4; j++) {
-        int kk = 4 * qq + j;
-        int8_t val = 0;
-        if (i < rows && kk < kc) val = trans ? a[(long)(k0 + kk) * lda + m0 + i] : a[(long)(m0 + i) * lda + k0 + kk];
-        wp[qq * 128 + 4 * i + j] = (uint8_t)val ^ 0x80u;
-      }
-}
-
-static int qpad(int k) { /* 4-byte k steps, rounded up to even */
-  int q = (k + 3) / 4;
-  return q + (q & 1);
-}
-
+/* op(A) (m x k) into rows of qa words (qa = quads(k), zero-padded) followed by the m row sums
+ * (mh_wire_apack_bytes(m, k) bytes). Rows stored contiguously are copied by vector, with their sum
+ * taken by vrmpy against ones; transposed storage is gathered byte by byte (weights, packed once). */
 void mh_hvx_pack_a(int m, int k, const int8_t *a, int lda, int trans, uint8_t *out) {
-  int q = qpad(k);
-  for (int m0 = 0; m0 < m; m0 += ROWS)
-    pack_panel(a, lda, trans, m0, m - m0 < ROWS ? m - m0 : ROWS, 0, k, q, out + (long)(m0 / ROWS) * q * 128);
-}
-
-#define PANEL 128 /* columns of B transposed at once */
-
-/* Scratch for transposed panels of B (ordinary memory, not VTCM: it can exceed the budget). */
-static int64_t km_mem[(1 << 20) / 8] __attribute__((aligned(128)));
-
-/* Columns [nb0, nb0+128) (all inside n) of B (k x n, strided columns) over k [k0, k0+kc) into km:
- * 64-bit word pair p of column j (k 8p .. 8p+7) at km[p * 128 + j], zero past kc, which the kernel
- * reads in place; the 128 column sums go to sums (4 vectors). Per 4 rows, two byte shuffles and a
- * halfword shuffle turn 128 columns into 128 words of 4 consecutive k; a word shuffle pairs them
- * into the kernel's 64-bit loads. */
-static void transpose_panel(const mh_gemm_job *jb, int nb0, int k0, int kc, int q, int64_t *km, HVX_Vector *sums) {
-  HVX_Vector ones = Q6_V_vsplat_R(0x01010101), s0 = Q6_V_vzero(), s1 = s0, s2 = s0, s3 = s0;
-  for (int p = 0; p < q / 2; p++) {
-    HVX_Vector w[2][4];
-    for (int h = 0; h < 2; h++) {
-      HVX_Vector r[4];
-      for (int i = 0; i < 4; i++) {
-        int kk = 4 * (2 * p + h) + i;
-        r[i] = kk < kc ? *(const HVX_UVector *)(jb->b + (long)(k0 + kk) * jb->ldb + nb0) : Q6_V_vzero();
+  int qa = quads(k);
+  int32_t *sums = (int32_t *)(out + mh_wire_apack_rows_bytes((uint32_t)m, (uint32_t)k));
+  HVX_Vector ones = Q6_V_vsplat_R(0x01010101);
+  for (int r = 0; r < m; r++) {
+    uint8_t *dst = out + (long)r * qa * 4;
+    int32_t total = 0, kk = 0;
+    if (!trans) {
+      const int8_t *src = a + (long)r * lda;
+      HVX_Vector s = Q6_V_vzero();
+      for (; kk + 128 <= k; kk += 128) {
+        HVX_Vector v = *(const HVX_UVector *)(src + kk);
+        *(HVX_UVector *)(dst + kk) = v;
+        s = Q6_Vw_vrmpyacc_VwVbVb(s, v, ones);
       }
-      HVX_VectorPair p01 = Q6_W_vshuff_VVR(r[1], r[0], -1), p23 = Q6_W_vshuff_VVR(r[3], r[2], -1);
-      HVX_VectorPair lo = Q6_W_vshuff_VVR(Q6_V_lo_W(p23), Q6_V_lo_W(p01), -2);
-      HVX_VectorPair hi = Q6_W_vshuff_VVR(Q6_V_hi_W(p23), Q6_V_hi_W(p01), -2);
-      w[h][0] = Q6_V_lo_W(lo), w[h][1] = Q6_V_hi_W(lo), w[h][2] = Q6_V_lo_W(hi), w[h][3] = Q6_V_hi_W(hi);
-      /* column sums: each word's 4 bytes by vrmpy against ones, 32 columns per vector */
-      s0 = Q6_Vw_vrmpyacc_VwVbVb(s0, w[h][0], ones), s1 = Q6_Vw_vrmpyacc_VwVbVb(s1, w[h][1], ones);
-      s2 = Q6_Vw_vrmpyacc_VwVbVb(s2, w[h][2], ones), s3 = Q6_Vw_vrmpyacc_VwVbVb(s3, w[h][3], ones);
+      for (int i = 0; i < 32; i++) total += Q6_R_vextract_VR(s, 4 * i);
+      for (; kk < k; kk++) dst[kk] = (uint8_t)src[kk], total += src[kk];
+    } else {
+      for (; kk < k; kk++) {
+        int8_t v = a[(long)kk * lda + r];
+        dst[kk] = (uint8_t)v, total += v;
+      }
     }
-    for (int g = 0; g < 4; g++) {
-      HVX_VectorPair d = Q6_W_vshuff_VVR(w[1][g], w[0][g], -4);
-      *(HVX_Vector *)(km + (long)p * PANEL + 32 * g) = Q6_V_lo_W(d);
-      *(HVX_Vector *)(km + (long)p * PANEL + 32 * g + 16) = Q6_V_hi_W(d);
-    }
-  }
-  sums[0] = s0, sums[1] = s1, sums[2] = s2, sums[3] = s3;
-}
-
-/* NT columns of op(B) [n0, n0+NT) over k [k0, k0+kc) into bt (column t: q words = 4q bytes,
- * zero padded), and each column's sum. Columns past n are zero. (Whole panels of strided columns
- * go through transpose_panel instead; the byte loop serves the last, narrower panel.) */
-static void pack_b(const mh_gemm_job *jb, int n0, int k0, int kc, int q, uint8_t *bt, int32_t *colsum) {
-  int cols = jb->n - n0 < NT ? jb->n - n0 : NT;
-  for (int t = 0; t < NT; t++) {
-    uint8_t *dst = bt + t * q * 4;
-    int kk = 0;
-    if (t < cols && jb->trans_b) { /* the column is contiguous: whole vectors, then bytes */
-      const uint8_t *src = (const uint8_t *)jb->b + (long)(n0 + t) * jb->ldb + k0;
-      for (; kk + 128 <= kc; kk += 128) *(HVX_UVector *)(dst + kk) = *(const HVX_UVector *)(src + kk);
-      for (; kk < kc; kk++) dst[kk] = src[kk];
-    } else if (t < cols) { /* strided, one byte per row (no room for a transposed panel) */
-      const int8_t *src = jb->b + (long)k0 * jb->ldb + n0 + t;
-      for (; kk < kc; kk++) dst[kk] = (uint8_t)src[(long)kk * jb->ldb];
-    }
-    for (; kk < 4 * q; kk++) dst[kk] = 0;
-    /* the column sum with vrmpy against ones: 4 bytes per lane, then the 32 lanes */
-    HVX_Vector ones = Q6_V_vsplat_R(0x01010101), sum = Q6_V_vzero();
-    int full = (4 * q) & ~127;
-    for (int i = 0; i < full; i += 128) sum = Q6_Vw_vrmpyacc_VwVbVb(sum, *(const HVX_UVector *)(dst + i), ones);
-    int32_t total = 0;
-    for (int i = full; i < 4 * q; i++) total += (int8_t)dst[i];
-    for (int i = 0; i < ROWS; i++) total += Q6_R_vextract_VR(sum, 4 * i);
-    colsum[t] = total;
+    for (; kk < 4 * qa; kk++) dst[kk] = 0;
+    sums[r] = total;
   }
 }
 
-/* Loop order: per K chunk, every A panel is packed (or copied from the subgraph's packed weights)
- * once; per group of NT columns, B is packed once and serves every 32-row block. */
+/* Quads [q0, q0+nq) of B's panel at column n0 into bq (vector (q, g) at bq[q * NG + g]), as
+ * unsigned bytes (xor 0x80). Rows past k read zeros; columns past n read whatever lies there (their
+ * lanes are discarded). B stored k x n: each quad's 4 rows interleave by byte then halfword
+ * shuffles into 128 words of 4 consecutive k. */
+__attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0, int q0, int nq, HVX_Vector *bq) {
+  HVX_Vector flip = Q6_V_vsplat_R((int32_t)0x80808080u);
+  const uint8_t *end = mh_region + mh_region_bytes;
+  HVX_Vector tail[4];
+  for (int q = 0; q < nq; q++) {
+    HVX_Vector r[4];
+    for (int i = 0; i < 4; i++) {
+      int kk = 4 * (q0 + q) + i;
+      const uint8_t *src = kk < jb->k ? (const uint8_t *)jb->b + (long)kk * jb->ldb + n0 : zero_row;
+      if (src + NP > end) { /* the region's last bytes: copy what is there */
+        uint8_t *t = (uint8_t *)&tail[i];
+        for (int c = 0; c < NP; c++) t[c] = src + c < end ? src[c] : 0;
+        src = t;
+      }
+      r[i] = *(const HVX_UVector *)src;
+    }
+    HVX_VectorPair p01 = Q6_W_vshuff_VVR(r[1], r[0], -1), p23 = Q6_W_vshuff_VVR(r[3], r[2], -1);
+    HVX_VectorPair lo = Q6_W_vshuff_VVR(Q6_V_lo_W(p23), Q6_V_lo_W(p01), -2);
+    HVX_VectorPair hi = Q6_W_vshuff_VVR(Q6_V_hi_W(p23), Q6_V_hi_W(p01), -2);
+    HVX_Vector *o = bq + q * NG;
+    o[0] = Q6_V_vxor_VV(Q6_V_lo_W(lo), flip), o[1] = Q6_V_vxor_VV(Q6_V_hi_W(lo), flip);
+    o[2] = Q6_V_vxor_VV(Q6_V_lo_W(hi), flip), o[3] = Q6_V_vxor_VV(Q6_V_hi_W(hi), flip);
+  }
+}
+
+/* The same from B^T storage (row j of storage = column j of op(B), contiguous over k): per group of
+ * 32 columns and 32 quads, 32 rows of 128 bytes are transposed as 32 x 32 words by five rounds of
+ * word-to-128-byte shuffles (rows enter in bit-reversed order, so lanes come out in column order). */
+__attribute__((noinline)) static void pack_b_cols(const mh_gemm_job *jb, int n0, int q0, int nq, HVX_Vector *bq) {
+  HVX_Vector flip = Q6_V_vsplat_R((int32_t)0x80808080u);
+  const uint8_t *end = mh_region + mh_region_bytes;
+  static const unsigned char rev5[32] = {0, 16, 8, 24, 4, 20, 12, 28, 2, 18, 10, 26, 6, 22, 14, 30,
+                                         1, 17, 9, 25, 5, 21, 13, 29, 3, 19, 11, 27, 7, 23, 15, 31};
+  for (int g = 0; g < NG; g++)
+    for (int qb = 0; qb < nq; qb += 32) {
+      HVX_Vector v[32], w[32];
+      for (int s = 0; s < 32; s++) {
+        int j = n0 + 32 * g + rev5[s];
+        const uint8_t *src = j < jb->n ? (const uint8_t *)jb->b + (long)j * jb->ldb + 4 * (q0 + qb) : zero_row;
+        if (src + NP > end) {
+          uint8_t *t = (uint8_t *)&w[s];
+          for (int c = 0; c < NP; c++) t[c] = src + c < end ? src[c] : 0;
+          src = t;
+        }
+        v[s] = *(const HVX_UVector *)src;
+      }
+      for (int size = 4; size <= 64; size *= 2) {
+        for (int i = 0; i < 16; i++) {
+          HVX_VectorPair p = Q6_W_vshuff_VVR(v[i + 16], v[i], -size);
+          w[2 * i] = Q6_V_lo_W(p), w[2 * i + 1] = Q6_V_hi_W(p);
+        }
+        for (int i = 0; i < 32; i++) v[i] = w[i];
+      }
+      int cnt = nq - qb < 32 ? nq - qb : 32;
+      for (int q = 0; q < cnt; q++) bq[(qb + q) * NG + g] = Q6_V_vxor_VV(v[q], flip);
+    }
+}
+
+/* acc[r][g] (+)= sum over the chunk's nq quads of vrmpy(bq[q][g], a_r[q]), R rows, G vectors. The
+ * loops have constant bounds where it is called, so every accumulator is a register. */
+static inline __attribute__((always_inline)) void kernel(int R, int G, const int32_t *const *a, const HVX_Vector *bq,
+                                                         int nq, HVX_Vector acc[4][NG]) {
+  HVX_Vector c[4][NG];
+  for (int r = 0; r < R; r++)
+    for (int g = 0; g < G; g++) c[r][g] = acc[r][g];
+  for (int q = 0; q < nq; q++) {
+    HVX_Vector b[NG];
+    for (int g = 0; g < G; g++) b[g] = bq[q * NG + g];
+    for (int r = 0; r < R; r++) {
+      int32_t w = a[r][q];
+      for (int g = 0; g < G; g++) c[r][g] = Q6_Vw_vrmpyacc_VwVubRb(c[r][g], b[g], w);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int g = 0; g < G; g++) acc[r][g] = c[r][g];
+}
+
+/* The kernel for a row block of R in {1, 2, 4} rows and the panel's G valid vectors. */
+__attribute__((noinline)) static void run_kernel(int R, int G, const int32_t *const *a, const HVX_Vector *bq, int nq, HVX_Vector acc[4][NG]) {
+#define MH_K(r, g) \
+  if (R == r && G == g) return kernel(r, g, a, bq, nq, acc)
+  MH_K(4, 4); MH_K(4, 3); MH_K(4, 2); MH_K(4, 1);
+  MH_K(2, 4); MH_K(2, 3); MH_K(2, 2); MH_K(2, 1);
+  MH_K(1, 4); MH_K(1, 3); MH_K(1, 2); MH_K(1, 1);
+#undef MH_K
+}
+
+/* Row r's finished vector g of the panel at n0: the raw sums less 128 x the row's sum of A, then
+ * either added into / stored to C (int32), or biased, requantised and stored to y (int8; only
+ * lanes inside n count towards the max and saturations). */
+typedef struct {
+  const mh_gemm_job *jb;
+  mh_gemm_epilogue *ep;
+  const int32_t *rowsum;
+  mh_rq_consts rq;
+  HVX_Vector vmax, vsat, floor;
+  int add_c; /* C holds a value to add to (accumulate, or an earlier K chunk's sums) */
+} finish_ctx;
+
+/* Rows [r0, r0+R) of the panel at n0 (G valid vectors each) finished: the raw sums less 128 x the
+ * row's sum of A (when `raw`), then added into / stored to C (int32), or biased, requantised and
+ * stored to y (int8; only lanes inside n count towards the max and saturations). Whole panels take
+ * the straight vector path. */
+static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, int r0, int R, int n0, int G,
+                                                               HVX_Vector acc[4][NG], int raw) {
+  const mh_gemm_job *jb = f->jb;
+  int n = jb->n, full = n - n0 >= NP;
+  for (int r = 0; r < R; r++) {
+    HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[r0 + r] * 128u) : 0);
+    if (!f->ep) {
+      int32_t *c = jb->c + (long)(r0 + r) * jb->ldc + n0;
+      if (full) {
+        for (int g = 0; g < NG; g++) {
+          HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
+          HVX_UVector *dst = (HVX_UVector *)(c + 32 * g);
+          *dst = f->add_c ? Q6_Vw_vadd_VwVw(x, *dst) : x;
+        }
+        continue;
+      }
+      for (int g = 0; g < G; g++) {
+        HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
+        int cols = n - n0 - 32 * g < 32 ? n - n0 - 32 * g : 32;
+        int32_t *dst = c + 32 * g;
+        const int32_t *xs = (const int32_t *)&x;
+        for (int i = 0; i < cols; i++) dst[i] = f->add_c ? dst[i] + xs[i] : xs[i];
+      }
+      continue;
+    }
+    HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[r0 + r] : 0), words[NG];
+    for (int g = 0; g < NG; g++) {
+      HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), f->floor);
+      int cols = n - n0 - 32 * g;
+      if (!full && cols < 32) /* lanes past n: 0, not measured */
+        x = cols > 0 ? Q6_V_vmux_QVV(Q6_Q_vsetq_R(4 * cols), x, Q6_V_vzero()) : Q6_V_vzero();
+      words[g] = mh_rq_words(&f->rq, x, &f->vmax, &f->vsat);
+    }
+    HVX_Vector bytes = Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
+    int8_t *y = f->ep->y + (long)(r0 + r) * f->ep->ldy + n0;
+    if (full) *(HVX_UVector *)y = bytes;
+    else
+      for (int i = 0; i < n - n0; i++) y[i] = ((const int8_t *)&bytes)[i];
+  }
+}
+
 int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_epilogue *ep) {
-  int m = jb->m, n = jb->n, k = jb->k, ldc = jb->ldc, blocks = (m + ROWS - 1) / ROWS;
-  int32_t *c = jb->c;
+  int m = jb->m, n = jb->n, k = jb->k, qa = quads(k);
   uint32_t avail = v->size - ((v->used + 127u) & ~127u);
-  int max_q = (int)mh_wire_gemm_steps(avail, (uint32_t)m);
-  if (!max_q) return MH_WIRE_E_VTCM;
-  int kc_max = 4 * max_q;
-  if (ep && k > kc_max) return MH_WIRE_E_VTCM; /* the fused epilogue needs all of K in one chunk */
-  int q_all = qpad(k < kc_max ? k : kc_max), q_full = qpad(k);
-  uint8_t *wp = mh_vtcm_alloc(v, (uint32_t)(blocks * q_all * 128));
-  uint8_t *bt = mh_vtcm_alloc(v, (uint32_t)(NT * q_all * 4));
-  int32_t *tmp = mh_vtcm_alloc(v, 128 * NT);
-  HVX_Vector *acc = mh_vtcm_alloc(v, 128 * NT);
-  HVX_Vector *biasv = mh_vtcm_alloc(v, (uint32_t)(128 * blocks)), *lanes = mh_vtcm_alloc(v, 256);
-  HVX_Vector *psum = mh_vtcm_alloc(v, 4 * 128); /* a transposed panel's column sums */
-  if (!wp || !bt || !tmp || !acc || !biasv || !lanes || !psum) return MH_WIRE_E_VTCM;
-  /* strided B columns go through transposed panels when one fits the scratch */
-  int64_t *km = !jb->trans_b && (long)q_all * 512 <= (long)sizeof km_mem ? km_mem : 0;
-  if (ep) /* each block's row biases as one vector (padding rows: 0) */
-    for (int b = 0; b < blocks; b++) {
-      int32_t *bw = (int32_t *)&biasv[b];
-      for (int i = 0; i < ROWS; i++) bw[i] = ep->bias && b * ROWS + i < m ? ep->bias[b * ROWS + i] : 0;
+  int kcq = (int)mh_wire_gemm_steps(avail, (uint32_t)m); /* quads per K chunk */
+  if (!kcq) return MH_WIRE_E_VTCM;
+  int nchunks = (int)ceil_div((uint32_t)qa, (uint32_t)kcq);
+  if (ep && nchunks > 1 && m > (int)MH_WIRE_FUSED_MAX_M) return MH_WIRE_E_VTCM;
+  HVX_Vector *bq = mh_vtcm_alloc(v, (uint32_t)(kcq * NG * 128));
+  if (!bq) return MH_WIRE_E_VTCM;
+  /* op(A) as rows of words with their sums: packed for the subgraph, packed now, or read in place
+   * (stored by rows, 4-byte aligned, whole quads: then only the sums are taken) */
+  const int32_t *arows = (const int32_t *)jb->apack, *rowsum;
+  long astride = qa;
+  int32_t *sums_now = 0;
+  if (jb->apack) {
+    rowsum = (const int32_t *)(jb->apack + mh_wire_apack_rows_bytes((uint32_t)m, (uint32_t)k));
+  } else if (!jb->trans_a && k % 4 == 0 && jb->lda % 4 == 0 && ((uintptr_t)jb->a & 3u) == 0 &&
+             (uint64_t)m * 4 <= sizeof a_mem) {
+    arows = (const int32_t *)jb->a, astride = jb->lda / 4;
+    sums_now = a_mem;
+    HVX_Vector ones = Q6_V_vsplat_R(0x01010101);
+    for (int r = 0; r < m; r++) {
+      const int8_t *src = jb->a + (long)r * jb->lda;
+      HVX_Vector s = Q6_V_vzero();
+      int kk = 0, total = 0;
+      for (; kk + 128 <= k; kk += 128) s = Q6_Vw_vrmpyacc_VwVbVb(s, *(const HVX_UVector *)(src + kk), ones);
+      for (int i = 0; i < 32; i++) total += Q6_R_vextract_VR(s, 4 * i);
+      for (; kk < k; kk++) total += src[kk];
+      sums_now[r] = total;
     }
-  mh_rq_consts rq = mh_rq_make(ep ? ep->shift : 0, ep ? ep->mode : 0);
-  HVX_Vector vmax = Q6_V_vzero(), vsat = Q6_V_vzero(), floor = Q6_V_vsplat_R(-0x7fffffff);
-  *chunks = 0; /* K (the batch axis of a weight gradient) in VTCM-sized parts */
-  for (int kc0 = 0; kc0 < k; kc0 += kc_max) {
-    int kc = k - kc0 < kc_max ? k - kc0 : kc_max, q = qpad(kc), first = !jb->accumulate && kc0 == 0;
-    ++*chunks;
-    for (int b = 0; b < blocks; b++) {
-      int rows = m - b * ROWS < ROWS ? m - b * ROWS : ROWS;
-      if (jb->apack) { /* packed once for the subgraph: bring this chunk's vectors into VTCM */
-        const HVX_Vector *src = (const HVX_Vector *)(jb->apack + ((long)b * q_full + kc0 / 4) * 128);
-        for (int qq = 0; qq < q; qq++) ((HVX_Vector *)wp)[b * q + qq] = src[qq];
-      } else
-        pack_panel(jb->a, jb->lda, jb->trans_a, b * ROWS, rows, kc0, kc, q, wp + (long)b * q * 128);
-    }
-    for (int n0 = 0; n0 < n; n0 += NT) {
-      int32_t colsum[NT];
-      int panel = km && n - (n0 & ~(PANEL - 1)) >= PANEL; /* a whole panel of strided columns */
-      if (panel && (n0 & (PANEL - 1)) == 0) transpose_panel(jb, n0, kc0, kc, q, km, psum);
-      if (panel)
-        for (int t = 0; t < NT; t++) colsum[t] = ((const int32_t *)psum)[(n0 & (PANEL - 1)) + t];
-      else
-        pack_b(jb, n0, kc0, kc, q, bt, colsum);
-      for (int b = 0; b < blocks; b++) {
-        int m0 = b * ROWS, rows = m - m0 < ROWS ? m - m0 : ROWS;
-        for (int t = 0; t < NT; t++) {
-          if (first) { /* nothing to add to */
-            acc[t] = Q6_V_vzero();
-            continue;
-          }
-          for (int i = 0; i < ROWS; i++) tmp[t * ROWS + i] = i < rows && n0 + t < n ? c[(long)(m0 + i) * ldc + n0 + t] : 0;
-          acc[t] = ((HVX_Vector *)tmp)[t];
+    rowsum = sums_now;
+  } else {
+    if (mh_wire_apack_bytes((uint32_t)m, (uint32_t)k) > sizeof a_mem) return MH_WIRE_E_VTCM;
+    mh_hvx_pack_a(m, k, jb->a, jb->lda, jb->trans_a, (uint8_t *)a_mem);
+    arows = a_mem;
+    rowsum = (const int32_t *)((const uint8_t *)a_mem + mh_wire_apack_rows_bytes((uint32_t)m, (uint32_t)k));
+  }
+  finish_ctx f = {jb, ep, rowsum, mh_rq_make(ep ? ep->shift : 0, ep ? ep->mode : 0), Q6_V_vzero(), Q6_V_vzero(),
+                  Q6_V_vsplat_R(-0x7fffffff), 0};
+  *chunks = (uint32_t)nchunks;
+  for (int n0 = 0; n0 < n; n0 += NP) {
+    int G = (n - n0 + 31) / 32 < NG ? (n - n0 + 31) / 32 : NG;
+    for (int c = 0; c < nchunks; c++) {
+      int q0 = c * kcq, nq = qa - q0 < kcq ? qa - q0 : kcq, last = c == nchunks - 1;
+      if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, bq);
+      else pack_b_rows(jb, n0, q0, nq, bq);
+      for (int r0 = 0, R; r0 < m; r0 += R) { /* blocks of 4 rows, the last 1-3 as 2 and 1 */
+        R = m - r0 >= 4 ? 4 : m - r0 >= 2 ? 2 : 1;
+        HVX_Vector acc[4][NG];
+        for (int r = 0; r < R; r++)
+          for (int g = 0; g < NG; g++)
+            acc[r][g] = ep && c > 0 ? *(HVX_Vector *)(pacc_mem + (long)(r0 + r) * NP + 32 * g) : Q6_V_vzero();
+        const int32_t *ap[4];
+        for (int r = 0; r < R; r++) ap[r] = arows + (long)(r0 + r) * astride + q0;
+        run_kernel(R, G, ap, bq, nq, acc);
+        if (ep && !last) { /* the fused epilogue waits for the whole sum */
+          for (int r = 0; r < R; r++)
+            for (int g = 0; g < NG; g++) *(HVX_Vector *)(pacc_mem + (long)(r0 + r) * NP + 32 * g) = acc[r][g];
+          continue;
         }
-        if (panel) /* straight from the transposed panel */
-          kernel_32x4((const HVX_Vector *)(wp + (long)b * q * 128), km + (n0 & (PANEL - 1)), q / 2, 1, PANEL, acc);
-        else
-          kernel_32x4((const HVX_Vector *)(wp + (long)b * q * 128), (const int64_t *)bt, q / 2, q / 2, 1, acc);
-        for (int t = 0; t < NT; t++) {
-          HVX_Vector r = Q6_Vw_vsub_VwVw(acc[t], Q6_V_vsplat_R((int32_t)((uint32_t)colsum[t] * 128u)));
-          if (n0 + t >= n) continue; /* padding columns: neither written nor measured */
-          if (ep) { /* acc + bias, saturated to +-INT32_MAX, rounded to int8 in registers */
-            r = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(r, biasv[b]), floor);
-            ((HVX_Vector *)tmp)[t] = mh_rq_words(&rq, r, &vmax, &vsat);
-            for (int i = 0; i < rows; i++) ep->y[(long)(m0 + i) * ep->ldy + n0 + t] = (int8_t)tmp[t * ROWS + i];
-          } else
-            ((HVX_Vector *)tmp)[t] = r;
-        }
-        if (!ep) { /* row by row: each row's NT results are adjacent in C */
-          int cols = n - n0 < NT ? n - n0 : NT;
-          for (int i = 0; i < rows; i++) {
-            int32_t *dst = c + (long)(m0 + i) * ldc + n0;
-            if (cols == NT) dst[0] = tmp[i], dst[1] = tmp[ROWS + i], dst[2] = tmp[2 * ROWS + i], dst[3] = tmp[3 * ROWS + i];
-            else
-              for (int t = 0; t < cols; t++) dst[t] = tmp[t * ROWS + i];
-          }
-        }
+        /* int32 C: the first chunk takes the correction (and adds C when accumulating), later chunks
+         * add their raw sums */
+        f.add_c = !ep && (c > 0 || jb->accumulate);
+        finish_block(&f, r0, R, n0, G, acc, ep || c == 0);
       }
     }
   }
   if (ep) {
-    lanes[0] = vmax, lanes[1] = vsat;
-    const uint32_t *lm = (const uint32_t *)&lanes[0], *ls = (const uint32_t *)&lanes[1];
+    const uint32_t *lm = (const uint32_t *)&f.vmax, *ls = (const uint32_t *)&f.vsat;
     ep->max_abs = 0, ep->saturated = 0;
-    for (int i = 0; i < ROWS; i++) {
+    for (int i = 0; i < 32; i++) {
       ep->max_abs = lm[i] > ep->max_abs ? lm[i] : ep->max_abs;
       ep->saturated += ls[i];
     }

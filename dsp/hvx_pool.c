@@ -28,39 +28,57 @@ static void windows(const int8_t *top, const int8_t *bot, const int8_t *end, HVX
   *c = Q6_Vb_vpacke_VhVh(u, u), *d = Q6_Vb_vpacko_VhVh(u, u);
 }
 
+/* Stores the first `cnt` bytes of v at dst. A whole-vector store may spill past them into bytes
+ * that are written later (the callers order their stores so); only near the tensor's end (`lim`)
+ * are the bytes copied one by one. */
+static void store_prefix(int8_t *dst, HVX_Vector v, uint32_t cnt, const int8_t *lim, HVX_Vector *stage) {
+  if (lim - dst >= 128) {
+    ((uvec *)dst)->v = v;
+    return;
+  }
+  *stage = v;
+  for (uint32_t i = 0; i < cnt; i++) dst[i] = ((const int8_t *)stage)[i];
+}
+
 int mh_hvx_maxpool2_s8(mh_vtcm *v, const int8_t *x, int8_t *y, uint32_t planes, uint32_t h, uint32_t w,
                        const int8_t *end) {
   HVX_Vector *stage = mh_vtcm_alloc(v, 128), *out = mh_vtcm_alloc(v, 128);
   if (!stage || !out) return MH_WIRE_E_VTCM;
   uint32_t P = h / 2, Q = w / 2;
+  const int8_t *lim = y + (uint64_t)planes * P * Q;
   for (uint32_t t = 0; t < planes; t++)
     for (uint32_t p = 0; p < P; p++)
       for (uint32_t q0 = 0; q0 < Q; q0 += 64) {
         const int8_t *top = x + ((uint64_t)t * h + 2 * p) * w + 2 * q0;
         HVX_Vector a, b, c, d;
         windows(top, top + w, end, stage, &a, &b, &c, &d);
-        *out = Q6_Vb_vmax_VbVb(Q6_Vb_vmax_VbVb(a, b), Q6_Vb_vmax_VbVb(c, d));
+        HVX_Vector m = Q6_Vb_vmax_VbVb(Q6_Vb_vmax_VbVb(a, b), Q6_Vb_vmax_VbVb(c, d));
         uint32_t cnt = Q - q0 < 64 ? Q - q0 : 64;
-        int8_t *dst = y + ((uint64_t)t * P + p) * Q + q0;
-        for (uint32_t i = 0; i < cnt; i++) dst[i] = ((const int8_t *)out)[i];
+        store_prefix(y + ((uint64_t)t * P + p) * Q + q0, m, cnt, lim, out);
       }
   return MH_WIRE_OK;
 }
 
 int mh_hvx_maxpool2_bwd_s8(mh_vtcm *v, const int8_t *x, const int8_t *dy, int8_t *dx, uint32_t planes, uint32_t h,
                            uint32_t w, const int8_t *end) {
-  HVX_Vector *stage = mh_vtcm_alloc(v, 128), *out = mh_vtcm_alloc(v, 256), *g = mh_vtcm_alloc(v, 128);
-  if (!stage || !out || !g) return MH_WIRE_E_VTCM;
+  HVX_Vector *stage = mh_vtcm_alloc(v, 128), *out = mh_vtcm_alloc(v, 128);
+  if (!stage || !out) return MH_WIRE_E_VTCM;
   uint32_t P = h / 2, Q = w / 2;
-  for (uint64_t i = 0; i < (uint64_t)planes * h * w; i++) dx[i] = 0; /* odd edges belong to no window */
+  uint64_t total = (uint64_t)planes * h * w, i = 0;
+  const int8_t *lim = dx + total;
   HVX_Vector zero = Q6_V_vzero();
+  for (; i + 128 <= total; i += 128) ((uvec *)(dx + i))->v = zero; /* odd edges belong to no window */
+  for (; i < total; i++) dx[i] = 0;
+  uint32_t last = Q ? (Q - 1) & ~63u : 0;
   for (uint32_t t = 0; t < planes; t++)
-    for (uint32_t p = 0; p < P; p++)
-      for (uint32_t q0 = 0; q0 < Q; q0 += 64) {
+    for (uint32_t p = 0; p < P && Q; p++)
+      /* right to left: the partial block's spill from the top row into the bottom row is written
+       * over by the bottom row's own blocks, which come after it */
+      for (uint32_t q0 = last;; q0 -= 64) {
         const int8_t *top = x + ((uint64_t)t * h + 2 * p) * w + 2 * q0;
         uint32_t cnt = Q - q0 < 64 ? Q - q0 : 64;
-        const int8_t *src = dy + ((uint64_t)t * P + p) * Q + q0;
-        for (uint32_t i = 0; i < 128; i++) ((int8_t *)g)[i] = i < cnt ? src[i] : 0;
+        /* the windows' errors; lanes past cnt are zero, so what they spill writes zeros */
+        HVX_Vector g = Q6_V_vmux_QVV(Q6_Q_vsetq_R(cnt), load128(dy + ((uint64_t)t * P + p) * Q + q0, end, stage), zero);
         HVX_Vector a, b, c, d;
         windows(top, top + w, end, stage, &a, &b, &c, &d);
         HVX_Vector m = Q6_Vb_vmax_VbVb(Q6_Vb_vmax_VbVb(a, b), Q6_Vb_vmax_VbVb(c, d));
@@ -70,12 +88,13 @@ int mh_hvx_maxpool2_bwd_s8(mh_vtcm *v, const int8_t *x, const int8_t *dy, int8_t
         HVX_VectorPred ab = Q6_Q_or_QQ(sa, sb);
         HVX_VectorPred sc = Q6_Q_and_QQn(Q6_Q_vcmp_eq_VbVb(c, m), ab);
         HVX_VectorPred sd = Q6_Q_not_Q(Q6_Q_or_QQ(ab, sc));
-        HVX_Vector ga = Q6_V_vmux_QVV(sa, *g, zero), gb = Q6_V_vmux_QVV(sb, *g, zero);
-        HVX_Vector gc = Q6_V_vmux_QVV(sc, *g, zero), gd = Q6_V_vmux_QVV(sd, *g, zero);
+        HVX_Vector ga = Q6_V_vmux_QVV(sa, g, zero), gb = Q6_V_vmux_QVV(sb, g, zero);
+        HVX_Vector gc = Q6_V_vmux_QVV(sc, g, zero), gd = Q6_V_vmux_QVV(sd, g, zero);
         HVX_VectorPair top2 = Q6_W_vshuff_VVR(gb, ga, -1), bot2 = Q6_W_vshuff_VVR(gd, gc, -1);
-        out[0] = Q6_V_lo_W(top2), out[1] = Q6_V_lo_W(bot2);
-        int8_t *d0 = dx + ((uint64_t)t * h + 2 * p) * w + 2 * q0, *d1 = d0 + w;
-        for (uint32_t i = 0; i < 2 * cnt; i++) d0[i] = ((const int8_t *)&out[0])[i], d1[i] = ((const int8_t *)&out[1])[i];
+        int8_t *d0 = dx + ((uint64_t)t * h + 2 * p) * w + 2 * q0;
+        store_prefix(d0, Q6_V_lo_W(top2), 2 * cnt, lim, out);
+        store_prefix(d0 + w, Q6_V_lo_W(bot2), 2 * cnt, lim, out);
+        if (q0 == 0) break;
       }
   return MH_WIRE_OK;
 }

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define MH_WIRE_MAGIC 0x5053446du   /* "mDSP" little-endian */
-#define MH_WIRE_VERSION 2u
+#define MH_WIRE_VERSION 3u
 #define MH_WIRE_PAGE 4096u          /* header + message slot; tensors start at this offset */
 #define MH_WIRE_MSG_OFFSET 64u
 #define MH_WIRE_VTCM_BYTES 262144u  /* Hexagon v66 VTCM budget the DSP side enforces */
@@ -60,34 +60,31 @@ typedef struct mh_wire_gemm_s8 {
   uint32_t apack_off;  /* subgraph nodes with a constant A: where its packed panels live (0: none) */
 } mh_wire_gemm_s8;
 
-/* The GEMM kernel's K chunk for m rows and `avail` bytes of VTCM, in 4-byte k steps: every A
- * panel of the chunk (ceil(m/32) x 128 bytes per step) and 4 packed B columns (16 bytes per step)
- * must fit after 4 KiB of fixed buffers and the row-bias vectors; even; 0 when 2 steps do not fit.
- * Shared by both sides so the host knows what the DSP will do. Division-free (the DSP has no
- * libgcc): binary long division. */
+/* The GEMM kernel's K chunk, in 4-byte k steps (quads), for `avail` bytes of VTCM: a 128-column
+ * panel of B holds 512 bytes per quad, after 4 KiB of fixed buffers; at most 480; 0 when 2 steps do
+ * not fit. (m is kept for the callers: the chunk no longer depends on it.) Shared by both sides so
+ * the host knows what the DSP will do. Division-free (the DSP has no libgcc). */
 static inline uint32_t mh_wire_gemm_steps(uint32_t avail, uint32_t m) {
-  uint32_t blocks = (m + 31u) >> 5, per = blocks * 128u + 16u, fixed = 4096u + blocks * 128u, q = 0;
-  if (m == 0 || m > (1u << 24) || avail <= fixed) return 0;
-  uint32_t rem = avail - fixed;
-  for (int b = 15; b >= 0; b--)
-    if (((uint64_t)per << b) <= rem) rem -= per << b, q |= 1u << b;
-  q &= ~1u;
-  return q >= 2 ? q : 0;
+  if (m == 0 || m > (1u << 24) || avail < 4096u + 2u * 512u) return 0;
+  uint32_t q = (avail - 4096u) >> 9;
+  return q > 480u ? 480u : q;
 }
 
-/* The fused epilogue keeps the whole int32 result in VTCM, so all of K must fit one chunk. */
-static inline int mh_wire_fused_fits(uint32_t m, uint32_t k) {
-  return (uint64_t)k <= 4ull * mh_wire_gemm_steps(MH_WIRE_VTCM_BYTES, m);
-}
+/* The fused epilogue keeps each 128-column panel's int32 sums on the DSP until the last K chunk:
+ * up to this many rows. */
+#define MH_WIRE_FUSED_MAX_M 1024u
+static inline int mh_wire_fused_fits(uint32_t m, uint32_t k) { return m <= MH_WIRE_FUSED_MAX_M && k >= 1u; }
 
 #define MH_WIRE_GEMM_TRANS_A 1u /* A stored as k rows of m (row stride lda) */
 #define MH_WIRE_GEMM_TRANS_B 2u /* B stored as n rows of k (row stride ldb) */
 
-/* Bytes of A packed for the HVX kernel: 32-row panels, each (k/4 rounded up to even) 128-byte
- * vectors (lane i, byte j = A[row 32p+i][4q+j] + 128). */
+/* Bytes of A packed for the HVX kernel: m rows of ceil(k/4) words (4 consecutive k each, s8, zero
+ * past k), 128-byte aligned, then the m row sums (int32) the kernel's +128 correction needs. */
+static inline uint64_t mh_wire_apack_rows_bytes(uint32_t m, uint32_t k) {
+  return ((uint64_t)m * ((k + 3u) / 4u) * 4u + 127u) & ~(uint64_t)127u;
+}
 static inline uint64_t mh_wire_apack_bytes(uint32_t m, uint32_t k) {
-  uint64_t q = (k + 3u) / 4u;
-  return (uint64_t)((m + 31u) / 32u) * (q + (q & 1u)) * 128u;
+  return mh_wire_apack_rows_bytes(m, k) + (((uint64_t)m * 4u + 127u) & ~(uint64_t)127u);
 }
 
 /* A subgraph node (MH_WIRE_SG_PREPARE reads n_nodes of these at desc_off). */

@@ -346,7 +346,7 @@ typedef struct wire_case {
   struct {
     int word; /* WIRE_WORD of the field; 0: none */
     uint32_t value;
-  } set[3];
+  } set[4];
   uint32_t want;
   const char *what; /* what the case pins */
 } wire_case;
@@ -431,7 +431,7 @@ static void wire_serve(mh_dsp *d, uint32_t op, const char *after) {
 
 static void malformed(mh_dsp *d) {
   const uint32_t R = (uint32_t)d->region_bytes, TA = MH_WIRE_GEMM_TRANS_A, TB = MH_WIRE_GEMM_TRANS_B;
-  const uint32_t kf = 4 * mh_wire_gemm_steps(MH_WIRE_VTCM_BYTES, GM_M) + 4; /* one K step past a fused chunk */
+  const uint32_t kf = 4 * mh_wire_gemm_steps(MH_WIRE_VTCM_BYTES, GM_M) + 4; /* one K step past a chunk */
   const uint32_t e_big = (1u << 20) + 1, e_small = (uint32_t)(-(1 << 20) - 1);
   const uint32_t G = MH_WIRE_GEMM_S8, Q = MH_WIRE_REQUANT_S8, ARG = MH_WIRE_E_ARG, OUT = MH_WIRE_E_BOUNDS;
   const wire_case cases[] = {
@@ -472,7 +472,9 @@ static void malformed(mh_dsp *d) {
       {G, {{GM(epilogue), 1}, {GM(c_off), R - 29}}, OUT, "fused y (30 bytes) one byte past the end"},
       {G, {{GM(epilogue), 1}, {GM(c_off), R - 30}}, MH_WIRE_OK, "fused y (int8) ending at the region's end"},
       {G, {{GM(bias_off), R - 16}}, OUT, "bias (20 bytes) 4 bytes past the end"},
-      {G, {{GM(epilogue), 1}, {GM(k), kf}, {GM(lda), kf}}, MH_WIRE_E_VTCM, "fused with K beyond one VTCM chunk"},
+      {G, {{GM(epilogue), 1}, {GM(k), kf}, {GM(lda), kf}}, MH_WIRE_OK, "fused with K over two VTCM chunks"},
+      {G, {{GM(epilogue), 1}, {GM(m), MH_WIRE_FUSED_MAX_M + 1}, {GM(k), kf}, {GM(lda), kf}}, MH_WIRE_E_VTCM,
+       "fused with K over two VTCM chunks and more rows than the DSP keeps sums for"},
       /* REQUANT_S8 */
       {Q, {{RQ(n), 0}}, ARG, "n = 0"},
       {Q, {{RQ(n), (1u << 28) + 1}}, ARG, "n above 2^28 (x then exceeds the region)"},
@@ -527,7 +529,7 @@ static void malformed(mh_dsp *d) {
     for (uint32_t k = 0; k < n_ops; k++) {
       mh_wire_msg *msg = mh_dsp_msg(d);
       wire_valid(ops[k], msg);
-      for (int s = 0; s < 3 && c->set[s].word; s++) msg->args.raw[c->set[s].word - 1] = c->set[s].value;
+      for (int s = 0; s < 4 && c->set[s].word; s++) msg->args.raw[c->set[s].word - 1] = c->set[s].value;
       mh_dsp_call(d, 20000);
       tl_checks++;
       if (msg->status != c->want)
@@ -689,8 +691,10 @@ static void packets(mh_dsp *d, mh_rng *r) {
     uint64_t relu = func_packets(b, n1, "mh_hvx_relu_s8", &h1) - func_packets(a, n0, "mh_hvx_relu_s8", &h0);
     CHECK(relu >= n / 128 / 2);            /* at least one packet per two vectors */
     CHECK(h1 - h0 > relu * 9 / 10);        /* and nearly all of them HVX */
-    uint64_t gemm = func_packets(c, n2, "mh_hvx_gemm_s8", NULL) - func_packets(b, n1, "mh_hvx_gemm_s8", NULL);
+    uint64_t gemm = 0; /* the GEMM message's packets, in whichever functions they ran */
+    for (int i = 0; i < n2; i++) gemm += c[i].packets - b[i].packets;
     double macs = 64.0 * 128 * 1024;
+    CHECK(func_packets(c, n2, "mh_hvx_gemm_s8", NULL) > func_packets(b, n1, "mh_hvx_gemm_s8", NULL));
     CHECK(gemm > 0 && macs / (double)gemm <= 256.0); /* no more than 2 vrmpy per packet can have run */
   }
   free(a), free(b), free(c);
