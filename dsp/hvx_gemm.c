@@ -75,7 +75,8 @@ __attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0,
     HVX_Vector r[4];
     for (int i = 0; i < 4; i++) {
       int kk = 4 * (q0 + q) + i;
-      const uint8_t *src = kk < jb->k ? (const uint8_t *)jb->b + (long)kk * jb->ldb + n0 : zero_row;
+      const uint8_t *src =
+          kk < jb->k ? (const uint8_t *)jb->b + (jb->b_rows ? (long)jb->b_rows[kk] : (long)kk * jb->ldb) + n0 : zero_row;
       if (src + NP > end) { /* the region's last bytes: copy what is there */
         uint8_t *t = (uint8_t *)&tail[i];
         for (int c = 0; c < NP; c++) t[c] = src + c < end ? src[c] : 0;
@@ -95,17 +96,19 @@ __attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0,
 /* The same from B^T storage (row j of storage = column j of op(B), contiguous over k): per group of
  * 32 columns and 32 quads, 32 rows of 128 bytes are transposed as 32 x 32 words by five rounds of
  * word-to-128-byte shuffles (rows enter in bit-reversed order, so lanes come out in column order). */
-__attribute__((noinline)) static void pack_b_cols(const mh_gemm_job *jb, int n0, int q0, int nq, HVX_Vector *bq) {
+__attribute__((noinline)) static void pack_b_cols(const mh_gemm_job *jb, int n0, int q0, int nq, int G, HVX_Vector *bq) {
   HVX_Vector flip = Q6_V_vsplat_R((int32_t)0x80808080u);
   const uint8_t *end = mh_region + mh_region_bytes;
   static const unsigned char rev5[32] = {0, 16, 8, 24, 4, 20, 12, 28, 2, 18, 10, 26, 6, 22, 14, 30,
                                          1, 17, 9, 25, 5, 21, 13, 29, 3, 19, 11, 27, 7, 23, 15, 31};
-  for (int g = 0; g < NG; g++)
+  for (int g = 0; g < G; g++) /* the panel's valid groups only */
     for (int qb = 0; qb < nq; qb += 32) {
       HVX_Vector v[32], w[32];
       for (int s = 0; s < 32; s++) {
         int j = n0 + 32 * g + rev5[s];
-        const uint8_t *src = j < jb->n ? (const uint8_t *)jb->b + (long)j * jb->ldb + 4 * (q0 + qb) : zero_row;
+        const uint8_t *src =
+            j < jb->n ? (const uint8_t *)jb->b + (jb->b_rows ? (long)jb->b_rows[j] : (long)j * jb->ldb) + 4 * (q0 + qb)
+                      : zero_row;
         if (src + NP > end) {
           uint8_t *t = (uint8_t *)&w[s];
           for (int c = 0; c < NP; c++) t[c] = src + c < end ? src[c] : 0;
@@ -164,6 +167,7 @@ typedef struct {
   mh_rq_consts rq;
   HVX_Vector vmax, vsat, floor;
   int add_c; /* C holds a value to add to (accumulate, or an earlier K chunk's sums) */
+  const HVX_Vector *valid; /* the fused epilogue on a padded grid: the panel's lanes that count (-1), or 0 */
 } finish_ctx;
 
 /* Rows [r0, r0+R) of the panel at n0 (G valid vectors each) finished: the raw sums less 128 x the
@@ -201,6 +205,7 @@ static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, in
       int cols = n - n0 - 32 * g;
       if (!full && cols < 32) /* lanes past n: 0, not measured */
         x = cols > 0 ? Q6_V_vmux_QVV(Q6_Q_vsetq_R(4 * cols), x, Q6_V_vzero()) : Q6_V_vzero();
+      if (f->valid) x = Q6_V_vand_VV(x, f->valid[g]); /* columns off the grid's valid positions: 0 */
       words[g] = mh_rq_words(&f->rq, x, &f->vmax, &f->vsat);
     }
     HVX_Vector bytes = Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
@@ -249,13 +254,25 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
     rowsum = (const int32_t *)((const uint8_t *)a_mem + mh_wire_apack_rows_bytes((uint32_t)m, (uint32_t)k));
   }
   finish_ctx f = {jb, ep, rowsum, mh_rq_make(ep ? ep->shift : 0, ep ? ep->mode : 0), Q6_V_vzero(), Q6_V_vzero(),
-                  Q6_V_vsplat_R(-0x7fffffff), 0};
+                  Q6_V_vsplat_R(-0x7fffffff), 0, 0};
+  HVX_Vector *valid = 0;
+  int gx = 0, gy = 0; /* the grid position of the next panel's first column */
+  if (ep && jb->grid_w) {
+    valid = mh_vtcm_alloc(v, NG * 128);
+    if (!valid) return MH_WIRE_E_VTCM;
+    f.valid = valid;
+  }
   *chunks = (uint32_t)nchunks;
   for (int n0 = 0; n0 < n; n0 += NP) {
     int G = (n - n0 + 31) / 32 < NG ? (n - n0 + 31) / 32 : NG;
+    if (valid) /* lane j counts when its grid column < grid_q and row < grid_p; counters, no division */
+      for (int j = 0; j < NP; j++) {
+        ((int32_t *)valid)[j] = gx < jb->grid_q && gy < jb->grid_p ? -1 : 0;
+        if (++gx == jb->grid_w) gx = 0, gy = gy + 1 == jb->grid_h ? 0 : gy + 1;
+      }
     for (int c = 0; c < nchunks; c++) {
       int q0 = c * kcq, nq = qa - q0 < kcq ? qa - q0 : kcq, last = c == nchunks - 1;
-      if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, bq);
+      if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, G, bq);
       else pack_b_rows(jb, n0, q0, nq, bq);
       for (int r0 = 0, R; r0 < m; r0 += R) { /* blocks of 4 rows, the last 1-3 as 2 and 1 */
         R = m - r0 >= 4 ? 4 : m - r0 >= 2 ? 2 : 1;

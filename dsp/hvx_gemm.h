@@ -31,6 +31,8 @@ typedef struct mh_gemm_job {
   int ldc;
   int accumulate, trans_a, trans_b;
   const uint8_t *apack; /* op(A) already packed by mh_hvx_pack_a (a subgraph's weights), or 0 */
+  const uint32_t *b_rows; /* stored row i of B at b + b_rows[i] (ldb unused), or 0 */
+  int grid_w, grid_h, grid_q, grid_p; /* the fused epilogue measures only these columns (grid_w 0: all) */
 } mh_gemm_job;
 
 /* *chunks: how many K chunks the VTCM budget forced (1: none). ep: 0 for int32 C. */

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define MH_WIRE_MAGIC 0x5053446du   /* "mDSP" little-endian */
-#define MH_WIRE_VERSION 3u
+#define MH_WIRE_VERSION 4u
 #define MH_WIRE_PAGE 4096u          /* header + message slot; tensors start at this offset */
 #define MH_WIRE_MSG_OFFSET 64u
 #define MH_WIRE_VTCM_BYTES 262144u  /* Hexagon v66 VTCM budget the DSP side enforces */
@@ -58,6 +58,14 @@ typedef struct mh_wire_gemm_s8 {
   uint32_t bias_off;   /* m int32 per-row biases (4-byte aligned), or 0 for none */
   uint32_t flags;      /* MH_WIRE_GEMM_TRANS_A / _TRANS_B: the operand is stored transposed */
   uint32_t apack_off;  /* subgraph nodes with a constant A: where its packed panels live (0: none) */
+  /* B by rows (with MH_WIRE_GEMM_B_ROWS): stored row i of B (row i of op(B), or column i when
+   * transposed) starts at b_off + rows[i], rows being uint32 at b_rows_off (k of them, or n when
+   * transposed; ldb unused). A convolution's column matrix is then runs of a padded image. */
+  uint32_t b_rows_off;
+  /* the fused epilogue's statistics over a padded grid (grid_w > 0): column j counts only when
+   * j mod grid_w < grid_q and (j / grid_w) mod grid_h < grid_p (the other columns are discarded) */
+  uint32_t grid_w, grid_h, grid_q, grid_p;
+  uint32_t reserved[3];
 } mh_wire_gemm_s8;
 
 /* The GEMM kernel's K chunk, in 4-byte k steps (quads), for `avail` bytes of VTCM: a 128-column
@@ -77,6 +85,7 @@ static inline int mh_wire_fused_fits(uint32_t m, uint32_t k) { return m <= MH_WI
 
 #define MH_WIRE_GEMM_TRANS_A 1u /* A stored as k rows of m (row stride lda) */
 #define MH_WIRE_GEMM_TRANS_B 2u /* B stored as n rows of k (row stride ldb) */
+#define MH_WIRE_GEMM_B_ROWS 4u  /* B's stored rows at the offsets of a row table (b_rows_off) */
 
 /* Bytes of A packed for the HVX kernel: m rows of ceil(k/4) words (4 consecutive k each, s8, zero
  * past k), 128-byte aligned, then the m row sums (int32) the kernel's +128 correction needs. */
@@ -168,11 +177,11 @@ typedef struct mh_wire_msg {
 
 /* Static size checks: both compilers must lay these out identically. */
 typedef char mh_wire_check_header[sizeof(mh_wire_header) == 64 ? 1 : -1];
-typedef char mh_wire_check_gemm[sizeof(mh_wire_gemm_s8) == 64 ? 1 : -1];
+typedef char mh_wire_check_gemm[sizeof(mh_wire_gemm_s8) == 96 ? 1 : -1];
 typedef char mh_wire_check_requant[sizeof(mh_wire_requant_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_eltwise[sizeof(mh_wire_eltwise_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_pool[sizeof(mh_wire_pool_s8) == 64 ? 1 : -1];
-typedef char mh_wire_check_sg_node[sizeof(mh_wire_sg_node) == 80 ? 1 : -1];
+typedef char mh_wire_check_sg_node[sizeof(mh_wire_sg_node) == 112 ? 1 : -1];
 typedef char mh_wire_check_sg_prepare[sizeof(mh_wire_sg_prepare) == 64 ? 1 : -1];
 typedef char mh_wire_check_sg_run[sizeof(mh_wire_sg_run) == 64 ? 1 : -1];
 typedef char mh_wire_check_msg[sizeof(mh_wire_msg) == 256 ? 1 : -1];

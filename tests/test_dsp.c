@@ -451,7 +451,16 @@ static void malformed(mh_dsp *d) {
       {G, {{GM(ldc), GM_N - 1}}, ARG, "ldc < n"},
       {G, {{GM(accumulate), 2}}, ARG, "accumulate = 2"},
       {G, {{GM(epilogue), 2}}, ARG, "epilogue = 2"},
-      {G, {{GM(flags), 4}}, ARG, "an unknown flag"},
+      {G, {{GM(flags), 8}}, ARG, "an unknown flag"},
+      {G, {{GM(flags), MH_WIRE_GEMM_B_ROWS}, {GM(b_rows_off), PG + 2}}, ARG, "a B row table not 4-byte aligned"},
+      {G, {{GM(flags), MH_WIRE_GEMM_B_ROWS}, {GM(b_rows_off), R - 4 * GM_K + 4}}, OUT,
+       "a B row table (k entries) 4 bytes past the end"},
+      {G, {{GM(flags), MH_WIRE_GEMM_B_ROWS}, {GM(b_rows_off), R - 4 * GM_K}}, MH_WIRE_OK,
+       "a B row table ending at the region's end (zero entries: every row at b_off)"},
+      {G, {{GM(grid_w), 4}, {GM(grid_h), 4}, {GM(grid_q), 5}, {GM(grid_p), 1}}, ARG, "a grid with q past its width"},
+      {G, {{GM(grid_w), 4}, {GM(grid_h), 2}, {GM(grid_q), 4}, {GM(grid_p), 3}}, ARG, "a grid with p past its height"},
+      {G, {{GM(grid_w), 65537}, {GM(grid_h), 1}, {GM(grid_q), 1}, {GM(grid_p), 1}}, ARG, "a grid wider than 65536"},
+      {G, {{GM(grid_w), 4}, {GM(grid_h), 2}, {GM(grid_q), 4}, {GM(grid_p), 2}}, MH_WIRE_OK, "a valid grid"},
       {G, {{GM(apack_off), PG + 4096}}, ARG, "a packed A in a single GEMM"},
       {G, {{GM(c_off), PG + 258}}, ARG, "int32 C not 4-byte aligned"},
       {G, {{GM(epilogue), 1}, {GM(c_off), PG + 257}}, MH_WIRE_OK, "fused: int8 y at an odd offset"},
@@ -646,6 +655,79 @@ static void bad_headers(void) {
   }
 }
 
+/* B read through a row table (rows placed in the region out of order, both storage orders) against
+ * the dense product; the fused epilogue measuring only a padded grid's valid columns against the
+ * host's requantisation of those columns; a table entry pointing past the region is refused. */
+static void rows_and_grid(mh_dsp *d) {
+  mh_rng r = mh_rng_make(61);
+  static const int shapes[][4] = {{7, 200, 37, 0}, {9, 70, 300, 1}, {4, 129, 8, 0}, {33, 40, 130, 1}};
+  for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+    int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2], tb = shapes[t][3], rows = tb ? n : k, len = tb ? k : n;
+    int8_t *a = malloc((size_t)m * k), *b = malloc((size_t)k * n);
+    int32_t *want = malloc((size_t)m * n * 4);
+    for (long i = 0; i < (long)m * k; i++) a[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+    for (long i = 0; i < (long)k * n; i++) b[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+    mh_gemm_s8_args o = {m, n, k, a, k, 0, b, tb ? k : n, tb, want, n, 0};
+    mh_gemm_s8_ref(&o);
+    /* A, then the row table, then the rows in reverse order with gaps, then C */
+    uint32_t a_off = PG, t_off = a_off + (uint32_t)(m * k + 127) / 128 * 128;
+    uint32_t b_off = t_off + (uint32_t)(4 * rows + 127) / 128 * 128, stride = (uint32_t)len + 5;
+    uint32_t c_off = b_off + (stride * (uint32_t)rows + 127) / 128 * 128, *table = (uint32_t *)mh_dsp_at(d, t_off);
+    memcpy(mh_dsp_at(d, a_off), a, (size_t)m * k);
+    for (int i = 0; i < rows; i++) {
+      table[i] = (uint32_t)(rows - 1 - i) * stride;
+      memcpy(mh_dsp_at(d, b_off + table[i]), b + (size_t)i * len, (size_t)len);
+    }
+    mh_wire_msg *msg = mh_dsp_msg(d);
+    memset(msg, 0, sizeof *msg);
+    msg->op = MH_WIRE_GEMM_S8;
+    mh_wire_gemm_s8 g = {(uint32_t)m, (uint32_t)n, (uint32_t)k, a_off, (uint32_t)k, b_off, 0, c_off, (uint32_t)n};
+    g.flags = MH_WIRE_GEMM_B_ROWS | (tb ? MH_WIRE_GEMM_TRANS_B : 0u), g.b_rows_off = t_off;
+    msg->args.gemm = g;
+    CHECK_OK(mh_dsp_call(d, 60000));
+    CHECK(memcmp(mh_dsp_at(d, c_off), want, (size_t)m * n * 4) == 0);
+    /* the fused form over a grid of rows of 13 (10 valid) and 4 of them (3 valid) per sample */
+    int32_t *bias = (int32_t *)mh_dsp_at(d, c_off + (uint32_t)(m * n * 4 + 127) / 128 * 128);
+    for (int i = 0; i < m; i++) bias[i] = (int32_t)mh_rng_below(&r, 4001) - 2000;
+    int32_t *masked = malloc((size_t)m * n * 4);
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) {
+        int valid = j % 13 < 10 && j / 13 % 4 < 3;
+        masked[i * n + j] = valid ? mh_q_add_sat32(want[i * n + j], bias[i]) : 0;
+      }
+    for (int mode = 0; mode < 2; mode++) {
+      int8_t *yw = malloc((size_t)m * n);
+      mh_requant_stats hs = {0, 0};
+      mh_cpu_kernels_get(1)->requant_s8(masked, yw, (long)m * n, 6, mode ? MH_ROUND_PSTO : MH_ROUND_NEAREST, 0, 0, &hs);
+      memset(msg, 0, sizeof *msg);
+      msg->op = MH_WIRE_GEMM_S8;
+      mh_wire_gemm_s8 f = g;
+      f.epilogue = 1, f.shift = 6, f.mode = (uint32_t)mode, f.bias_off = (uint32_t)((uint8_t *)bias - d->region);
+      f.grid_w = 13, f.grid_h = 4, f.grid_q = 10, f.grid_p = 3;
+      msg->args.gemm = f;
+      CHECK_OK(mh_dsp_call(d, 60000));
+      CHECK_EQ_INT((long)msg->max_abs, (long)hs.max_abs);
+      CHECK_EQ_INT((long)msg->saturated, hs.saturated);
+      const int8_t *y = (const int8_t *)mh_dsp_at(d, c_off);
+      long bad = -1;
+      for (int i = 0; i < m && bad < 0; i++)
+        for (int j = 0; j < n; j++)
+          if (j % 13 < 10 && j / 13 % 4 < 3 && y[i * n + j] != yw[i * n + j]) bad = (long)i * n + j;
+      CHECK(bad < 0);
+      free(yw);
+    }
+    free(masked);
+    /* an entry past the region: refused, and the DSP keeps serving */
+    table[rows / 2] = (uint32_t)d->region_bytes;
+    memset(msg, 0, sizeof *msg);
+    msg->op = MH_WIRE_GEMM_S8;
+    msg->args.gemm = g;
+    CHECK_ERR(mh_dsp_call(d, 60000));
+    CHECK_EQ_INT((long)msg->status, MH_WIRE_E_BOUNDS);
+    free(a), free(b), free(want);
+  }
+}
+
 /* Executed-packet counting: the HVX classifier on instruction words of known disassembly, and the
  * counts of a ReLU (nearly all HVX) and a GEMM (MACs per packet within the v66 bound) landing in
  * their functions' buckets. Skipped when the build has no plugin. */
@@ -724,6 +806,7 @@ int main(void) {
   relu(d);
   maxpool(d);
   add(d);
+  rows_and_grid(d);
   packets(d, &r);
 
   /* malformed messages: a status back, and the DSP keeps serving */
