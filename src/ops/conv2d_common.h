@@ -47,6 +47,19 @@ size_t mh__conv_s8_padded_bytes(const conv_dims *d, int nb, void *base, void *ou
 /* The output conv(xq, wq) of the whole batch into out, nb samples per GEMM (as sized). */
 void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, int nb, const int8_t *xq, const int8_t *wq,
                                 const mh_conv_out *out, void *scratch);
+/* The pieces of the padded construction, shared with the DSP's grid subgraph (conv2d_dsp.c):
+ * samples [n0, n0+cnt) of src (NCHW, chs channels of h x w) into dst [ch][cnt][hp][wp] at (pad, pad)
+ * with zeros around; the offsets of the column matrix's rows (c, kh, kw) in such a buffer; the
+ * flipped, transposed weights of backward-data (C x O*K*K: each K x K block reversed); the valid
+ * part of a result on the grid (chs rows of stride ld, sample s at s*hp*wp) into NCHW, as FP32 or
+ * int32 (emit) or int8 (extract). */
+void mh__conv_pad_image(const mh_op_ctx *ctx, const int8_t *src, int chs, int h, int w, int pad, int hp, int wp, int n0,
+                        int cnt, int8_t *dst);
+void mh__conv_row_offsets(int chs, int K, int cnt, int hp, int wp, uint32_t *off);
+void mh__conv_flip_weights(const conv_dims *d, const int8_t *wq, int8_t *wt);
+void mh__conv_grid_emit(mh_op_ctx *ctx, const int32_t *acc, size_t ld, const mh_conv_out *out, int n0, int cnt,
+                        int chs, int h, int w, int hp, int wp);
+void mh__conv_grid_extract_s8(const int8_t *grid, size_t ld, int8_t *dst, int n, int chs, int h, int w, int hp, int wp);
 /* parts: MH_PASS_BWD_W into dwacc (int32, O x C*K*K, overwritten), MH_PASS_BWD_D into dx. */
 void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, int nb, const int8_t *xq, const int8_t *wq,
                                  const int8_t *dyq, const mh_conv_out *dx, int32_t *dwacc, unsigned parts,
@@ -59,13 +72,23 @@ void mh__conv_s8_depthwise_forward(mh_op_ctx *ctx, const conv_dims *d, const int
 void mh__conv_s8_depthwise_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
                                     const int8_t *dyq, float dx_scale, int32_t *dwacc, unsigned parts);
 
-/* The layer as a DSP subgraph (conv2d_dsp.c). Tensors: */
-enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y }; /* nodes: MH_PASS_* */
+/* The layer as a DSP subgraph (conv2d_dsp.c). Tensors (the columns form uses the first six: X is
+ * col, G the gathered output gradient; the grid form X the padded image, G the output gradient on
+ * the forward grid, and the rest): */
+enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y, MH_CONV_WT, MH_CONV_RX, MH_CONV_DYP,
+       MH_CONV_RD }; /* nodes: MH_PASS_* */
 struct mh_dsp_sg;
+/* Whether the layer's subgraph takes the grid form (the CPU's padded-path convolutions). */
+int mh__conv_dsp_grid(const conv_dims *d);
 /* The subgraph of this node at this batch with weights wq in place, or NULL: no live DSP, a
  * grouped convolution, or no room (the caller runs the CPU path). */
 struct mh_dsp_sg *mh__conv_dsp(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *wq);
-/* Writes the whole batch's col (from xq, when given) and gathered G (Og x N*P*Q, from dyq). */
+/* Writes the whole batch's inputs: from xq (when given) and from dyq (when given). */
 void mh__conv_dsp_inputs(const mh_op_ctx *ctx, const conv_dims *d, struct mh_dsp_sg *sg, const int8_t *xq,
                          const int8_t *dyq);
+/* The forward result (int32, in Y) into out; the fused form's int8 result into qy (NCHW); the grid
+ * form's input gradient (int32, in Y) into out. */
+void mh__conv_dsp_emit_y(mh_op_ctx *ctx, const conv_dims *d, struct mh_dsp_sg *sg, const mh_conv_out *out);
+void mh__conv_dsp_extract_y8(const mh_op_ctx *ctx, const conv_dims *d, struct mh_dsp_sg *sg, int8_t *qy);
+void mh__conv_dsp_emit_dx(mh_op_ctx *ctx, const conv_dims *d, struct mh_dsp_sg *sg, const mh_conv_out *out);
 #endif

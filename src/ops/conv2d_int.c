@@ -110,11 +110,11 @@ static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_sc
   if (!sg) return 0;
   int kk = d->Cg * d->K * d->K;
   long n_out = (long)d->N * d->O * d->P * d->Q;
-  void *y = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
   mh__conv_dsp_inputs(ctx, d, sg, ctx->qx[0], NULL);
   if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || !mh_wire_fused_fits((uint32_t)d->Og, (uint32_t)kk)) { /* int32 back */
     if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) return 0;
-    conv_scatter(d, y, 4, s->big, 0, d->N, 0);
+    mh_conv_out out = {NULL, 0.f, NULL, 0, s->big};
+    mh__conv_dsp_emit_y(ctx, d, sg, &out);
     conv_int_bias(ctx, d, s->big, e_acc);
     *ctx->ey = e_acc + mh__int_rescale(ctx, 0, s->big, n_out, ctx->qy);
     return 1;
@@ -128,7 +128,7 @@ static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_sc
     conv_int_acc(ctx, d, s, e_acc); /* the DSP went away during the fallback: finish on the CPU */
     ctx->kt->requant_s8(s->big, ctx->qy, n_out, shift, MH_ROUND_PSTO, 0, 0, &st);
   } else
-    conv_scatter(d, y, 1, ctx->qy, 0, d->N, 0);
+    mh__conv_dsp_extract_y8(ctx, d, sg, ctx->qy);
   *ctx->ey = e_acc + shift;
   return 1;
 }
@@ -211,7 +211,10 @@ static void conv_int_backward(mh_op_ctx *ctx) {
   if (dsp && mh__op_dsp_wait(ctx, sg, NULL)) conv_int_backward_cpu(ctx, &d, &s, dsp); /* the DSP failed */
   else if (dsp) {
     if (dsp & MH_PASS_BWD_W) memcpy(ctx->qdw, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
-    if (dsp & MH_PASS_BWD_D) {
+    if ((dsp & MH_PASS_BWD_D) && mh__conv_dsp_grid(&d)) { /* the input gradient's planes on a grid */
+      mh_conv_out dx = {NULL, 0.f, NULL, 0, s.big};
+      mh__conv_dsp_emit_dx(ctx, &d, sg, &dx);
+    } else if (dsp & MH_PASS_BWD_D) {
       col2im_job j = {&d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), s.big, 0, d.N, 0};
       mh_parallel_for(ctx->pool, d.Cg, col2im_channels, &j);
     }

@@ -155,7 +155,8 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
   struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__conv_dsp(ctx, &d, v.wq) : NULL;
   if (sg) mh__conv_dsp_inputs(ctx, &d, sg, v.xq, NULL);
   if (sg && !mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) {
-    s8_emit(ctx, &d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), 0, d.N, 0, scale, b);
+    mh_conv_out out = {ctx->y, scale, b, 0, NULL};
+    mh__conv_dsp_emit_y(ctx, &d, sg, &out);
     return;
   }
   if (s.padded) {
@@ -293,7 +294,10 @@ static void conv_s8_backward(mh_op_ctx *ctx) {
   if (dsp && mh__op_dsp_wait(ctx, sg, NULL)) conv_s8_backward_cpu(ctx, &d, &s, &v, ey, dsp); /* the DSP failed */
   else if (dsp) {
     if (dsp & MH_PASS_BWD_W) memcpy(s.dwacc, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
-    if (dsp & MH_PASS_BWD_D) { /* the whole batch's int32 columns, into the input planes chunk by chunk */
+    if ((dsp & MH_PASS_BWD_D) && mh__conv_dsp_grid(&d)) { /* the input gradient's planes on a grid */
+      mh_conv_out dx = {ctx->dx[0], ldexpf(1.f, ew + ey), NULL, ctx->dx_accumulate[0], NULL};
+      mh__conv_dsp_emit_dx(ctx, &d, sg, &dx);
+    } else if (dsp & MH_PASS_BWD_D) { /* the whole batch's int32 columns, into the input planes chunk by chunk */
       const int32_t *dcol = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
       int nb = mh__conv_chunk_samples(&d);
       for (int n0 = 0; n0 < d.N; n0 += nb)

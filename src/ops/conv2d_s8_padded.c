@@ -86,10 +86,17 @@ static void pad_planes(void *p, long lo, long hi) {
   }
 }
 
-static void pad_image(const mh_op_ctx *ctx, const int8_t *src, int chs, int h, int w, int pad, int hp, int wp, int n0,
-                      int cnt, int8_t *dst) {
+void mh__conv_pad_image(const mh_op_ctx *ctx, const int8_t *src, int chs, int h, int w, int pad, int hp, int wp, int n0,
+                        int cnt, int8_t *dst) {
   pad_job j = {src, dst, n0, cnt, chs, h, w, hp, wp, pad};
   mh_parallel_for(ctx->pool, (long)chs * cnt, pad_planes, &j);
+}
+
+void mh__conv_row_offsets(int chs, int K, int cnt, int hp, int wp, uint32_t *off) {
+  for (int c = 0; c < chs; c++)
+    for (int kh = 0; kh < K; kh++)
+      for (int kw = 0; kw < K; kw++)
+        off[((size_t)c * K + kh) * K + kw] = (uint32_t)((size_t)c * cnt * hp * wp + (size_t)kh * wp + kw);
 }
 
 /* Row pointers of a (chs x K x K) x J column matrix over a padded buffer [ch][cnt][hp][wp]. */
@@ -98,6 +105,17 @@ static void row_table(const int8_t *buf, int chs, int K, int cnt, int hp, int wp
     for (int kh = 0; kh < K; kh++)
       for (int kw = 0; kw < K; kw++)
         rows[((size_t)c * K + kh) * K + kw] = buf + (size_t)c * cnt * hp * wp + (size_t)kh * wp + kw;
+}
+
+void mh__conv_flip_weights(const conv_dims *d, const int8_t *wq, int8_t *wt) {
+  int kk1 = d->K * d->K;
+  size_t kk2 = (size_t)d->O * kk1;
+  for (int o = 0; o < d->O; o++)
+    for (int c = 0; c < d->C; c++) {
+      const int8_t *src = wq + ((size_t)o * d->C + c) * kk1;
+      int8_t *dst = wt + (size_t)c * kk2 + (size_t)o * kk1;
+      for (int t = 0; t < kk1; t++) dst[t] = src[kk1 - 1 - t];
+    }
 }
 
 /* out[(n0+s), ch, y, x] = the valid grid of acc[ch][s*hp*wp + y*wp + x]: as FP32 (* scale, + bias,
@@ -130,6 +148,21 @@ static void emit_planes(void *p, long lo, long hi) {
   }
 }
 
+void mh__conv_grid_emit(mh_op_ctx *ctx, const int32_t *acc, size_t ld, const mh_conv_out *out, int n0, int cnt,
+                        int chs, int h, int w, int hp, int wp) {
+  emit_job e = {acc, ld, out, n0, cnt, chs, h, w, hp, wp};
+  mh_parallel_for(ctx->pool, (long)cnt * chs, emit_planes, &e);
+}
+
+void mh__conv_grid_extract_s8(const int8_t *grid, size_t ld, int8_t *dst, int n, int chs, int h, int w, int hp, int wp) {
+  for (int s = 0; s < n; s++)
+    for (int ch = 0; ch < chs; ch++) {
+      const int8_t *a = grid + (size_t)ch * ld + (size_t)s * hp * wp;
+      int8_t *o = dst + (((size_t)s * chs) + ch) * h * w;
+      for (int y = 0; y < h; y++) memcpy(o + (size_t)y * w, a + (size_t)y * wp, (size_t)w);
+    }
+}
+
 void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, int nb, const int8_t *xq, const int8_t *wq,
                                 const mh_conv_out *out, void *scratch) {
   int hp, wp, hq, wq_, kk = d->C * d->K * d->K;
@@ -139,7 +172,7 @@ void mh__conv_s8_padded_forward(mh_op_ctx *ctx, const conv_dims *d, int nb, cons
   for (int n0 = 0; n0 < d->N; n0 += nb) {
     int cnt = d->N - n0 < nb ? d->N - n0 : nb;
     grid(d, cnt, &hp, &wp, &hq, &wq_, &jt, &jt2);
-    pad_image(ctx, xq, d->C, d->H, d->W, d->D, hp, wp, n0, cnt, b.xp);
+    mh__conv_pad_image(ctx, xq, d->C, d->H, d->W, d->D, hp, wp, n0, cnt, b.xp);
     row_table(b.xp, d->C, d->K, cnt, hp, wp, b.rows);
     mh_gemm_s8_args g = {d->O, (int)jt, kk, wq, kk, 0, NULL, 0, 0, b.acc, (int)jt, 0, b.rows};
     mh_gemm_s8(ctx->kt, ctx->pool, &g);
@@ -175,15 +208,7 @@ void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, int nb, con
   size_t jt, jt2;
   padded_bufs b;
   mh__conv_s8_padded_bytes(d, nb, scratch, &b);
-  if (parts & MH_PASS_BWD_D) { /* wt[c][(o, kh, kw)] = W[o][c][K-1-kh][K-1-kw]: each K x K block reversed */
-    int kk1 = d->K * d->K;
-    for (int o = 0; o < d->O; o++)
-      for (int c = 0; c < d->C; c++) {
-        const int8_t *src = wq + ((size_t)o * d->C + c) * kk1;
-        int8_t *dst = b.wt + (size_t)c * kk2 + (size_t)o * kk1;
-        for (int t = 0; t < kk1; t++) dst[t] = src[kk1 - 1 - t];
-      }
-  }
+  if (parts & MH_PASS_BWD_D) mh__conv_flip_weights(d, wq, b.wt);
   for (int n0 = 0; n0 < d->N; n0 += nb) {
     int cnt = d->N - n0 < nb ? d->N - n0 : nb;
     grid(d, cnt, &hp, &wp, &hq, &wq_, &jt, &jt2);
@@ -191,7 +216,7 @@ void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, int nb, con
       /* dW (O x kk) += G (O x Jt, on the padded grid) * col^T: col's rows are the image's runs */
       grid_job gj = {dyq, b.gp, jt, n0, cnt, d->O, d->P, d->Q, hp, wp};
       mh_parallel_for(ctx->pool, d->O, grid_rows, &gj);
-      pad_image(ctx, xq, d->C, d->H, d->W, d->D, hp, wp, n0, cnt, b.xp);
+      mh__conv_pad_image(ctx, xq, d->C, d->H, d->W, d->D, hp, wp, n0, cnt, b.xp);
       row_table(b.xp, d->C, d->K, cnt, hp, wp, b.rows);
       mh_gemm_s8_args g = {d->O, kk, (int)jt, b.gp, (int)jt, 0, NULL, 0, 1, dwacc, kk, n0 > 0, b.rows};
       mh_gemm_s8(ctx->kt, ctx->pool, &g);
@@ -199,7 +224,7 @@ void mh__conv_s8_padded_backward(mh_op_ctx *ctx, const conv_dims *d, int nb, con
     if (parts & MH_PASS_BWD_D) {
       /* dX (C x Jt2) = Wt (C x O*K*K) * the output gradient's columns, padded by K-1-D */
       int d2 = d->K - 1 - d->D;
-      pad_image(ctx, dyq, d->O, d->P, d->Q, d2, hq, wq_, n0, cnt, b.dyp);
+      mh__conv_pad_image(ctx, dyq, d->O, d->P, d->Q, d2, hq, wq_, n0, cnt, b.dyp);
       row_table(b.dyp, d->O, d->K, cnt, hq, wq_, b.rows);
       mh_gemm_s8_args g = {d->C, (int)jt2, kk2, b.wt, kk2, 0, NULL, 0, 0, b.acc, (int)jt2, 0, b.rows};
       mh_gemm_s8(ctx->kt, ctx->pool, &g);

@@ -10,7 +10,8 @@ static uint64_t al128(uint64_t b) { return (b + 127) / 128 * 128; }
 
 /* Field by field: the structs have padding, which memcmp would read. */
 static int same_desc(const mh_dsp_sg_desc *a, const mh_dsp_sg_desc *b) {
-  if (a->n_tensors != b->n_tensors || a->n_nodes != b->n_nodes || a->weights != b->weights) return 0;
+  if (a->n_tensors != b->n_tensors || a->n_nodes != b->n_nodes || a->weights != b->weights || a->weights2 != b->weights2)
+    return 0;
   for (int i = 0; i < a->n_tensors; i++)
     if (a->t[i].bytes != b->t[i].bytes || a->t[i].persistent != b->t[i].persistent) return 0;
   return memcmp(a->nodes, b->nodes, sizeof a->nodes[0] * (size_t)a->n_nodes) == 0; /* ints only: no padding */
@@ -24,7 +25,7 @@ static int plan(mh_dsp *d, mh_dsp_sg *s, const mh_dsp_sg_desc *desc) {
     if (desc->t[i].persistent) persist += al128(desc->t[i].bytes);
   for (int i = 0; i < desc->n_nodes; i++)
     if (desc->nodes[i].a_const) persist += al128(mh_wire_apack_bytes((uint32_t)desc->nodes[i].m, (uint32_t)desc->nodes[i].k));
-  if (!s->persist_base || s->persist_bytes != persist) s->persist_base = d->persist_top; /* new or resized */
+  if (!s->persist_base || s->persist_bytes != persist) s->persist_base = d->persist_top, s->tables_written = 0;
   uint64_t p = s->persist_base;
   for (int i = 0; i < desc->n_tensors; i++) {
     if (desc->t[i].persistent) s->off[i] = (uint32_t)p, p += al128(desc->t[i].bytes);
@@ -61,8 +62,10 @@ static int prepare(mh_dsp *d, mh_dsp_sg *s, const mh_dsp_sg_desc *desc, mh_dsp_c
     mh_wire_gemm_s8 g = {(uint32_t)n->m, (uint32_t)n->n, (uint32_t)n->k, s->off[n->a], (uint32_t)n->lda, s->off[n->b],
                          (uint32_t)n->ldb, s->off[n->c], (uint32_t)n->ldc, 0, 0, 0, 0,
                          n->bias >= 0 ? s->off[n->bias] : 0u,
-                         (n->trans_a ? MH_WIRE_GEMM_TRANS_A : 0u) | (n->trans_b ? MH_WIRE_GEMM_TRANS_B : 0u),
-                         s->apack_off[i]};
+                         (n->trans_a ? MH_WIRE_GEMM_TRANS_A : 0u) | (n->trans_b ? MH_WIRE_GEMM_TRANS_B : 0u) |
+                             (n->b_rows ? MH_WIRE_GEMM_B_ROWS : 0u),
+                         s->apack_off[i], n->b_rows ? s->off[n->b_rows] : 0u, (uint32_t)n->grid_w, (uint32_t)n->grid_h,
+                         (uint32_t)n->grid_q, (uint32_t)n->grid_p, {0, 0, 0}};
     w[i].gemm = g;
   }
   mh_wire_msg *msg = mh_dsp_msg(d);
@@ -111,7 +114,11 @@ mh_dsp_sg *mh_dsp_sg_get(mh_dsp *d, int key, const mh_dsp_sg_desc *desc, mh_dsp_
 }
 
 void mh_dsp_sg_set_weights(mh_dsp *d, mh_dsp_sg *s, const void *w, size_t bytes, mh_dsp_counts *cnt) {
-  void *dst = mh_dsp_sg_at(d, s, s->desc.weights);
+  mh_dsp_sg_set_const(d, s, s->desc.weights, w, bytes, cnt);
+}
+
+void mh_dsp_sg_set_const(mh_dsp *d, mh_dsp_sg *s, int t, const void *w, size_t bytes, mh_dsp_counts *cnt) {
+  void *dst = mh_dsp_sg_at(d, s, t);
   if (d->reuse && !s->weights_new && memcmp(dst, w, bytes) == 0) return;
   memcpy(dst, w, bytes);
   s->weights_new = 1;

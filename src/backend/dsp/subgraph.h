@@ -7,7 +7,7 @@
 
 #include "backend/dsp/dsp.h"
 
-#define MH_DSP_SG_TENSORS 8
+#define MH_DSP_SG_TENSORS 12
 
 /* A tensor of the subgraph: its bytes, and whether it keeps its contents between runs (the
  * weights, their packed forms) or is per-run (inputs, outputs: these share space across subgraphs). */
@@ -16,9 +16,12 @@ typedef struct mh_dsp_sg_tensor {
   int persistent;
 } mh_dsp_sg_tensor;
 
-/* One node: C (m x n) (=|+=) op(A) op(B), operands named by tensor index. a_const: A is the
- * weight tensor (packed once per version on the DSP); may_fuse: the requantise epilogue may be
- * switched on per run (C then receives int8 with row stride ldc; bias: a tensor of m int32 or -1). */
+/* One node: C (m x n) (=|+=) op(A) op(B), operands named by tensor index. a_const: A is a constant
+ * tensor (packed once per version on the DSP); may_fuse: the requantise epilogue may be switched
+ * on per run (C then receives int8 with row stride ldc; bias: a tensor of m int32 or -1).
+ * b_rows: the tensor holding B's row table (uint32 offsets from B's start, one per stored row;
+ * ldb unused), or 0 for a dense B (tensor 0, the weights, is never a table). grid_*: the fused
+ * epilogue measures only the valid columns of a padded grid (grid_w 0: all columns). */
 typedef struct mh_dsp_sg_node {
   int m, n, k;
   int a, lda, trans_a;
@@ -26,13 +29,16 @@ typedef struct mh_dsp_sg_node {
   int c, ldc;
   int bias;
   int a_const, may_fuse;
+  int b_rows;
+  int grid_w, grid_h, grid_q, grid_p;
 } mh_dsp_sg_node;
 
 typedef struct mh_dsp_sg_desc {
   int n_tensors, n_nodes;
   mh_dsp_sg_tensor t[MH_DSP_SG_TENSORS];
   mh_dsp_sg_node nodes[MH_WIRE_SG_NODES];
-  int weights; /* the tensor the a_const nodes read */
+  int weights;  /* the constant tensor the layer's weights go to */
+  int weights2; /* a second constant tensor derived from them (flipped weights), or 0 */
 } mh_dsp_sg_desc;
 
 typedef struct mh_dsp_sg {
@@ -47,6 +53,7 @@ typedef struct mh_dsp_sg {
   uint32_t apack_off[MH_WIRE_SG_NODES];
   uint32_t persist_base; /* where its persistent tensors start (0: not laid out yet) */
   size_t persist_bytes;  /* ... and how many bytes they take */
+  int tables_written;    /* the caller wrote its persistent tables since the last layout */
 } mh_dsp_sg;
 
 /* The subgraph named key for desc: found, or laid out and prepared (again, when desc changed or
@@ -60,6 +67,8 @@ static inline void *mh_dsp_sg_at(mh_dsp *d, const mh_dsp_sg *s, int t) { return 
 /* Puts the weights into the weight tensor: copied (and marked for repacking) only when they differ
  * from what the region holds, or always without reuse. */
 void mh_dsp_sg_set_weights(mh_dsp *d, mh_dsp_sg *s, const void *w, size_t bytes, mh_dsp_counts *cnt);
+/* The same for any constant tensor t (the second weights tensor). */
+void mh_dsp_sg_set_const(mh_dsp *d, mh_dsp_sg *s, int t, const void *w, size_t bytes, mh_dsp_counts *cnt);
 
 /* Runs the masked nodes in one message; epilogue: fuse requantisation at shift/mode into the
  * may_fuse nodes (their max|acc| and saturations come back in st, which may be NULL). */
