@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/dsp/backend_dsp.h"
 #include "core/status.h"
 #include "ops/ops.h"
 
@@ -40,6 +41,21 @@ static double task_mj(const mh_profile *p, const task *t, int side, int int8) {
 static double handoff_ms(const mh_profile *p, double bytes) { return p->transport_latency_us * 1e-3 + bytes / (p->transport_gbps * 1e9) * 1e3; }
 static double handoff_mj(const mh_profile *p, double bytes) { return p->e_transport_call_uj * 1e-3 + bytes * p->e_dram_byte_pj * 1e-9; }
 
+/* Why a node's pass stays on the CPU when the DSP program does not run it (mh_dsp_supports). */
+static const char *why_cpu(const mh_graph *g, int i, int precision) {
+  const mh_node *nd = &g->nodes[i];
+  if (precision == MH_PRECISION_FP32) return "FP32: v66 HVX has no vector float";
+  switch (nd->op) {
+    case MH_OP_CONV2D: return "grouped or depthwise convolution: direct loops on the CPU";
+    case MH_OP_BATCHNORM: return "batch norm: float statistics, division";
+    case MH_OP_MAXPOOL: return precision == MH_PRECISION_INTEGER ? "the DSP's max-pool takes 2x2 windows of stride 2 only"
+                                                                 : "float elementwise (int8 algorithm keeps FP32 between GEMMs)";
+    case MH_OP_ADD: return precision == MH_PRECISION_INTEGER ? "hands the error on: no work"
+                                                             : "float elementwise (int8 algorithm keeps FP32 between GEMMs)";
+    default: return precision == MH_PRECISION_INTEGER ? "no DSP form" : "float elementwise (int8 algorithm keeps FP32 between GEMMs)";
+  }
+}
+
 /* The step's tasks for a precision (elements of activations: 4 bytes in FP32, 1 in int8/integer). */
 static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
   int N = g->n_nodes, cap = 3 * N + 4, n = 0;
@@ -56,31 +72,30 @@ static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
       for (int p = 0; p < nd->n_params; p++) w += (double)g->params[nd->param0 + p].numel * (q ? 1 : 4);
       int gemm = nd->op == MH_OP_CONV2D || nd->op == MH_OP_LINEAR;
       double macs = gemm ? (double)B * mh_node_macs(g, i) : 0;
-      const char *why = NULL;
-      int ok = q && gemm; /* int8 GEMMs */
-      if (integer && mh_op_impl_int_get(nd->op)) ok = 1; /* niti: every op is integer */
-      if (!ok) why = !q ? "FP32: v66 HVX has no vector float" : nd->op == MH_OP_BATCHNORM ? "batch norm: float statistics, division"
-                                                                 : "float elementwise (int8 algorithm keeps FP32 between GEMMs)";
       const char *dir = pass == 0 ? "fwd" : "bwd";
       if (pass == 1 && gemm) { /* backward-data (unless the input is the data) and backward-weight */
         if (nd->in[0] != 0) {
           task *t = &ts[n++];
           snprintf(t->name, sizeof t->name, "bwd-data %s", nd->name);
-          t->macs = macs, t->bytes = y + w + xin * (q && !integer ? 4 : 1), t->in_bytes = y, t->dsp_ok = ok, t->why_cpu = why;
+          t->macs = macs, t->bytes = y + w + xin * (q && !integer ? 4 : 1), t->in_bytes = y;
+          t->dsp_ok = mh_dsp_supports(g, i, MH_PASS_BWD_D, precision), t->why_cpu = why_cpu(g, i, precision);
           t->node = i, t->place = MH_PASS_BWD_D;
         }
         task *t = &ts[n++];
         snprintf(t->name, sizeof t->name, "bwd-weight %s", nd->name);
-        t->macs = macs, t->bytes = y + xin + w * 4, t->in_bytes = y, t->dsp_ok = ok, t->why_cpu = why;
+        t->macs = macs, t->bytes = y + xin + w * 4, t->in_bytes = y;
+        t->dsp_ok = mh_dsp_supports(g, i, MH_PASS_BWD_W, precision), t->why_cpu = why_cpu(g, i, precision);
         t->pair = nd->in[0] != 0;
         t->node = i, t->place = MH_PASS_BWD_W;
         continue;
       }
       if (nd->op == MH_OP_FLATTEN) continue; /* a view */
       task *t = &ts[n++];
+      unsigned bit = pass == 0 ? MH_PASS_FWD : MH_PASS_BWD_D;
       snprintf(t->name, sizeof t->name, "%s %s", dir, nd->name);
-      t->macs = macs, t->bytes = xin + y + w, t->in_bytes = xin, t->dsp_ok = ok, t->why_cpu = why;
-      t->node = i, t->place = pass == 0 ? MH_PASS_FWD : MH_PASS_BWD_D;
+      t->macs = macs, t->bytes = xin + y + w, t->in_bytes = xin;
+      t->dsp_ok = mh_dsp_supports(g, i, bit, precision), t->why_cpu = why_cpu(g, i, precision);
+      t->node = i, t->place = bit;
       if (pass == 0 && k == N - 1) { /* the loss sits between forward and backward */
         task *l = &ts[n++];
         snprintf(l->name, sizeof l->name, "loss (softmax cross-entropy)");
@@ -92,8 +107,8 @@ static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
   task *u = &ts[n++];
   double np = (double)g->n_param_floats;
   snprintf(u->name, sizeof u->name, "update (%s)", integer ? "integer" : "SGD on FP32 masters");
-  u->bytes = integer ? np * 6 : np * 16, u->in_bytes = integer ? np * 4 : np * 4, u->dsp_ok = integer;
-  u->why_cpu = "FP32 SGD with momentum";
+  u->bytes = integer ? np * 6 : np * 16, u->in_bytes = integer ? np * 4 : np * 4, u->dsp_ok = 0;
+  u->why_cpu = integer ? "the DSP program has no update" : "FP32 SGD with momentum";
   u->node = -1;
   *out = ts;
   return n;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/memplan.h"
+#include "backend/backend.h"
 #include "core/status.h"
 #include "ops/ops.h"
 #include "quant/quantize.h"
@@ -36,9 +37,9 @@ struct mh_executor {
   mh_rescale_mode rescale;
   mh_rescale_state *rs;      /* per node: [2i] forward output, [2i+1] input gradient */
   mh_rescale_counts rc;
-  struct mh_dsp *dsp;
-  struct mh_dsp_counts *dsp_counts;
-  unsigned char *dsp_place;  /* per node: MH_PLACE_* bits of its passes that run on the DSP (NULL: all) */
+  const struct mh_backend *be; /* runs the passes of place[] it supports; NULL: the CPU runs everything */
+  unsigned char *place;        /* per node: the MH_PASS_* bits given to the backend */
+  unsigned char *ran;          /* per node: the passes the backend completed in the last step */
   mh_rescale_state rs_infer[2]; /* scratch history for inference forwards */
   mh_rescale_counts rc_infer;
   uint64_t seed;
@@ -81,7 +82,7 @@ void mh_exec_free(mh_executor *ex) {
   plan_free(&ex->plans[1]);
   free(ex->prof);
   free(ex->e_act), free(ex->e_grad), free(ex->rs), free((void *)ex->absmax);
-  free(ex->dsp_place);
+  free(ex->place), free(ex->ran);
   free(ex);
 }
 
@@ -303,10 +304,30 @@ static mh_op_ctx make_ctx(mh_executor *ex, plan *p, int i, int n, int training, 
   c.node_id = i;
   c.pool = ex->pool;
   c.kt = ex->kt;
-  c.dsp = ex->dsp;
-  c.dsp_counts = ex->dsp_counts;
-  c.dsp_place = ex->dsp_place ? ex->dsp_place[i] : 7u; /* forward/backward keep their own bits */
   return c;
+}
+
+/* The passes of `want` that node i gives the backend: placed there and supported. */
+static unsigned backend_passes(const mh_executor *ex, int i, unsigned want) {
+  if (!ex->be) return 0;
+  unsigned out = 0;
+  for (unsigned bit = MH_PASS_FWD; bit <= MH_PASS_BWD_D; bit <<= 1)
+    if ((want & bit) && (ex->place[i] & bit) && ex->be->supports(ex->be->self, ex->g, i, bit, ex->precision)) out |= bit;
+  return out;
+}
+
+static void fall_back(const mh_executor *ex, const mh_op_ctx *c, unsigned passes) {
+  if (ex->be->fell_back) ex->be->fell_back(ex->be->self, c, passes);
+}
+
+/* Runs passes on the backend start to end: MH_OK, or nonzero after telling it that the CPU takes over. */
+static int run_on_backend(const mh_executor *ex, mh_op_ctx *c, unsigned passes) {
+  if (ex->be->post(ex->be->self, c, passes) == MH_OK && ex->be->wait(ex->be->self, c, passes) == MH_OK) {
+    ex->ran[c->node_id] |= (unsigned char)passes;
+    return MH_OK;
+  }
+  fall_back(ex, c, passes);
+  return MH_ERR_BACKEND;
 }
 
 int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, float *buffers, int training) {
@@ -326,15 +347,16 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, 
     memcpy(p->arena + p->y_off[0], x, node_floats(ex->g, 0, n) * sizeof(float));
   }
   for (int i = 0; i < ex->g->n_nodes; i++) atomic_store(&ex->absmax[i], UINT32_MAX);
+  if (ex->ran) memset(ex->ran, 0, (size_t)ex->g->n_nodes);
   for (int i = 1; i < ex->g->n_nodes; i++) {
     mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
-    c.dsp_place &= MH_PASS_FWD;
     if (ex->precision == MH_PRECISION_INT8) {
       atomic_store(&ex->absmax[i], 0u);
       c.y_absmax = &ex->absmax[i];
     }
     double t0 = ex->prof ? now_s() : 0;
-    impl(ex, i)->forward(&c);
+    c.passes = MH_PASS_FWD;
+    if (!backend_passes(ex, i, MH_PASS_FWD) || run_on_backend(ex, &c, MH_PASS_FWD)) impl(ex, i)->forward(&c);
     if (ex->prof) ex->prof[2 * i] += now_s() - t0;
     if (c.y_absmax && atomic_load(c.y_absmax) == 0u && impl(ex, i)->alias_input) /* a view: its input's */
       atomic_store(&ex->absmax[i], atomic_load(&ex->absmax[ex->g->nodes[i].in[0]]));
@@ -369,14 +391,21 @@ void mh_exec_set_param_exps(mh_executor *ex, const int *exps) { ex->param_exp = 
 
 void mh_exec_set_rescale(mh_executor *ex, mh_rescale_mode mode) { ex->rescale = mode; }
 
-void mh_exec_set_dsp(mh_executor *ex, struct mh_dsp *dsp, struct mh_dsp_counts *counts, const unsigned char *place) {
-  ex->dsp = dsp;
-  ex->dsp_counts = counts;
-  free(ex->dsp_place);
-  ex->dsp_place = NULL;
-  if (place && (ex->dsp_place = malloc((size_t)ex->g->n_nodes))) memcpy(ex->dsp_place, place, (size_t)ex->g->n_nodes);
-  if (place && !ex->dsp_place) ex->dsp = NULL; /* out of memory: stay on the CPU rather than misplace */
+void mh_exec_set_backend(mh_executor *ex, const mh_backend *be, const unsigned char *place) {
+  ex->be = NULL;
+  free(ex->place);
+  ex->place = NULL;
+  free(ex->ran);
+  ex->ran = NULL;
+  if (!be) return;
+  ex->place = malloc((size_t)ex->g->n_nodes), ex->ran = calloc((size_t)ex->g->n_nodes, 1);
+  if (!ex->place || !ex->ran) return; /* out of memory: the CPU runs everything */
+  if (place) memcpy(ex->place, place, (size_t)ex->g->n_nodes);
+  else memset(ex->place, MH_PASS_FWD | MH_PASS_BWD_W | MH_PASS_BWD_D, (size_t)ex->g->n_nodes);
+  ex->be = be;
 }
+
+const unsigned char *mh_exec_backend_ran(const mh_executor *ex) { return ex->ran; }
 
 mh_rescale_state *mh_exec_rescale_states(mh_executor *ex) { return ex->rs; }
 
@@ -391,7 +420,6 @@ int mh_exec_backward(mh_executor *ex, const void *params, void *grads) {
   for (int i = g->n_nodes - 1; i >= 1; i--) {
     const mh_node *nd = &g->nodes[i];
     mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, 1, params, grads, NULL);
-    c.dsp_place &= MH_PASS_BWD_W | MH_PASS_BWD_D;
     c.dy = (const float *)(p->arena + p->dy_off[i]);
     c.qdy = (const int8_t *)(p->arena + p->dy_off[i]);
     c.edy = ex->e_grad[i];
@@ -403,7 +431,20 @@ int mh_exec_backward(mh_executor *ex, const void *params, void *grads) {
       c.dx_accumulate[k] = p->dx_acc[2 * i + k];
     }
     double t0 = ex->prof ? now_s() : 0;
-    impl(ex, i)->backward(&c);
+    /* the backend's share starts, the CPU does the rest meanwhile, then the backend completes; what
+     * it fails, the CPU redoes from the same inputs */
+    unsigned want = MH_PASS_BWD_W | MH_PASS_BWD_D, bk = backend_passes(ex, i, want), cpu = want & ~bk;
+    if (bk && ex->be->post(ex->be->self, &c, bk) != MH_OK) fall_back(ex, &c, bk), cpu = want, bk = 0;
+    if (cpu) {
+      c.passes = cpu;
+      impl(ex, i)->backward(&c);
+    }
+    if (bk && ex->be->wait(ex->be->self, &c, bk) != MH_OK) {
+      fall_back(ex, &c, bk);
+      c.passes = bk;
+      impl(ex, i)->backward(&c);
+    } else if (bk)
+      ex->ran[i] |= (unsigned char)bk;
     if (ex->prof) ex->prof[2 * i + 1] += now_s() - t0;
   }
   return MH_OK;

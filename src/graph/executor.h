@@ -57,11 +57,12 @@ mh_rescale_state *mh_exec_rescale_states(mh_executor *ex);
 const mh_rescale_counts *mh_exec_rescale_counts(const mh_executor *ex);
 void mh_exec_reset_rescale_counts(mh_executor *ex);
 
-/* Integer GEMMs go to this DSP session (NULL: the CPU), counting into `counts`; place: per node,
- * the MH_PASS_* bits of the passes placed on the DSP (copied; NULL: every pass that can). */
-struct mh_dsp;
-struct mh_dsp_counts;
-void mh_exec_set_dsp(mh_executor *ex, struct mh_dsp *dsp, struct mh_dsp_counts *counts, const unsigned char *place);
+struct mh_backend;
+/* Gives the passes `place` names (per node, MH_PASS_* bits; NULL: every pass the backend supports)
+ * to a backend; the rest, and whatever the backend fails, run on the CPU (NULL backend: all). */
+void mh_exec_set_backend(mh_executor *ex, const struct mh_backend *be, const unsigned char *place);
+/* Per node, the passes the backend completed in the last step (since its forward); NULL without one. */
+const unsigned char *mh_exec_backend_ran(const mh_executor *ex);
 
 /* Per-node timing: when on, forward and backward seconds accumulate per node; the array has
  * 2 * n_nodes doubles (forward, backward), NULL when profiling is off. Turning on resets it. */

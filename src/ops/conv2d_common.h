@@ -72,23 +72,31 @@ void mh__conv_s8_depthwise_forward(mh_op_ctx *ctx, const conv_dims *d, const int
 void mh__conv_s8_depthwise_backward(mh_op_ctx *ctx, const conv_dims *d, const int8_t *xq, const int8_t *wq,
                                     const int8_t *dyq, float dx_scale, int32_t *dwacc, unsigned parts);
 
-/* The layer as a DSP subgraph (conv2d_dsp.c). Tensors (the columns form uses the first six: X is
- * col, G the gathered output gradient; the grid form X the padded image, G the output gradient on
- * the forward grid, and the rest): */
-enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y, MH_CONV_WT, MH_CONV_RX, MH_CONV_DYP,
-       MH_CONV_RD }; /* nodes: MH_PASS_* */
-struct mh_dsp_sg;
-/* Whether the layer's subgraph takes the grid form (the CPU's padded-path convolutions). */
-int mh__conv_dsp_grid(const conv_dims *d);
-/* The subgraph of this node at this batch with weights wq in place, or NULL: no live DSP, a
- * grouped convolution, or no room (the caller runs the CPU path). */
-struct mh_dsp_sg *mh__conv_dsp(const mh_op_ctx *ctx, const conv_dims *d, const int8_t *wq);
-/* Writes the whole batch's inputs: from xq (when given) and from dyq (when given). */
-void mh__conv_dsp_inputs(const mh_op_ctx *ctx, const conv_dims *d, struct mh_dsp_sg *sg, const int8_t *xq,
-                         const int8_t *dyq);
-/* The forward result (int32, in Y) into out; the fused form's int8 result into qy (NCHW); the grid
- * form's input gradient (int32, in Y) into out. */
-void mh__conv_dsp_emit_y(mh_op_ctx *ctx, const conv_dims *d, struct mh_dsp_sg *sg, const mh_conv_out *out);
-void mh__conv_dsp_extract_y8(const mh_op_ctx *ctx, const conv_dims *d, struct mh_dsp_sg *sg, int8_t *qy);
-void mh__conv_dsp_emit_dx(mh_op_ctx *ctx, const conv_dims *d, struct mh_dsp_sg *sg, const mh_conv_out *out);
+/* The int8 convolution's pieces a backend shares (conv2d_s8.c): its buffers (saved exponents, int8
+ * x and W; scratch: int8 dy, int32 dW and input-gradient planes), the forward quantisation (returns
+ * the output scale 2^(e_x + e_w)), dy's (returns its exponent), the weight gradient's completion
+ * (FP32 dW from the int32 sums, and the bias gradient), and col2im of int32 columns into FP32 dx. */
+typedef struct {
+  int32_t *e;
+  int8_t *xq, *wq, *dyq;
+  int32_t *dwacc, *dxacc;
+} mh_conv_s8_bufs;
+void mh__conv_s8_bufs(const mh_op_ctx *ctx, const conv_dims *d, mh_conv_s8_bufs *b);
+float mh__conv_s8_quantize_inputs(mh_op_ctx *ctx, const conv_dims *d, const mh_conv_s8_bufs *b);
+int mh__conv_s8_quantize_dy(mh_op_ctx *ctx, const conv_dims *d, const mh_conv_s8_bufs *b);
+void mh__conv_s8_finish_weights(mh_op_ctx *ctx, const conv_dims *d, const mh_conv_s8_bufs *b, int ey);
+void mh__conv_s8_col2im(mh_op_ctx *ctx, const conv_dims *d, const int32_t *dcol, size_t ld, int32_t *acc, int n0,
+                        int cnt, int g, int e);
+
+/* The integer convolution's pieces a backend shares (conv2d_int.c): the layer's int32 result or input
+ * gradient (NCHW), the aligned bias added to a result, the bias gradient, and the input gradient's
+ * completion (rescaled to int8 and handed to the input). */
+int32_t *mh__conv_int_big(const mh_op_ctx *ctx, const conv_dims *d);
+/* The forward's int32 result with the aligned bias, on the CPU, into mh__conv_int_big. */
+void mh__conv_int_acc(mh_op_ctx *ctx, const conv_dims *d, int e_acc);
+void mh__conv_int_bias(mh_op_ctx *ctx, const conv_dims *d, int32_t *big, int e_acc);
+void mh__conv_int_bias_grad(mh_op_ctx *ctx, const conv_dims *d);
+void mh__conv_int_finish_dx(mh_op_ctx *ctx, const conv_dims *d);
+/* dx planes (int32) += col2im of dcol (kk x N*P*Q): the whole batch of group 0. */
+void mh__conv_int_col2im(mh_op_ctx *ctx, const conv_dims *d, const int32_t *dcol, int32_t *dx);
 #endif

@@ -3,7 +3,6 @@
  * node's rescale slot (pseudo-stochastic rounding). Weight and bias gradients stay int32 sums. */
 #include <string.h>
 
-#include "backend/dsp/subgraph.h"
 #include "ops/conv2d_common.h"
 
 /* Scratch (bytes, 64-aligned): col (kk x cols), gathered dy (Og x cols), GEMM result
@@ -57,7 +56,7 @@ static size_t conv_int_scratch(const mh_graph *g, const mh_node *nd, int n, int 
 }
 
 /* Adds the bias q_b * 2^e_b, aligned to the accumulator's exponent, to the NCHW int32 result. */
-static void conv_int_bias(mh_op_ctx *ctx, const conv_dims *d, int32_t *big, int e_acc) {
+void mh__conv_int_bias(mh_op_ctx *ctx, const conv_dims *d, int32_t *big, int e_acc) {
   if (!ctx->node->bias) return;
   int kk = d->Cg * d->K * d->K, pq = d->P * d->Q;
   const int8_t *b = ctx->qw + (size_t)d->O * kk;
@@ -84,7 +83,7 @@ static void conv_int_acc(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch 
   if (s->padded) {
     mh_conv_out out = {NULL, 0.f, NULL, 0, s->big};
     mh__conv_s8_padded_forward(ctx, &d, int_padded_chunk(&d), ctx->qx[0], ctx->qw, &out, s->padded);
-    conv_int_bias(ctx, &d, s->big, e_acc);
+    mh__conv_int_bias(ctx, &d, s->big, e_acc);
     return;
   }
   int nb = int_chunk(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
@@ -93,44 +92,23 @@ static void conv_int_acc(mh_op_ctx *ctx, const conv_dims *dp, const int_scratch 
     for (int g = 0; g < d.G; g++) {
       mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s->col, n0, cnt, g);
       mh_gemm_s8_args ga = {d.Og, cols, kk, ctx->qw + (size_t)g * d.Og * kk, kk, 0, s->col, cols, 0, s->acc, cols, 0};
-      mh__op_gemm_s8(ctx, &ga);
+      mh_gemm_s8(ctx->kt, ctx->pool, &ga);
       conv_scatter(&d, s->acc, 4, s->big, n0, cnt, g);
     }
   }
-  conv_int_bias(ctx, &d, s->big, e_acc);
+  mh__conv_int_bias(ctx, &d, s->big, e_acc);
 }
 
-/* --backend dsp: the forward pass as one run of the layer's subgraph. Exact rescaling: the int32
- * result comes back and is rescaled here. Adaptive with a prediction: the requantise epilogue is
- * fused at the predicted shift (the channel bias is the epilogue's row bias), the max and
- * saturations are judged by the same rule as on the CPU, and a fallback runs again with the exact
- * shift; the int32 result never leaves the DSP. Returns 1 when done, 0 for the CPU path. */
-static int conv_int_forward_dsp(mh_op_ctx *ctx, const conv_dims *d, const int_scratch *s, int e_acc) {
-  struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__conv_dsp(ctx, d, ctx->qw) : NULL;
-  if (!sg) return 0;
-  int kk = d->Cg * d->K * d->K;
-  long n_out = (long)d->N * d->O * d->P * d->Q;
-  mh__conv_dsp_inputs(ctx, d, sg, ctx->qx[0], NULL);
-  if (mh_rescale_needs_exact(&ctx->rs[0], ctx->rescale) || !mh_wire_fused_fits((uint32_t)d->Og, (uint32_t)kk)) { /* int32 back */
-    if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) return 0;
-    mh_conv_out out = {NULL, 0.f, NULL, 0, s->big};
-    mh__conv_dsp_emit_y(ctx, d, sg, &out);
-    conv_int_bias(ctx, d, s->big, e_acc);
-    *ctx->ey = e_acc + mh__int_rescale(ctx, 0, s->big, n_out, ctx->qy);
-    return 1;
-  }
-  int32_t *bias = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_BIAS);
-  for (int o = 0; o < d->O; o++) bias[o] = ctx->node->bias ? mh_q_align32(ctx->qw[(size_t)d->O * kk + o], ctx->ew[1] - e_acc) : 0;
-  mh_requant_stats st;
-  if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 1, ctx->rs[0].shift, &st)) return 0;
-  int redo, shift = mh_rescale_after_predicted(&ctx->rs[0], ctx->rc, &st, n_out, &redo);
-  if (redo && mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 1, shift, &st)) {
-    conv_int_acc(ctx, d, s, e_acc); /* the DSP went away during the fallback: finish on the CPU */
-    ctx->kt->requant_s8(s->big, ctx->qy, n_out, shift, MH_ROUND_PSTO, 0, 0, &st);
-  } else
-    mh__conv_dsp_extract_y8(ctx, d, sg, ctx->qy);
-  *ctx->ey = e_acc + shift;
-  return 1;
+void mh__conv_int_acc(mh_op_ctx *ctx, const conv_dims *d, int e_acc) {
+  int_scratch s;
+  scratch_bytes(d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+  conv_int_acc(ctx, d, &s, e_acc);
+}
+
+int32_t *mh__conv_int_big(const mh_op_ctx *ctx, const conv_dims *d) {
+  int_scratch s;
+  scratch_bytes(d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+  return s.big;
 }
 
 static void conv_int_forward(mh_op_ctx *ctx) {
@@ -138,7 +116,6 @@ static void conv_int_forward(mh_op_ctx *ctx) {
   int_scratch s;
   scratch_bytes(&d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
   int e_acc = ctx->ex[0] + ctx->ew[0];
-  if (conv_int_forward_dsp(ctx, &d, &s, e_acc)) return;
   conv_int_acc(ctx, &d, &s, e_acc);
   *ctx->ey = e_acc + mh__int_rescale(ctx, 0, s.big, (long)d.N * d.O * d.P * d.Q, ctx->qy);
 }
@@ -179,12 +156,12 @@ static void conv_int_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const int
         mh__conv_im2col_s8(ctx, &d, ctx->qx[0], s->col, n0, cnt, g);
         /* dW_g (Og x kk) += G (Og x cols) * col^T: exact int32 sums across chunks */
         mh_gemm_s8_args gw = {d.Og, kk, cols, s->gq, cols, 0, s->col, cols, 1, ctx->qdw + (size_t)g * d.Og * kk, kk, n0 > 0};
-        mh__op_gemm_s8(ctx, &gw);
+        mh_gemm_s8(ctx->kt, ctx->pool, &gw);
       }
       if (parts & MH_PASS_BWD_D) {
         /* dcol (kk x cols) = W_g^T * G, then col2im into the int32 input gradient */
         mh_gemm_s8_args gd = {kk, cols, d.Og, ctx->qw + (size_t)g * d.Og * kk, kk, 1, s->gq, cols, 0, s->acc, cols, 0};
-        mh__op_gemm_s8(ctx, &gd);
+        mh_gemm_s8(ctx->kt, ctx->pool, &gd);
         col2im_job j = {&d, s->acc, s->big, n0, cnt, g};
         mh_parallel_for(ctx->pool, d.Cg, col2im_channels, &j);
       }
@@ -192,48 +169,47 @@ static void conv_int_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const int
   }
 }
 
-/* Backward: the GEMMs the placement puts on the DSP run there as one run of the layer's subgraph
- * (whole batch), the rest on the CPU at the same time (co-scheduling); a DSP that fails hands its
- * share back to the CPU. */
+void mh__conv_int_col2im(mh_op_ctx *ctx, const conv_dims *d, const int32_t *dcol, int32_t *dx) {
+  col2im_job j = {d, dcol, dx, 0, d->N, 0};
+  mh_parallel_for(ctx->pool, d->Cg, col2im_channels, &j);
+}
+
+void mh__conv_int_bias_grad(mh_op_ctx *ctx, const conv_dims *d) {
+  if (!ctx->node->bias) return; /* the error summed over samples and positions */
+  int kk = d->Cg * d->K * d->K, pq = d->P * d->Q;
+  int32_t *db = ctx->qdw + (size_t)d->O * kk;
+  for (int o = 0; o < d->O; o++) {
+    int32_t acc = 0;
+    for (int n = 0; n < d->N; n++) {
+      const int8_t *gp = ctx->qdy + ((size_t)n * d->O + o) * pq;
+      for (int i = 0; i < pq; i++) acc += gp[i];
+    }
+    db[o] = acc;
+  }
+}
+
+void mh__conv_int_finish_dx(mh_op_ctx *ctx, const conv_dims *d) {
+  int_scratch s;
+  scratch_bytes(d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
+  long nx = (long)d->N * d->C * d->H * d->W;
+  int8_t *g8 = ctx->dx_accumulate[0] ? s.g8 : ctx->qdx[0];
+  int sh = mh__int_rescale(ctx, 1, s.big, nx, g8);
+  mh__int_emit_grad(ctx, 0, g8, ctx->edy + ctx->ew[0] + sh, nx);
+}
+
+/* Backward: the passes asked for (ctx->passes; 0: both), each complete by itself, so a backend can
+ * take the other one: the weight and bias gradients (int32 sums), and the input gradient (int32
+ * planes, rescaled to int8). */
 static void conv_int_backward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   int_scratch s;
   scratch_bytes(&d, needs_dx(ctx->g, ctx->node), may_acc(ctx->g, ctx->node), &s, ctx->scratch);
-  int kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  long nx = (long)d.N * d.C * d.H * d.W;
-  if (ctx->qdx[0]) memset(s.big, 0, sizeof(int32_t) * nx);
-  unsigned want = MH_PASS_BWD_W | (ctx->qdx[0] ? MH_PASS_BWD_D : 0u), dsp = d.G == 1 ? mh__op_dsp_bits(ctx, want) : 0u;
-  struct mh_dsp_sg *sg = dsp ? mh__conv_dsp(ctx, &d, ctx->qw) : NULL;
-  if (sg) mh__conv_dsp_inputs(ctx, &d, sg, dsp & MH_PASS_BWD_W ? ctx->qx[0] : NULL, ctx->qdy);
-  if (!sg || mh__op_dsp_post(ctx, sg, dsp, 0, 0)) dsp = 0;
-  if (want & ~dsp) conv_int_backward_cpu(ctx, &d, &s, want & ~dsp);
-  if (dsp && (want & ~dsp)) ctx->dsp_counts->cosched_runs++;
-  if (dsp && mh__op_dsp_wait(ctx, sg, NULL)) conv_int_backward_cpu(ctx, &d, &s, dsp); /* the DSP failed */
-  else if (dsp) {
-    if (dsp & MH_PASS_BWD_W) memcpy(ctx->qdw, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
-    if ((dsp & MH_PASS_BWD_D) && mh__conv_dsp_grid(&d)) { /* the input gradient's planes on a grid */
-      mh_conv_out dx = {NULL, 0.f, NULL, 0, s.big};
-      mh__conv_dsp_emit_dx(ctx, &d, sg, &dx);
-    } else if (dsp & MH_PASS_BWD_D) {
-      col2im_job j = {&d, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y), s.big, 0, d.N, 0};
-      mh_parallel_for(ctx->pool, d.Cg, col2im_channels, &j);
-    }
-  }
-  if (ctx->node->bias) { /* the bias gradient: the error summed over samples and positions */
-    int32_t *db = ctx->qdw + (size_t)d.O * kk;
-    for (int o = 0; o < d.O; o++) {
-      int32_t acc = 0;
-      for (int n = 0; n < d.N; n++) {
-        const int8_t *gp = ctx->qdy + ((size_t)n * d.O + o) * pq;
-        for (int i = 0; i < pq; i++) acc += gp[i];
-      }
-      db[o] = acc;
-    }
-  }
-  if (!ctx->qdx[0]) return;
-  int8_t *g8 = ctx->dx_accumulate[0] ? s.g8 : ctx->qdx[0];
-  int sh = mh__int_rescale(ctx, 1, s.big, nx, g8);
-  mh__int_emit_grad(ctx, 0, g8, ctx->edy + ctx->ew[0] + sh, nx);
+  unsigned parts = (ctx->passes ? ctx->passes : MH_PASS_BWD_W | MH_PASS_BWD_D) &
+                   (MH_PASS_BWD_W | (ctx->qdx[0] ? MH_PASS_BWD_D : 0u));
+  if (parts & MH_PASS_BWD_D) memset(s.big, 0, sizeof(int32_t) * d.N * d.C * d.H * d.W);
+  conv_int_backward_cpu(ctx, &d, &s, parts);
+  if (parts & MH_PASS_BWD_W) mh__conv_int_bias_grad(ctx, &d);
+  if (parts & MH_PASS_BWD_D) mh__conv_int_finish_dx(ctx, &d);
 }
 
 const mh_op_impl mh_op_conv2d_int = {

@@ -7,7 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "backend/dsp/subgraph.h"
 #include "ops/conv2d_common.h"
 #include "quant/quantize.h"
 
@@ -137,34 +136,60 @@ void mh__conv_gather_s8(const conv_dims *d, const int8_t *dyq, int8_t *gq, int n
       memcpy(gq + (size_t)o * cols + (size_t)sm * pq, dyq + ((size_t)(n0 + sm) * d->O + g * d->Og + o) * pq, pq);
 }
 
+void mh__conv_s8_bufs(const mh_op_ctx *ctx, const conv_dims *d, mh_conv_s8_bufs *b) {
+  s8_scratch s;
+  s8_bytes(d, &s, ctx->scratch);
+  s8_state v;
+  s8_state_bytes(d, &v, ctx->state);
+  b->e = v.e, b->xq = v.xq, b->wq = v.wq, b->dyq = s.dyq, b->dwacc = s.dwacc, b->dxacc = s.dxacc;
+}
+
+float mh__conv_s8_quantize_inputs(mh_op_ctx *ctx, const conv_dims *d, const mh_conv_s8_bufs *b) {
+  long nx = (long)d->N * d->C * d->H * d->W; /* max |x| from the producer when it recorded it: no max pass */
+  b->e[0] = ctx->x_absmax[0] >= 0
+                ? mh_quantize_f32_s8_max(ctx->kt, ctx->pool, ctx->x[0], nx, b->xq, MH_ROUND_NEAREST, 0, ctx->x_absmax[0])
+                : mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], nx, b->xq, MH_ROUND_NEAREST, 0);
+  b->e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)d->O * d->Cg * d->K * d->K, b->wq, MH_ROUND_NEAREST, 0);
+  return (float)ldexp(1.0, b->e[0] + b->e[1]);
+}
+
+int mh__conv_s8_quantize_dy(mh_op_ctx *ctx, const conv_dims *d, const mh_conv_s8_bufs *b) {
+  uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
+  return mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)d->N * d->O * d->P * d->Q, b->dyq, MH_ROUND_STOCH, key);
+}
+
+void mh__conv_s8_finish_weights(mh_op_ctx *ctx, const conv_dims *d, const mh_conv_s8_bufs *b, int ey) {
+  int kk = d->Cg * d->K * d->K, pq = d->P * d->Q;
+  mh_dequantize_s32_f32(ctx->pool, b->dwacc, (long)d->O * kk, ey + b->e[0], ctx->dw, 0);
+  if (!ctx->node->bias) return;
+  float *db = ctx->dw + (size_t)d->O * kk; /* the bias gradient stays FP32: a sum of dL/dy */
+  for (int o = 0; o < d->O; o++) {
+    double acc = 0;
+    for (int n = 0; n < d->N; n++) {
+      const float *gp = ctx->dy + ((size_t)n * d->O + o) * pq;
+      for (int i = 0; i < pq; i++) acc += gp[i];
+    }
+    db[o] = (float)acc;
+  }
+}
+
 static void conv_s8_forward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   s8_scratch s;
   s8_bytes(&d, &s, ctx->scratch);
   s8_state v;
   s8_state_bytes(&d, &v, ctx->state);
+  mh_conv_s8_bufs bufs;
+  mh__conv_s8_bufs(ctx, &d, &bufs);
   int nb = mh__conv_chunk_samples(&d), kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  long nx = (long)d.N * d.C * d.H * d.W; /* max |x| from the producer when it recorded it: no max pass */
-  int ex = v.e[0] = ctx->x_absmax[0] >= 0
-                        ? mh_quantize_f32_s8_max(ctx->kt, ctx->pool, ctx->x[0], nx, v.xq, MH_ROUND_NEAREST, 0, ctx->x_absmax[0])
-                        : mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], nx, v.xq, MH_ROUND_NEAREST, 0);
-  int ew = v.e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)d.O * kk, v.wq, MH_ROUND_NEAREST, 0);
+  float scale = mh__conv_s8_quantize_inputs(ctx, &d, &bufs);
   const float *b = ctx->node->bias ? ctx->w + (size_t)d.O * kk : NULL;
-  float scale = (float)ldexp(1.0, ex + ew);
-  /* on the DSP: the whole batch in one run of the layer's subgraph */
-  struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__conv_dsp(ctx, &d, v.wq) : NULL;
-  if (sg) mh__conv_dsp_inputs(ctx, &d, sg, v.xq, NULL);
-  if (sg && !mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) {
-    mh_conv_out out = {ctx->y, scale, b, 0, NULL};
-    mh__conv_dsp_emit_y(ctx, &d, sg, &out);
-    return;
-  }
   if (s.padded) {
     mh_conv_out out = {ctx->y, scale, b, 0, NULL};
     mh__conv_s8_padded_forward(ctx, &d, s8_padded_chunk(&d), v.xq, v.wq, &out, s.padded);
     return;
   }
-  if (mh__conv_s8_depthwise_ok(&d) && !mh__op_dsp_bits(ctx, MH_PASS_FWD)) { /* placed on the DSP: its GEMMs go there */
+  if (mh__conv_s8_depthwise_ok(&d)) {
     mh__conv_s8_depthwise_forward(ctx, &d, v.xq, v.wq, scale, b);
     return;
   }
@@ -173,7 +198,7 @@ static void conv_s8_forward(mh_op_ctx *ctx) {
     for (int g = 0; g < d.G; g++) {
       mh__conv_im2col_s8(ctx, &d, v.xq, s.colq, n0, cnt, g);
       mh_gemm_s8_args ga = {d.Og, cols, kk, v.wq + (size_t)g * d.Og * kk, kk, 0, s.colq, cols, 0, s.acc, cols, 0};
-      mh__op_gemm_s8(ctx, &ga);
+      mh_gemm_s8(ctx->kt, ctx->pool, &ga);
       s8_emit(ctx, &d, s.acc, n0, cnt, g, scale, b);
     }
   }
@@ -231,8 +256,8 @@ static void col2im_s32_planes(void *p, long lo, long hi) {
   }
 }
 
-static void col2im_s32(mh_op_ctx *ctx, const conv_dims *d, const int32_t *dcol, size_t ld, int32_t *acc, int n0,
-                       int cnt, int g, int e) {
+void mh__conv_s8_col2im(mh_op_ctx *ctx, const conv_dims *d, const int32_t *dcol, size_t ld, int32_t *acc, int n0,
+                        int cnt, int g, int e) {
   col2im_s32_job j = {d, dcol, ld, acc, ctx->dx[0], ldexpf(1.f, e), n0, g, ctx->dx_accumulate[0]};
   mh_parallel_for(ctx->pool, (long)cnt * d->Cg, col2im_s32_planes, &j);
 }
@@ -248,7 +273,7 @@ static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_s
                                 s->padded);
     return;
   }
-  if (mh__conv_s8_depthwise_ok(&d) && !mh__op_dsp_bits(ctx, parts)) {
+  if (mh__conv_s8_depthwise_ok(&d)) {
     mh__conv_s8_depthwise_backward(ctx, &d, v->xq, v->wq, s->dyq, ldexpf(1.f, v->e[1] + ey), s->dwacc, parts);
     return;
   }
@@ -262,61 +287,34 @@ static void conv_s8_backward_cpu(mh_op_ctx *ctx, const conv_dims *dp, const s8_s
         mh__conv_im2col_s8(ctx, &d, v->xq, s->colq, n0, cnt, g);
         /* dW_g (Og x kk) += G (Og x cols) * col^T, exactly in int32 across chunks */
         mh_gemm_s8_args gw = {d.Og, kk, cols, gq, cols, 0, s->colq, cols, 1, s->dwacc + (size_t)g * d.Og * kk, kk, n0 > 0};
-        mh__op_gemm_s8(ctx, &gw);
+        mh_gemm_s8(ctx->kt, ctx->pool, &gw);
       }
       if (parts & MH_PASS_BWD_D) {
         /* dcol (kk x cols) = W_g^T * G in int32, summed into the input planes in int32, then to FP32 */
         mh_gemm_s8_args gd = {kk, cols, d.Og, v->wq + (size_t)g * d.Og * kk, kk, 1, gq, cols, 0, s->acc, cols, 0};
-        mh__op_gemm_s8(ctx, &gd);
-        col2im_s32(ctx, &d, s->acc, (size_t)cols, s->dxacc, n0, cnt, g, v->e[1] + ey);
+        mh_gemm_s8(ctx->kt, ctx->pool, &gd);
+        mh__conv_s8_col2im(ctx, &d, s->acc, (size_t)cols, s->dxacc, n0, cnt, g, v->e[1] + ey);
       }
     }
   }
 }
 
-/* Backward: the GEMMs the placement puts on the DSP run there as one run of the layer's subgraph
- * (whole batch), the rest on the CPU at the same time; a DSP that fails hands its share back. */
+/* Backward: the passes asked for (ctx->passes; 0: both), each complete by itself, so a backend can
+ * take the other one: the weight gradient (int32 sums, then FP32, and the bias gradient) and the
+ * input gradient. Both quantise dy the same way. */
 static void conv_s8_backward(mh_op_ctx *ctx) {
   conv_dims d = mh__conv_dims(ctx);
   s8_scratch s;
   s8_bytes(&d, &s, ctx->scratch);
   s8_state v; /* forward's int8 x and W */
   s8_state_bytes(&d, &v, ctx->state);
-  int ex = v.e[0], ew = v.e[1], kk = d.Cg * d.K * d.K, pq = d.P * d.Q;
-  uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
-  int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)d.N * d.O * pq, s.dyq, MH_ROUND_STOCH, key);
-  unsigned want = MH_PASS_BWD_W | (ctx->dx[0] ? MH_PASS_BWD_D : 0u), dsp = d.G == 1 ? mh__op_dsp_bits(ctx, want) : 0u;
-  struct mh_dsp_sg *sg = dsp ? mh__conv_dsp(ctx, &d, v.wq) : NULL;
-  if (sg) mh__conv_dsp_inputs(ctx, &d, sg, dsp & MH_PASS_BWD_W ? v.xq : NULL, s.dyq);
-  if (!sg || mh__op_dsp_post(ctx, sg, dsp, 0, 0)) dsp = 0;
-  if (want & ~dsp) conv_s8_backward_cpu(ctx, &d, &s, &v, ey, want & ~dsp);
-  if (dsp && (want & ~dsp)) ctx->dsp_counts->cosched_runs++;
-  if (dsp && mh__op_dsp_wait(ctx, sg, NULL)) conv_s8_backward_cpu(ctx, &d, &s, &v, ey, dsp); /* the DSP failed */
-  else if (dsp) {
-    if (dsp & MH_PASS_BWD_W) memcpy(s.dwacc, mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_DW), sizeof(int32_t) * d.O * kk);
-    if ((dsp & MH_PASS_BWD_D) && mh__conv_dsp_grid(&d)) { /* the input gradient's planes on a grid */
-      mh_conv_out dx = {ctx->dx[0], ldexpf(1.f, ew + ey), NULL, ctx->dx_accumulate[0], NULL};
-      mh__conv_dsp_emit_dx(ctx, &d, sg, &dx);
-    } else if (dsp & MH_PASS_BWD_D) { /* the whole batch's int32 columns, into the input planes chunk by chunk */
-      const int32_t *dcol = mh_dsp_sg_at(ctx->dsp, sg, MH_CONV_Y);
-      int nb = mh__conv_chunk_samples(&d);
-      for (int n0 = 0; n0 < d.N; n0 += nb)
-        col2im_s32(ctx, &d, dcol + (size_t)n0 * pq, (size_t)d.N * pq, s.dxacc, n0, d.N - n0 < nb ? d.N - n0 : nb, 0,
-                   ew + ey);
-    }
-  }
-  mh_dequantize_s32_f32(ctx->pool, s.dwacc, (long)d.O * kk, ey + ex, ctx->dw, 0);
-  if (ctx->node->bias) { /* the bias gradient stays FP32: a sum of dL/dy */
-    float *db = ctx->dw + (size_t)d.O * kk;
-    for (int o = 0; o < d.O; o++) {
-      double acc = 0;
-      for (int n = 0; n < d.N; n++) {
-        const float *gp = ctx->dy + ((size_t)n * d.O + o) * pq;
-        for (int i = 0; i < pq; i++) acc += gp[i];
-      }
-      db[o] = (float)acc;
-    }
-  }
+  mh_conv_s8_bufs bufs;
+  mh__conv_s8_bufs(ctx, &d, &bufs);
+  unsigned parts = (ctx->passes ? ctx->passes : MH_PASS_BWD_W | MH_PASS_BWD_D) &
+                   (MH_PASS_BWD_W | (ctx->dx[0] ? MH_PASS_BWD_D : 0u));
+  int ey = mh__conv_s8_quantize_dy(ctx, &d, &bufs);
+  conv_s8_backward_cpu(ctx, &d, &s, &v, ey, parts);
+  if (parts & MH_PASS_BWD_W) mh__conv_s8_finish_weights(ctx, &d, &bufs, ey);
 }
 
 const mh_op_impl mh_op_conv2d_s8 = {

@@ -1,16 +1,8 @@
 /* The integer-tensor forms of ReLU, max-pool, residual add and flatten: int8 values in, int8 out,
- * exponents passed on (ReLU, pool, flatten) or aligned (add). Backward masks and routes int8 errors.
- * Passes the placement puts on the DSP run there (one message each; the CPU when it cannot). */
+ * exponents passed on (ReLU, pool, flatten) or aligned (add). Backward masks and routes int8 errors. */
 #include <string.h>
 
-#include "backend/dsp/dsp.h"
 #include "ops/ops.h"
-
-/* Whether the DSP took the pass: st is the DSP call's status when it was asked (bits placed). */
-static int dsp_done(const mh_op_ctx *ctx, int asked, int st) {
-  if (asked && st) mh__op_dsp_failed(ctx);
-  return asked && !st;
-}
 
 static long numel(const mh_op_ctx *ctx) { return (long)ctx->n * ctx->node->c * ctx->node->h * ctx->node->w; }
 static long in_numel(const mh_op_ctx *ctx) {
@@ -37,8 +29,6 @@ static void relu_fwd(mh_op_ctx *ctx) {
   long n = numel(ctx);
   const int8_t *x = ctx->qx[0];
   *ctx->ey = ctx->ex[0];
-  int asked = mh__op_dsp_bits(ctx, MH_PASS_FWD) != 0;
-  if (dsp_done(ctx, asked, asked ? mh_dsp_relu_s8(ctx->dsp, x, ctx->qy, n, ctx->dsp_counts) : 0)) return;
   int8_t *restrict y = ctx->qy; /* restrict: an int8 store may otherwise alias ctx and stop vectorisation */
   for (long i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
 }
@@ -46,12 +36,9 @@ static void relu_bwd(mh_op_ctx *ctx) {
   if (!ctx->qdx[0]) return;
   long n = numel(ctx);
   int8_t *g = grad_dst(ctx);
-  int asked = mh__op_dsp_bits(ctx, MH_PASS_BWD_D) != 0;
-  if (!dsp_done(ctx, asked, asked ? mh_dsp_relu_bwd_s8(ctx->dsp, ctx->qy, ctx->qdy, g, n, ctx->dsp_counts) : 0)) {
-    const int8_t *restrict y = ctx->qy, *restrict dy = ctx->qdy;
-    int8_t *restrict o = g;
-    for (long i = 0; i < n; i++) o[i] = (int8_t)(dy[i] & -(y[i] > 0)); /* a mask, so dy loads unconditionally */
-  }
+  const int8_t *restrict y = ctx->qy, *restrict dy = ctx->qdy;
+  int8_t *restrict o = g;
+  for (long i = 0; i < n; i++) o[i] = (int8_t)(dy[i] & -(y[i] > 0)); /* a mask, so dy loads unconditionally */
   mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
 }
 const mh_op_impl mh_op_relu_int = {.save_output = 1, .scratch_floats = relu_scratch, .forward = relu_fwd, .backward = relu_bwd};
@@ -78,17 +65,10 @@ static int argmax8(const pool_dims *d, const int8_t *x, int p, int q) {
   }
   return best;
 }
-/* The DSP's max-pool: 2x2 windows, stride 2, no padding. */
-static int pool_on_dsp(const mh_op_ctx *ctx, const pool_dims *d, unsigned pass) {
-  return d->K == 2 && d->S == 2 && d->D == 0 && d->P == d->H / 2 && d->Q == d->W / 2 && mh__op_dsp_bits(ctx, pass);
-}
 static void maxpool_fwd(mh_op_ctx *ctx) {
   pool_dims d = pdims(ctx);
   long planes = (long)ctx->n * ctx->node->c;
   *ctx->ey = ctx->ex[0];
-  int asked = pool_on_dsp(ctx, &d, MH_PASS_FWD);
-  if (dsp_done(ctx, asked, asked ? mh_dsp_maxpool2_s8(ctx->dsp, ctx->qx[0], NULL, ctx->qy, planes, d.H, d.W, ctx->dsp_counts) : 0))
-    return;
   for (long t = 0; t < planes; t++) {
     const int8_t *restrict x = ctx->qx[0] + t * d.H * d.W;
     int8_t *restrict y = ctx->qy + t * d.P * d.Q;
@@ -132,11 +112,6 @@ static void maxpool_bwd(mh_op_ctx *ctx) {
   pool_dims d = pdims(ctx);
   long planes = (long)ctx->n * ctx->node->c, n = in_numel(ctx);
   int8_t *g = grad_dst(ctx);
-  int asked = pool_on_dsp(ctx, &d, MH_PASS_BWD_D); /* windows do not overlap: the shift is 0 */
-  if (dsp_done(ctx, asked, asked ? mh_dsp_maxpool2_s8(ctx->dsp, ctx->qx[0], ctx->qdy, g, planes, d.H, d.W, ctx->dsp_counts) : 0)) {
-    mh__int_emit_grad(ctx, 0, g, ctx->edy, n);
-    return;
-  }
   if (d.K == 2 && d.S == 2 && d.D == 0) {
     for (long t = 0; t < planes; t++)
       maxpool2_bwd_int(&d, ctx->qx[0] + t * d.H * d.W, ctx->qdy + t * d.P * d.Q, g + t * d.H * d.W);
@@ -161,10 +136,6 @@ const mh_op_impl mh_op_maxpool_int = {.save_input = 1, .scratch_floats = pool_sc
 
 /* ---- residual add: exponents aligned; backward hands the error to both inputs ---- */
 static void add_fwd(mh_op_ctx *ctx) {
-  int asked = mh__op_dsp_bits(ctx, MH_PASS_FWD) != 0;
-  if (dsp_done(ctx, asked, asked ? mh_dsp_add_s8(ctx->dsp, ctx->qx[0], ctx->ex[0], ctx->qx[1], ctx->ex[1], ctx->qy, numel(ctx),
-                                                 ctx->ey, ctx->dsp_counts) : 0))
-    return;
   *ctx->ey = mh__int_add(ctx->pool, ctx->qx[0], ctx->ex[0], ctx->qx[1], ctx->ex[1], ctx->qy, numel(ctx));
 }
 static void add_bwd(mh_op_ctx *ctx) {

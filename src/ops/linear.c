@@ -4,7 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "backend/dsp/subgraph.h"
 #include "ops/ops.h"
 #include "quant/quantize.h"
 
@@ -17,7 +16,7 @@ void mh__linear_dims(const mh_graph *g, const mh_node *nd, int *F, int *O) {
 }
 
 /* Scratch: dy_q (N*O), the int32 result (max(N*O, O*F)) and the input gradient's (N*F): the two
- * backward GEMMs may run at once (one on the DSP). */
+ * backward passes may run at once (one on a backend). */
 static size_t lin_s8_scratch(const mh_graph *g, const mh_node *nd, int N, int precision) {
   int F, O;
   mh__linear_dims(g, nd, &F, &O);
@@ -32,65 +31,85 @@ static size_t lin_s8_state(const mh_graph *g, const mh_node *nd, int N, int prec
   return (64 + al((size_t)N * F) + al((size_t)O * F)) / 4;
 }
 
-static void lin_s8_parts(const mh_op_ctx *ctx, int N, int F, int O, int32_t **e, int8_t **xq, int8_t **wq,
-                         int8_t **dyq, int32_t **acc, int32_t **dxacc) {
+void mh__linear_s8_bufs(const mh_op_ctx *ctx, int N, int F, int O, mh_linear_s8_bufs *b) {
   char *st = (char *)ctx->state, *sc = (char *)ctx->scratch;
   size_t accn = (size_t)N * O > (size_t)O * F ? (size_t)N * O : (size_t)O * F;
-  *e = (int32_t *)st, *xq = (int8_t *)(st + 64), *wq = (int8_t *)(st + 64 + al((size_t)N * F));
-  *dyq = (int8_t *)sc, *acc = (int32_t *)(sc + al((size_t)N * O));
-  *dxacc = (int32_t *)(sc + al((size_t)N * O) + al(accn * 4));
+  b->e = (int32_t *)st, b->xq = (int8_t *)(st + 64), b->wq = (int8_t *)(st + 64 + al((size_t)N * F));
+  b->dyq = (int8_t *)sc, b->acc = (int32_t *)(sc + al((size_t)N * O));
+  b->dxacc = (int32_t *)(sc + al((size_t)N * O) + al(accn * 4));
+}
+
+void mh__linear_s8_quantize_inputs(mh_op_ctx *ctx, int N, int F, int O, const mh_linear_s8_bufs *b) {
+  b->e[0] = ctx->x_absmax[0] >= 0 /* max |x| recorded by the producer: no max pass */
+                ? mh_quantize_f32_s8_max(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, b->xq, MH_ROUND_NEAREST, 0, ctx->x_absmax[0])
+                : mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, b->xq, MH_ROUND_NEAREST, 0);
+  b->e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, b->wq, MH_ROUND_NEAREST, 0);
+}
+
+void mh__linear_s8_finish_forward(mh_op_ctx *ctx, int N, int F, int O, const mh_linear_s8_bufs *b) {
+  mh_dequantize_s32_f32(ctx->pool, b->acc, (long)N * O, b->e[0] + b->e[1], ctx->y, 0);
+  if (!ctx->node->bias) return;
+  const float *bias = ctx->w + (size_t)O * F;
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < O; o++) ctx->y[(size_t)n * O + o] += bias[o];
+}
+
+int mh__linear_s8_quantize_dy(mh_op_ctx *ctx, int N, int O, const mh_linear_s8_bufs *b) {
+  uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
+  return mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)N * O, b->dyq, MH_ROUND_STOCH, key);
+}
+
+void mh__linear_s8_finish_weights(mh_op_ctx *ctx, int N, int F, int O, const mh_linear_s8_bufs *b, int ey) {
+  mh_dequantize_s32_f32(ctx->pool, b->acc, (long)O * F, ey + b->e[0], ctx->dw, 0);
+  if (!ctx->node->bias) return;
+  float *db = ctx->dw + (size_t)O * F; /* the bias gradient stays FP32: a sum of dL/dy */
+  for (int o = 0; o < O; o++) {
+    double s = 0;
+    for (int n = 0; n < N; n++) s += ctx->dy[(size_t)n * O + o];
+    db[o] = (float)s;
+  }
+}
+
+void mh__linear_s8_finish_dx(mh_op_ctx *ctx, int N, int F, const mh_linear_s8_bufs *b, int ey) {
+  mh_dequantize_s32_f32(ctx->pool, b->dxacc, (long)N * F, ey + b->e[1], ctx->dx[0], ctx->dx_accumulate[0]);
 }
 
 static void linear_s8_forward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
   mh__linear_dims(ctx->g, ctx->node, &F, &O);
-  int32_t *e, *acc, *dxacc;
-  int8_t *xq, *wq, *dyq;
-  lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc, &dxacc);
-  e[0] = ctx->x_absmax[0] >= 0 /* max |x| recorded by the producer: no max pass */
-             ? mh_quantize_f32_s8_max(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0, ctx->x_absmax[0])
-             : mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->x[0], (long)N * F, xq, MH_ROUND_NEAREST, 0);
-  e[1] = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->w, (long)O * F, wq, MH_ROUND_NEAREST, 0);
-  struct mh_dsp_sg *sg = mh__op_dsp_bits(ctx, MH_PASS_FWD) ? mh__linear_dsp(ctx, N, F, O, wq) : NULL;
-  if (sg) { /* one run of the layer's DSP subgraph: Y = W x^T */
-    memcpy(mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_X), xq, (size_t)N * F);
-    if (mh__op_dsp_run(ctx, sg, MH_PASS_FWD, 0, 0, NULL)) sg = NULL;
-  }
-  if (sg) {
-    const int32_t *yt = mh_dsp_sg_at(ctx->dsp, sg, MH_LIN_Y);
-    for (int n = 0; n < N; n++)
-      for (int o = 0; o < O; o++) acc[(size_t)n * O + o] = yt[(size_t)o * N + n];
-  } else {
-    mh_gemm_s8_args a = {N, O, F, xq, F, 0, wq, F, 1, acc, O, 0};
-    mh__op_gemm_s8(ctx, &a);
-  }
-  mh_dequantize_s32_f32(ctx->pool, acc, (long)N * O, e[0] + e[1], ctx->y, 0);
-  if (ctx->node->bias) {
-    const float *b = ctx->w + (size_t)O * F;
-    for (int n = 0; n < N; n++)
-      for (int o = 0; o < O; o++) ctx->y[(size_t)n * O + o] += b[o];
-  }
+  mh_linear_s8_bufs b;
+  mh__linear_s8_bufs(ctx, N, F, O, &b);
+  mh__linear_s8_quantize_inputs(ctx, N, F, O, &b);
+  mh_gemm_s8_args a = {N, O, F, b.xq, F, 0, b.wq, F, 1, b.acc, O, 0};
+  mh_gemm_s8(ctx->kt, ctx->pool, &a);
+  mh__linear_s8_finish_forward(ctx, N, F, O, &b);
 }
 
+/* Backward: the passes asked for (ctx->passes; 0: both), each complete by itself (both quantise dy
+ * the same way), so a backend can take the other one. */
 static void linear_s8_backward(mh_op_ctx *ctx) {
   int N = ctx->n, F, O;
   mh__linear_dims(ctx->g, ctx->node, &F, &O);
-  int32_t *e, *acc, *dxacc;
-  int8_t *xq, *wq, *dyq;
-  lin_s8_parts(ctx, N, F, O, &e, &xq, &wq, &dyq, &acc, &dxacc);
-  uint32_t key = mh_q_stoch_key(ctx->seed, (uint64_t)ctx->step, (uint32_t)ctx->node_id);
-  int ey = mh_quantize_f32_s8(ctx->kt, ctx->pool, ctx->dy, (long)N * O, dyq, MH_ROUND_STOCH, key);
-  mh__linear_backward_gemms(ctx, N, F, O, xq, wq, dyq, acc, ctx->dx[0] ? dxacc : NULL);
-  mh_dequantize_s32_f32(ctx->pool, acc, (long)O * F, ey + e[0], ctx->dw, 0);
-  if (ctx->node->bias) { /* the bias gradient stays FP32: a sum of dL/dy */
-    float *db = ctx->dw + (size_t)O * F;
-    for (int o = 0; o < O; o++) {
-      double s = 0;
-      for (int n = 0; n < N; n++) s += ctx->dy[(size_t)n * O + o];
-      db[o] = (float)s;
-    }
+  mh_linear_s8_bufs b;
+  mh__linear_s8_bufs(ctx, N, F, O, &b);
+  unsigned parts = (ctx->passes ? ctx->passes : MH_PASS_BWD_W | MH_PASS_BWD_D) &
+                   (MH_PASS_BWD_W | (ctx->dx[0] ? MH_PASS_BWD_D : 0u));
+  int ey = mh__linear_s8_quantize_dy(ctx, N, O, &b);
+  mh__linear_backward_gemms(ctx, N, F, O, b.xq, b.wq, b.dyq, b.acc, b.dxacc, parts);
+  if (parts & MH_PASS_BWD_W) mh__linear_s8_finish_weights(ctx, N, F, O, &b, ey);
+  if (parts & MH_PASS_BWD_D) mh__linear_s8_finish_dx(ctx, N, F, &b, ey);
+}
+
+void mh__linear_backward_gemms(const mh_op_ctx *ctx, int N, int F, int O, const int8_t *xq, const int8_t *wq,
+                               const int8_t *dyq, int32_t *dw, int32_t *dx, unsigned parts) {
+  if (parts & MH_PASS_BWD_W) { /* dW (O x F) = dy^T x */
+    mh_gemm_s8_args gw = {O, F, N, dyq, O, 1, xq, F, 0, dw, F, 0};
+    mh_gemm_s8(ctx->kt, ctx->pool, &gw);
   }
-  if (ctx->dx[0]) mh_dequantize_s32_f32(ctx->pool, dxacc, (long)N * F, ey + e[1], ctx->dx[0], ctx->dx_accumulate[0]);
+  if (parts & MH_PASS_BWD_D) { /* dx (N x F) = dy W */
+    mh_gemm_s8_args gd = {N, F, O, dyq, O, 0, wq, F, 0, dx, F, 0};
+    mh_gemm_s8(ctx->kt, ctx->pool, &gd);
+  }
 }
 
 const mh_op_impl mh_op_linear_s8 = {

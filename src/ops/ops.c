@@ -5,7 +5,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "backend/dsp/subgraph.h"
 #include "core/status.h"
 
 const mh_op_impl *mh_op_impl_get(mh_op_type op) {
@@ -48,45 +47,6 @@ const mh_op_impl *mh_op_impl_for(mh_op_type op, int precision) {
       default: break;
     }
   return mh_op_impl_get(op);
-}
-
-void mh__op_dsp_failed(const mh_op_ctx *ctx) {
-  if (!ctx->dsp) return;
-  if (!ctx->dsp->alive && !ctx->dsp_counts->dsp_lost) {
-    mh__log(MH_LOG_WARN, "%s; continuing on the CPU", mh_last_error());
-    ctx->dsp_counts->dsp_lost = 1;
-  }
-  ctx->dsp_counts->cpu_fallbacks++;
-}
-
-unsigned mh__op_dsp_bits(const mh_op_ctx *ctx, unsigned want) {
-  return ctx->dsp && ctx->dsp->alive ? ctx->dsp_place & want : 0u;
-}
-
-int mh__op_dsp_post(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, unsigned mask, int epilogue, int shift) {
-  if (mh_dsp_sg_post(ctx->dsp, sg, mask, epilogue, shift, MH_ROUND_PSTO, ctx->dsp_counts) == MH_OK) return MH_OK;
-  mh__op_dsp_failed(ctx);
-  return MH_ERR_BACKEND;
-}
-
-int mh__op_dsp_wait(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, mh_requant_stats *st) {
-  if (mh_dsp_sg_wait(ctx->dsp, sg, st, ctx->dsp_counts) == MH_OK) return MH_OK;
-  mh__op_dsp_failed(ctx);
-  return MH_ERR_BACKEND;
-}
-
-int mh__op_dsp_run(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, unsigned mask, int epilogue, int shift,
-                   mh_requant_stats *st) {
-  MH_TRY(mh__op_dsp_post(ctx, sg, mask, epilogue, shift));
-  return mh__op_dsp_wait(ctx, sg, st);
-}
-
-void mh__op_gemm_s8(const mh_op_ctx *ctx, const mh_gemm_s8_args *a) {
-  /* placed on the DSP, and the DSP is not busy with this op's other half (then this GEMM is the CPU's) */
-  int want = ctx->dsp && ctx->dsp_place && !ctx->dsp->pending;
-  if (want && ctx->dsp->alive && mh_dsp_gemm_s8(ctx->dsp, a, ctx->dsp_counts) == MH_OK) return;
-  if (want) mh__op_dsp_failed(ctx);
-  mh_gemm_s8(ctx->kt, ctx->pool, a);
 }
 
 void mh__op_record_absmax(const mh_op_ctx *ctx, float m) {

@@ -21,8 +21,8 @@ typedef enum mh_precision {
                               parameter gradients int32 */
 } mh_precision;
 
-/* The passes of an op as bits: which of a node's passes run on the DSP (the planner's placement,
- * ctx->dsp_place), and which nodes of a layer's DSP subgraph a run executes. */
+/* The passes of an op as bits: what a backward call computes (ctx->passes), and which passes of a
+ * node the schedule gives a backend (src/backend/backend.h). */
 #define MH_PASS_FWD 1u   /* forward */
 #define MH_PASS_BWD_W 2u /* backward-weight (GEMM ops) */
 #define MH_PASS_BWD_D 4u /* backward-data (GEMM ops), or the whole backward pass of other ops */
@@ -62,9 +62,10 @@ typedef struct mh_op_ctx {
   const int8_t *qw;   /* this node's parameters as int8 */
   const int *ew;      /* their exponents, one per parameter */
   int32_t *qdw;       /* their gradients as int32 sums (exponent edy + ex, implied) */
-  struct mh_dsp *dsp;            /* integer GEMMs go to this DSP session when set (and alive) */
-  struct mh_dsp_counts *dsp_counts;
-  unsigned dsp_place;            /* MH_PASS_* bits of this pass that the placement puts on the DSP */
+  /* backward: the passes to compute, MH_PASS_BWD_W (parameter gradients) and/or MH_PASS_BWD_D (the
+   * input gradient); 0: both. GEMM ops compute each completely by itself, so a backend can take
+   * one while the CPU does the other. */
+  unsigned passes;
   mh_rescale_mode rescale;
   mh_rescale_state *rs; /* this node's rescale history: [0] forward output, [1] input gradient */
   mh_rescale_counts *rc; /* counters to add to */
@@ -113,35 +114,35 @@ extern const mh_op_impl mh_op_conv2d_s8, mh_op_linear_s8, mh_op_relu_s8, mh_op_r
 extern const mh_op_impl mh_op_conv2d_int, mh_op_linear_int, mh_op_relu_int, mh_op_maxpool_int, mh_op_add_int,
     mh_op_flatten_int;
 
-/* The int8 GEMM of every integer op: on the DSP when the context has a live session (falling back
- * to the CPU, bit-identically, when the DSP cannot take it or fails), else the CPU kernels. */
-void mh__op_gemm_s8(const mh_op_ctx *ctx, const mh_gemm_s8_args *a);
-/* After a DSP call failed: counts the CPU fallback, and warns once the DSP is gone. */
-void mh__op_dsp_failed(const mh_op_ctx *ctx);
-/* Runs the masked nodes of a layer's DSP subgraph (epilogue: requantisation fused at shift,
- * pseudo-stochastic; its statistics to st). MH_OK, or an error after which the caller does the
- * work on the CPU. */
-struct mh_dsp_sg;
-int mh__op_dsp_run(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, unsigned mask, int epilogue, int shift,
-                   mh_requant_stats *st);
-/* The run in two halves: post it, do the CPU's share of the op, wait (co-scheduling). */
-int mh__op_dsp_post(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, unsigned mask, int epilogue, int shift);
-int mh__op_dsp_wait(const mh_op_ctx *ctx, struct mh_dsp_sg *sg, mh_requant_stats *st);
-/* The MH_PASS_* bits of `want` that this pass places on a live DSP (0: all on the CPU). */
-unsigned mh__op_dsp_bits(const mh_op_ctx *ctx, unsigned want);
-
 /* A fully connected layer's input features F (the input flattened) and outputs O (linear.c). */
 void mh__linear_dims(const mh_graph *g, const mh_node *nd, int *F, int *O);
 
-/* A fully connected layer as a DSP subgraph (linear_dsp.c): its tensors and node masks, and the
- * subgraph of this node at batch N with the weights wq (O x F) in place, or NULL (no live DSP, no
- * room: the caller runs the CPU path). */
-enum { MH_LIN_W, MH_LIN_BIAS, MH_LIN_DW, MH_LIN_X, MH_LIN_G, MH_LIN_Y }; /* nodes: MH_PASS_* */
-struct mh_dsp_sg *mh__linear_dsp(const mh_op_ctx *ctx, int N, int F, int O, const int8_t *wq);
-/* The backward GEMMs (int32): dw (O x F) = dy^T x and, when dx is given, dx (N x F) = dy W; the
- * placement's DSP share runs as one subgraph run while the CPU does the rest. */
+/* The backward GEMMs (int32) of a fully connected layer on the CPU: dW (O x F) = dy^T x (BWD_W) and
+ * dx (N x F) = dy W (BWD_D), as `parts` asks. */
 void mh__linear_backward_gemms(const mh_op_ctx *ctx, int N, int F, int O, const int8_t *xq, const int8_t *wq,
-                               const int8_t *dyq, int32_t *dw, int32_t *dx);
+                               const int8_t *dyq, int32_t *dw, int32_t *dx, unsigned parts);
+
+/* The int8 linear layer's pieces a backend shares (linear.c): buffers (saved exponents, int8 x and W;
+ * scratch: int8 dy, the int32 result or dW, the input gradient's int32 sums), the forward's
+ * quantisation and completion (FP32 y with the bias from the int32 result in acc), dy's
+ * quantisation (returns its exponent), and the completion of each backward pass. */
+typedef struct {
+  int32_t *e;
+  int8_t *xq, *wq, *dyq;
+  int32_t *acc, *dxacc;
+} mh_linear_s8_bufs;
+void mh__linear_s8_bufs(const mh_op_ctx *ctx, int N, int F, int O, mh_linear_s8_bufs *b);
+void mh__linear_s8_quantize_inputs(mh_op_ctx *ctx, int N, int F, int O, const mh_linear_s8_bufs *b);
+void mh__linear_s8_finish_forward(mh_op_ctx *ctx, int N, int F, int O, const mh_linear_s8_bufs *b);
+int mh__linear_s8_quantize_dy(mh_op_ctx *ctx, int N, int O, const mh_linear_s8_bufs *b);
+void mh__linear_s8_finish_weights(mh_op_ctx *ctx, int N, int F, int O, const mh_linear_s8_bufs *b, int ey);
+void mh__linear_s8_finish_dx(mh_op_ctx *ctx, int N, int F, const mh_linear_s8_bufs *b, int ey);
+
+/* The integer linear layer's (linear_int.c): acc (N x O) from a transposed result y (O x N) with the
+ * aligned bias; the bias gradient; the input gradient's completion from its int32 sums. */
+void mh__linear_int_untranspose(const mh_op_ctx *ctx, const int32_t *y, int N, int F, int O, int e_acc, int32_t *acc);
+void mh__linear_int_bias_grad(mh_op_ctx *ctx, int N, int F, int O);
+void mh__linear_int_finish_dx(mh_op_ctx *ctx, int N, int F, int O, const int32_t *acc);
 
 /* Integer helpers (src/ops/int_common.c). Writes n int8 values with exponent e into input k's
  * gradient: a copy, or (accumulate) an exponent-aligned sum that stays in int8. */

@@ -9,6 +9,7 @@
 
 #include "core/fpenv.h"
 #include "core/status.h"
+#include "backend/dsp/backend_dsp.h"
 #include "backend/dsp/dsp.h"
 #include "backend/dsp/packets.h"
 #include "backend/planner.h"
@@ -108,7 +109,12 @@ static int open_dsp(mh_trainer *t) {
     return MH_OK;
   }
   t->dsp->reuse = !t->cfg.no_reuse;
-  mh_exec_set_dsp(t->ex, t->dsp, t->dsp_counts, place);
+  if (!(t->dsp_backend = malloc(sizeof *t->dsp_backend))) {
+    free(place);
+    return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
+  }
+  mh_dsp_backend_init(t->dsp_backend, t->dsp, t->dsp_counts);
+  mh_exec_set_backend(t->ex, &t->dsp_backend->be, place);
   free(place);
   mh__log(MH_LOG_INFO, "DSP: integer GEMMs run on the Hexagon program under %s (emulated: exact results, no timing)",
           t->dsp->emulator);
@@ -164,6 +170,7 @@ void mh_trainer_free(mh_trainer *t) {
   if (!t) return;
   mh_dsp_close(t->dsp);
   free(t->dsp_counts);
+  free(t->dsp_backend);
   mh_exec_free(t->ex);
   mh_pool_free(t->pool);
   free(t->momentum);

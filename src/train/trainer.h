@@ -13,8 +13,9 @@ struct mh_trainer {
   mh_model *m;
   mh_train_config cfg;
   char precision[16], rescale[16], mu[64], backend[8], profile[512]; /* owned copies of the config's strings */
-  struct mh_dsp *dsp;    /* the DSP session integer GEMMs go to (NULL: CPU only) */
+  struct mh_dsp *dsp;    /* the DSP session the DSP backend runs on (NULL: CPU only) */
   struct mh_dsp_counts *dsp_counts;
+  struct mh_dsp_backend *dsp_backend; /* the backend the executor gives the placed passes to */
   const mh_algo *algo;
   mh_pool *pool;
   const mh_cpu_kernels *kt;

@@ -1,0 +1,72 @@
+/* The DSP backend (backend_dsp.h): what the Hexagon program runs, and the dispatch of a node's passes
+ * to its runner. One run is in flight at a time: the executor waits before it posts again. */
+#include "backend/dsp/backend_dsp.h"
+
+#include "core/status.h"
+#include "ops/conv2d_common.h"
+
+int mh_dsp_supports(const mh_graph *g, int node, unsigned pass, int precision) {
+  if (precision == MH_PRECISION_FP32 || node <= 0 || node >= g->n_nodes) return 0; /* v66 HVX has no vector float */
+  const mh_node *nd = &g->nodes[node], *in = &g->nodes[nd->in[0]];
+  int integer = precision == MH_PRECISION_INTEGER;
+  switch (nd->op) {
+    case MH_OP_CONV2D:
+      if (mh__conv_dims_of(g, nd, 1).G != 1) return 0; /* grouped and depthwise: direct loops on the CPU */
+      /* fall through */
+    case MH_OP_LINEAR: return pass == MH_PASS_FWD || pass == MH_PASS_BWD_W || (pass == MH_PASS_BWD_D && nd->in[0] != 0);
+    case MH_OP_RELU: return integer && (pass == MH_PASS_FWD || pass == MH_PASS_BWD_D);
+    case MH_OP_MAXPOOL: /* the HVX kernel's windows: 2x2, stride 2, no padding, whole planes */
+      return integer && (pass == MH_PASS_FWD || pass == MH_PASS_BWD_D) && nd->pool_k == 2 && nd->pool_s == 2 &&
+             nd->pool_p == 0 && nd->h == in->h / 2 && nd->w == in->w / 2;
+    case MH_OP_ADD: return integer && pass == MH_PASS_FWD; /* its backward only hands the error on */
+    default: return 0;
+  }
+}
+
+static int supports(void *self, const mh_graph *g, int node, unsigned pass, int precision) {
+  (void)self;
+  return mh_dsp_supports(g, node, pass, precision);
+}
+
+static int gemm_op(const mh_op_ctx *ctx) { return ctx->node->op == MH_OP_CONV2D || ctx->node->op == MH_OP_LINEAR; }
+
+static int post(void *self, mh_op_ctx *ctx, unsigned passes) {
+  mh_dsp_backend *b = self;
+  if (!b->dsp->alive) return mh__error(MH_ERR_BACKEND, "DSP: the session is gone");
+  int st = ctx->node->op == MH_OP_CONV2D   ? mh__dsp_conv_post(b, ctx, passes)
+           : ctx->node->op == MH_OP_LINEAR ? mh__dsp_linear_post(b, ctx, passes)
+                                           : mh__dsp_eltwise_run(b, ctx, passes);
+  if (st == MH_OK && gemm_op(ctx) && !(passes & MH_PASS_FWD)) {
+    unsigned all = MH_PASS_BWD_W | (ctx->node->in[0] != 0 ? MH_PASS_BWD_D : 0u);
+    if (passes != all) b->cnt->cosched_runs++; /* the executor does the other backward pass meanwhile */
+  }
+  b->pending = st == MH_OK ? passes : 0;
+  return st;
+}
+
+static int wait(void *self, mh_op_ctx *ctx, unsigned passes) {
+  mh_dsp_backend *b = self;
+  b->pending = 0;
+  if (!gemm_op(ctx)) return MH_OK; /* element-wise passes complete in post */
+  return ctx->node->op == MH_OP_CONV2D ? mh__dsp_conv_wait(b, ctx, passes) : mh__dsp_linear_wait(b, ctx, passes);
+}
+
+static void fell_back(void *self, const mh_op_ctx *ctx, unsigned passes) {
+  (void)ctx, (void)passes;
+  mh_dsp_backend *b = self;
+  if (!b->dsp->alive && !b->cnt->dsp_lost) {
+    mh__log(MH_LOG_WARN, "%s; continuing on the CPU", mh_last_error());
+    b->cnt->dsp_lost = 1;
+  }
+  b->cnt->cpu_fallbacks++;
+}
+
+void mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt) {
+  b->be.name = "dsp";
+  b->be.self = b;
+  b->be.supports = supports;
+  b->be.post = post;
+  b->be.wait = wait;
+  b->be.fell_back = fell_back;
+  b->dsp = d, b->cnt = cnt, b->sg = NULL, b->pending = 0, b->ey = 0;
+}
