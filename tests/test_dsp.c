@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/dsp/backend_dsp.h"
 #include "backend/dsp/dsp.h"
 #include "backend/dsp/packets.h"
 #include "mandheling.h"
@@ -21,8 +22,20 @@
 #include "testlib.h"
 #include "train/trainer.h"
 
+/* Kills the DSP while it runs a backward pass: the backend's wait, wrapped, kills the process
+ * between post and wait of the kill_wait-th backward pass (after post has sent its messages). */
+static int kill_wait = -1, bwd_waits;
+static int (*real_wait)(void *, struct mh_op_ctx *, unsigned);
+static mh_dsp *victim;
+static int wait_killing(void *self, struct mh_op_ctx *ctx, unsigned passes) {
+  if ((passes & (MH_PASS_BWD_W | MH_PASS_BWD_D)) && bwd_waits++ == kill_wait && victim->pid > 0)
+    kill(victim->pid, SIGKILL);
+  return real_wait(self, ctx, passes);
+}
+
 /* lenet5 niti on synthetic data: `steps` steps; the DSP process is killed after `kill_at` steps
- * (-1: never). Returns the int8 parameters. */
+ * (-1: never), or during the `kill_wait`-th backward pass the DSP runs (file-level, -1: never).
+ * Returns the int8 parameters. */
 static int8_t *train_lenet5(const char *backend, int steps, int kill_at, mh_dsp_report *rep) {
   mh_model *m = NULL;
   mh_trainer *t = NULL;
@@ -33,6 +46,10 @@ static int8_t *train_lenet5(const char *backend, int steps, int kill_at, mh_dsp_
     TL_FAIL("lenet5 niti on %s: %s", backend, mh_last_error());
     mh_model_free(m);
     return NULL;
+  }
+  if (kill_wait >= 0 && t->dsp_backend) {
+    real_wait = t->dsp_backend->be.wait, victim = t->dsp, bwd_waits = 0;
+    t->dsp_backend->be.wait = wait_killing;
   }
   static float x[8 * 784];
   int32_t y[8];
@@ -278,6 +295,17 @@ static void recovery(void) {
     CHECK(memcmp(cpu, killed, 61706) == 0);
     CHECK(rd.active && rd.gemms > 0 && rd.cpu_fallbacks == 0);
     CHECK(!rk.active && rk.gemms > 0 && rk.cpu_fallbacks > 0);
+  }
+  free(killed);
+  /* killed in the middle of a backward pass (the 13th: step 3, some layers' gradients already
+   * written by the DSP in that step): the CPU redoes that pass from its inputs */
+  kill_wait = 13;
+  killed = train_lenet5("dsp", 12, -1, &rk);
+  kill_wait = -1;
+  if (cpu && killed) {
+    CHECK(bwd_waits > 13);
+    CHECK(memcmp(cpu, killed, 61706) == 0);
+    CHECK(!rk.active && rk.cpu_fallbacks > 0);
   }
   free(cpu), free(dsp), free(killed);
 }
