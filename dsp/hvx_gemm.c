@@ -174,6 +174,10 @@ typedef struct {
  * row's sum of A (when `raw`), then added into / stored to C (int32), or biased, requantised and
  * stored to y (int8; only lanes inside n count towards the max and saturations). Whole panels take
  * the straight vector path. */
+/* Whether the 128 bytes at p lie in the region (a partial store may then rewrite the bytes past
+ * its end with what they held: the DSP runs one thread, and nothing else writes the region then). */
+static inline int fits(const void *p) { return (const uint8_t *)p + 128 <= mh_region + mh_region_bytes; }
+
 static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, int r0, int R, int n0, int G,
                                                                HVX_Vector acc[4][NG], int raw) {
   const mh_gemm_job *jb = f->jb;
@@ -194,6 +198,12 @@ static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, in
         HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
         int cols = n - n0 - 32 * g < 32 ? n - n0 - 32 * g : 32;
         int32_t *dst = c + 32 * g;
+        if (fits(dst)) { /* the lanes past n keep what is there: read, merge, write back */
+          HVX_UVector *u = (HVX_UVector *)dst;
+          HVX_Vector old = *u;
+          *u = Q6_V_vmux_QVV(Q6_Q_vsetq2_R(4 * cols), f->add_c ? Q6_Vw_vadd_VwVw(x, old) : x, old);
+          continue;
+        }
         const int32_t *xs = (const int32_t *)&x;
         for (int i = 0; i < cols; i++) dst[i] = f->add_c ? dst[i] + xs[i] : xs[i];
       }
@@ -211,6 +221,7 @@ static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, in
     HVX_Vector bytes = Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
     int8_t *y = f->ep->y + (long)(r0 + r) * f->ep->ldy + n0;
     if (full) *(HVX_UVector *)y = bytes;
+    else if (fits(y)) *(HVX_UVector *)y = Q6_V_vmux_QVV(Q6_Q_vsetq2_R(n - n0), bytes, *(HVX_UVector *)y);
     else
       for (int i = 0; i < n - n0; i++) y[i] = ((const int8_t *)&bytes)[i];
   }
