@@ -211,6 +211,10 @@ typedef struct mh_bench_result {
   char *profile; /* with profile=1: per-op-type forward/backward time table (caller frees), else NULL */
   mh_dsp_report dsp_per_step; /* --backend dsp: the DSP traffic of one timed step (counts divided by steps) */
   char *dsp_functions; /* with packet counts: the DSP program's busiest functions per step (caller frees), else NULL */
+  /* with packet counts: per node and pass (fwd, bwd) run on the DSP, a tab-separated table with a
+   * header line: node, name, pass, MMAC, packets counted per step, packets the cost model gives,
+   * their ratio, then the work the model counts (caller frees), else NULL */
+  char *dsp_layers;
   /* with packet counts: the clock and HVX contexts of the device profile's DSP (the trainer's, or
    * sd865 for "host"), to turn packets into time at one packet per cycle per context */
   char dsp_profile[64];

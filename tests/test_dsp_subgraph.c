@@ -410,15 +410,24 @@ static void placements(void) {
  * exactly the planner's placement (the planner records what the DSP can do from the backend's
  * supports()), and with --backend dsp exactly what supports() says of every pass. */
 static void plan_is_what_runs(void) {
-  /* cnn6-nobn at batch 8 under sd865 mixes both sides; lenet5 with --backend dsp */
+  /* cnn6-nobn at batch 8 mixes both sides on sd865 with a DSP clocked ten times as fast (at its own
+   * clock the calibrated model keeps every pass on the CPU); lenet5 with --backend dsp */
   static const char *backends[2] = {"auto", "dsp"}, *models[2] = {"cnn6-nobn", "lenet5"};
   enum { B = 8 };
+  char fast[512], line[1024];
+  snprintf(fast, sizeof fast, "%s/fast-dsp.profile", MH_BINARY_DIR);
+  FILE *in = fopen(MH_SOURCE_DIR "/profiles/sd865.profile", "r"), *out = fopen(fast, "w");
+  CHECK(in && out);
+  while (in && out && fgets(line, sizeof line, in))
+    fputs(strncmp(line, "dsp_clock_ghz", 13) ? line : "dsp_clock_ghz = 14\n", out);
+  if (in) fclose(in);
+  if (out) fclose(out);
   for (int k = 0; k < 2; k++) {
     mh_model *m = NULL;
     mh_trainer *t = NULL;
     mh_train_config cfg;
     mh_train_config_default(&cfg);
-    cfg.precision = "niti", cfg.backend = backends[k], cfg.batch = B, cfg.profile = "sd865";
+    cfg.precision = "niti", cfg.backend = backends[k], cfg.batch = B, cfg.profile = k == 0 ? fast : "sd865";
     if (mh_model_create(&m, models[k], 4) || mh_trainer_create(&t, m, &cfg)) {
       TL_FAIL("lenet5 niti --backend %s: %s", backends[k], mh_last_error());
       mh_model_free(m);
@@ -429,7 +438,7 @@ static void plan_is_what_runs(void) {
     if (k == 0) {
       mh_profile p;
       mh_plan_summary sum;
-      CHECK_OK(mh_profile_find(&p, "sd865"));
+      CHECK_OK(mh_profile_find(&p, fast));
       CHECK_OK(mh_plan(g, MH_PRECISION_INTEGER, &p, B, NULL, &sum, want));
     } else
       for (int i = 1; i < g->n_nodes; i++)

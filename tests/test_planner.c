@@ -11,6 +11,7 @@
 #include "backend/planner.h"
 #include "graph/graph.h"
 #include "ops/ops.h"
+#include "backend/dsp/cost.h"
 #include "testlib.h"
 
 static void write_file(const char *path, const char *text) {
@@ -40,7 +41,8 @@ static void write_round_profile(const char *path, const char *cpu_eff, const cha
         "energy_cpu_pj_per_int8_mac = 10\n"
         "energy_dsp_pj_per_int8_mac = 2\n"
         "energy_dram_pj_per_byte = 5\n"
-        "energy_transport_uj_per_call = 3\n",
+        "energy_transport_uj_per_call = 3\n"
+        "dsp_packet_model = 0\n",
         f);
   if (cpu_eff) fprintf(f, "cpu_gemm_efficiency = %s\n", cpu_eff);
   if (dsp_eff) fprintf(f, "dsp_gemm_efficiency = %s\n", dsp_eff);
@@ -201,6 +203,36 @@ static void hand_costs(const char *path) {
   mh_graph_free(&g);
 }
 
+/* The DSP work the cost model counts (cost.c), by hand, for the linear 16 -> 4 layer at batch 1000
+ * (node 2 of the hand-worked model): forward Y (4 x 1000) = W (4 x 16) * x^T, B read transposed;
+ * weight gradient DW (4 x 16) = dy^T (A transposed) * x; input gradient (1000 x 16) = dy * W. */
+static void dsp_work_counts(void) {
+  mh_graph g;
+  static const char text[] = "input 1x4x4\nflatten f\nlinear fc out=4 bias=false\n";
+  CHECK_OK(mh_model_parse(&g, text, strlen(text), "round.mh"));
+  double w[MH_DSPW_COUNT] = {0};
+  mh_dsp_node_work(&g, 2, MH_PASS_FWD, MH_PRECISION_INTEGER, 1000, w);
+  /* tiles: ceil(4/4) row blocks x ceil(1000/128) = 8 panels x 16/4 = 4 quads = 32; B^T blocks of
+   * 32 columns x 32 quads: ceil(1000/32) = 32 x 1; output vectors 4 rows x 32; A 4 rows x 16 bytes */
+  CHECK(w[MH_DSPW_TILES] == 32 && w[MH_DSPW_B_TRANS] == 32 && w[MH_DSPW_B_ROWS] == 0 && w[MH_DSPW_B_COLS] == 0);
+  CHECK(w[MH_DSPW_OUT_VECS] == 128 && w[MH_DSPW_A_BYTES] == 64 && w[MH_DSPW_A_TRANS] == 0 && w[MH_DSPW_A_ROWS] == 4);
+  CHECK(w[MH_DSPW_GEMMS] == 1 && w[MH_DSPW_MESSAGES] == 1 && w[MH_DSPW_GRID] == 0 && w[MH_DSPW_ELTWISE] == 0);
+  memset(w, 0, sizeof w);
+  mh_dsp_node_work(&g, 2, MH_PASS_BWD_W | MH_PASS_BWD_D, MH_PRECISION_INTEGER, 1000, w);
+  /* weight gradient m 4, n 16, k 1000 (250 quads): 1 x 1 x 250 tiles, B (stored k x n) 1 x 250 panels, 4 x 1
+   * vectors, A transposed 4 x 1000 bytes; input gradient (its input is flatten's, not the data's):
+   * m 1000, n 16, k 4 (1 quad): 250 x 1 x 1 tiles, 1 panel of B, 1000 x 1 vectors, A 1000 x 4 bytes;
+   * both in one message */
+  CHECK(w[MH_DSPW_TILES] == 250 + 250 && w[MH_DSPW_B_COLS] == 250 + 1 && w[MH_DSPW_B_ROWS] == 0 && w[MH_DSPW_B_TRANS] == 0);
+  CHECK(w[MH_DSPW_OUT_VECS] == 4 + 1000 && w[MH_DSPW_A_TRANS] == 4000 && w[MH_DSPW_A_BYTES] == 4000);
+  CHECK(w[MH_DSPW_A_ROWS] == 1004 && w[MH_DSPW_GEMMS] == 2 && w[MH_DSPW_MESSAGES] == 1);
+  /* FP32 runs nothing on the DSP: no work */
+  memset(w, 0, sizeof w);
+  mh_dsp_node_work(&g, 2, MH_PASS_FWD, MH_PRECISION_FP32, 1000, w);
+  CHECK(mh_dsp_work_packets(w) == 0);
+  mh_graph_free(&g);
+}
+
 int main(void) {
   mh_profile p;
   CHECK_OK(mh_profile_find(&p, "sd865"));
@@ -218,6 +250,7 @@ int main(void) {
   snprintf(path, sizeof path, "%s/round.profile", MH_BINARY_DIR);
   loader_rates(path);
   hand_costs(path);
+  dsp_work_counts();
 
   CHECK_OK(mh_profile_find(&p, "sd865"));
   const char *const *names = mh_zoo_names();

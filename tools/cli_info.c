@@ -54,8 +54,29 @@ int cmd_info(int argc, char **argv) {
   return rc;
 }
 
+/* The per-layer packet table: its first columns on stdout, the whole TSV into `path` (when given). */
+static int print_layers(const char *tsv, const char *path) {
+  printf("%-24s %4s %10s %12s %12s %8s\n", "DSP layer", "pass", "MMAC", "packets", "modelled", "ratio");
+  const char *l = strchr(tsv, '\n');
+  while (l && l[1]) {
+    int node;
+    char name[96], pass[8];
+    double mmac, counted, modelled, ratio;
+    if (sscanf(l + 1, "%d\t%95[^\t]\t%7[^\t]\t%lf\t%lf\t%lf\t%lf", &node, name, pass, &mmac, &counted, &modelled, &ratio) == 7)
+      printf("%-24.24s %4s %10.2f %12.0f %12.0f %8.2f\n", name, pass, mmac, counted, modelled, ratio);
+    l = strchr(l + 1, '\n');
+  }
+  if (!path) return 0;
+  FILE *f = fopen(path, "w");
+  int bad = !f || fputs(tsv, f) < 0;
+  if (f && fclose(f)) bad = 1;
+  if (bad) fprintf(stderr, "mandheling bench: cannot write %s\n", path);
+  return bad;
+}
+
 int cmd_bench(int argc, char **argv) {
-  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL, *device = NULL, *isa = NULL;
+  const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL, *device = NULL, *isa = NULL,
+             *layers = NULL;
   int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0, no_reuse = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
@@ -71,6 +92,7 @@ int cmd_bench(int argc, char **argv) {
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
+                          {"--dsp-layers", OPT_STR, &layers, "--backend dsp|auto: write packets per layer and pass, counted and modelled, as TSV"},
                           {NULL, 0, NULL, NULL}};
   int r = cli_parse("bench", "--model NAME [--batch B] [--steps N] [--threads T]", opts, argc, argv);
   if (r) return r == 1 ? 0 : r;
@@ -132,6 +154,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (res.dsp_functions) fputs(res.dsp_functions, stdout);
     free(res.dsp_functions);
+    int bad = res.dsp_layers && print_layers(res.dsp_layers, layers);
+    free(res.dsp_layers);
+    if (bad) goto out;
   }
   if (!strcmp(precision, "niti"))
     printf("rescale %s: %.1f%% of step time\n", mh_trainer_rescale_mode(t), 100 * res.rescale_share);

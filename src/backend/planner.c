@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend/dsp/backend_dsp.h"
+#include "backend/dsp/cost.h"
 #include "core/status.h"
 #include "ops/ops.h"
 
@@ -18,6 +19,7 @@ typedef struct {
   char name[96];
   double macs, bytes, in_bytes; /* work, memory traffic, what a hand-off into this task moves */
   int dsp_ok;
+  double dsp_packets;           /* when dsp_ok: the packets the DSP program executes for it (cost.h) */
   const char *why_cpu;          /* when !dsp_ok */
   int pair;                     /* 1: bwd-weight that may overlap with the preceding bwd-data task */
   int node;                     /* the graph node (-1: loss, update) */
@@ -26,9 +28,13 @@ typedef struct {
   int side;                     /* chosen */
 } task;
 
+/* The DSP program runs on one HVX context (one packet per cycle); its work in packets comes from the
+ * model calibrated on executed-packet counts (profile.h: dsp_packet_model 0 costs MACs at a rate). */
+#define DSP_PROGRAM_CONTEXTS 1
 static double task_ms(const mh_profile *p, const task *t, int side, int int8) {
   double rate = side == DSP ? p->dsp_int8_gmacs : int8 ? p->cpu_int8_gmacs : p->cpu_fp32_gmacs;
   double c = t->macs / (rate * 1e9), m = t->bytes / (p->dram_gbps * 1e9);
+  if (side == DSP && p->dsp_packet_model && p->dsp_clock_ghz > 0) c = t->dsp_packets / (p->dsp_clock_ghz * 1e9 * DSP_PROGRAM_CONTEXTS);
   return (c > m ? c : m) * 1e3;
 }
 /* Energies per MAC are quoted at peak throughput: at a sustained fraction of peak the unit draws its
@@ -57,6 +63,12 @@ static const char *why_cpu(const mh_graph *g, int i, int precision) {
 }
 
 /* The step's tasks for a precision (elements of activations: 4 bytes in FP32, 1 in int8/integer). */
+static void set_packets(const mh_graph *g, int precision, int B, task *t) {
+  double w[MH_DSPW_COUNT] = {0};
+  if (t->dsp_ok) mh_dsp_node_work(g, t->node, t->place, precision, B, w);
+  t->dsp_packets = mh_dsp_work_packets(w);
+}
+
 static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
   int N = g->n_nodes, cap = 3 * N + 4, n = 0;
   task *ts = calloc((size_t)cap, sizeof *ts);
@@ -110,6 +122,8 @@ static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
   u->bytes = integer ? np * 6 : np * 16, u->in_bytes = integer ? np * 4 : np * 4, u->dsp_ok = 0;
   u->why_cpu = integer ? "the DSP program has no update" : "FP32 SGD with momentum";
   u->node = -1;
+  for (int i = 0; i < n; i++)
+    if (ts[i].node >= 0) set_packets(g, precision, B, &ts[i]);
   *out = ts;
   return n;
 }

@@ -25,7 +25,7 @@ typedef struct {
 
 enum {
   K_CONTEXTS, K_DSP_CLOCK, K_DSP_MACS, K_VTCM, K_CORES, K_CPU_CLOCK, K_CPU_F32, K_CPU_I8, K_DRAM, K_LAT, K_TBW,
-  K_E_DSP, K_E_F32, K_E_I8, K_E_DRAM, K_E_CALL, K_CPU_EFF, K_DSP_EFF, K_N
+  K_E_DSP, K_E_F32, K_E_I8, K_E_DRAM, K_E_CALL, K_CPU_EFF, K_DSP_EFF, K_PACKETS, K_N
 };
 
 int mh_profile_load(mh_profile *p, const char *path) {
@@ -33,7 +33,8 @@ int mh_profile_load(mh_profile *p, const char *path) {
                   {"cpu_cores_big"}, {"cpu_clock_ghz"}, {"cpu_fp32_macs_per_cycle"}, {"cpu_int8_macs_per_cycle"},
                   {"dram_gbps"}, {"transport_latency_us"}, {"transport_gbps"}, {"energy_dsp_pj_per_int8_mac"},
                   {"energy_cpu_pj_per_fp32_mac"}, {"energy_cpu_pj_per_int8_mac"}, {"energy_dram_pj_per_byte"},
-                  {"energy_transport_uj_per_call"}, {"cpu_gemm_efficiency"}, {"dsp_gemm_efficiency"}};
+                  {"energy_transport_uj_per_call"}, {"cpu_gemm_efficiency"}, {"dsp_gemm_efficiency"},
+                  {"dsp_packet_model"}};
   FILE *f = fopen(path, "r");
   if (!f) return mh__error(MH_ERR_IO, "%s: cannot open the profile", path);
   memset(p, 0, sizeof *p);
@@ -76,7 +77,7 @@ int mh_profile_load(mh_profile *p, const char *path) {
   fclose(f);
   if (st) return st;
   for (int i = 0; i < K_N; i++)
-    if (!keys[i].seen && i != K_CPU_EFF && i != K_DSP_EFF)
+    if (!keys[i].seen && i != K_CPU_EFF && i != K_DSP_EFF && i != K_PACKETS)
       return mh__error(MH_ERR_FORMAT, "%s: profile lacks '%s'", path, keys[i].key);
   double ce = keys[K_CPU_EFF].seen ? keys[K_CPU_EFF].v : 1, de = keys[K_DSP_EFF].seen ? keys[K_DSP_EFF].v : 1;
   p->cpu_fp32_gmacs = keys[K_CORES].v * keys[K_CPU_CLOCK].v * keys[K_CPU_F32].v * ce;
@@ -86,6 +87,7 @@ int mh_profile_load(mh_profile *p, const char *path) {
   p->dsp_vtcm_bytes = keys[K_VTCM].v;
   p->dsp_clock_ghz = keys[K_DSP_CLOCK].v, p->dsp_contexts = keys[K_CONTEXTS].v;
   p->cpu_efficiency = ce, p->dsp_efficiency = de;
+  p->dsp_packet_model = keys[K_PACKETS].seen ? keys[K_PACKETS].v != 0 : 1;
   if (!(ce > 0 && ce <= 1) || !(de > 0 && de <= 1)) return mh__error(MH_ERR_FORMAT, "%s: GEMM efficiencies must be in (0, 1]", path);
   p->e_dsp_int8_mac_pj = keys[K_E_DSP].v, p->e_cpu_fp32_mac_pj = keys[K_E_F32].v, p->e_cpu_int8_mac_pj = keys[K_E_I8].v;
   p->e_dram_byte_pj = keys[K_E_DRAM].v, p->e_transport_call_uj = keys[K_E_CALL].v;

@@ -16,6 +16,10 @@ typedef struct mh_profile {
   double dsp_vtcm_bytes;
   double dsp_clock_ghz, dsp_contexts; /* for times derived from executed packets (1 packet per cycle per context) */
   double cpu_efficiency, dsp_efficiency; /* sustained fraction of peak in GEMMs (already in the rates) */
+  /* 1 (default; key dsp_packet_model): DSP tasks take the packets the calibrated model gives them
+   * (src/backend/dsp/cost.h) at dsp_clock_ghz on the one HVX context the program uses; 0: their MACs
+   * at dsp_int8_gmacs */
+  int dsp_packet_model;
   /* energy (0 when the profile has none) */
   double e_cpu_fp32_mac_pj, e_cpu_int8_mac_pj, e_dsp_int8_mac_pj, e_dram_byte_pj, e_transport_call_uj;
 } mh_profile;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/dsp/backend_dsp.h"
+#include "backend/dsp/cost.h"
 #include "backend/dsp/packets.h"
 #include "backend/profile.h"
 #include "core/rng.h"
@@ -62,6 +64,33 @@ static void per_step(const mh_trainer *t, const mh_dsp_report *d0, int steps, mh
   r->packets_other = (r->packets_other - d0->packets_other) / n;
 }
 
+/* Per node and pass on the DSP: packets counted per step (since `before`) against the cost model. */
+static char *layers_table(const mh_trainer *t, const double *before, int batch, int steps) {
+  const mh_graph *g = &t->m->g;
+  const double *now = t->dsp_backend->node_packets;
+  size_t cap = 512 + (size_t)g->n_nodes * 2 * 400;
+  char *out = malloc(cap), *o = out;
+  if (!out) return NULL;
+  o += sprintf(o, "node\tname\tpass\tMMAC\tcounted\tmodelled\tratio");
+  for (int f = 0; f < MH_DSPW_COUNT; f++) o += sprintf(o, "\t%s", mh_dsp_work_names[f]);
+  o += sprintf(o, "\n");
+  for (int i = 1; i < g->n_nodes; i++)
+    for (int b = 0; b < 2; b++) {
+      double counted = (now[2 * i + b] - before[2 * i + b]) / steps;
+      if (counted <= 0) continue;
+      double w[MH_DSPW_COUNT] = {0};
+      unsigned passes = b == 0 ? MH_PASS_FWD : MH_PASS_BWD_W | MH_PASS_BWD_D;
+      mh_dsp_node_work(g, i, passes, t->algo->precision, batch, w);
+      double model = mh_dsp_work_packets(w), gemm = g->nodes[i].op == MH_OP_CONV2D || g->nodes[i].op == MH_OP_LINEAR;
+      double mmac = gemm ? batch * (double)mh_node_macs(g, i) * (b ? 2 : 1) * 1e-6 : 0;
+      o += sprintf(o, "%d\t%s\t%s\t%.3f\t%.0f\t%.0f\t%.3f", i, g->nodes[i].name, b ? "bwd" : "fwd", mmac, counted,
+                   model, model > 0 ? counted / model : 0);
+      for (int f = 0; f < MH_DSPW_COUNT; f++) o += sprintf(o, "\t%.0f", w[f]);
+      o += sprintf(o, "\n");
+    }
+  return out;
+}
+
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res) {
   memset(res, 0, sizeof *res);
   if (batch < 1 || steps < 1) return mh__error(MH_ERR_INVALID_ARG, "bench: batch %d and steps %d must be >= 1", batch, steps);
@@ -88,11 +117,15 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
   memset(&d0, 0, sizeof d0);
   mh_pkt_func *funcs0 = NULL;
   int n_funcs = 0;
+  double *layers0 = NULL; /* per-node packets before the timed steps */
   for (int i = 0; i < 2 + steps && st == MH_OK; i++) {
     if (i == 2 && profile) st = mh_exec_set_profile(t->ex, 1);
     if (i == 2) {
       mh_exec_reset_rescale_counts(t->ex), mh_trainer_dsp_report(t, &d0);
       funcs0 = mh_dsp_packets_copy(t->dsp, &n_funcs);
+      if (t->dsp_backend && t->dsp_backend->node_packets &&
+          (layers0 = malloc(sizeof(double) * 2 * (size_t)t->m->g.n_nodes)))
+        memcpy(layers0, t->dsp_backend->node_packets, sizeof(double) * 2 * (size_t)t->m->g.n_nodes);
     }
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
@@ -116,13 +149,14 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
     mh_pkt_func *funcs1 = funcs0 ? mh_dsp_packets_copy(t->dsp, &n1) : NULL;
     if (funcs1 && n1 == n_funcs) res->dsp_functions = mh_dsp_packets_top(funcs0, funcs1, n1, steps, 8);
     free(funcs1);
+    if (layers0) res->dsp_layers = layers_table(t, layers0, batch, steps);
     mh_profile p;
     if (funcs0 && mh_profile_find(&p, strcmp(t->profile, "host") ? t->profile : "sd865") == MH_OK) {
       snprintf(res->dsp_profile, sizeof res->dsp_profile, "%s", p.name);
       res->dsp_clock_ghz = p.dsp_clock_ghz, res->dsp_contexts = (int)p.dsp_contexts;
     }
   }
-  free(funcs0);
+  free(funcs0), free(layers0);
   if (profile) mh_exec_set_profile(t->ex, 0);
   free(x), free(y), free(ms);
   return st;

@@ -113,7 +113,11 @@ static int open_dsp(mh_trainer *t) {
     free(place);
     return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
   }
-  mh_dsp_backend_init(t->dsp_backend, t->dsp, t->dsp_counts);
+  int st = mh_dsp_backend_init(t->dsp_backend, t->dsp, t->dsp_counts, t->m->g.n_nodes);
+  if (st != MH_OK) {
+    free(place);
+    return st;
+  }
   mh_exec_set_backend(t->ex, &t->dsp_backend->be, place);
   free(place);
   mh__log(MH_LOG_INFO, "DSP: integer GEMMs run on the Hexagon program under %s (emulated: exact results, no timing)",
@@ -170,6 +174,7 @@ void mh_trainer_free(mh_trainer *t) {
   if (!t) return;
   mh_dsp_close(t->dsp);
   free(t->dsp_counts);
+  mh_dsp_backend_release(t->dsp_backend);
   free(t->dsp_backend);
   mh_exec_free(t->ex);
   mh_pool_free(t->pool);

@@ -2,6 +2,9 @@
  * to its runner. One run is in flight at a time: the executor waits before it posts again. */
 #include "backend/dsp/backend_dsp.h"
 
+#include <stdlib.h>
+
+#include "backend/dsp/packets.h"
 #include "core/status.h"
 #include "ops/conv2d_common.h"
 
@@ -33,6 +36,8 @@ static int gemm_op(const mh_op_ctx *ctx) { return ctx->node->op == MH_OP_CONV2D 
 static int post(void *self, mh_op_ctx *ctx, unsigned passes) {
   mh_dsp_backend *b = self;
   if (!b->dsp->alive) return mh__error(MH_ERR_BACKEND, "DSP: the session is gone");
+  double hvx;
+  mh_dsp_packets_totals(b->dsp, &b->packets_at_post, &hvx);
   int st = ctx->node->op == MH_OP_CONV2D   ? mh__dsp_conv_post(b, ctx, passes)
            : ctx->node->op == MH_OP_LINEAR ? mh__dsp_linear_post(b, ctx, passes)
                                            : mh__dsp_eltwise_run(b, ctx, passes);
@@ -47,8 +52,15 @@ static int post(void *self, mh_op_ctx *ctx, unsigned passes) {
 static int wait(void *self, mh_op_ctx *ctx, unsigned passes) {
   mh_dsp_backend *b = self;
   b->pending = 0;
-  if (!gemm_op(ctx)) return MH_OK; /* element-wise passes complete in post */
-  return ctx->node->op == MH_OP_CONV2D ? mh__dsp_conv_wait(b, ctx, passes) : mh__dsp_linear_wait(b, ctx, passes);
+  int st = !gemm_op(ctx)                    ? MH_OK /* element-wise passes complete in post */
+           : ctx->node->op == MH_OP_CONV2D ? mh__dsp_conv_wait(b, ctx, passes)
+                                           : mh__dsp_linear_wait(b, ctx, passes);
+  if (st == MH_OK && b->node_packets && ctx->node_id > 0 && ctx->node_id < b->n_nodes) {
+    double now, hvx;
+    mh_dsp_packets_totals(b->dsp, &now, &hvx);
+    b->node_packets[2 * ctx->node_id + !(passes & MH_PASS_FWD)] += now - b->packets_at_post;
+  }
+  return st;
 }
 
 static void fell_back(void *self, const mh_op_ctx *ctx, unsigned passes) {
@@ -61,7 +73,7 @@ static void fell_back(void *self, const mh_op_ctx *ctx, unsigned passes) {
   b->cnt->cpu_fallbacks++;
 }
 
-void mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt) {
+int mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt, int n_nodes) {
   b->be.name = "dsp";
   b->be.self = b;
   b->be.supports = supports;
@@ -69,4 +81,12 @@ void mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt) {
   b->be.wait = wait;
   b->be.fell_back = fell_back;
   b->dsp = d, b->cnt = cnt, b->sg = NULL, b->pending = 0, b->ey = 0;
+  b->n_nodes = n_nodes, b->packets_at_post = 0, b->node_packets = NULL;
+  if (mh_dsp_packets_active(d) && !(b->node_packets = calloc((size_t)n_nodes * 2, sizeof(double))))
+    return mh__error(MH_ERR_NOMEM, "DSP backend: out of memory");
+  return MH_OK;
+}
+
+void mh_dsp_backend_release(mh_dsp_backend *b) {
+  if (b) free(b->node_packets), b->node_packets = NULL;
 }

@@ -5,6 +5,7 @@
 
 #include "backend/backend.h"
 #include "backend/dsp/dsp.h"
+#include "ops/conv2d_common.h"
 #include "ops/ops.h"
 
 typedef struct mh_dsp_backend {
@@ -15,10 +16,16 @@ typedef struct mh_dsp_backend {
   struct mh_dsp_sg *sg;
   unsigned pending; /* passes posted and not yet completed */
   int ey;           /* the int8 algorithm's output-gradient exponent, for completing the passes */
+  /* executed packets per node while packets are counted: [2i] forward, [2i+1] backward passes */
+  int n_nodes;
+  double *node_packets;
+  double packets_at_post;
 } mh_dsp_backend;
 
-/* The backend over an open session and its counters (the caller keeps both alive). */
-void mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt);
+/* The backend over an open session and its counters (the caller keeps both alive) for a graph of
+ * n_nodes nodes. MH_OK or MH_ERR_NOMEM; mh_dsp_backend_release frees what it holds. */
+int mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt, int n_nodes);
+void mh_dsp_backend_release(mh_dsp_backend *b);
 
 /* Whether the DSP program runs pass `pass` of node `node` in this precision: the backend's
  * supports(), and what the planner costs on the DSP. */
@@ -32,5 +39,11 @@ int mh__dsp_linear_post(mh_dsp_backend *b, mh_op_ctx *ctx, unsigned passes);
 int mh__dsp_linear_wait(mh_dsp_backend *b, mh_op_ctx *ctx, unsigned passes);
 /* niti's ReLU, 2x2 max-pool and residual add: one message each, complete within the call. */
 int mh__dsp_eltwise_run(mh_dsp_backend *b, mh_op_ctx *ctx, unsigned passes);
+
+/* The subgraphs the runners prepare (node i of a descriptor is pass bit 1 << i): a convolution's
+ * (ungrouped) and a linear layer's over a batch of N inputs of F features and O outputs. */
+struct mh_dsp_sg_desc;
+void mh__dsp_conv_desc(const conv_dims *d, struct mh_dsp_sg_desc *desc);
+void mh__dsp_linear_desc(int N, int F, int O, struct mh_dsp_sg_desc *desc);
 
 #endif

@@ -78,6 +78,11 @@ static void grid_desc(const conv_dims *d, mh_dsp_sg_desc *s) {
   s->nodes[0] = fwd, s->nodes[1] = bw, s->nodes[2] = bd;
 }
 
+void mh__dsp_conv_desc(const conv_dims *d, mh_dsp_sg_desc *desc) {
+  if (is_grid(d)) grid_desc(d, desc);
+  else conv_dsp_desc(d, desc);
+}
+
 /* The subgraph of this node at this batch with weights wq (and, grid form, the flipped weights and
  * the row tables) in place, or NULL with an error (no room: the executor runs the CPU ops). */
 static mh_dsp_sg *conv_sg(mh_dsp_backend *b, const mh_op_ctx *ctx, const conv_dims *d, const int8_t *wq) {
@@ -85,8 +90,7 @@ static mh_dsp_sg *conv_sg(mh_dsp_backend *b, const mh_op_ctx *ctx, const conv_di
   mh_dsp_sg_desc desc;
   int grid = is_grid(d);
   size_t wbytes = (size_t)d->O * d->C * d->K * d->K;
-  if (grid) grid_desc(d, &desc);
-  else conv_dsp_desc(d, &desc);
+  mh__dsp_conv_desc(d, &desc);
   mh_dsp_sg *sg = mh_dsp_sg_get(b->dsp, ctx->node_id, &desc, b->cnt);
   if (!sg) return NULL;
   mh_dsp_sg_set_weights(b->dsp, sg, wq, wbytes, b->cnt);
