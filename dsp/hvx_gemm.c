@@ -69,21 +69,26 @@ void mh_hvx_pack_a(int m, int k, const int8_t *a, int lda, int trans, uint8_t *o
  * shuffles into 128 words of 4 consecutive k. */
 __attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0, int q0, int nq, HVX_Vector *bq) {
   HVX_Vector flip = Q6_V_vsplat_R((int32_t)0x80808080u);
-  const uint8_t *end = mh_region + mh_region_bytes;
+  const uint8_t *end = mh_region + mh_region_bytes, *b = (const uint8_t *)jb->b + n0;
+  const uint32_t *rows = jb->b_rows; /* the job's fields in registers: the stores below may alias them */
+  const int k = jb->k;
+  const long ldb = jb->ldb;
   HVX_Vector tail[4];
   for (int q = 0; q < nq; q++) {
-    HVX_Vector r[4];
+    const uint8_t *src[4];
+#pragma clang loop unroll(full)
     for (int i = 0; i < 4; i++) {
       int kk = 4 * (q0 + q) + i;
-      const uint8_t *src =
-          kk < jb->k ? (const uint8_t *)jb->b + (jb->b_rows ? (long)jb->b_rows[kk] : (long)kk * jb->ldb) + n0 : zero_row;
-      if (src + NP > end) { /* the region's last bytes: copy what is there */
+      src[i] = kk < k ? b + (rows ? (long)rows[kk] : (long)kk * ldb) : zero_row;
+      if (__builtin_expect(src[i] + NP > end, 0)) { /* the region's last bytes: copy what is there */
         uint8_t *t = (uint8_t *)&tail[i];
-        for (int c = 0; c < NP; c++) t[c] = src + c < end ? src[c] : 0;
-        src = t;
+        for (int c = 0; c < NP; c++) t[c] = src[i] + c < end ? src[i][c] : 0;
+        src[i] = t;
       }
-      r[i] = *(const HVX_UVector *)src;
     }
+    /* the four rows straight into registers */
+    HVX_Vector r[4] = {*(const HVX_UVector *)src[0], *(const HVX_UVector *)src[1], *(const HVX_UVector *)src[2],
+                       *(const HVX_UVector *)src[3]};
     HVX_VectorPair p01 = Q6_W_vshuff_VVR(r[1], r[0], -1), p23 = Q6_W_vshuff_VVR(r[3], r[2], -1);
     HVX_VectorPair lo = Q6_W_vshuff_VVR(Q6_V_lo_W(p23), Q6_V_lo_W(p01), -2);
     HVX_VectorPair hi = Q6_W_vshuff_VVR(Q6_V_hi_W(p23), Q6_V_hi_W(p01), -2);
@@ -101,30 +106,40 @@ __attribute__((noinline)) static void pack_b_cols(const mh_gemm_job *jb, int n0,
   const uint8_t *end = mh_region + mh_region_bytes;
   static const unsigned char rev5[32] = {0, 16, 8, 24, 4, 20, 12, 28, 2, 18, 10, 26, 6, 22, 14, 30,
                                          1, 17, 9, 25, 5, 21, 13, 29, 3, 19, 11, 27, 7, 23, 15, 31};
+  const uint8_t *b = (const uint8_t *)jb->b;
+  const uint32_t *rows = jb->b_rows; /* the job's fields in registers: the stores below may alias them */
+  const int n = jb->n;
+  const long ldb = jb->ldb;
+  HVX_Vector tail[32]; /* rows at the region's end, copied (apart from v and w, which stay in registers) */
   for (int g = 0; g < G; g++) /* the panel's valid groups only */
     for (int qb = 0; qb < nq; qb += 32) {
       HVX_Vector v[32], w[32];
+      const uint8_t *src[32];
       for (int s = 0; s < 32; s++) {
         int j = n0 + 32 * g + rev5[s];
-        const uint8_t *src =
-            j < jb->n ? (const uint8_t *)jb->b + (jb->b_rows ? (long)jb->b_rows[j] : (long)j * jb->ldb) + 4 * (q0 + qb)
-                      : zero_row;
-        if (src + NP > end) {
-          uint8_t *t = (uint8_t *)&w[s];
-          for (int c = 0; c < NP; c++) t[c] = src + c < end ? src[c] : 0;
-          src = t;
+        src[s] = j < n ? b + (rows ? (long)rows[j] : (long)j * ldb) + 4 * (q0 + qb) : zero_row;
+        if (__builtin_expect(src[s] + NP > end, 0)) {
+          uint8_t *t = (uint8_t *)&tail[s];
+          for (int c = 0; c < NP; c++) t[c] = src[s] + c < end ? src[s][c] : 0;
+          src[s] = t;
         }
-        v[s] = *(const HVX_UVector *)src;
       }
+#pragma clang loop unroll(full)
+      for (int s = 0; s < 32; s++) v[s] = *(const HVX_UVector *)src[s];
+#pragma clang loop unroll(full)
       for (int size = 4; size <= 64; size *= 2) {
+#pragma clang loop unroll(full)
         for (int i = 0; i < 16; i++) {
           HVX_VectorPair p = Q6_W_vshuff_VVR(v[i + 16], v[i], -size);
           w[2 * i] = Q6_V_lo_W(p), w[2 * i + 1] = Q6_V_hi_W(p);
         }
+#pragma clang loop unroll(full)
         for (int i = 0; i < 32; i++) v[i] = w[i];
       }
       int cnt = nq - qb < 32 ? nq - qb : 32;
-      for (int q = 0; q < cnt; q++) bq[(qb + q) * NG + g] = Q6_V_vxor_VV(v[q], flip);
+#pragma clang loop unroll(full)
+      for (int q = 0; q < 32; q++) /* constant indices keep v in registers */
+        if (q < cnt) bq[(qb + q) * NG + g] = Q6_V_vxor_VV(v[q], flip);
     }
 }
 
@@ -227,6 +242,17 @@ static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, in
   }
 }
 
+/* The panel's valid-column mask: lane j counts when its grid column < grid_q and row < grid_p;
+ * (gx, gy) is the grid position of the panel's first column, advanced past it. */
+__attribute__((noinline)) static void grid_mask(const mh_gemm_job *jb, int *gx_, int *gy_, HVX_Vector *valid) {
+  int gx = *gx_, gy = *gy_;
+  for (int j = 0; j < NP; j++) {
+    ((int32_t *)valid)[j] = gx < jb->grid_q && gy < jb->grid_p ? -1 : 0;
+    if (++gx == jb->grid_w) gx = 0, gy = gy + 1 == jb->grid_h ? 0 : gy + 1;
+  }
+  *gx_ = gx, *gy_ = gy;
+}
+
 int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_epilogue *ep) {
   int m = jb->m, n = jb->n, k = jb->k, qa = quads(k);
   uint32_t avail = v->size - ((v->used + 127u) & ~127u);
@@ -276,11 +302,7 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
   *chunks = (uint32_t)nchunks;
   for (int n0 = 0; n0 < n; n0 += NP) {
     int G = (n - n0 + 31) / 32 < NG ? (n - n0 + 31) / 32 : NG;
-    if (valid) /* lane j counts when its grid column < grid_q and row < grid_p; counters, no division */
-      for (int j = 0; j < NP; j++) {
-        ((int32_t *)valid)[j] = gx < jb->grid_q && gy < jb->grid_p ? -1 : 0;
-        if (++gx == jb->grid_w) gx = 0, gy = gy + 1 == jb->grid_h ? 0 : gy + 1;
-      }
+    if (valid) grid_mask(jb, &gx, &gy, valid);
     for (int c = 0; c < nchunks; c++) {
       int q0 = c * kcq, nq = qa - q0 < kcq ? qa - q0 : kcq, last = c == nchunks - 1;
       if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, G, bq);
