@@ -16,10 +16,10 @@ const char *const mh_dsp_work_names[MH_DSPW_COUNT] = {"tiles", "b_rows", "b_cols
  * add is not in the set (no niti model of the zoo has one): its rate is an estimate, the ReLU's for
  * each of its two passes over widened halfwords plus its write. */
 static const double packets_per[MH_DSPW_COUNT] = {
-    [MH_DSPW_TILES] = 7.334, [MH_DSPW_B_ROWS] = 71.11, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 436.9,
-    [MH_DSPW_OUT_VECS] = 18.75, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0, [MH_DSPW_A_ROWS] = 106,
-    [MH_DSPW_GRID] = 1461, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01782, [MH_DSPW_POOL_FWD] = 28.85,
-    [MH_DSPW_POOL_BWD] = 53.48, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 962.7, [MH_DSPW_ELTWISE] = 92.46,
+    [MH_DSPW_TILES] = 7.248, [MH_DSPW_B_ROWS] = 55.15, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 231.7,
+    [MH_DSPW_OUT_VECS] = 17.94, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0, [MH_DSPW_A_ROWS] = 106.4,
+    [MH_DSPW_GRID] = 1530, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01782, [MH_DSPW_POOL_FWD] = 28.85,
+    [MH_DSPW_POOL_BWD] = 53.48, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 975.5, [MH_DSPW_ELTWISE] = 92.46,
 };
 
 static double up(double a, double b) { return (double)(long)((a + b - 1) / b); }
