@@ -87,6 +87,11 @@ typedef struct mh_train_config {
   float momentum;        /* default 0.9 */
   float weight_decay;    /* default 5e-4 */
   int nesterov;          /* default 0 */
+  const char *optimizer; /* fp32/int8: "sgd" (default; momentum, nesterov), "adam" (weight decay as an L2
+                            term in the gradient) or "adamw" (decoupled weight decay), PyTorch's
+                            definitions with bias correction; niti has its own integer update */
+  double beta1, beta2;   /* adam/adamw: default 0.9, 0.999 */
+  double eps;            /* adam/adamw: default 1e-8 */
   mh_schedule schedule;  /* default cosine (per step, to 0 at the end) */
   int step_size;         /* step schedule: epochs between decays (default: epochs/3, at least 1) */
   float gamma;           /* step schedule: decay factor (default 0.1) */
@@ -198,6 +203,8 @@ int mh_trainer_save(mh_trainer *t, const char *path);
 int mh_trainer_load(mh_trainer *t, const char *path);
 /* Changes how far training goes: epochs (-1 keeps it) and max_steps (-1 keeps it, 0 no limit). */
 int mh_trainer_set_length(mh_trainer *t, int epochs, long max_steps);
+/* The trainer's optimizer: "sgd", "adam" or "adamw" (after --resume, the checkpoint's). */
+const char *mh_trainer_optimizer(const mh_trainer *t);
 /* The precision a checkpoint was trained in ("fp32", "int8", "niti"). */
 int mh_checkpoint_precision(const char *path, char *out, size_t size);
 /* The model a checkpoint was trained with (its "model" metadata and the embedded model text) */

@@ -22,6 +22,8 @@ The fanout case (a tensor read by a conv, an add and a 1x1 conv, so its gradient
 also pins the optimiser options and the learning-rate schedules against torch.optim:
   losses_nesterov, final_nesterov.<i>  5 steps from the same start with nesterov=True and a per-step
               CosineAnnealingLR(T_max=5) (lr 0.05 at step 0, 0 after the last)
+  losses_adam, final_adam.<i>    5 steps of torch.optim.Adam(lr 0.01, weight_decay 5e-4) from the same start
+  losses_adamw, final_adamw.<i>  5 steps of torch.optim.AdamW(lr 0.01, weight_decay 0.01) from the same start
   lr_step     StepLR(step_size=2, gamma=0.5) from lr 0.05: the rate of each of 7 epochs
   lr_cosine   CosineAnnealingLR(T_max=12) stepped once per step from lr 0.05: the rate at steps 0..12
 
@@ -44,6 +46,7 @@ SEED = 1234
 BATCH = 4
 STEPS = 5
 LR, MOMENTUM, WD = 0.05, 0.9, 5e-4
+ADAM_LR, ADAMW_WD = 0.01, 0.01  # Adam/AdamW goldens (fanout): betas (0.9, 0.999), eps 1e-8 (PyTorch's defaults)
 MAX_FILE_BYTES = 2_500_000
 SUBSAMPLE_OVER = 200_000  # cnn6 only: tensors with more elements than this get grad/final subsampled
 SUBSAMPLE_STRIDE = 61     # prime, coprime to the 3136 columns of fc1: the sample hits every row and column
@@ -114,7 +117,8 @@ def f32(t):
 
 
 def optimiser_goldens(model, params, params0, bufs0, x, labels):
-    """Nesterov with a per-step cosine schedule from the initial state, and two schedules' rates."""
+    """Nesterov with a per-step cosine schedule from the initial state, Adam and AdamW, and two
+    schedules' rates."""
     with torch.no_grad():
         for p, p0 in zip(params, params0):
             p.copy_(p0)
@@ -132,6 +136,24 @@ def optimiser_goldens(model, params, params0, bufs0, x, labels):
         sched.step()
     out = [('losses_nesterov', np.array(losses, dtype=np.float32))]
     out += [(f'final_nesterov.{i}', f32(p)) for i, p in enumerate(params)]
+
+    # Adam (weight decay as L2) and AdamW (decoupled) at a constant rate, from the same start
+    for name, make in (('adam', lambda ps: torch.optim.Adam(ps, lr=ADAM_LR, weight_decay=WD)),
+                       ('adamw', lambda ps: torch.optim.AdamW(ps, lr=ADAM_LR, weight_decay=ADAMW_WD))):
+        with torch.no_grad():
+            for p, p0 in zip(params, params0):
+                p.copy_(p0)
+            for b, b0 in zip(model.buffers(), bufs0):
+                b.copy_(b0)
+        opt, losses = make(params), []
+        for _ in range(STEPS):
+            opt.zero_grad()
+            l = F.cross_entropy(model(x), labels)
+            l.backward()
+            losses.append(l.item())
+            opt.step()
+        out.append((f'losses_{name}', np.array(losses, dtype=np.float32)))
+        out += [(f'final_{name}.{i}', f32(p)) for i, p in enumerate(params)]
 
     def rates(make, n):
         opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)

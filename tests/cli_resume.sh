@@ -82,7 +82,9 @@ cases=(lenet5:fp32: cnn6:fp32: lenet5:int8: lenet5:niti:
        "lenet5:fp32:--nesterov --momentum 0.8 --wd 0.001 --lr 0.03"
        "lenet5:fp32:--augment"
        "lenet5:int8:--augment --schedule step --step-size 1"
-       "lenet5:niti:--mu 5,3 --rescale exact")
+       "lenet5:niti:--mu 5,3 --rescale exact"
+       "lenet5:fp32:--optimizer adamw --lr 0.003 --wd 0.01 --beta2 0.99 --eps 1e-7"
+       "lenet5:int8:--optimizer adam --lr 0.002 --schedule constant")
 for case in "${cases[@]}"; do
   IFS=: read -r model precision extra <<<"$case"
   read -r -a opts <<<"$extra"

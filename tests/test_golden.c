@@ -354,6 +354,41 @@ static void optimiser_case(const mh_st_file *f, mh_model *m, const float *x, con
   mh_trainer_free(t);
 }
 
+/* From the fixture's start: 5 steps of Adam (lr 0.01, weight decay 5e-4 as an L2 term) or AdamW
+ * (lr 0.01, decoupled weight decay 0.01) at a constant rate, betas (0.9, 0.999), eps 1e-8, against
+ * torch.optim.Adam / AdamW: the losses before each step and the final parameters. */
+static void adam_case(const mh_st_file *f, mh_model *m, const float *x, const int32_t *labels, const char *isa,
+                      int reference, const char *opt, summary *s) {
+  const mh_graph *g = &m->g;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.batch = BATCH, cfg.lr = 0.01f, cfg.optimizer = opt, cfg.weight_decay = strcmp(opt, "adam") ? 0.01f : WD;
+  cfg.schedule = MH_SCHEDULE_CONSTANT, cfg.epochs = 1, cfg.threads = 2, cfg.force_reference = reference, cfg.isa = isa;
+  mh_trainer *t = NULL;
+  CHECK_OK(mh_trainer_create(&t, m, &cfg));
+  if (!t) return;
+  float got[STEPS];
+  for (int k = 0; k < STEPS; k++) {
+    got[k] = NAN;
+    CHECK_OK(mh_trainer_step(t, x, labels, BATCH, &got[k]));
+  }
+  char name[64], what[64];
+  snprintf(name, sizeof name, "losses_%s", opt);
+  const mh_st_tensor *tl = need(f, name, MH_DTYPE_F32);
+  if (tl && numel(tl) == STEPS) {
+    float *want = floats(tl);
+    snprintf(what, sizeof what, "losses (5 %s steps)", opt);
+    s->losses = maxd(s->losses, cmp_elementwise(what, got, want, STEPS, TOL_LOSSES_ATOL, TOL_LOSSES_RTOL));
+    free(want);
+  }
+  for (int i = 0; i < g->n_params; i++) {
+    const mh_param *p = &g->params[i];
+    snprintf(name, sizeof name, "final_%s.%d", opt, i);
+    s->final = maxd(s->final, cmp_param_tensor(f, name, p->name, m->params + p->offset, p->numel, TOL_FINAL_RTOL));
+  }
+  mh_trainer_free(t);
+}
+
 /* One full check of a case with a kernel table (reference = 0) or the oracle kernels (reference = 1). */
 static void run_case(const golden_case *c, const mh_st_file *f, const char *isa, int reference, summary *s) {
   g_mode = reference ? "oracle" : isa;
@@ -443,6 +478,15 @@ static void run_case(const golden_case *c, const mh_st_file *f, const char *isa,
     memcpy(m->params, params0, np * sizeof(float));
     memcpy(m->buffers, bufs0, nb * sizeof(float));
     optimiser_case(f, m, x, labels, isa, reference, s);
+  }
+  for (int a = 0; a < 2; a++) {
+    static const char *const opts[2] = {"adam", "adamw"};
+    char key[32];
+    snprintf(key, sizeof key, "final_%s.0", opts[a]);
+    if (!mh_st_find(f, key)) continue;
+    memcpy(m->params, params0, np * sizeof(float));
+    memcpy(m->buffers, bufs0, nb * sizeof(float));
+    adam_case(f, m, x, labels, isa, reference, opts[a], s);
   }
 out:
   mh_trainer_free(t);

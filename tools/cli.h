@@ -8,7 +8,7 @@
 
 #include "mandheling.h"
 
-typedef enum { OPT_INT, OPT_LONG, OPT_FLOAT, OPT_U64, OPT_STR, OPT_FLAG } opt_type;
+typedef enum { OPT_INT, OPT_LONG, OPT_FLOAT, OPT_DOUBLE, OPT_U64, OPT_STR, OPT_FLAG } opt_type;
 
 typedef struct cli_opt {
   const char *name; /* "--epochs" */

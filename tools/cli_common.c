@@ -52,7 +52,10 @@ void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts) {
   printf("usage: mandheling %s %s\n\noptions:\n", cmd, usage);
   for (const cli_opt *o = opts; o->name; o++) {
-    const char *arg = o->type == OPT_FLAG ? "" : o->type == OPT_STR ? " S" : o->type == OPT_FLOAT ? " X" : " N";
+    const char *arg = o->type == OPT_FLAG                              ? ""
+                      : o->type == OPT_STR                             ? " S"
+                      : o->type == OPT_FLOAT || o->type == OPT_DOUBLE ? " X"
+                                                                       : " N";
     char left[48];
     snprintf(left, sizeof left, "%s%s", o->name, arg);
     printf("  %-22s %s\n", left, o->help);
@@ -115,13 +118,15 @@ int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc,
         *(uint64_t *)o->dst = v;
         break;
       }
-      case OPT_FLOAT: {
+      case OPT_FLOAT:
+      case OPT_DOUBLE: {
         double v = strtod(val, &end);
         if (!*val || *end || errno || !isfinite(v)) {
           fprintf(stderr, "mandheling %s: %s: '%s' is not a number\n", cmd, o->name, val);
           return 2;
         }
-        *(float *)o->dst = (float)v;
+        if (o->type == OPT_DOUBLE) *(double *)o->dst = v;
+        else *(float *)o->dst = (float)v;
         break;
       }
       case OPT_STR: *(const char **)o->dst = val; break;

@@ -44,6 +44,10 @@ int cmd_train(int argc, char **argv) {
       {"--momentum", OPT_FLOAT, &cfg.momentum, "SGD momentum (default 0.9)"},
       {"--wd", OPT_FLOAT, &cfg.weight_decay, "weight decay (default 5e-4)"},
       {"--nesterov", OPT_FLAG, &cfg.nesterov, "Nesterov momentum"},
+      {"--optimizer", OPT_STR, &cfg.optimizer, "fp32/int8: sgd|adam|adamw (default sgd; adam: --wd as L2, adamw: decoupled)"},
+      {"--beta1", OPT_DOUBLE, &cfg.beta1, "adam/adamw: first-moment decay (default 0.9)"},
+      {"--beta2", OPT_DOUBLE, &cfg.beta2, "adam/adamw: second-moment decay (default 0.999)"},
+      {"--eps", OPT_DOUBLE, &cfg.eps, "adam/adamw: added to the root of the second moment (default 1e-8)"},
       {"--schedule", OPT_STR, &schedule, "step|cosine|constant (default cosine)"},
       {"--step-size", OPT_INT, &cfg.step_size, "step schedule: epochs per decay (default epochs/3)"},
       {"--gamma", OPT_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)"},
@@ -118,6 +122,7 @@ int cmd_train(int argc, char **argv) {
     json_int(&j, "threads", cfg.threads);
     json_int(&j, "seed", (long long)cfg.seed);
     json_num(&j, "lr", cfg.lr);
+    json_str(&j, "optimizer", mh_trainer_optimizer(t));
     json_num(&j, "seconds", sum.seconds);
     json_num(&j, "train_loss", sum.train_loss);
     json_num(&j, "test_accuracy", sum.test_accuracy);

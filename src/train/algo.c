@@ -23,6 +23,12 @@ static double loss_grad_f32(struct mh_trainer *t, const int32_t *labels, int n) 
 
 static void update_sgd(struct mh_trainer *t) {
   mh_model *m = t->m;
+  if (strcmp(t->optimizer, "sgd")) {
+    mh__adam_step(t->pool, m->params, m->grads, t->momentum, t->adam_sq, (long)m->g.n_param_floats, mh__trainer_lr(t),
+                  t->cfg.beta1, t->cfg.beta2, t->cfg.eps, t->cfg.weight_decay, !strcmp(t->optimizer, "adamw"),
+                  t->step + 1);
+    return;
+  }
   mh__sgd_step(t->pool, m->params, m->grads, t->momentum, (long)m->g.n_param_floats, (float)mh__trainer_lr(t),
                t->cfg.momentum, t->cfg.weight_decay, t->cfg.nesterov, t->step == 0);
 }

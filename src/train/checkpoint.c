@@ -13,7 +13,9 @@
 #include "train/trainer.h"
 
 #define CKPT_FORMAT "mandheling-checkpoint/1"
-#define MOMENTUM_PREFIX "optimizer.momentum."
+#define MOMENTUM_PREFIX "optimizer.momentum." /* SGD */
+#define EXP_AVG_PREFIX "optimizer.exp_avg."   /* Adam, AdamW: first moments */
+#define EXP_AVG_SQ_PREFIX "optimizer.exp_avg_sq." /* ... second moments */
 #define EXPONENTS "integer.exponents"   /* int32 [n_params]: value = q * 2^exponent */
 #define RESCALE_STATE "integer.rescale" /* int32 [2 * n_nodes, 3]: each tensor's shift history */
 
@@ -22,29 +24,39 @@ static const char *schedule_name(mh_schedule s) {
   return s == MH_SCHEDULE_STEP ? "step" : s == MH_SCHEDULE_COSINE ? "cosine" : "constant";
 }
 
-/* Tensors a checkpoint of this trainer holds: float parameters and momentum, or (integer
- * algorithms) int8 parameters, their exponents and the rescale histories; then the buffers. */
-static int n_tensors(const mh_trainer *t) {
+/* Float checkpoints hold per parameter the weights and the optimizer's state: SGD's momentum, or
+ * Adam's two moments. Pass p's tensor name prefix and the trainer's array for it. */
+static int float_passes(const char *optimizer) { return strcmp(optimizer, "sgd") ? 3 : 2; }
+static const char *pass_prefix(const char *optimizer, int pass) {
+  return pass == 0 ? "" : pass == 2 ? EXP_AVG_SQ_PREFIX : strcmp(optimizer, "sgd") ? EXP_AVG_PREFIX : MOMENTUM_PREFIX;
+}
+static float *pass_array(const mh_trainer *t, int pass) {
+  return pass == 0 ? t->m->params : pass == 1 ? t->momentum : t->adam_sq;
+}
+
+/* Tensors a checkpoint holds: float parameters and optimizer state, or (integer algorithms) int8
+ * parameters, their exponents and the rescale histories; then the buffers. */
+static int n_tensors(const mh_trainer *t, const char *optimizer) {
   const mh_graph *g = &t->m->g;
-  return (t->algo->integer_params ? g->n_params + 2 : 2 * g->n_params) + g->n_buffers;
+  return (t->algo->integer_params ? g->n_params + 2 : float_passes(optimizer) * g->n_params) + g->n_buffers;
 }
 
 int mh_trainer_save(mh_trainer *t, const char *path) {
   const mh_graph *g = &t->m->g;
-  int n = n_tensors(t), q = t->algo->integer_params;
+  int n = n_tensors(t, t->optimizer), q = t->algo->integer_params;
   mh_st_tensor *ts = calloc((size_t)n, sizeof *ts);
   if (!ts) return mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
   int k = 0;
-  for (int pass = 0; pass < (q ? 1 : 2); pass++)
+  for (int pass = 0; pass < (q ? 1 : float_passes(t->optimizer)); pass++)
     for (int i = 0; i < g->n_params; i++) {
       const mh_param *p = &g->params[i];
       mh_st_tensor *s = &ts[k++];
-      snprintf(s->name, sizeof s->name, "%s%s", pass ? MOMENTUM_PREFIX : "", p->name);
+      snprintf(s->name, sizeof s->name, "%s%s", pass_prefix(t->optimizer, pass), p->name);
       s->dtype = q ? MH_DTYPE_S8 : MH_DTYPE_F32;
       s->ndim = p->ndim;
       for (int d = 0; d < p->ndim; d++) s->shape[d] = p->shape[d];
       if (q) s->data = t->m->qparams + p->offset;
-      else s->data = (pass ? t->momentum : t->m->params) + p->offset;
+      else s->data = pass_array(t, pass) + p->offset;
       s->nbytes = (size_t)p->numel * (q ? 1 : sizeof(float));
     }
   if (q) {
@@ -68,7 +80,7 @@ int mh_trainer_save(mh_trainer *t, const char *path) {
     s->nbytes = (size_t)b->numel * sizeof(float);
   }
   char step[32], epoch[32], bie[32], seed[32], lr[32], mom[32], wd[32], nest[8], epochs[16], batch[16], spe[32],
-      gamma[32], ssize[16], aug[8];
+      gamma[32], ssize[16], aug[8], b1[32], b2[32], eps[32];
   snprintf(step, sizeof step, "%ld", t->step);
   snprintf(epoch, sizeof epoch, "%d", t->epoch);
   snprintf(bie, sizeof bie, "%ld", t->batch_in_epoch);
@@ -83,6 +95,9 @@ int mh_trainer_save(mh_trainer *t, const char *path) {
   snprintf(batch, sizeof batch, "%d", t->cfg.batch);
   snprintf(ssize, sizeof ssize, "%d", t->cfg.step_size);
   snprintf(aug, sizeof aug, "%d", t->cfg.augment);
+  snprintf(b1, sizeof b1, "%.17g", t->cfg.beta1);
+  snprintf(b2, sizeof b2, "%.17g", t->cfg.beta2);
+  snprintf(eps, sizeof eps, "%.17g", t->cfg.eps);
   /* Every random draw is a pure function of (seed, stream, epoch, index) (src/core/rng.h), so the
    * seed and the position (epoch, batch_in_epoch) are the whole RNG state. */
   const mh_st_meta meta[] = {
@@ -94,7 +109,8 @@ int mh_trainer_save(mh_trainer *t, const char *path) {
       {"nesterov", nest},          {"schedule", schedule_name(t->cfg.schedule)},
       {"gamma", gamma},            {"step_size", ssize},         {"epochs", epochs},
       {"batch", batch},            {"augment", aug},             {"rescale", t->rescale},
-      {"mu", t->mu},
+      {"mu", t->mu},               {"optimizer", t->optimizer},  {"beta1", b1},
+      {"beta2", b2},               {"eps", eps},
   };
   int st = mh_st_write(path, ts, k, meta, (int)(sizeof meta / sizeof meta[0]));
   free(ts);
@@ -113,14 +129,31 @@ static int meta_long(const mh_st_file *f, const char *path, const char *key, lon
   return MH_OK;
 }
 
-static int meta_float(const mh_st_file *f, const char *path, const char *key, float *out) {
+static int meta_double(const mh_st_file *f, const char *path, const char *key, double *out) {
   const char *v = mh_st_meta_get(f, key);
   if (!v) return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata lacks '%s'", path, key);
   char *end;
   double x = strtod(v, &end);
   if (!*v || *end || !(x == x))
     return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata '%s' = '%.40s' is not a number", path, key, v);
+  *out = x;
+  return MH_OK;
+}
+
+static int meta_float(const mh_st_file *f, const char *path, const char *key, float *out) {
+  double x = 0;
+  MH_TRY(meta_double(f, path, key, &x));
   *out = (float)x;
+  return MH_OK;
+}
+
+/* The checkpoint's optimizer (checkpoints without one are SGD's), checked. */
+static int meta_optimizer(const mh_st_file *f, const char *path, const char **out) {
+  const char *o = mh_st_meta_get(f, "optimizer");
+  if (!o) o = "sgd";
+  if (strcmp(o, "sgd") && strcmp(o, "adam") && strcmp(o, "adamw"))
+    return mh__error(MH_ERR_FORMAT, "%s: checkpoint optimizer '%.20s' is not sgd, adam or adamw", path, o);
+  *out = o;
   return MH_OK;
 }
 
@@ -147,6 +180,15 @@ static int read_config(const mh_st_file *f, const char *path, mh_train_config *c
   else return mh__error(MH_ERR_FORMAT, "%s: checkpoint schedule '%.20s' unknown", path, sched);
   c->nesterov = (int)nest, c->epochs = (int)epochs, c->batch = (int)batch, c->step_size = (int)ssize;
   c->augment = (int)aug;
+  const char *opt = "sgd";
+  MH_TRY(meta_optimizer(f, path, &opt));
+  if (strcmp(opt, "sgd")) {
+    MH_TRY(meta_double(f, path, "beta1", &c->beta1));
+    MH_TRY(meta_double(f, path, "beta2", &c->beta2));
+    MH_TRY(meta_double(f, path, "eps", &c->eps));
+    if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) || !(c->eps > 0 && c->eps < 1))
+      return mh__error(MH_ERR_FORMAT, "%s: checkpoint Adam hyper-parameters out of range", path);
+  }
   if (!(c->lr >= 0) || !(c->momentum >= 0 && c->momentum < 1) || !(c->weight_decay >= 0) || !(c->gamma > 0))
     return mh__error(MH_ERR_FORMAT, "%s: checkpoint hyper-parameters out of range", path);
   return MH_OK;
@@ -189,20 +231,22 @@ int mh_trainer_load(mh_trainer *t, const char *path) {
     goto done;
   }
   /* Validate everything first: a bad file must leave the trainer untouched. */
-  int n = n_tensors(t), q = t->algo->integer_params;
+  const char *opt = "sgd";
+  if ((st = meta_optimizer(f, path, &opt))) goto done;
+  int n = n_tensors(t, opt), q = t->algo->integer_params;
   const void **src = calloc((size_t)n, sizeof *src);
   if (!src) {
     st = mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
     goto done;
   }
   int k = 0;
-  for (int pass = 0; pass < (q ? 1 : 2) && st == MH_OK; pass++)
+  for (int pass = 0; pass < (q ? 1 : float_passes(opt)) && st == MH_OK; pass++)
     for (int i = 0; i < g->n_params && st == MH_OK; i++) {
       const mh_param *p = &g->params[i];
       char name[MH_ST_MAX_NAME];
       int64_t shape[4];
       for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
-      snprintf(name, sizeof name, "%s%s", pass ? MOMENTUM_PREFIX : "", p->name);
+      snprintf(name, sizeof name, "%s%s", pass_prefix(opt, pass), p->name);
       st = match_tensor(f, path, name, q ? MH_DTYPE_S8 : MH_DTYPE_F32, p->ndim, shape, &src[k++]);
     }
   if (q && st == MH_OK) {
@@ -247,19 +291,22 @@ int mh_trainer_load(mh_trainer *t, const char *path) {
     st = mh__error(MH_ERR_FORMAT, "%s: checkpoint rescale '%.20s' is neither exact nor adaptive", path, rescale);
   if (st == MH_OK && (strlen(mu) >= sizeof t->mu || mh_niti_mu_check(*mu ? mu : NULL)))
     st = mh__error(MH_ERR_FORMAT, "%s: checkpoint mu schedule '%.40s' is invalid", path, mu);
+  if (st == MH_OK && !q && strcmp(opt, "sgd")) st = mh__trainer_adam_state(t); /* before anything changes */
   if (st == MH_OK) {
     t->cfg = cfg;
+    if (!q) snprintf(t->optimizer, sizeof t->optimizer, "%s", opt);
+    t->cfg.optimizer = t->optimizer;
     snprintf(t->rescale, sizeof t->rescale, "%s", rescale);
     snprintf(t->mu, sizeof t->mu, "%s", mu);
     t->cfg.rescale = t->rescale;
     t->cfg.mu = *t->mu ? t->mu : NULL;
     mh_exec_set_rescale(t->ex, strcmp(rescale, "exact") == 0 ? MH_RESCALE_EXACT : MH_RESCALE_ADAPTIVE);
     k = 0;
-    for (int pass = 0; pass < (q ? 1 : 2); pass++)
+    for (int pass = 0; pass < (q ? 1 : float_passes(opt)); pass++)
       for (int i = 0; i < g->n_params; i++) {
         const mh_param *p = &g->params[i];
         if (q) memcpy(t->m->qparams + p->offset, src[k++], (size_t)p->numel);
-        else memcpy((pass ? t->momentum : t->m->params) + p->offset, src[k++], (size_t)p->numel * sizeof(float));
+        else memcpy(pass_array(t, pass) + p->offset, src[k++], (size_t)p->numel * sizeof(float));
       }
     if (q) {
       memcpy(t->m->qexp, src[k++], sizeof(int) * g->n_params);

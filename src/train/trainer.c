@@ -22,6 +22,7 @@ void mh_train_config_default(mh_train_config *c) {
   c->batch = 64;
   c->lr = 0.05f;
   c->momentum = 0.9f;
+  c->beta1 = 0.9, c->beta2 = 0.999, c->eps = 1e-8;
   c->weight_decay = 5e-4f;
   c->schedule = MH_SCHEDULE_COSINE;
   c->gamma = 0.1f;
@@ -44,6 +45,17 @@ static int check_config(const mh_train_config *c) {
   if (!(c->momentum >= 0 && c->momentum < 1)) return mh__error(MH_ERR_INVALID_ARG, "--momentum %g must be in [0, 1)", c->momentum);
   if (!(c->weight_decay >= 0 && c->weight_decay < 1)) return mh__error(MH_ERR_INVALID_ARG, "--wd %g must be in [0, 1)", c->weight_decay);
   if (c->nesterov && c->momentum == 0) return mh__error(MH_ERR_INVALID_ARG, "--nesterov needs a non-zero --momentum");
+  if (c->optimizer && strcmp(c->optimizer, "sgd") && strcmp(c->optimizer, "adam") && strcmp(c->optimizer, "adamw"))
+    return mh__error(MH_ERR_INVALID_ARG, "--optimizer %s: expected sgd, adam or adamw", c->optimizer);
+  if (c->optimizer && strcmp(c->optimizer, "sgd")) {
+    if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
+      return mh__error(MH_ERR_INVALID_ARG, "--betas (--beta1 %g, --beta2 %g): each must be in [0, 1)", c->beta1, c->beta2);
+    if (!(c->eps > 0 && c->eps < 1)) return mh__error(MH_ERR_INVALID_ARG, "--eps %g must be in (0, 1)", c->eps);
+    if (c->nesterov) return mh__error(MH_ERR_INVALID_ARG, "--nesterov is an SGD option, not %s's", c->optimizer);
+    if (c->precision && !strcmp(c->precision, "niti"))
+      return mh__error(MH_ERR_INVALID_ARG, "--optimizer %s: niti updates its int8 weights by its own integer rule",
+                       c->optimizer);
+  }
   if (c->threads < 1 || c->threads > 256) return mh__error(MH_ERR_INVALID_ARG, "--threads %d out of range [1, 256]", c->threads);
   if (c->max_steps < 0) return mh__error(MH_ERR_INVALID_ARG, "--max-steps %ld must be >= 0", c->max_steps);
   if (c->schedule < MH_SCHEDULE_CONSTANT || c->schedule > MH_SCHEDULE_COSINE) return mh__error(MH_ERR_INVALID_ARG, "unknown schedule");
@@ -137,6 +149,8 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
   snprintf(t->mu, sizeof t->mu, "%s", cfg->mu ? cfg->mu : "");
   snprintf(t->backend, sizeof t->backend, "%s", cfg->backend ? cfg->backend : "cpu");
   snprintf(t->profile, sizeof t->profile, "%s", cfg->profile ? cfg->profile : "sd865");
+  snprintf(t->optimizer, sizeof t->optimizer, "%s", cfg->optimizer ? cfg->optimizer : "sgd");
+  t->cfg.optimizer = t->optimizer;
   t->cfg.profile = t->profile;
   t->cfg.backend = t->backend;
   t->cfg.precision = t->precision;
@@ -160,6 +174,7 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
     t->momentum = calloc(t->algo->integer_params ? 16 : (size_t)m->g.n_param_floats + 16, sizeof(float));
     if (!t->momentum) st = mh__error(MH_ERR_NOMEM, "trainer: out of memory for optimizer state");
   }
+  if (st == MH_OK && strcmp(t->optimizer, "sgd")) st = mh__trainer_adam_state(t);
   if (st == MH_OK) st = t->algo->setup(t);
   if (st == MH_OK) st = open_dsp(t);
   if (st) {
@@ -179,6 +194,7 @@ void mh_trainer_free(mh_trainer *t) {
   mh_exec_free(t->ex);
   mh_pool_free(t->pool);
   free(t->momentum);
+  free(t->adam_sq);
   free(t->logits);
   free(t);
 }
@@ -275,10 +291,20 @@ int mh_trainer_set_length(mh_trainer *t, int epochs, long max_steps) {
   return MH_OK;
 }
 
+const char *mh_trainer_optimizer(const mh_trainer *t) { return t->optimizer; }
+
+int mh__trainer_adam_state(mh_trainer *t) {
+  if (t->adam_sq) return MH_OK;
+  t->adam_sq = calloc((size_t)t->m->g.n_param_floats + 16, sizeof(float));
+  return t->adam_sq ? MH_OK : mh__error(MH_ERR_NOMEM, "trainer: out of memory for Adam's second moments");
+}
+
 size_t mh_trainer_peak_bytes(const mh_trainer *t) {
   const mh_graph *g = &t->m->g;
-  /* parameters, their gradients and optimizer state: float x3 (SGD momentum), or int8 + int32 */
-  size_t bytes = (size_t)g->n_param_floats * (t->algo->integer_params ? 1 + sizeof(int32_t) : sizeof(float) * 3) +
+  /* parameters, their gradients and optimizer state: float x3 (SGD momentum; x4 with Adam's two
+   * moments), or int8 + int32 */
+  size_t bytes = (size_t)g->n_param_floats *
+                     (t->algo->integer_params ? 1 + sizeof(int32_t) : sizeof(float) * (t->adam_sq ? 4 : 3)) +
                  (size_t)g->n_buffer_floats * sizeof(float);
   mh_exec_stats st;
   if (mh_exec_stats_get(t->ex, 1, &st) == MH_OK) bytes += st.arena_bytes + st.scratch_bytes + st.state_bytes;

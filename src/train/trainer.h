@@ -21,7 +21,9 @@ struct mh_trainer {
   const mh_cpu_kernels *kt;
   mh_executor *ex;
   int planned_batch;
-  float *momentum;       /* SGD momentum buffers, the parameters' layout */
+  float *momentum;       /* SGD momentum buffers, or Adam's first moments: the parameters' layout */
+  float *adam_sq;        /* Adam's second moments (NULL under SGD) */
+  char optimizer[8];     /* "sgd", "adam", "adamw" */
   float *logits;         /* integer algorithms: dequantised logits (+ loss work space) for a batch */
   long step;             /* optimizer steps taken */
   int epoch;             /* current epoch, 0-based */
@@ -42,6 +44,13 @@ int mh__trainer_prepare(mh_trainer *t, int batch);
 
 /* SGD with momentum, weight decay and optional Nesterov, PyTorch semantics (dampening 0):
  * d = g + wd*w; buf = first ? d : momentum*buf + d; d = nesterov ? d + momentum*buf : buf; w -= lr*d. */
+/* Adam (decoupled = 0: L2 term wd*w added to the gradient) and AdamW (decoupled = 1: w *= 1 - lr*wd
+ * first), torch.optim 1.13 (single-tensor path): m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
+ * w -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps); step counts from 1. */
+void mh__adam_step(mh_pool *pool, float *w, const float *g, float *m, float *v, long n, double lr, double b1, double b2,
+                   double eps, double wd, int decoupled, long step);
+/* Allocates Adam's second moments (zero) if the trainer has none. */
+int mh__trainer_adam_state(mh_trainer *t);
 void mh__sgd_step(mh_pool *pool, float *w, const float *g, float *buf, long n, float lr, float momentum, float wd,
                   int nesterov, int first);
 
