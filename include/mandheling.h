@@ -203,6 +203,29 @@ int mh_trainer_save(mh_trainer *t, const char *path);
 int mh_trainer_load(mh_trainer *t, const char *path);
 /* Changes how far training goes: epochs (-1 keeps it) and max_steps (-1 keeps it, 0 no limit). */
 int mh_trainer_set_length(mh_trainer *t, int epochs, long max_steps);
+/* Weights from a safetensors file (a Mandheling fp32/int8 checkpoint, or a PyTorch state_dict saved
+ * with safetensors, named as the model's parameters: conv1.weight, conv1_bn.running_mean, ...):
+ * every parameter and batch-norm statistic, F32 and of the model's shape. A checkpoint's optimizer
+ * state and PyTorch's num_batches_tracked are skipped; any other tensor, or a missing one, is an
+ * error naming it, and then nothing is changed. Integer (niti) models quantise the loaded weights. */
+int mh_model_load_weights(mh_model *m, const char *path);
+
+/* Evaluation-mode logits (n x classes floats; integer algorithms' dequantised) of n samples, given
+ * as the model's inputs (n x C x H x W floats, normalised as in training: see mh_trainer_input_norm),
+ * in batches of the trainer's batch size. */
+int mh_trainer_predict(mh_trainer *t, const float *x, int n, float *logits);
+/* The input normalisation of training, x = (pixel/255 - mean[c]) / std[c] per channel (up to 3):
+ * 1 when known (after mh_fit, or from a checkpoint that carries it), else 0. */
+int mh_trainer_input_norm(const mh_trainer *t, float mean[3], float std[3]);
+/* Logits of every sample of `data`: a data directory's test split (labels returned) or an IDX images
+ * file, gzipped or not (*labels NULL), normalised as in training (the trainer's normalisation, or a
+ * directory's training-split statistics when the trainer has none). *logits (n x classes) and
+ * *labels are the caller's to free. */
+int mh_predict_data(mh_trainer *t, const char *data, float **logits, int32_t **labels, int *n);
+
+/* The number of classes the model outputs. */
+int mh_model_classes(const mh_model *m);
+
 /* The trainer's optimizer: "sgd", "adam" or "adamw" (after --resume, the checkpoint's). */
 const char *mh_trainer_optimizer(const mh_trainer *t);
 /* The precision a checkpoint was trained in ("fp32", "int8", "niti"). */

@@ -98,6 +98,9 @@ bad = bytearray(files["train-labels-idx1-ubyte.gz"]); bad[0] = 0x12
 variant("bad-magic-plain", "train-labels-idx1-ubyte.gz", raw=bytes(bad), gz=False)
 bad = bytearray(files["train-labels-idx1-ubyte.gz"]); bad[8 + 17] = 10
 variant("label-10", "train-labels-idx1-ubyte.gz", raw=bytes(bad))
+bad = bytearray(files["t10k-labels-idx1-ubyte.gz"]); bad[8 + 17] = 10
+variant("test-label-10", "t10k-labels-idx1-ubyte.gz", raw=bytes(bad))
+variant("test-trunc-gz", "t10k-images-idx3-ubyte.gz", cut=lambda n: n // 2)
 lab = files["t10k-labels-idx1-ubyte.gz"]
 variant("count-mismatch", "t10k-labels-idx1-ubyte.gz", raw=struct.pack(">II", 0x801, 61) + lab[8:8 + 61])
 variant("missing", "t10k-labels-idx1-ubyte.gz", remove=True)
@@ -137,8 +140,9 @@ expect_fail "data dir missing a file" "t10k-labels-idx1-ubyte" "${TR[@]}" --data
 expect_fail "data dir without a data set" "$T/empty" "${TR[@]}" --data "$T/empty" "${KEEP[@]}"
 expect_fail "data dir does not exist" "$T/nonexistent" "${TR[@]}" --data "$T/nonexistent" "${KEEP[@]}"
 expect_fail "data dir is a file" "$T/mlp.mh" "${TR[@]}" --data "$T/mlp.mh" "${KEEP[@]}"
-expect_fail "eval: label of 10" "label-10/train-labels-idx1-ubyte.gz" eval --load "$T/lenet5.st" --data "$T/label-10"
-expect_fail "eval: truncated gzip IDX" "trunc-gz/train-images-idx3-ubyte.gz" eval --load "$T/lenet5.st" --data "$T/trunc-gz"
+# eval reads the test split only: the checkpoint carries the training split's normalisation
+expect_fail "eval: label of 10" "test-label-10/t10k-labels-idx1-ubyte.gz" eval --load "$T/lenet5.st" --data "$T/test-label-10"
+expect_fail "eval: truncated gzip IDX" "test-trunc-gz/t10k-images-idx3-ubyte.gz" eval --load "$T/lenet5.st" --data "$T/test-trunc-gz"
 
 # ---- checkpoints ----------------------------------------------------------------------------
 for c in trunc-header trunc-half trunc-last zero; do
@@ -218,6 +222,8 @@ expect_fail "no command" "usage"
 
 # ---- help -----------------------------------------------------------------------------------
 expect_ok "mandheling --help" "usage" --help
+mkdir -p "$T/test-only" && cp "$T"/good/t10k-* "$T/test-only/"
+expect_ok "eval: a data directory with no training split" "test accuracy" eval --load "$T/lenet5.st" --data "$T/test-only"
 for c in train eval info bench; do
   expect_ok "$c --help" "usage: mandheling $c" "$c" --help
 done

@@ -32,6 +32,12 @@ void json_num(json_out *j, const char *key, double v);
 void json_int(json_out *j, const char *key, long long v);
 int json_write(json_out *j, const char *path); /* 0 ok; prints the error and returns 1 */
 
+/* A file written atomically: opened as a temporary next to `path` (its name into tmp), renamed over
+ * path by cli_atomic_close when everything was written; on failure the temporary is removed and
+ * path is untouched. cli_atomic_open returns NULL (errno set) when it cannot create the file. */
+FILE *cli_atomic_open(const char *path, char *tmp, size_t n);
+int cli_atomic_close(FILE *f, const char *tmp, const char *path); /* 0 ok, -1 failed (errno) */
+
 /* Progress: a bar with rate and ETA on a terminal, plain lines otherwise. */
 void cli_progress(void *user, const mh_progress *p);
 /* Log sink that prints library messages to stderr ("mandheling: ..."). */
@@ -48,5 +54,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

@@ -169,20 +169,34 @@ void json_int(json_out *j, const char *key, long long v) {
   j->len += (size_t)snprintf(j->buf + j->len, sizeof j->buf - j->len, "%lld", v);
 }
 
+FILE *cli_atomic_open(const char *path, char *tmp, size_t n) {
+  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  return fopen(tmp, "w");
+}
+
+int cli_atomic_close(FILE *f, const char *tmp, const char *path) {
+  int ok = !ferror(f);
+  ok = fflush(f) == 0 && ok;
+  ok = fclose(f) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    int e = errno;
+    remove(tmp);
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
 int json_write(json_out *j, const char *path) {
   char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "w");
+  FILE *f = cli_atomic_open(path, tmp, sizeof tmp);
   if (!f) {
     fprintf(stderr, "mandheling: --json %s: cannot write: %s\n", path, strerror(errno));
     return 1;
   }
-  int ok = fprintf(f, "%s}\n", j->buf) > 0;
-  ok = fflush(f) == 0 && ok;
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) {
+  fprintf(f, "%s}\n", j->buf);
+  if (cli_atomic_close(f, tmp, path)) {
     fprintf(stderr, "mandheling: --json %s: write failed: %s\n", path, strerror(errno));
-    remove(tmp);
     return 1;
   }
   return 0;

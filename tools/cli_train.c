@@ -31,7 +31,7 @@ static void print_rescale(const mh_rescale_report *r, const char *mode, double s
 int cmd_train(int argc, char **argv) {
   mh_train_config cfg;
   mh_train_config_default(&cfg);
-  const char *model = "lenet5", *data = DEFAULT_DATA, *save = NULL, *resume = NULL, *json = NULL,
+  const char *model = "lenet5", *data = DEFAULT_DATA, *save = NULL, *resume = NULL, *json = NULL, *init = NULL,
              *schedule = "cosine", *precision = "fp32";
   int quiet = 0, epochs = -1;
   long max_steps = -1;
@@ -66,12 +66,17 @@ int cmd_train(int argc, char **argv) {
       {"--keep-denormals", OPT_FLAG, &cfg.keep_denormals, "IEEE denormals (default: flush to zero)"},
       {"--save", OPT_STR, &save, "write a checkpoint (safetensors) at the end"},
       {"--resume", OPT_STR, &resume, "continue exactly from a checkpoint"},
+      {"--init", OPT_STR, &init, "start from these weights (a checkpoint or a PyTorch state_dict as safetensors); optimizer state starts fresh"},
       {"--json", OPT_STR, &json, "write a JSON summary"},
       {"--quiet", OPT_FLAG, &quiet, "no progress output"},
       {NULL, 0, NULL, NULL}};
   int r = cli_parse("train", "[--model NAME|FILE] [--data DIR] [options]", opts, argc, argv);
   if (r) return r == 1 ? 0 : r;
   if (parse_schedule(schedule, &cfg.schedule)) return 2;
+  if (init && resume) {
+    fprintf(stderr, "mandheling train: --init and --resume exclude each other (--resume continues a run, --init starts one)\n");
+    return 2;
+  }
   cfg.precision = precision;
   if (epochs != -1) cfg.epochs = epochs;
   if (max_steps != -1) cfg.max_steps = max_steps;
@@ -93,6 +98,7 @@ int cmd_train(int argc, char **argv) {
   /* a checkpoint knows its model: without --model, resume builds the checkpoint's own */
   int st = resume && !model_given ? mh_checkpoint_model(resume, cfg.seed, &m) : mh_model_create(&m, model, cfg.seed);
   if (st) goto out;
+  if (init && (st = mh_model_load_weights(m, init))) goto out;
   if ((st = mh_trainer_create(&t, m, &cfg))) goto out;
   /* resuming restores the checkpoint's hyper-parameters; --epochs/--max-steps still say how far to go */
   if (resume && (st = mh_trainer_load(t, resume))) goto out;
@@ -155,10 +161,11 @@ out:
 
 int cmd_eval(int argc, char **argv) {
   const char *model = NULL, *data = DEFAULT_DATA, *load = NULL, *json = NULL, *precision = "fp32", *backend = NULL,
-             *isa = NULL;
+             *isa = NULL, *init = NULL;
   int threads = 2, batch = 256;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (default: the checkpoint's own)"},
-                          {"--load", OPT_STR, &load, "checkpoint to evaluate (required)"},
+                          {"--load", OPT_STR, &load, "checkpoint to evaluate (or --init)"},
+                          {"--init", OPT_STR, &init, "evaluate these weights: a checkpoint's or a PyTorch state_dict's (safetensors; with --model)"},
                           {"--data", OPT_STR, &data, "data directory (default " DEFAULT_DATA ")"},
                           {"--precision", OPT_STR, &precision, "fp32|int8|niti (default: the checkpoint's)"},
                           {"--batch", OPT_INT, &batch, "evaluation batch (default 256)"},
@@ -167,10 +174,10 @@ int cmd_eval(int argc, char **argv) {
                           {"--isa", OPT_STR, &isa, "CPU kernel table (default: the fastest here)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
                           {NULL, 0, NULL, NULL}};
-  int r = cli_parse("eval", "--load CKPT [--model NAME|FILE] [--data DIR]", opts, argc, argv);
+  int r = cli_parse("eval", "--load CKPT | --init WEIGHTS [--model NAME|FILE] [--data DIR]", opts, argc, argv);
   if (r) return r == 1 ? 0 : r;
-  if (!load) {
-    fprintf(stderr, "mandheling eval: --load CKPT is required\n");
+  if (!load == !init) {
+    fprintf(stderr, "mandheling eval: give one of --load CKPT (a checkpoint) and --init WEIGHTS (weights only)\n");
     return 2;
   }
   mh_train_config cfg;
@@ -180,7 +187,7 @@ int cmd_eval(int argc, char **argv) {
   char ckpt_precision[16];
   int precision_given = 0;
   for (int i = 0; i < argc; i++) precision_given |= strncmp(argv[i], "--precision", 11) == 0;
-  if (!precision_given) { /* evaluate in the checkpoint's own precision */
+  if (!precision_given && load) { /* evaluate in the checkpoint's own precision */
     if (mh_checkpoint_precision(load, ckpt_precision, sizeof ckpt_precision)) return cli_fail("eval");
     precision = ckpt_precision;
   }
@@ -191,9 +198,10 @@ int cmd_eval(int argc, char **argv) {
   mh_trainer *t = NULL;
   int rc = 1;
   double acc = 0, loss = 0;
-  int st = model ? mh_model_create(&m, model, 1) : mh_checkpoint_model(load, 1, &m);
+  int st = model ? mh_model_create(&m, model, 1) : mh_checkpoint_model(load ? load : init, 1, &m);
+  if (!st && init) st = mh_model_load_weights(m, init);
   if (!st) st = mh_trainer_create(&t, m, &cfg);
-  if (!st) st = mh_trainer_load(t, load);
+  if (!st && load) st = mh_trainer_load(t, load);
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
   if (!st) st = mh_evaluate(t, data, &acc, &loss);

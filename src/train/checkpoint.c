@@ -95,6 +95,12 @@ int mh_trainer_save(mh_trainer *t, const char *path) {
   snprintf(batch, sizeof batch, "%d", t->cfg.batch);
   snprintf(ssize, sizeof ssize, "%d", t->cfg.step_size);
   snprintf(aug, sizeof aug, "%d", t->cfg.augment);
+  char in_mean[64] = "", in_std[64] = "";
+  int ch = g->nodes[0].c < 3 ? g->nodes[0].c : 3;
+  for (int c = 0; t->norm_known && c < ch; c++) {
+    snprintf(in_mean + strlen(in_mean), sizeof in_mean - strlen(in_mean), "%s%.9g", c ? "," : "", t->norm_mean[c]);
+    snprintf(in_std + strlen(in_std), sizeof in_std - strlen(in_std), "%s%.9g", c ? "," : "", t->norm_std[c]);
+  }
   snprintf(b1, sizeof b1, "%.17g", t->cfg.beta1);
   snprintf(b2, sizeof b2, "%.17g", t->cfg.beta2);
   snprintf(eps, sizeof eps, "%.17g", t->cfg.eps);
@@ -111,6 +117,7 @@ int mh_trainer_save(mh_trainer *t, const char *path) {
       {"batch", batch},            {"augment", aug},             {"rescale", t->rescale},
       {"mu", t->mu},               {"optimizer", t->optimizer},  {"beta1", b1},
       {"beta2", b2},               {"eps", eps},
+      {"input_mean", in_mean},     {"input_std", in_std}, /* empty: not known when saved */
   };
   int st = mh_st_write(path, ts, k, meta, (int)(sizeof meta / sizeof meta[0]));
   free(ts);
@@ -191,6 +198,30 @@ static int read_config(const mh_st_file *f, const char *path, mh_train_config *c
   }
   if (!(c->lr >= 0) || !(c->momentum >= 0 && c->momentum < 1) || !(c->weight_decay >= 0) || !(c->gamma > 0))
     return mh__error(MH_ERR_FORMAT, "%s: checkpoint hyper-parameters out of range", path);
+  return MH_OK;
+}
+
+/* The input normalisation a checkpoint carries (input_mean, input_std: one value per channel), when
+ * it has one (*known = 0 for checkpoints without it). */
+static int read_norm(const mh_st_file *f, const char *path, int channels, float *mean, float *std, int *known) {
+  const char *m = mh_st_meta_get(f, "input_mean"), *s = mh_st_meta_get(f, "input_std");
+  *known = 0;
+  if (!m || !s || (!*m && !*s)) return MH_OK;
+  const char *v[2] = {m, s};
+  float *out[2] = {mean, std};
+  for (int k = 0; k < 2; k++) {
+    const char *p = v[k];
+    for (int c = 0; c < channels; c++) {
+      char *end;
+      double x = strtod(p, &end);
+      if (end == p || !(x == x) || (k == 1 && !(x > 0)) || (*end != (c + 1 < channels ? ',' : '\0')))
+        return mh__error(MH_ERR_FORMAT, "%s: checkpoint metadata '%s' = '%.60s' is not %d %snumbers", path,
+                         k ? "input_std" : "input_mean", v[k], channels, k ? "positive " : "");
+      out[k][c] = (float)x;
+      p = end + 1;
+    }
+  }
+  *known = 1;
   return MH_OK;
 }
 
@@ -291,6 +322,9 @@ int mh_trainer_load(mh_trainer *t, const char *path) {
     st = mh__error(MH_ERR_FORMAT, "%s: checkpoint rescale '%.20s' is neither exact nor adaptive", path, rescale);
   if (st == MH_OK && (strlen(mu) >= sizeof t->mu || mh_niti_mu_check(*mu ? mu : NULL)))
     st = mh__error(MH_ERR_FORMAT, "%s: checkpoint mu schedule '%.40s' is invalid", path, mu);
+  float nm[3] = {0}, ns[3] = {0};
+  int norm = 0;
+  if (st == MH_OK) st = read_norm(f, path, g->nodes[0].c < 3 ? g->nodes[0].c : 3, nm, ns, &norm);
   if (st == MH_OK && !q && strcmp(opt, "sgd")) st = mh__trainer_adam_state(t); /* before anything changes */
   if (st == MH_OK) {
     t->cfg = cfg;
@@ -315,6 +349,7 @@ int mh_trainer_load(mh_trainer *t, const char *path) {
     for (int i = 0; i < g->n_buffers; i++)
       memcpy(t->m->buffers + g->buffers[i].offset, src[k++], (size_t)g->buffers[i].numel * sizeof(float));
     t->step = step, t->epoch = (int)epoch, t->batch_in_epoch = bie, t->steps_per_epoch = spe;
+    if (norm) memcpy(t->norm_mean, nm, sizeof nm), memcpy(t->norm_std, ns, sizeof ns), t->norm_known = 1;
   }
   free(src);
 done:

@@ -1,9 +1,11 @@
 /* The epoch loop: load the data directory, normalise with the training set's statistics, feed the
  * prefetching batcher to the trainer, report progress, evaluate after each epoch. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/status.h"
@@ -43,7 +45,13 @@ static void batcher_config(const mh_trainer *t, const mh_dataset *train, int for
     bc->crop_pad = train->h >= 32 ? 4 : 2;
     bc->hflip = train->c == 3; /* mirrored clothing/digits are other classes; natural images are not */
   }
-  mh_dataset_channel_stats(train, bc->mean, bc->std);
+  if (!t->norm_known) { /* the training split's statistics: fixed for this trainer from now on */
+    mh_trainer *w = (mh_trainer *)t;
+    mh_dataset_channel_stats(train, w->norm_mean, w->norm_std);
+    w->norm_known = 1;
+  }
+  memcpy(bc->mean, t->norm_mean, sizeof bc->mean);
+  memcpy(bc->std, t->norm_std, sizeof bc->std);
 }
 
 static int eval_set(mh_trainer *t, const mh_dataset *test, const mh_batcher_config *bc, double *acc, double *loss) {
@@ -73,7 +81,8 @@ static int eval_set(mh_trainer *t, const mh_dataset *test, const mh_batcher_conf
 
 int mh_evaluate(mh_trainer *t, const char *data_dir, double *accuracy, double *loss) {
   mh_dataset train = {0}, test = {0};
-  int st = mh_dataset_load_dir(data_dir, &train, &test);
+  /* the training split only for its statistics, when the trainer (its checkpoint) lacks them */
+  int st = mh_dataset_load_dir(data_dir, t->norm_known ? NULL : &train, &test);
   if (st == MH_OK) st = check_shape(t, &test, data_dir);
   if (st == MH_OK) {
     mh_batcher_config bc;
@@ -167,4 +176,67 @@ done:
   mh_dataset_free(&train);
   mh_dataset_free(&test);
   return st;
+}
+
+/* An IDX images file (no labels: all 0) as a data set. */
+static int load_images_file(const char *path, mh_dataset *ds) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  MH_TRY(mh_read_file_maybe_gz(path, (size_t)1 << 31, &buf, &len));
+  int st = mh_idx_parse_images(buf, len, path, ds);
+  free(buf);
+  if (st == MH_OK && !(ds->labels = calloc((size_t)ds->n, 1))) {
+    mh_dataset_free(ds);
+    return mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
+  }
+  ds->n_classes = 1;
+  return st;
+}
+
+int mh_predict_data(mh_trainer *t, const char *data, float **logits, int32_t **labels, int *n) {
+  *logits = NULL, *labels = NULL, *n = 0;
+  struct stat sb;
+  if (stat(data, &sb) != 0) return mh__error(MH_ERR_IO, "%s: %s", data, strerror(errno));
+  int dir = S_ISDIR(sb.st_mode), st;
+  mh_dataset train = {0}, set = {0};
+  if (dir) st = mh_dataset_load_dir(data, t->norm_known ? NULL : &train, &set);
+  else if (!t->norm_known)
+    st = mh__error(MH_ERR_INVALID_ARG, "%s: the checkpoint carries no input normalisation (an older one): give a data "
+                   "directory, whose training split sets it", data);
+  else st = load_images_file(data, &set);
+  if (st == MH_OK) st = check_shape(t, &set, data);
+  mh_batcher *b = NULL;
+  if (st == MH_OK) {
+    mh_batcher_config bc;
+    batcher_config(t, &train, 0, &bc);
+    st = mh_batcher_init(&b, &set, &bc);
+  }
+  int classes = t->m->g.nodes[t->m->g.n_nodes - 1].c;
+  float *z = st == MH_OK ? malloc(sizeof(float) * (size_t)set.n * classes) : NULL;
+  int32_t *y = st == MH_OK && dir ? malloc(sizeof(int32_t) * (size_t)set.n) : NULL;
+  if (st == MH_OK && (!z || (dir && !y))) st = mh__error(MH_ERR_NOMEM, "%s: out of memory for %d predictions", data, set.n);
+  if (st == MH_OK) st = mh_batcher_start_epoch(b, 0, 0);
+  int seen = 0;
+  while (st == MH_OK) {
+    const float *x;
+    const int32_t *lab;
+    int k;
+    int r = mh_batcher_next(b, &x, &lab, &k);
+    if (r <= 0) {
+      st = r;
+      break;
+    }
+    st = mh_trainer_predict(t, x, k, z + (size_t)seen * classes);
+    if (y) memcpy(y + seen, lab, sizeof(int32_t) * (size_t)k);
+    seen += k;
+  }
+  mh_batcher_free(b);
+  mh_dataset_free(&train);
+  mh_dataset_free(&set);
+  if (st < 0) {
+    free(z), free(y);
+    return st;
+  }
+  *logits = z, *labels = y, *n = seen;
+  return MH_OK;
 }

@@ -91,6 +91,11 @@ int mh__model_make_integer(mh_model *m) {
     m->qparams = NULL, m->qgrads = NULL, m->qexp = NULL;
     return mh__error(MH_ERR_NOMEM, "model: out of memory for integer parameters");
   }
+  mh__model_quantize_params(m);
+  return MH_OK;
+}
+
+void mh__model_quantize_params(mh_model *m) {
   for (int i = 0; i < m->g.n_params; i++) {
     const mh_param *p = &m->g.params[i];
     m->qexp[i] = mh_quantize_f32_s8(mh_cpu_kernels_get(1), NULL, m->params + p->offset, (long)p->numel,
@@ -101,7 +106,6 @@ int mh__model_make_integer(mh_model *m) {
       m->qparams[p->offset + k] = (int8_t)mh_q_round_nearest(m->qparams[p->offset + k], MH_INT_HEADROOM_BITS);
     m->qexp[i] += MH_INT_HEADROOM_BITS;
   }
-  return MH_OK;
 }
 
 int64_t mh_model_param_count(const mh_model *m) { return m->g.n_param_floats; }
@@ -176,3 +180,5 @@ int mh_model_describe(const mh_model *m, int batch, char **text) {
   *text = out;
   return MH_OK;
 }
+
+int mh_model_classes(const mh_model *m) { return m->g.nodes[m->g.n_nodes - 1].c; }

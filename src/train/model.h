@@ -31,4 +31,8 @@ int mh__model_from_graph(mh_model **out, mh_graph *g, uint64_t seed);
  * (kaiming_uniform with a = sqrt(5)), batch-norm weight 1, bias 0, running mean 0, var 1. */
 void mh__model_init_params(mh_model *m, uint64_t seed);
 
+/* The integer parameters (qparams, qexp) from the float ones: per tensor a power-of-two exponent,
+ * nearest rounding, one bit of headroom. */
+void mh__model_quantize_params(mh_model *m);
+
 #endif

@@ -258,20 +258,47 @@ int mh_trainer_evaluate_batch(mh_trainer *t, const float *x, const int32_t *labe
   return st;
 }
 
-static int evaluate_body(mh_trainer *t, const float *x, const int32_t *labels, int n, long *correct,
-                         double *loss_sum) {
-  MH_TRY(check_labels(t, labels, n));
+/* An inference forward of n samples: *z the logits (n x classes; integer algorithms' dequantised),
+ * valid until the next forward. */
+static int forward_logits(mh_trainer *t, const float *x, int n, const float **z) {
   MH_TRY(mh__trainer_prepare(t, n > t->cfg.batch ? n : t->cfg.batch));
   mh_model *m = t->m;
   int classes = m->g.nodes[m->g.n_nodes - 1].c;
   MH_TRY(mh_exec_forward(t->ex, x, n, t->algo->integer_params ? (const void *)m->qparams : m->params, m->buffers, 0));
-  const float *z = mh_exec_output(t->ex);
+  *z = mh_exec_output(t->ex);
   if (t->algo->integer_params) { /* int8 logits: argmax and loss on their dequantised values */
     int e;
     const int8_t *o = mh_exec_output_q(t->ex, &e);
     for (long i = 0; i < (long)n * classes; i++) t->logits[i] = ldexpf((float)o[i], e);
-    z = t->logits;
+    *z = t->logits;
   }
+  return MH_OK;
+}
+
+int mh_trainer_predict(mh_trainer *t, const float *x, int n, float *logits) {
+  if (n < 0 || (n && (!x || !logits))) return mh__error(MH_ERR_INVALID_ARG, "predict: %d samples without arrays", n);
+  const mh_node *in = &t->m->g.nodes[0];
+  size_t per = (size_t)in->c * in->h * in->w;
+  int classes = t->m->g.nodes[t->m->g.n_nodes - 1].c, st = MH_OK;
+  mh_fpenv saved = mh_fpenv_get();
+  if (!t->cfg.keep_denormals) mh_fpenv_set(mh_fpenv_ftz(saved));
+  for (int i = 0; i < n && st == MH_OK; i += t->cfg.batch) {
+    int b = n - i < t->cfg.batch ? n - i : t->cfg.batch;
+    const float *z;
+    st = forward_logits(t, x + (size_t)i * per, b, &z);
+    if (st == MH_OK) memcpy(logits + (size_t)i * classes, z, sizeof(float) * (size_t)b * classes);
+  }
+  mh_fpenv_set(saved);
+  return st;
+}
+
+static int evaluate_body(mh_trainer *t, const float *x, const int32_t *labels, int n, long *correct,
+                         double *loss_sum) {
+  MH_TRY(check_labels(t, labels, n));
+  mh_model *m = t->m;
+  int classes = m->g.nodes[m->g.n_nodes - 1].c;
+  const float *z;
+  MH_TRY(forward_logits(t, x, n, &z));
   for (int i = 0; i < n; i++) {
     int best = 0;
     for (int k = 1; k < classes; k++)
@@ -348,4 +375,10 @@ void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
     r->packets_fwd = t->dsp->pkt_pass[MH_PKT_PASS_FWD], r->packets_bwd = t->dsp->pkt_pass[MH_PKT_PASS_BWD];
     r->packets_other = t->dsp->pkt_pass[MH_PKT_PASS_OTHER];
   }
+}
+
+int mh_trainer_input_norm(const mh_trainer *t, float mean[3], float std[3]) {
+  if (!t->norm_known) return 0;
+  memcpy(mean, t->norm_mean, sizeof t->norm_mean), memcpy(std, t->norm_std, sizeof t->norm_std);
+  return 1;
 }

@@ -24,6 +24,10 @@ struct mh_trainer {
   float *momentum;       /* SGD momentum buffers, or Adam's first moments: the parameters' layout */
   float *adam_sq;        /* Adam's second moments (NULL under SGD) */
   char optimizer[8];     /* "sgd", "adam", "adamw" */
+  /* the input normalisation of training, x = (pixel/255 - mean[c]) / std[c]: from the training
+   * split's statistics (mh_fit) or a checkpoint; norm_known 0: not yet known */
+  float norm_mean[3], norm_std[3];
+  int norm_known;
   float *logits;         /* integer algorithms: dequantised logits (+ loss work space) for a batch */
   long step;             /* optimizer steps taken */
   int epoch;             /* current epoch, 0-based */
