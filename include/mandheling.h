@@ -92,6 +92,12 @@ typedef struct mh_train_config {
                             definitions with bias correction; niti has its own integer update */
   double beta1, beta2;   /* adam/adamw: default 0.9, 0.999 */
   double eps;            /* adam/adamw: default 1e-8 */
+  const char *freeze;     /* layers whose parameters stay fixed: comma-separated names, a..b ranges
+                             (graph order), last:N (the last N layers with parameters); NULL: none.
+                             Frozen layers compute no weight gradient, backward stops below the
+                             first trainable layer, and a frozen batch norm normalises with its
+                             running statistics */
+  const char *train_only; /* the layers that train, all others frozen (same forms); not with freeze */
   mh_schedule schedule;  /* default cosine (per step, to 0 at the end) */
   int step_size;         /* step schedule: epochs between decays (default: epochs/3, at least 1) */
   float gamma;           /* step schedule: decay factor (default 0.1) */

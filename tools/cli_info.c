@@ -76,7 +76,7 @@ static int print_layers(const char *tsv, const char *path) {
 
 int cmd_bench(int argc, char **argv) {
   const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL, *device = NULL, *isa = NULL,
-             *layers = NULL;
+             *layers = NULL, *freeze = NULL, *train_only = NULL;
   int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0, no_reuse = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
@@ -92,6 +92,8 @@ int cmd_bench(int argc, char **argv) {
                           {"--profile", OPT_FLAG, &profile, "print time per op type (mean per step)"},
                           {"--keep-denormals", OPT_FLAG, &keep_denormals, "IEEE denormals (default: flush to zero)"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
+                          {"--freeze", OPT_STR, &freeze, "layers that do not train (names, a..b, last:N)"},
+                          {"--train-only", OPT_STR, &train_only, "the layers that train; all others frozen"},
                           {"--dsp-layers", OPT_STR, &layers, "--backend dsp|auto: write packets per layer and pass, counted and modelled, as TSV"},
                           {NULL, 0, NULL, NULL}};
   int r = cli_parse("bench", "--model NAME [--batch B] [--steps N] [--threads T]", opts, argc, argv);
@@ -118,6 +120,7 @@ int cmd_bench(int argc, char **argv) {
   cfg.force_reference = reference;
   cfg.keep_denormals = keep_denormals;
   cfg.isa = isa;
+  cfg.freeze = freeze, cfg.train_only = train_only;
   mh_model *m = NULL;
   mh_trainer *t = NULL;
   mh_bench_result res;

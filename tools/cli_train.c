@@ -44,6 +44,8 @@ int cmd_train(int argc, char **argv) {
       {"--momentum", OPT_FLOAT, &cfg.momentum, "SGD momentum (default 0.9)"},
       {"--wd", OPT_FLOAT, &cfg.weight_decay, "weight decay (default 5e-4)"},
       {"--nesterov", OPT_FLAG, &cfg.nesterov, "Nesterov momentum"},
+      {"--freeze", OPT_STR, &cfg.freeze, "layers that do not train: names, a..b ranges, last:N (comma-separated)"},
+      {"--train-only", OPT_STR, &cfg.train_only, "the layers that train (same forms); all others frozen"},
       {"--optimizer", OPT_STR, &cfg.optimizer, "fp32/int8: sgd|adam|adamw (default sgd; adam: --wd as L2, adamw: decoupled)"},
       {"--beta1", OPT_DOUBLE, &cfg.beta1, "adam/adamw: first-moment decay (default 0.9)"},
       {"--beta2", OPT_DOUBLE, &cfg.beta2, "adam/adamw: second-moment decay (default 0.999)"},

@@ -37,6 +37,9 @@ struct mh_executor {
   mh_rescale_mode rescale;
   mh_rescale_state *rs;      /* per node: [2i] forward output, [2i+1] input gradient */
   mh_rescale_counts rc;
+  /* partial training (NULL: everything trains): per node, whether its parameters train, and
+   * whether its backward runs at all (its own parameters train, or some earlier node's do) */
+  unsigned char *trainable, *needs_bwd;
   const struct mh_backend *be; /* runs the passes of place[] it supports; NULL: the CPU runs everything */
   unsigned char *place;        /* per node: the MH_PASS_* bits given to the backend */
   unsigned char *ran;          /* per node: the passes the backend completed in the last step */
@@ -83,10 +86,45 @@ void mh_exec_free(mh_executor *ex) {
   free(ex->prof);
   free(ex->e_act), free(ex->e_grad), free(ex->rs), free((void *)ex->absmax);
   free(ex->place), free(ex->ran);
+  free(ex->trainable), free(ex->needs_bwd);
   free(ex);
 }
 
 void mh_exec_set_reference(mh_executor *ex, int reference) { ex->reference = reference; }
+
+/* Whether node i's backward runs / whether its parameters train (both 1 without a mask). */
+static int bwd_runs(const mh_executor *ex, int i) { return !ex->needs_bwd || ex->needs_bwd[i]; }
+static int trains(const mh_executor *ex, int i) { return !ex->trainable || ex->trainable[i]; }
+/* A frozen batch norm: normalises with its running statistics in training steps too (eval form). */
+static int frozen_bn(const mh_executor *ex, int i) { return !trains(ex, i) && ex->g->nodes[i].op == MH_OP_BATCHNORM; }
+
+int mh_exec_set_trainable(mh_executor *ex, const unsigned char *trainable) {
+  const mh_graph *g = ex->g;
+  int N = g->n_nodes, any = 0;
+  unsigned char *t = NULL, *up = NULL;
+  if (trainable) {
+    t = malloc((size_t)N), up = calloc((size_t)N, 1);
+    if (!t || !up) {
+      free(t), free(up);
+      return mh__error(MH_ERR_NOMEM, "executor: out of memory");
+    }
+    for (int i = 0; i < N; i++) { /* forward order: a node's backward runs when it or an earlier node trains */
+      t[i] = i > 0 && g->nodes[i].n_params && trainable[i];
+      up[i] = t[i];
+      for (int k = 0; k < g->nodes[i].n_in && i > 0; k++) up[i] |= up[g->nodes[i].in[k]];
+      any |= t[i];
+    }
+    if (!any) {
+      free(t), free(up);
+      return mh__error(MH_ERR_INVALID_ARG, "%s: every layer with parameters is frozen: nothing to train", g->model_name);
+    }
+  }
+  free(ex->trainable), free(ex->needs_bwd);
+  ex->trainable = t, ex->needs_bwd = up;
+  plan_free(&ex->plans[0]), plan_free(&ex->plans[1]); /* lifetimes depend on which backwards run */
+  ex->last = NULL;
+  return MH_OK;
+}
 
 void mh_exec_set_precision(mh_executor *ex, int precision) {
   if (precision != ex->precision) { /* scratch sizes depend on it: plan again */
@@ -153,10 +191,11 @@ static int build_plan(mh_executor *ex, plan *p, int B, int training) {
     mh_mem_block *own = &blk[yblk[storage_of(g, i)]];
     if (i > own->end) own->end = i;
     if (i == out && N > own->end) own->end = N;
-    if (training && op && op->save_output && 2 * N - i > own->end) own->end = 2 * N - i;
+    int bwd = training && bwd_runs(ex, i); /* frozen layers below the first trainable one save nothing */
+    if (bwd && op && op->save_output && 2 * N - i > own->end) own->end = 2 * N - i;
     for (int k = 0; k < g->nodes[i].n_in; k++) {
       mh_mem_block *src = &blk[yblk[storage_of(g, g->nodes[i].in[k])]];
-      int t = training && op->save_input ? 2 * N - i : i;
+      int t = bwd && op->save_input ? 2 * N - i : i;
       if (t > src->end) src->end = t;
     }
   }
@@ -170,8 +209,8 @@ static int build_plan(mh_executor *ex, plan *p, int B, int training) {
       plan_free(p);
       return mh__error(MH_ERR_NOMEM, "executor: out of memory while planning");
     }
-    for (int i = 1; i < N; i++) {
-      blk[nb].size = node_floats(g, i, B) * esz;
+    for (int i = 1; i < N; i++) { /* no gradient for nodes whose backward does not run: a token block */
+      blk[nb].size = bwd_runs(ex, i) ? node_floats(g, i, B) * esz : 64;
       blk[nb].start = i == out ? N : 2 * N;
       blk[nb].end = 2 * N - i;
       nb++;
@@ -350,6 +389,10 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, 
   if (ex->ran) memset(ex->ran, 0, (size_t)ex->g->n_nodes);
   for (int i = 1; i < ex->g->n_nodes; i++) {
     mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
+    if (training && frozen_bn(ex, i)) c.training = 0;
+    /* below the first trainable layer nothing is saved for backward: the inference form (integer
+     * tensors keep the training form, whose rescale histories belong to the run) */
+    if (training && !bwd_runs(ex, i) && ex->precision != MH_PRECISION_INTEGER) c.training = 0;
     if (ex->precision == MH_PRECISION_INT8) {
       atomic_store(&ex->absmax[i], 0u);
       c.y_absmax = &ex->absmax[i];
@@ -419,21 +462,30 @@ int mh_exec_backward(mh_executor *ex, const void *params, void *grads) {
   const mh_graph *g = ex->g;
   for (int i = g->n_nodes - 1; i >= 1; i--) {
     const mh_node *nd = &g->nodes[i];
+    if (!bwd_runs(ex, i)) continue; /* below the first trainable layer: no gradient is needed */
     mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, 1, params, grads, NULL);
+    if (frozen_bn(ex, i)) c.training = 0; /* the eval form's backward: dy scaled by gamma * invstd */
     c.dy = (const float *)(p->arena + p->dy_off[i]);
     c.qdy = (const int8_t *)(p->arena + p->dy_off[i]);
     c.edy = ex->e_grad[i];
     for (int k = 0; k < nd->n_in; k++) {
       int j = nd->in[k];
-      c.dx[k] = j == 0 ? NULL : (float *)(p->arena + p->dy_off[j]); /* the data needs no gradient */
-      c.qdx[k] = j == 0 ? NULL : (int8_t *)(p->arena + p->dy_off[j]);
+      int none = j == 0 || !bwd_runs(ex, j); /* the data, and frozen layers below, need no gradient */
+      c.dx[k] = none ? NULL : (float *)(p->arena + p->dy_off[j]);
+      c.qdx[k] = none ? NULL : (int8_t *)(p->arena + p->dy_off[j]);
       c.edx[k] = &ex->e_grad[j];
       c.dx_accumulate[k] = p->dx_acc[2 * i + k];
     }
     double t0 = ex->prof ? now_s() : 0;
     /* the backend's share starts, the CPU does the rest meanwhile, then the backend completes; what
      * it fails, the CPU redoes from the same inputs */
-    unsigned want = MH_PASS_BWD_W | MH_PASS_BWD_D, bk = backend_passes(ex, i, want), cpu = want & ~bk;
+    /* GEMM ops: the weight gradient when the layer trains, the input gradient when its input needs one */
+    unsigned want = MH_PASS_BWD_W | MH_PASS_BWD_D;
+    if (nd->op == MH_OP_CONV2D || nd->op == MH_OP_LINEAR) {
+      if (!trains(ex, i)) want &= ~MH_PASS_BWD_W;
+      if (!c.dx[0]) want &= ~MH_PASS_BWD_D;
+    }
+    unsigned bk = backend_passes(ex, i, want), cpu = want & ~bk;
     if (bk && ex->be->post(ex->be->self, &c, bk) != MH_OK) fall_back(ex, &c, bk), cpu = want, bk = 0;
     if (cpu) {
       c.passes = cpu;

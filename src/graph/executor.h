@@ -53,6 +53,12 @@ int8_t *mh_exec_output_grad_q(mh_executor *ex, int exp);        /* write int8 dL
 /* How int32 results are shifted back to int8 (adaptive by default), the per-tensor histories
  * (2 per node; checkpoints save them) and what rescaling did since the last reset. */
 void mh_exec_set_rescale(mh_executor *ex, mh_rescale_mode mode);
+/* Partial training: per node, 1 where its parameters train (NULL: every node's). Frozen layers
+ * compute no weight gradient; backward stops below the first trainable layer (no input gradient is
+ * computed for it, and frozen layers there save nothing for backward); a frozen batch norm
+ * normalises with its running statistics (eval form) in training steps too. Plans again. An error
+ * when no layer with parameters trains. */
+int mh_exec_set_trainable(mh_executor *ex, const unsigned char *trainable);
 mh_rescale_state *mh_exec_rescale_states(mh_executor *ex);
 const mh_rescale_counts *mh_exec_rescale_counts(const mh_executor *ex);
 void mh_exec_reset_rescale_counts(mh_executor *ex);

@@ -120,9 +120,11 @@ static void bn_fwd_channels(void *p, long lo, long hi) {
       double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
       rmean[c] = (1.f - nd->momentum) * rmean[c] + nd->momentum * mean;
       rvar[c] = (1.f - nd->momentum) * rvar[c] + nd->momentum * (float)unbiased;
-    } else {
+    } else { /* eval form; kept in the state too, for a frozen batch norm's backward */
       mean = rmean[c];
       invstd = 1.f / sqrtf(rvar[c] + nd->eps);
+      mean_s[c] = mean;
+      invstd_s[c] = invstd;
     }
     if (j->stats_only) continue;
     float scale = gamma[c] * invstd, shift = beta[c] - mean * scale;
@@ -168,6 +170,26 @@ static void bn_bwd_channels(void *p, long lo, long hi) {
   }
 }
 
+/* The eval form's backward (a frozen batch norm in a training step): y = x * gamma * invstd + shift
+ * with the running statistics, so dx = dy * gamma * invstd, and no parameter gradient. */
+static void bn_eval_bwd_channels(void *p, long lo, long hi) {
+  const bn_job *j = p;
+  mh_op_ctx *ctx = j->ctx;
+  const float *gamma = ctx->w, *invstd_s = ctx->state + j->C;
+  for (long c = lo; c < hi && ctx->dx[0]; c++) {
+    float k = gamma[c] * invstd_s[c];
+    for (int n = 0; n < j->N; n++) {
+      size_t o = ((size_t)n * j->C + c) * j->HW;
+      const float *dy = ctx->dy + o;
+      float *dx = ctx->dx[0] + o;
+      if (ctx->dx_accumulate[0])
+        for (int i = 0; i < j->HW; i++) dx[i] += dy[i] * k;
+      else
+        for (int i = 0; i < j->HW; i++) dx[i] = dy[i] * k;
+    }
+  }
+}
+
 static void bn_forward(mh_op_ctx *ctx) {
   const mh_node *nd = ctx->node;
   bn_job j = {ctx, ctx->n, nd->c, nd->h * nd->w};
@@ -177,7 +199,7 @@ static void bn_forward(mh_op_ctx *ctx) {
 static void bn_backward(mh_op_ctx *ctx) {
   const mh_node *nd = ctx->node;
   bn_job j = {ctx, ctx->n, nd->c, nd->h * nd->w};
-  mh_parallel_for(ctx->pool, nd->c, bn_bwd_channels, &j);
+  mh_parallel_for(ctx->pool, nd->c, ctx->training ? bn_bwd_channels : bn_eval_bwd_channels, &j);
 }
 
 static size_t bn_state_floats(const mh_graph *g, const mh_node *nd, int n, int precision) { return 2 * (size_t)nd->c; }
@@ -276,7 +298,7 @@ static void bn_s8_forward(mh_op_ctx *ctx) {
 static void bn_s8_backward(mh_op_ctx *ctx) {
   const mh_node *nd = ctx->node;
   bn_job j = {ctx, ctx->n, nd->c, nd->h * nd->w};
-  mh_parallel_for(ctx->pool, nd->c, bn_s8_bwd_channels, &j);
+  mh_parallel_for(ctx->pool, nd->c, ctx->training ? bn_s8_bwd_channels : bn_eval_bwd_channels, &j);
 }
 
 const mh_op_impl mh_op_batchnorm_s8 = {

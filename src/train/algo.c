@@ -21,16 +21,38 @@ static double loss_grad_f32(struct mh_trainer *t, const int32_t *labels, int n) 
   return mh_softmax_xent_f32(mh_exec_output(t->ex), labels, n, classes_of(t), mh_exec_output_grad(t->ex));
 }
 
-static void update_sgd(struct mh_trainer *t) {
+/* The update over one run [off, off + n) of trainable parameters. */
+static void update_range(struct mh_trainer *t, long off, long n) {
   mh_model *m = t->m;
   if (strcmp(t->optimizer, "sgd")) {
-    mh__adam_step(t->pool, m->params, m->grads, t->momentum, t->adam_sq, (long)m->g.n_param_floats, mh__trainer_lr(t),
+    mh__adam_step(t->pool, m->params + off, m->grads + off, t->momentum + off, t->adam_sq + off, n, mh__trainer_lr(t),
                   t->cfg.beta1, t->cfg.beta2, t->cfg.eps, t->cfg.weight_decay, !strcmp(t->optimizer, "adamw"),
                   t->step + 1);
     return;
   }
-  mh__sgd_step(t->pool, m->params, m->grads, t->momentum, (long)m->g.n_param_floats, (float)mh__trainer_lr(t),
-               t->cfg.momentum, t->cfg.weight_decay, t->cfg.nesterov, t->step == 0);
+  mh__sgd_step(t->pool, m->params + off, m->grads + off, t->momentum + off, n, (float)mh__trainer_lr(t), t->cfg.momentum,
+               t->cfg.weight_decay, t->cfg.nesterov, t->step == 0);
+}
+
+/* Frozen parameters are not touched (not even by weight decay): the update runs over each run of
+ * consecutive trainable parameters. */
+static void update_sgd(struct mh_trainer *t) {
+  const mh_graph *g = &t->m->g;
+  if (!t->param_trains) {
+    update_range(t, 0, (long)g->n_param_floats);
+    return;
+  }
+  for (int i = 0; i < g->n_params;) {
+    if (!t->param_trains[i]) {
+      i++;
+      continue;
+    }
+    int j = i;
+    long off = (long)g->params[i].offset, n = 0;
+    while (j < g->n_params && t->param_trains[j] && g->params[j].offset == off + n) n += (long)g->params[j++].numel;
+    update_range(t, off, n);
+    i = j;
+  }
 }
 
 /* ---- niti: integer tensors, integer loss gradient, integer update ---- */
@@ -80,6 +102,7 @@ static void update_niti(struct mh_trainer *t) {
   int mu = mh__trainer_mu(t);
   for (int i = 0; i < m->g.n_params; i++) {
     const mh_param *p = &m->g.params[i];
+    if (t->param_trains && !t->param_trains[i]) continue; /* frozen */
     mh_niti_update(m->qparams + p->offset, m->qgrads + p->offset, (long)p->numel, mu);
   }
 }

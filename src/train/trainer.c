@@ -175,6 +175,7 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
     if (!t->momentum) st = mh__error(MH_ERR_NOMEM, "trainer: out of memory for optimizer state");
   }
   if (st == MH_OK && strcmp(t->optimizer, "sgd")) st = mh__trainer_adam_state(t);
+  if (st == MH_OK && (cfg->freeze || cfg->train_only)) st = mh__trainer_set_frozen(t, cfg->freeze, cfg->train_only);
   if (st == MH_OK) st = t->algo->setup(t);
   if (st == MH_OK) st = open_dsp(t);
   if (st) {
@@ -195,6 +196,7 @@ void mh_trainer_free(mh_trainer *t) {
   mh_pool_free(t->pool);
   free(t->momentum);
   free(t->adam_sq);
+  free(t->param_trains);
   free(t->logits);
   free(t);
 }

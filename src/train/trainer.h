@@ -24,6 +24,9 @@ struct mh_trainer {
   float *momentum;       /* SGD momentum buffers, or Adam's first moments: the parameters' layout */
   float *adam_sq;        /* Adam's second moments (NULL under SGD) */
   char optimizer[8];     /* "sgd", "adam", "adamw" */
+  /* partial training: per parameter, 1 where it trains (NULL: all); the frozen layers' names */
+  unsigned char *param_trains;
+  char frozen[4096];
   /* the input normalisation of training, x = (pixel/255 - mean[c]) / std[c]: from the training
    * split's statistics (mh_fit) or a checkpoint; norm_known 0: not yet known */
   float norm_mean[3], norm_std[3];
@@ -53,6 +56,12 @@ int mh__trainer_prepare(mh_trainer *t, int batch);
  * w -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps); step counts from 1. */
 void mh__adam_step(mh_pool *pool, float *w, const float *g, float *m, float *v, long n, double lr, double b1, double b2,
                    double eps, double wd, int decoupled, long step);
+/* Marks the layers a --freeze / --train-only list names (comma-separated names, a..b ranges in
+ * graph order, last:N = the last N layers with parameters): only layers with parameters; an error
+ * names what matched nothing. `what` names the option in messages. */
+int mh__layers_resolve(const mh_graph *g, const char *spec, const char *what, unsigned char *mark);
+/* Freezes the layers `freeze` names, or all but those `train_only` names (both NULL: all train). */
+int mh__trainer_set_frozen(mh_trainer *t, const char *freeze, const char *train_only);
 /* Allocates Adam's second moments (zero) if the trainer has none. */
 int mh__trainer_adam_state(mh_trainer *t);
 void mh__sgd_step(mh_pool *pool, float *w, const float *g, float *buf, long n, float lr, float momentum, float wd,
