@@ -229,6 +229,10 @@ int mh_trainer_input_norm(const mh_trainer *t, float mean[3], float std[3]);
  * *labels are the caller's to free. */
 int mh_predict_data(mh_trainer *t, const char *data, float **logits, int32_t **labels, int *n);
 
+/* A new head: the model's last layer (linear) replaced by a freshly initialised one (from seed) with
+ * `classes` outputs, every other parameter and buffer kept. *m is replaced (the old one freed); on
+ * error it is left as it was. For fine-tuning to a new set of classes. */
+int mh_model_set_classes(mh_model **m, int classes, uint64_t seed);
 /* The number of classes the model outputs. */
 int mh_model_classes(const mh_model *m);
 

@@ -6,7 +6,8 @@
 # - the PyTorch twin (python/mh_torch.py, where /usr/bin/python3 has torch): our checkpoints' logits
 #   on 64 test images in PyTorch within 1e-4 absolute plus 1e-4 relative, for lenet5 and cnn6 (batch
 #   norm in eval form); a lenet5 trained in PyTorch and saved as a state_dict evaluates with --init
-#   to PyTorch's own accuracy within 0.1 points;
+#   to PyTorch's own accuracy within 0.1 points; cnn6's last layer fine-tuned (--train-only last:1,
+#   batch norm frozen in eval form) for 3 full-batch steps matches PyTorch, the rest unchanged;
 # - bad input: wrong names, shapes, dtypes, a missing parameter, a niti checkpoint, --top out of
 #   range, an output in a missing directory: each a clear error, nothing written.
 # usage: bash cli_models_io.sh <mandheling-binary> <source-dir> <build-dir>   (exit 77: skipped)
@@ -160,6 +161,42 @@ print(f"PyTorch {acc:.2f}%, Mandheling --init {ours:.2f}%")
 assert abs(acc - ours) <= 0.1, (acc, ours)
 EOF
   check "a lenet5 trained in PyTorch evaluates with --init to PyTorch's accuracy (within 0.1 points)" "$PY" "$T/torch_train.py" "$T" "$SRC" "$BIN"
+  # fine-tuning the last layer of cnn6 (batch norm frozen: eval form) against PyTorch: 3 full-batch
+  # SGD steps (all 512 images per step, so the shuffle changes only summation order)
+  "$BIN" train --model cnn6 --init "$T/cnn6.st" --train-only last:1 --data "$T/data" --batch 512 --epochs 3 \
+    --schedule constant --lr 0.05 --quiet --save "$T/cnn6-ft.st" >/dev/null 2>&1
+  cat >"$T/torch_ft.py" <<'EOF'
+import gzip, sys
+import torch, torch.nn.functional as F
+T, SRC = sys.argv[1:3]
+sys.path.insert(0, SRC + "/python")
+import mh_torch
+net = mh_torch.from_checkpoint(T + "/cnn6.st")
+meta = mh_torch.read_safetensors(T + "/cnn6.st")[1]
+mean, std = float(meta["input_mean"]), float(meta["input_std"])
+x = torch.tensor(list(gzip.open(T + "/data/train-images-idx3-ubyte.gz").read()[16:]), dtype=torch.float32)
+x = ((x / 255 - mean) / std).reshape(512, 1, 28, 28)
+y = torch.tensor(list(gzip.open(T + "/data/train-labels-idx1-ubyte.gz").read()[8:]))
+net.eval()  # frozen batch norm: running statistics
+for name, p in net.named_parameters():
+    p.requires_grad_(name.startswith("fc2."))
+opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.05, momentum=0.9, weight_decay=5e-4)
+for _ in range(3):
+    opt.zero_grad(); F.cross_entropy(net(x), y).backward(); opt.step()
+ours, _ = mh_torch.read_safetensors(T + "/cnn6-ft.st")
+start, _ = mh_torch.read_safetensors(T + "/cnn6.st")
+worst = 0
+for name, p in net.state_dict().items():
+    if name.endswith("num_batches_tracked"):
+        continue
+    if not name.startswith("fc2."):
+        assert torch.equal(ours[name], start[name]), f"{name} changed though frozen"
+        continue
+    worst = max(worst, ((ours[name] - p).abs() / (1e-5 + 1e-4 * p.abs())).max().item())
+print("fc2 after 3 steps, worst |ours - PyTorch| / (1e-5 + 1e-4 |PyTorch|): %.3f; frozen tensors unchanged" % worst)
+assert worst <= 1, worst
+EOF
+  check "cnn6 last layer fine-tuned (frozen batch norm in eval form) as in PyTorch" "$PY" "$T/torch_ft.py" "$T" "$SRC"
 else
   echo "skip the PyTorch twin checks: /usr/bin/python3 has no torch (scripts/setup.sh --with-torch installs it)"
 fi

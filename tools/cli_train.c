@@ -33,7 +33,7 @@ int cmd_train(int argc, char **argv) {
   mh_train_config_default(&cfg);
   const char *model = "lenet5", *data = DEFAULT_DATA, *save = NULL, *resume = NULL, *json = NULL, *init = NULL,
              *schedule = "cosine", *precision = "fp32";
-  int quiet = 0, epochs = -1;
+  int quiet = 0, epochs = -1, classes = -1;
   long max_steps = -1;
   const cli_opt opts[] = {
       {"--model", OPT_STR, &model, "zoo name or model file (default lenet5)"},
@@ -44,6 +44,7 @@ int cmd_train(int argc, char **argv) {
       {"--momentum", OPT_FLOAT, &cfg.momentum, "SGD momentum (default 0.9)"},
       {"--wd", OPT_FLOAT, &cfg.weight_decay, "weight decay (default 5e-4)"},
       {"--nesterov", OPT_FLAG, &cfg.nesterov, "Nesterov momentum"},
+      {"--classes", OPT_INT, &classes, "replace the last (linear) layer by a fresh one with N outputs (after --init)"},
       {"--freeze", OPT_STR, &cfg.freeze, "layers that do not train: names, a..b ranges, last:N (comma-separated)"},
       {"--train-only", OPT_STR, &cfg.train_only, "the layers that train (same forms); all others frozen"},
       {"--optimizer", OPT_STR, &cfg.optimizer, "fp32/int8: sgd|adam|adamw (default sgd; adam: --wd as L2, adamw: decoupled)"},
@@ -101,6 +102,12 @@ int cmd_train(int argc, char **argv) {
   int st = resume && !model_given ? mh_checkpoint_model(resume, cfg.seed, &m) : mh_model_create(&m, model, cfg.seed);
   if (st) goto out;
   if (init && (st = mh_model_load_weights(m, init))) goto out;
+  if (classes != -1 && resume) {
+    fprintf(stderr, "mandheling train: --classes changes the model; a resumed run keeps its checkpoint's\n");
+    rc = 2;
+    goto out;
+  }
+  if (classes != -1 && (st = mh_model_set_classes(&m, classes, cfg.seed))) goto out;
   if ((st = mh_trainer_create(&t, m, &cfg))) goto out;
   /* resuming restores the checkpoint's hyper-parameters; --epochs/--max-steps still say how far to go */
   if (resume && (st = mh_trainer_load(t, resume))) goto out;

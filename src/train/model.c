@@ -182,3 +182,44 @@ int mh_model_describe(const mh_model *m, int batch, char **text) {
 }
 
 int mh_model_classes(const mh_model *m) { return m->g.nodes[m->g.n_nodes - 1].c; }
+
+int mh_model_set_classes(mh_model **mp, int classes, uint64_t seed) {
+  mh_model *m = *mp;
+  const mh_graph *g = &m->g;
+  const mh_node *last = &g->nodes[g->n_nodes - 1];
+  if (classes < 2 || classes > 1 << 24)
+    return mh__error(MH_ERR_INVALID_ARG, "--classes %d out of range [2, %d]", classes, 1 << 24);
+  if (last->op != MH_OP_LINEAR)
+    return mh__error(MH_ERR_UNSUPPORTED, "--classes: the last layer of %s, '%s', is %s; a new head replaces a linear "
+                     "last layer", g->model_name, last->name, mh_op_name(last->op));
+  /* the model text with the last layer's out= changed (the text is our writer's: one layer per line) */
+  const char *text = m->text;
+  size_t len = strlen(text);
+  while (len && (text[len - 1] == '\n' || text[len - 1] == ' ')) len--;
+  size_t line = len;
+  while (line && text[line - 1] != '\n') line--;
+  const char *out = strstr(text + line, " out=");
+  if (!out || out > text + len) return mh__error(MH_ERR_FORMAT, "--classes: cannot find the last layer's out= in the model text");
+  const char *after = out + 5;
+  while (*after >= '0' && *after <= '9') after++;
+  size_t cap = strlen(text) + 32;
+  char *t2 = malloc(cap);
+  if (!t2) return mh__error(MH_ERR_NOMEM, "model: out of memory");
+  snprintf(t2, cap, "%.*s out=%d%s", (int)(out - text), text, classes, after);
+  mh_graph g2;
+  int st = mh_model_parse(&g2, t2, strlen(t2), "--classes");
+  free(t2);
+  if (st) return st;
+  snprintf(g2.model_name, sizeof g2.model_name, "%s", g->model_name);
+  mh_model *n = NULL;
+  MH_TRY(mh__model_from_graph(&n, &g2, seed)); /* the new head: a fresh initialisation from the seed */
+  for (int i = 0; i < n->g.n_params; i++) { /* every other parameter and buffer: as they were */
+    const mh_param *p = &n->g.params[i];
+    if (p->node == n->g.n_nodes - 1) continue;
+    memcpy(n->params + p->offset, m->params + g->params[i].offset, sizeof(float) * (size_t)p->numel);
+  }
+  memcpy(n->buffers, m->buffers, sizeof(float) * (size_t)g->n_buffer_floats);
+  mh_model_free(m);
+  *mp = n;
+  return MH_OK;
+}
