@@ -233,6 +233,11 @@ int mh_predict_data(mh_trainer *t, const char *data, float **logits, int32_t **l
  * `classes` outputs, every other parameter and buffer kept. *m is replaced (the old one freed); on
  * error it is left as it was. For fine-tuning to a new set of classes. */
 int mh_model_set_classes(mh_model **m, int classes, uint64_t seed);
+/* Writes the model's inference graph as ONNX (opset 13): input "input" [batch, C, H, W], output
+ * [batch, classes], batch norm in eval form, parameters as initializers named as in checkpoints.
+ * integer = 1 exports niti's int8 weights dequantised (q * 2^exponent) instead of the float ones.
+ * Written atomically; MH_ERR_UNSUPPORTED when built without protobuf-c and ONNX's schema. */
+int mh_model_export_onnx(const mh_model *m, int integer, const char *path);
 /* The number of classes the model outputs. */
 int mh_model_classes(const mh_model *m);
 

@@ -2,9 +2,10 @@
 # Installs what building, testing and the main job need on Debian 12 (as root, via apt-get), skipping
 # packages already present. --with-peers adds the benchmark/accuracy peers: PyTorch, numpy,
 # matplotlib (plots) and OpenBLAS (the GEMM peer of build/gemm_bench). qemu-user runs the Hexagon DSP
-# program (qemu-hexagon).
+# program (qemu-hexagon); protobuf-c and ONNX's schema (libonnx-dev) build the ONNX export.
 set -euo pipefail
-pkgs=(build-essential cmake clang lld llvm libclang-rt-14-dev zlib1g-dev python3 dataset-fashion-mnist qemu-user)
+pkgs=(build-essential cmake clang lld llvm libclang-rt-14-dev zlib1g-dev python3 dataset-fashion-mnist qemu-user
+      protobuf-c-compiler libprotobuf-c-dev libonnx-dev)
 case "${1:-}" in --with-peers|--with-torch) pkgs+=(python3-torch python3-numpy python3-matplotlib libopenblas-dev) ;; esac
 missing=()
 for p in "${pkgs[@]}"; do

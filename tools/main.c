@@ -12,6 +12,7 @@ static void usage(FILE *f) {
           "  train   train a model on a data set (Fashion-MNIST/MNIST IDX or CIFAR-10 binary)\n"
           "  eval    evaluate a checkpoint on a data set's test split\n"
           "  predict class predictions of a checkpoint for a test split or an images file, as CSV\n"
+          "  export  a checkpoint's inference graph as an ONNX file\n"
           "  info    layers, shapes, parameters, MACs and training memory of a model\n"
           "  bench   median time of a full training step on synthetic data\n"
           "  plan    CPU-DSP placement of a training step from a device profile (modelled)\n",
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
   if (strcmp(c, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
   if (strcmp(c, "plan") == 0) return cmd_plan(argc - 2, argv + 2);
   if (strcmp(c, "predict") == 0) return cmd_predict(argc - 2, argv + 2);
+  if (strcmp(c, "export") == 0) return cmd_export(argc - 2, argv + 2);
   if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
     usage(stdout);
     return 0;
