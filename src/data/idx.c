@@ -312,6 +312,9 @@ int mh_dataset_load_idx(mh_dataset *ds, const char *images_path, const char *lab
     return st;
   }
   tmp.labels = labels;
+  tmp.n_classes = 1; /* the classes the labels use (a subset's relabelled classes may be fewer than 10) */
+  for (int i = 0; i < n_labels; i++)
+    if (labels[i] + 1 > tmp.n_classes) tmp.n_classes = labels[i] + 1;
   *ds = tmp;
   return MH_OK;
 }
