@@ -282,6 +282,11 @@ typedef struct mh_plan_report {
 } mh_plan_report;
 int mh_model_plan(const mh_model *model, const char *precision, const char *profile, int batch, int threads,
                   char **text, mh_plan_report *report);
+/* The same for partial training (mh_train_config's freeze / train_only lists; NULL, NULL: all train):
+ * frozen layers' weight gradients, the backward below the first trainable layer and frozen
+ * parameters' updates are not in the plan. */
+int mh_model_plan_partial(const mh_model *model, const char *precision, const char *profile, int batch, int threads,
+                          const char *freeze, const char *train_only, char **text, mh_plan_report *report);
 
 /* Whether a DSP can be used: 1 when the DSP program starts and answers the handshake (desc says
  * what runs where), 0 when not (desc says why). Starts and stops the DSP once. */

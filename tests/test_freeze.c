@@ -171,6 +171,29 @@ static void new_head(void) {
   mh_model_free(m);
 }
 
+/* The plan of partial training holds the work that runs: with conv1..conv2 frozen, lenet5's backward
+ * is fc3..fc1 only (no bwd of the layers up to flatten, no bwd-data of fc1), and its update covers the
+ * fc layers' 59,706 parameters. */
+static void plan_partial(void) {
+  mh_model *m = NULL;
+  CHECK_OK(mh_model_create(&m, "lenet5", 1));
+  char *text = NULL;
+  mh_plan_report r;
+  CHECK_OK(mh_model_plan_partial(m, "int8", "sd865", 32, 1, "conv1..conv2", NULL, &text, &r));
+  if (text) {
+    static const char *has[] = {"bwd-weight fc3", "bwd-data fc3", "bwd-weight fc1", "bwd fc1_relu"},
+                      *lacks[] = {"bwd-data fc1", "bwd-weight conv2", "bwd-data conv2", "bwd pool2", "bwd conv1_relu",
+                                  "bwd-weight conv1"};
+    for (size_t k = 0; k < 4; k++) CHECK(strstr(text, has[k]) != NULL);
+    for (size_t k = 0; k < 6; k++)
+      if (strstr(text, lacks[k])) TL_FAIL("the partial plan lists '%s'", lacks[k]);
+  }
+  free(text);
+  text = NULL;
+  CHECK(mh_model_plan_partial(m, "int8", "sd865", 32, 1, "conv1", "fc1", &text, &r) != MH_OK);
+  mh_model_free(m);
+}
+
 int main(void) {
   frozen_stay("fp32");
   frozen_stay("int8");
@@ -178,5 +201,6 @@ int main(void) {
   last_layer_is_a_head();
   lists();
   new_head();
+  plan_partial();
   return tl_exit();
 }

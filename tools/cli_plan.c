@@ -6,13 +6,15 @@
 #include "cli.h"
 
 int cmd_plan(int argc, char **argv) {
-  const char *model = NULL, *precision = "int8", *profile = "sd865", *json = NULL;
+  const char *model = NULL, *precision = "int8", *profile = "sd865", *json = NULL, *freeze = NULL, *train_only = NULL;
   int batch = 32, threads = 2;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--precision", OPT_STR, &precision, "fp32|int8|niti (default int8)"},
                           {"--profile", OPT_STR, &profile, "sd865 (default), host (measured now), or a .profile file"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
                           {"--threads", OPT_INT, &threads, "threads for the host measurements (default 2)"},
+                          {"--freeze", OPT_STR, &freeze, "layers that do not train (names, a..b, last:N)"},
+                          {"--train-only", OPT_STR, &train_only, "the layers that train; all others frozen"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
                           {NULL, 0, NULL, NULL}};
   int r = cli_parse("plan", "--model NAME|FILE [--precision P] [--profile NAME|FILE] [--batch B]", opts, argc, argv);
@@ -24,7 +26,7 @@ int cmd_plan(int argc, char **argv) {
   mh_model *m = NULL;
   char *text = NULL;
   mh_plan_report rep;
-  if (mh_model_create(&m, model, 1) || mh_model_plan(m, precision, profile, batch, threads, &text, &rep)) {
+  if (mh_model_create(&m, model, 1) || mh_model_plan_partial(m, precision, profile, batch, threads, freeze, train_only, &text, &rep)) {
     mh_model_free(m);
     return cli_fail("plan");
   }

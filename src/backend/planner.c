@@ -69,10 +69,17 @@ static void set_packets(const mh_graph *g, int precision, int B, task *t) {
   t->dsp_packets = mh_dsp_work_packets(w);
 }
 
-static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
+/* With a trainable mask, only the backward work partial training does (graph.h:
+ * mh_graph_backward_needs) and the update of the trainable parameters. */
+static int build_tasks(const mh_graph *g, int precision, int B, const unsigned char *trainable, task **out) {
   int N = g->n_nodes, cap = 3 * N + 4, n = 0;
   task *ts = calloc((size_t)cap, sizeof *ts);
-  if (!ts) return mh__error(MH_ERR_NOMEM, "planner: out of memory");
+  unsigned char *trains = malloc((size_t)N), *bwd = malloc((size_t)N);
+  if (!ts || !trains || !bwd) {
+    free(ts), free(trains), free(bwd);
+    return mh__error(MH_ERR_NOMEM, "planner: out of memory");
+  }
+  mh_graph_backward_needs(g, trainable, trains, bwd);
   int integer = precision == MH_PRECISION_INTEGER, q = precision != MH_PRECISION_FP32;
   double act = q ? 1 : 4;
   for (int pass = 0; pass < 2; pass++) {
@@ -85,19 +92,21 @@ static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
       int gemm = nd->op == MH_OP_CONV2D || nd->op == MH_OP_LINEAR;
       double macs = gemm ? (double)B * mh_node_macs(g, i) : 0;
       const char *dir = pass == 0 ? "fwd" : "bwd";
-      if (pass == 1 && gemm) { /* backward-data (unless the input is the data) and backward-weight */
-        if (nd->in[0] != 0) {
+      if (pass == 1 && !bwd[i]) continue; /* below the first trainable layer: no backward */
+      if (pass == 1 && gemm) { /* backward-data (unless no gradient is needed below) and backward-weight */
+        if (nd->in[0] != 0 && bwd[nd->in[0]]) {
           task *t = &ts[n++];
           snprintf(t->name, sizeof t->name, "bwd-data %s", nd->name);
           t->macs = macs, t->bytes = y + w + xin * (q && !integer ? 4 : 1), t->in_bytes = y;
           t->dsp_ok = mh_dsp_supports(g, i, MH_PASS_BWD_D, precision), t->why_cpu = why_cpu(g, i, precision);
           t->node = i, t->place = MH_PASS_BWD_D;
         }
+        if (!trains[i]) continue; /* frozen: no weight gradient */
         task *t = &ts[n++];
         snprintf(t->name, sizeof t->name, "bwd-weight %s", nd->name);
         t->macs = macs, t->bytes = y + xin + w * 4, t->in_bytes = y;
         t->dsp_ok = mh_dsp_supports(g, i, MH_PASS_BWD_W, precision), t->why_cpu = why_cpu(g, i, precision);
-        t->pair = nd->in[0] != 0;
+        t->pair = nd->in[0] != 0 && bwd[nd->in[0]];
         t->node = i, t->place = MH_PASS_BWD_W;
         continue;
       }
@@ -117,13 +126,15 @@ static int build_tasks(const mh_graph *g, int precision, int B, task **out) {
     }
   }
   task *u = &ts[n++];
-  double np = (double)g->n_param_floats;
+  double np = 0;
+  for (int i = 0; i < g->n_params; i++) np += trains[g->params[i].node] ? (double)g->params[i].numel : 0;
   snprintf(u->name, sizeof u->name, "update (%s)", integer ? "integer" : "SGD on FP32 masters");
   u->bytes = integer ? np * 6 : np * 16, u->in_bytes = integer ? np * 4 : np * 4, u->dsp_ok = 0;
   u->why_cpu = integer ? "the DSP program has no update" : "FP32 SGD with momentum";
   u->node = -1;
   for (int i = 0; i < n; i++)
     if (ts[i].node >= 0) set_packets(g, precision, B, &ts[i]);
+  free(trains), free(bwd);
   *out = ts;
   return n;
 }
@@ -207,10 +218,15 @@ static void all_on(task *ts, int n, int dsp) {
 
 int mh_plan(const mh_graph *g, int precision, const mh_profile *p, int batch, char **text, mh_plan_summary *sum,
             unsigned char *placement) {
+  return mh_plan_partial(g, precision, p, batch, NULL, text, sum, placement);
+}
+
+int mh_plan_partial(const mh_graph *g, int precision, const mh_profile *p, int batch, const unsigned char *trainable,
+                    char **text, mh_plan_summary *sum, unsigned char *placement) {
   task *ts = NULL, *tf = NULL;
-  int n = build_tasks(g, precision, batch, &ts);
+  int n = build_tasks(g, precision, batch, trainable, &ts);
   if (n < 0) return n;
-  int nf = build_tasks(g, MH_PRECISION_FP32, batch, &tf);
+  int nf = build_tasks(g, MH_PRECISION_FP32, batch, trainable, &tf);
   if (nf < 0) {
     free(ts);
     return nf;

@@ -25,5 +25,8 @@ typedef struct mh_plan_summary {
  * be NULL) and, when placement is given, the co-scheduled placement (g->n_nodes bytes of MH_PASS_* bits). */
 int mh_plan(const mh_graph *g, int precision, const mh_profile *p, int batch, char **text, mh_plan_summary *sum,
             unsigned char *placement);
+/* The same for partial training: trainable per node (NULL: all train; see mh_graph_backward_needs). */
+int mh_plan_partial(const mh_graph *g, int precision, const mh_profile *p, int batch, const unsigned char *trainable,
+                    char **text, mh_plan_summary *sum, unsigned char *placement);
 
 #endif

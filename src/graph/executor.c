@@ -108,12 +108,7 @@ int mh_exec_set_trainable(mh_executor *ex, const unsigned char *trainable) {
       free(t), free(up);
       return mh__error(MH_ERR_NOMEM, "executor: out of memory");
     }
-    for (int i = 0; i < N; i++) { /* forward order: a node's backward runs when it or an earlier node trains */
-      t[i] = i > 0 && g->nodes[i].n_params && trainable[i];
-      up[i] = t[i];
-      for (int k = 0; k < g->nodes[i].n_in && i > 0; k++) up[i] |= up[g->nodes[i].in[k]];
-      any |= t[i];
-    }
+    any = mh_graph_backward_needs(g, trainable, t, up);
     if (!any) {
       free(t), free(up);
       return mh__error(MH_ERR_INVALID_ARG, "%s: every layer with parameters is frozen: nothing to train", g->model_name);

@@ -299,3 +299,15 @@ int64_t mh_node_macs(const mh_graph *g, int id) {
     default: return 0;
   }
 }
+
+int mh_graph_backward_needs(const mh_graph *g, const unsigned char *trainable, unsigned char *trains,
+                            unsigned char *needs_bwd) {
+  int n = 0;
+  for (int i = 0; i < g->n_nodes; i++) { /* forward order: the inputs are decided first */
+    trains[i] = i > 0 && g->nodes[i].n_params && (!trainable || trainable[i]);
+    needs_bwd[i] = trains[i] || (!trainable && i > 0); /* no mask: every backward runs, as it always has */
+    for (int k = 0; k < g->nodes[i].n_in && i > 0; k++) needs_bwd[i] |= needs_bwd[g->nodes[i].in[k]];
+    n += trains[i];
+  }
+  return n;
+}

@@ -78,6 +78,12 @@ typedef struct mh_graph {
 /* Starts a graph whose node 0 is the input of c x h x w per sample. */
 int mh_graph_init(mh_graph *g, int c, int h, int w);
 void mh_graph_free(mh_graph *g);
+/* Partial training: from a per-node mask of the layers whose parameters may train, trains[i] = node
+ * i has parameters and trains; needs_bwd[i] = its backward runs (it trains, or a node before it on a
+ * path to it does, so the gradient must pass through). NULL mask: everything trains and every node's
+ * backward runs. Returns how many nodes train. */
+int mh_graph_backward_needs(const mh_graph *g, const unsigned char *trainable, unsigned char *trains,
+                            unsigned char *needs_bwd);
 
 /* Builders append one node reading node `in` and return its id (>= 1) or a negative status with
  * the reason in mh_last_error(). A NULL or empty name gets "<op><id>". Names must be unique. */

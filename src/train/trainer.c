@@ -72,7 +72,13 @@ static int auto_placement(mh_trainer *t, unsigned char *place, int *gemm_passes)
   mh_profile p;
   MH_TRY(mh_profile_resolve(&p, t->profile, t->cfg.threads));
   mh_plan_summary sum;
-  MH_TRY(mh_plan(&t->m->g, t->algo->precision, &p, t->cfg.batch, NULL, &sum, place));
+  const mh_graph *g = &t->m->g;
+  unsigned char *mask = t->param_trains ? malloc((size_t)g->n_nodes) : NULL; /* partial training's */
+  for (int i = 0; mask && i < g->n_nodes; i++) mask[i] = g->nodes[i].n_params && t->param_trains[g->nodes[i].param0];
+  if (t->param_trains && !mask) return mh__error(MH_ERR_NOMEM, "trainer: out of memory");
+  int st = mh_plan_partial(g, t->algo->precision, &p, t->cfg.batch, mask, NULL, &sum, place);
+  free(mask);
+  MH_TRY(st);
   int on = 0;
   *gemm_passes = 0;
   for (int i = 0; i < t->m->g.n_nodes; i++) {
