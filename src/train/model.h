@@ -35,4 +35,8 @@ void mh__model_init_params(mh_model *m, uint64_t seed);
  * nearest rounding, one bit of headroom. */
 void mh__model_quantize_params(mh_model *m);
 
+/* mh_model_load_weights on a parsed safetensors file (`path` names it in messages). */
+struct mh_st_file;
+int mh__model_load_weights_st(mh_model *m, const struct mh_st_file *f, const char *path);
+
 #endif

@@ -37,15 +37,18 @@ static void shape_text(char *out, size_t cap, int ndim, const int64_t *shape) {
 }
 
 int mh_model_load_weights(mh_model *m, const char *path) {
-  const mh_graph *g = &m->g;
   mh_st_file *f = NULL;
   MH_TRY(mh_st_read(&f, path));
+  int st = mh__model_load_weights_st(m, f, path);
+  mh_st_free(f);
+  return st;
+}
+
+int mh__model_load_weights_st(mh_model *m, const mh_st_file *f, const char *path) {
+  const mh_graph *g = &m->g;
   int total = g->n_params + g->n_buffers, st = MH_OK;
   const mh_st_tensor **src = calloc((size_t)total + 1, sizeof *src);
-  if (!src) {
-    mh_st_free(f);
-    return mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
-  }
+  if (!src) return mh__error(MH_ERR_NOMEM, "%s: out of memory", path);
   if (mh_st_find(f, "integer.exponents"))
     st = mh__error(MH_ERR_UNSUPPORTED, "%s: a niti checkpoint holds int8 weights; --init takes FP32 weights (continue a "
                    "niti run with --resume)", path);
@@ -89,6 +92,5 @@ int mh_model_load_weights(mh_model *m, const char *path) {
     if (m->qparams) mh__model_quantize_params(m); /* an integer model takes the new weights too */
   }
   free(src);
-  mh_st_free(f);
   return st;
 }
