@@ -51,7 +51,9 @@ done
 python3 - "$tsv" "$out/finetune.md" "$pre" "$epochs" <<'PY'
 import csv, sys, subprocess
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+info = open("/proc/cpuinfo").read().split("\n")
+field = lambda k: next((l.split(":", 1)[1].strip() for l in info if l.split(":")[0].strip() == k), "?")
+cpu = f"{field('model name')} (family {field('cpu family')}, model {field('model')})"
 by = {(r["model"], r["precision"], r["layers"]): r for r in rows}
 lines = [f"Fine-tuning on Fashion-MNIST classes 5-9 (1,000 training images, {sys.argv[4]} epochs, batch 64) from a model",
          f"pretrained in fp32 on classes 0-4 ({sys.argv[3]} epochs); test accuracy on the 5,000 test images of classes 5-9;",
