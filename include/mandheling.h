@@ -98,6 +98,8 @@ typedef struct mh_train_config {
                              first trainable layer, and a frozen batch norm normalises with its
                              running statistics */
   const char *train_only; /* the layers that train, all others frozen (same forms); not with freeze */
+  int frozen_bn_train;    /* 1: frozen batch norms still use batch statistics and update their running
+                             statistics (default 0: the eval form) */
   mh_schedule schedule;  /* default cosine (per step, to 0 at the end) */
   int step_size;         /* step schedule: epochs between decays (default: epochs/3, at least 1) */
   float gamma;           /* step schedule: decay factor (default 0.1) */

@@ -5,8 +5,9 @@
 # lenet5 in int8 and niti (int8 parameters, exponents and the adaptive rescale histories), batch 16:
 # 32 steps per epoch, 3 epochs, N = 48 (epoch 2, step 16 of 32); then lenet5 again under each option
 # the checkpoint must restore (the step schedule, Nesterov with other hyper-parameters, --augment,
-# int8 with both, niti with its own mu schedule and exact rescaling). The test accuracy and loss the
-# resumed run reports must equal `mandheling eval` of the checkpoint it saved.
+# int8 with both, niti with its own mu schedule and exact rescaling, Adam, AdamW, frozen layers).
+# The test accuracy and loss the resumed run reports must equal `mandheling eval` of the checkpoint
+# it saved.
 # usage: bash cli_resume.sh <mandheling-binary> <source-dir> <build-dir>   (exit 77: skipped)
 set -u
 BIN=${1:?usage: cli_resume.sh <mandheling> <source-dir> <build-dir>}
@@ -84,7 +85,9 @@ cases=(lenet5:fp32: cnn6:fp32: lenet5:int8: lenet5:niti:
        "lenet5:int8:--augment --schedule step --step-size 1"
        "lenet5:niti:--mu 5,3 --rescale exact"
        "lenet5:fp32:--optimizer adamw --lr 0.003 --wd 0.01 --beta2 0.99 --eps 1e-7"
-       "lenet5:int8:--optimizer adam --lr 0.002 --schedule constant")
+       "lenet5:int8:--optimizer adam --lr 0.002 --schedule constant"
+       "lenet5:fp32:--freeze conv1..conv2"
+       "lenet5:int8:--train-only fc2..fc3 --optimizer adamw --lr 0.003")
 for case in "${cases[@]}"; do
   IFS=: read -r model precision extra <<<"$case"
   read -r -a opts <<<"$extra"

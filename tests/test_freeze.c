@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "graph/executor.h"
+#include "graph/graph.h"
 #include "mandheling.h"
 #include "testlib.h"
 #include "train/model.h"
@@ -110,6 +111,34 @@ out:
   mh_model_free(m), mh_model_free(trunk), mh_model_free(head);
 }
 
+/* A frozen batch norm: by default the eval form (running statistics untouched), with
+ * frozen_bn_train batch statistics (running statistics move); gamma and beta fixed either way. */
+static void frozen_bn(void) {
+  for (int batch_stats = 0; batch_stats <= 1; batch_stats++) {
+    mh_model *m = NULL;
+    CHECK_OK(mh_model_create(&m, "cnn6", 2));
+    mh_train_config cfg;
+    mh_train_config_default(&cfg);
+    cfg.batch = B, cfg.train_only = "conv3..fc2", cfg.frozen_bn_train = batch_stats;
+    mh_trainer *t = NULL;
+    CHECK_OK(mh_trainer_create(&t, m, &cfg));
+    if (t) {
+      const mh_graph *g = &m->g;
+      int bn = mh_graph_find(g, "conv1_bn");
+      const mh_buffer *rm = &g->buffers[g->nodes[bn].buffer0];
+      float rm0 = m->buffers[rm->offset], gamma0 = m->params[g->params[g->nodes[bn].param0].offset];
+      static float x[B * 784];
+      int32_t y[B];
+      batch(x, y, 1);
+      CHECK_OK(mh_trainer_step(t, x, y, B, NULL));
+      CHECK((m->buffers[rm->offset] != rm0) == batch_stats);
+      CHECK(m->params[g->params[g->nodes[bn].param0].offset] == gamma0);
+    }
+    mh_trainer_free(t);
+    mh_model_free(m);
+  }
+}
+
 /* Layer lists: names, ranges, last:N; and the errors */
 static void lists(void) {
   mh_model *m = NULL;
@@ -202,5 +231,6 @@ int main(void) {
   lists();
   new_head();
   plan_partial();
+  frozen_bn();
   return tl_exit();
 }

@@ -47,6 +47,7 @@ int cmd_train(int argc, char **argv) {
       {"--classes", OPT_INT, &classes, "replace the last (linear) layer by a fresh one with N outputs (after --init)"},
       {"--freeze", OPT_STR, &cfg.freeze, "layers that do not train: names, a..b ranges, last:N (comma-separated)"},
       {"--train-only", OPT_STR, &cfg.train_only, "the layers that train (same forms); all others frozen"},
+      {"--frozen-bn-train", OPT_FLAG, &cfg.frozen_bn_train, "frozen batch norms keep batch statistics (default: running ones)"},
       {"--optimizer", OPT_STR, &cfg.optimizer, "fp32/int8: sgd|adam|adamw (default sgd; adam: --wd as L2, adamw: decoupled)"},
       {"--beta1", OPT_DOUBLE, &cfg.beta1, "adam/adamw: first-moment decay (default 0.9)"},
       {"--beta2", OPT_DOUBLE, &cfg.beta2, "adam/adamw: second-moment decay (default 0.999)"},

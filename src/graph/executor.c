@@ -40,6 +40,7 @@ struct mh_executor {
   /* partial training (NULL: everything trains): per node, whether its parameters train, and
    * whether its backward runs at all (its own parameters train, or some earlier node's do) */
   unsigned char *trainable, *needs_bwd;
+  int frozen_bn_batch_stats; /* 1: frozen batch norms still normalise with batch statistics */
   const struct mh_backend *be; /* runs the passes of place[] it supports; NULL: the CPU runs everything */
   unsigned char *place;        /* per node: the MH_PASS_* bits given to the backend */
   unsigned char *ran;          /* per node: the passes the backend completed in the last step */
@@ -96,7 +97,11 @@ void mh_exec_set_reference(mh_executor *ex, int reference) { ex->reference = ref
 static int bwd_runs(const mh_executor *ex, int i) { return !ex->needs_bwd || ex->needs_bwd[i]; }
 static int trains(const mh_executor *ex, int i) { return !ex->trainable || ex->trainable[i]; }
 /* A frozen batch norm: normalises with its running statistics in training steps too (eval form). */
-static int frozen_bn(const mh_executor *ex, int i) { return !trains(ex, i) && ex->g->nodes[i].op == MH_OP_BATCHNORM; }
+static int frozen_bn(const mh_executor *ex, int i) {
+  return !trains(ex, i) && ex->g->nodes[i].op == MH_OP_BATCHNORM && !ex->frozen_bn_batch_stats;
+}
+
+void mh_exec_set_frozen_bn_batch_stats(mh_executor *ex, int on) { ex->frozen_bn_batch_stats = on ? 1 : 0; }
 
 int mh_exec_set_trainable(mh_executor *ex, const unsigned char *trainable) {
   const mh_graph *g = ex->g;
@@ -386,8 +391,11 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, 
     mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
     if (training && frozen_bn(ex, i)) c.training = 0;
     /* below the first trainable layer nothing is saved for backward: the inference form (integer
-     * tensors keep the training form, whose rescale histories belong to the run) */
-    if (training && !bwd_runs(ex, i) && ex->precision != MH_PRECISION_INTEGER) c.training = 0;
+     * tensors keep the training form, whose rescale histories belong to the run; batch norms asked
+     * to keep batch statistics keep it too) */
+    if (training && !bwd_runs(ex, i) && ex->precision != MH_PRECISION_INTEGER &&
+        !(ex->frozen_bn_batch_stats && ex->g->nodes[i].op == MH_OP_BATCHNORM))
+      c.training = 0;
     if (ex->precision == MH_PRECISION_INT8) {
       atomic_store(&ex->absmax[i], 0u);
       c.y_absmax = &ex->absmax[i];

@@ -59,6 +59,9 @@ void mh_exec_set_rescale(mh_executor *ex, mh_rescale_mode mode);
  * normalises with its running statistics (eval form) in training steps too. Plans again. An error
  * when no layer with parameters trains. */
 int mh_exec_set_trainable(mh_executor *ex, const unsigned char *trainable);
+/* 1: frozen batch norms keep normalising with batch statistics and updating their running
+ * statistics (their gamma and beta stay fixed); 0 (default): the eval form. */
+void mh_exec_set_frozen_bn_batch_stats(mh_executor *ex, int on);
 mh_rescale_state *mh_exec_rescale_states(mh_executor *ex);
 const mh_rescale_counts *mh_exec_rescale_counts(const mh_executor *ex);
 void mh_exec_reset_rescale_counts(mh_executor *ex);

@@ -119,6 +119,7 @@ int mh_trainer_save(mh_trainer *t, const char *path) {
       {"beta2", b2},               {"eps", eps},
       {"input_mean", in_mean},     {"input_std", in_std}, /* empty: not known when saved */
       {"frozen", t->frozen},       /* the frozen layers' names (empty: all train) */
+      {"frozen_bn_train", t->cfg.frozen_bn_train ? "1" : "0"},
   };
   int st = mh_st_write(path, ts, k, meta, (int)(sizeof meta / sizeof meta[0]));
   free(ts);
@@ -351,7 +352,9 @@ int mh_trainer_load(mh_trainer *t, const char *path) {
       memcpy(t->m->buffers + g->buffers[i].offset, src[k++], (size_t)g->buffers[i].numel * sizeof(float));
     t->step = step, t->epoch = (int)epoch, t->batch_in_epoch = bie, t->steps_per_epoch = spe;
     if (norm) memcpy(t->norm_mean, nm, sizeof nm), memcpy(t->norm_std, ns, sizeof ns), t->norm_known = 1;
-    const char *frozen = mh_st_meta_get(f, "frozen");
+    const char *frozen = mh_st_meta_get(f, "frozen"), *fbt = mh_st_meta_get(f, "frozen_bn_train");
+    t->cfg.frozen_bn_train = fbt && !strcmp(fbt, "1");
+    mh_exec_set_frozen_bn_batch_stats(t->ex, t->cfg.frozen_bn_train);
     if (frozen && *frozen) st = mh__trainer_set_frozen(t, frozen, NULL);
   }
   free(src);

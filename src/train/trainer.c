@@ -182,6 +182,7 @@ int mh_trainer_create(mh_trainer **out, mh_model *m, const mh_train_config *cfg)
   }
   if (st == MH_OK && strcmp(t->optimizer, "sgd")) st = mh__trainer_adam_state(t);
   if (st == MH_OK && (cfg->freeze || cfg->train_only)) st = mh__trainer_set_frozen(t, cfg->freeze, cfg->train_only);
+  if (st == MH_OK) mh_exec_set_frozen_bn_batch_stats(t->ex, cfg->frozen_bn_train);
   if (st == MH_OK) st = t->algo->setup(t);
   if (st == MH_OK) st = open_dsp(t);
   if (st) {
