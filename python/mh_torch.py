@@ -11,6 +11,10 @@ names (conv1.weight, conv1_bn.running_mean, ...), and reads and writes weights a
 Command line (for scripts and tests):
   mh_torch.py logits CKPT_OR_WEIGHTS [--model FILE] --x X.f32 --n N --out LOGITS.f32
       eval-mode logits of N samples (raw float32, the model's input shape) under those weights
+  mh_torch.py bench [--threads T] [--batch B] [--iters N] [MODEL ...]
+      median time of a training step (SGD lr 0.01, momentum 0.9, wd 5e-4) on random data, the
+      speed peer of `mandheling bench`; MODEL is a zoo name (models/NAME.mh) or a model file
+  mh_torch.py params [MODEL ...]    parameter counts
 
 safetensors files are read and written with json + struct (no safetensors package needed)."""
 import json
@@ -200,6 +204,49 @@ def save_weights(net, path):
     write_safetensors(path, dict(net.state_dict()), {'format': 'pt'})
 
 
+ZOO = ('lenet5', 'cnn6', 'cnn6-nobn', 'vgg11', 'resnet18', 'mobilenetv2')
+
+
+def model_path(name):
+    """A zoo name's model file in the repository (models/NAME.mh), or the path given."""
+    import os
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'models', name + '.mh')
+    return here if name in ZOO else name
+
+
+def bench(argv):
+    import argparse, time
+    ap = argparse.ArgumentParser(prog='mh_torch.py bench')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--iters', type=int, default=10)
+    ap.add_argument('models', nargs='*', default=list(ZOO))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    for name in a.models:
+        m = from_model_file(model_path(name)).train()
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        x, y = torch.randn(a.batch, *m.in_shape), torch.randint(0, 10, (a.batch,))
+
+        def step():
+            opt.zero_grad()
+            F.cross_entropy(m(x), y).backward()
+            opt.step()
+        for _ in range(2):
+            step()
+        ts = []
+        for _ in range(a.iters):
+            t = time.perf_counter()
+            step()
+            ts.append(time.perf_counter() - t)
+        ts.sort()
+        n = sum(p.numel() for p in m.parameters())
+        print(f"{name}\tparams={n}\tbatch={a.batch}\tthreads={a.threads}\tmedian_ms={1e3 * ts[len(ts) // 2]:.1f}"
+              f"\tmin_ms={1e3 * ts[0]:.1f}", flush=True)
+    return 0
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] in ('-h', '--help'):
         print(__doc__)
@@ -218,6 +265,12 @@ def main(argv):
         with torch.no_grad():
             y = net(x).contiguous()
         open(a.out, 'wb').write(y.numpy().tobytes())
+        return 0
+    if argv[1] == 'bench':
+        return bench(argv[2:])
+    if argv[1] == 'params':
+        for name in argv[2:] or ZOO:
+            print(f"{name}\t{sum(p.numel() for p in from_model_file(model_path(name)).parameters())}")
         return 0
     print(f'unknown command {argv[1]}', file=sys.stderr)
     return 2

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Training-step speed of every algorithm against our fp32 step and against PyTorch, on this machine:
-# for each model, `mandheling bench` in fp32, int8 and (BN-free models) niti, and reference/zoo.py
-# (PyTorch, FP32), interleaved in several rounds (same batch and threads; each run reports the median
+# for each model, `mandheling bench` in fp32, int8 and (BN-free models) niti, and PyTorch (FP32: the
+# twin of the model file, python/mh_torch.py, or ZOO=.../zoo.py), interleaved in several rounds (same batch and threads; each run reports the median
 # of its timed steps). The per-model medians over rounds are reported with their ranges, the CPU and
 # the kernel table named. Writes bench/results/bench.{json,md,png} and bench-raw.tsv.
 #   scripts/bench.sh [--batch B] [--threads T] [--rounds R] [--isa NAME] [MODEL...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MANDHELING:-$root/build/mandheling}
-zoo=${ZOO:-$root/../shared/reference/zoo.py}
+# the PyTorch peer: the repository's twin of models/*.mh (python/mh_torch.py bench), or ZOO=path/zoo.py
+peer=(/usr/bin/python3 "$root/python/mh_torch.py" bench)
+[ -n "${ZOO:-}" ] && peer=(/usr/bin/python3 "$ZOO")
 batch=32 threads=2 rounds=5 isa=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -37,7 +39,7 @@ for r in $(seq "$rounds"); do
       ms=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$line") table=$(sed -n 's/.*isa=\([a-z0-9]*\).*/\1/p' <<<"$line")
       printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$m" "$v" "$ms" "$table" | tee -a "$raw"
     done
-    t=$(/usr/bin/python3 "$zoo" --threads "$threads" --batch "$batch" --iters "$s" "$m" | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
+    t=$("${peer[@]}" --threads "$threads" --batch "$batch" --iters "$s" "$m" | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
     printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$m" pytorch "$t" "torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)')" | tee -a "$raw"
   done
 done

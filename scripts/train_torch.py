@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch twin of `mandheling train`: same zoo model (reference/zoo.py), data, normalisation, batch,
+"""PyTorch twin of `mandheling train`: the same model (python/mh_torch.py's twin of models/MODEL.mh, or a
+reference zoo.py with --zoo), data, normalisation, batch,
 SGD (momentum, weight decay), per-step cosine or step schedule and epochs, for side-by-side accuracy.
 
   /usr/bin/python3 scripts/train_torch.py --model lenet5 --epochs 5 [--json out.json]
@@ -44,11 +45,10 @@ def main():
     ap.add_argument('--schedule', choices=['cosine', 'step', 'constant'], default='cosine')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('--zoo', default=os.path.join(HERE, '..', '..', 'shared', 'reference'))
+    ap.add_argument('--zoo', help='a directory with a reference zoo.py to build the model from (default: the '
+                    "repository's PyTorch twin of models/MODEL.mh, python/mh_torch.py)")
     ap.add_argument('--json')
     a = ap.parse_args()
-    sys.path.insert(0, a.zoo)
-    import zoo
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     xtr = load_idx(find(a.data, 'train-images-idx3-ubyte')).astype(np.float32) / 255
@@ -59,7 +59,14 @@ def main():
     xtr = torch.from_numpy((xtr - mean) / std).unsqueeze(1)
     xte = torch.from_numpy((xte - mean) / std).unsqueeze(1)
     ytr, yte = torch.from_numpy(ytr), torch.from_numpy(yte)
-    model = zoo.ZOO[a.model][0]()
+    if a.zoo:
+        sys.path.insert(0, a.zoo)
+        import zoo
+        model = zoo.ZOO[a.model][0]()
+    else:
+        sys.path.insert(0, os.path.join(HERE, '..', 'python'))
+        import mh_torch
+        model = mh_torch.from_model_file(mh_torch.model_path(a.model))
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.wd)
     steps_per_epoch = math.ceil(len(xtr) / a.batch)
     total = steps_per_epoch * a.epochs

@@ -127,6 +127,15 @@ worst = max(abs(float(r[f"logit{k}"]) - t[i * 10 + k]) / (1e-4 + 1e-4 * abs(t[i 
 print("worst |ours - PyTorch| / tolerance: %.3f" % worst)
 assert len(rows) == 64 and worst <= 1, worst
 EOF
+  # the twin of every zoo model file has our parameter count
+  "$PY" "$SRC/python/mh_torch.py" params >"$T/twin.params" 2>&1
+  mism=""
+  for z in lenet5 cnn6 cnn6-nobn vgg11 resnet18 mobilenetv2; do
+    ours=$("$BIN" info --model "$z" | sed -n 's/^parameters: \([0-9]*\).*/\1/p')
+    twin=$(awk -v z="$z" '$1 == z {print $2}' "$T/twin.params")
+    [ -n "$ours" ] && [ "$ours" = "$twin" ] || mism="$mism $z($ours vs $twin)"
+  done
+  if [ -z "$mism" ]; then ok "the PyTorch twin of each zoo model file has our parameter count"; else bad "parameter counts differ:$mism"; fi
   "$PY" "$T/inputs.py" "$T"
   for m in lenet5 cnn6; do
     "$PY" "$SRC/python/mh_torch.py" logits "$T/$m.st" --x "$T/$m.x" --n 64 --out "$T/$m.torch"
