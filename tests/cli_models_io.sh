@@ -84,6 +84,10 @@ refuse "--init of another model's weights (shape)" "has shape [6x1x5x5]" eval --
 refuse "--init with --resume" "--init and --resume" train --model lenet5 --init "$T/lenet5.st" --resume "$T/lenet5.st" "${common[@]}"
 "$BIN" train --model lenet5 "${common[@]}" --max-steps 2 --precision niti --save "$T/niti.st" >/dev/null 2>&1
 refuse "--init of a niti checkpoint (int8 weights)" "niti checkpoint" train --model lenet5 --init "$T/niti.st" "${common[@]}"
+refuse "--classes 0" "--classes 0 out of range" train --model lenet5 --classes 0 "${common[@]}"
+refuse "--freeze naming no layer" "has no layer 'conv9'" train --model lenet5 --freeze conv9 "${common[@]}"
+refuse "--train-only a layer without parameters" "has no parameters" train --model lenet5 --train-only pool1 "${common[@]}"
+refuse "--freeze with --train-only" "exclude each other" train --model lenet5 --freeze conv1 --train-only fc3 "${common[@]}"
 refuse "--init of a missing file" "$T/none.st" train --model lenet5 --init "$T/none.st" "${common[@]}"
 cat >"$T/bad.py" <<'EOF'
 import json, struct, sys
