@@ -222,6 +222,21 @@ expect_fail "no command" "usage"
 
 # ---- help -----------------------------------------------------------------------------------
 expect_ok "mandheling --help" "usage" --help
+# paths of about 4,000 characters (PATH_MAX is 4,096) in every place a path goes: the JSON summaries
+# hold them in full, and files are written next to them
+L="$T"
+while [ ${#L} -lt 3900 ]; do L="$L/$(printf 'p%.0s' $(seq 1 200))"; done
+mkdir -p "$L" && cp -r "$T/good" "$L/data" && cp "$T/mlp.mh" "$L/model.mh"
+cp "$SRC/profiles/sd865.profile" "$L/x.profile"
+expect_ok "4,000-character paths: train --model, --data, --device, --save, --json" "checkpoint written" \
+  train --quiet --max-steps 2 --batch 32 --model "$L/model.mh" --data "$L/data" --device "$L/x.profile" \
+  --save "$L/m.st" --json "$L/train.json"
+if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['data']==sys.argv[2] and d['model']==sys.argv[3]" \
+  "$L/train.json" "$L/data" "$L/model.mh" 2>/dev/null; then echo "ok   the JSON summary holds them whole"; passed=$((passed + 1))
+else fail "the JSON summary holds them whole" "$(head -c 200 "$L/train.json" 2>&1)"; fi
+expect_ok "4,000-character paths: eval --json, plan --profile --json" "test accuracy" eval --load "$L/m.st" --data "$L/data" --json "$L/eval.json"
+expect_ok "4,000-character paths: plan --profile --json" "predicted step" plan --model "$L/model.mh" --profile "$L/x.profile" --json "$L/plan.json"
+expect_ok "4,000-character paths: predict --out" "predictions" predict --load "$L/m.st" --data "$L/data" --out "$L/p.csv"
 mkdir -p "$T/test-only" && cp "$T"/good/t10k-* "$T/test-only/"
 expect_ok "eval: a data directory with no training split" "test accuracy" eval --load "$T/lenet5.st" --data "$T/test-only"
 for c in train eval info bench; do

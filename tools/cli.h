@@ -21,22 +21,26 @@ typedef struct cli_opt {
  * Returns 1 when --help was printed, 0 on success. */
 int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc, char **argv);
 
-/* A flat JSON object written atomically (temp + rename). */
+/* A flat JSON object of any length (a memory stream), written atomically (temp + rename). */
 typedef struct json_out {
-  char buf[8192];
+  FILE *f;
+  char *buf;
   size_t len;
+  int fields;
 } json_out;
 void json_begin(json_out *j);
 void json_str(json_out *j, const char *key, const char *v);
 void json_num(json_out *j, const char *key, double v);
 void json_int(json_out *j, const char *key, long long v);
-int json_write(json_out *j, const char *path); /* 0 ok; prints the error and returns 1 */
+int json_write(json_out *j, const char *path); /* 0 ok; prints the error and returns 1; frees j */
 
-/* A file written atomically: opened as a temporary next to `path` (its name into tmp), renamed over
- * path by cli_atomic_close when everything was written; on failure the temporary is removed and
- * path is untouched. cli_atomic_open returns NULL (errno set) when it cannot create the file. */
-FILE *cli_atomic_open(const char *path, char *tmp, size_t n);
-int cli_atomic_close(FILE *f, const char *tmp, const char *path); /* 0 ok, -1 failed (errno) */
+/* A file written atomically: opened as a temporary next to `path` (its malloc'ed name into *tmp),
+ * renamed over path by cli_atomic_close when everything was written; on failure, or by
+ * cli_atomic_abort, the temporary is removed and path is untouched. Both free *tmp.
+ * cli_atomic_open returns NULL (errno set, *tmp NULL) when it cannot create the file. */
+FILE *cli_atomic_open(const char *path, char **tmp);
+int cli_atomic_close(FILE *f, char *tmp, const char *path); /* 0 ok, -1 failed (errno) */
+void cli_atomic_abort(FILE *f, char *tmp);
 
 /* Progress: a bar with rate and ETA on a terminal, plain lines otherwise. */
 void cli_progress(void *user, const mh_progress *p);

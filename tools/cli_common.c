@@ -137,64 +137,88 @@ int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc,
 }
 
 void json_begin(json_out *j) {
-  j->len = 0;
-  j->buf[j->len++] = '{';
-  j->buf[j->len] = 0;
+  j->buf = NULL, j->len = 0, j->fields = 0;
+  j->f = open_memstream(&j->buf, &j->len);
+  if (j->f) fputc('{', j->f);
 }
 
 static void json_key(json_out *j, const char *key) {
-  j->len += (size_t)snprintf(j->buf + j->len, sizeof j->buf - j->len, "%s\"%s\": ", j->len > 1 ? ", " : "", key);
+  if (j->f) fprintf(j->f, "%s\"%s\": ", j->fields++ ? ", " : "", key);
 }
 
 void json_str(json_out *j, const char *key, const char *v) {
   json_key(j, key);
-  if (j->len < sizeof j->buf - 1) j->buf[j->len++] = '"';
-  for (const char *c = v; *c && j->len < sizeof j->buf - 8; c++) {
-    if (*c == '"' || *c == '\\') j->buf[j->len++] = '\\', j->buf[j->len++] = *c;
-    else if ((unsigned char)*c < 0x20) j->len += (size_t)snprintf(j->buf + j->len, 8, "\\u%04x", *c);
-    else j->buf[j->len++] = *c;
+  if (!j->f) return;
+  fputc('"', j->f);
+  for (const char *c = v; *c; c++) {
+    if (*c == '"' || *c == '\\') fputc('\\', j->f), fputc(*c, j->f);
+    else if ((unsigned char)*c < 0x20) fprintf(j->f, "\\u%04x", *c);
+    else fputc(*c, j->f);
   }
-  if (j->len < sizeof j->buf - 1) j->buf[j->len++] = '"';
-  j->buf[j->len] = 0;
+  fputc('"', j->f);
 }
 
 void json_num(json_out *j, const char *key, double v) {
   json_key(j, key);
-  if (isfinite(v)) j->len += (size_t)snprintf(j->buf + j->len, sizeof j->buf - j->len, "%.6g", v);
-  else j->len += (size_t)snprintf(j->buf + j->len, sizeof j->buf - j->len, "null");
+  if (!j->f) return;
+  if (isfinite(v)) fprintf(j->f, "%.6g", v);
+  else fputs("null", j->f);
 }
 
 void json_int(json_out *j, const char *key, long long v) {
   json_key(j, key);
-  j->len += (size_t)snprintf(j->buf + j->len, sizeof j->buf - j->len, "%lld", v);
+  if (j->f) fprintf(j->f, "%lld", v);
 }
 
-FILE *cli_atomic_open(const char *path, char *tmp, size_t n) {
-  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-  return fopen(tmp, "w");
+FILE *cli_atomic_open(const char *path, char **tmp) {
+  size_t n = strlen(path) + 32;
+  if (!(*tmp = malloc(n))) return NULL;
+  snprintf(*tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(*tmp, "w");
+  if (!f) {
+    int e = errno;
+    free(*tmp), *tmp = NULL;
+    errno = e;
+  }
+  return f;
 }
 
-int cli_atomic_close(FILE *f, const char *tmp, const char *path) {
+int cli_atomic_close(FILE *f, char *tmp, const char *path) {
   int ok = !ferror(f);
   ok = fflush(f) == 0 && ok;
   ok = fclose(f) == 0 && ok;
   if (!ok || rename(tmp, path) != 0) {
     int e = errno;
     remove(tmp);
+    free(tmp);
     errno = e;
     return -1;
   }
+  free(tmp);
   return 0;
 }
 
+void cli_atomic_abort(FILE *f, char *tmp) {
+  if (f) fclose(f);
+  if (tmp) remove(tmp);
+  free(tmp);
+}
+
 int json_write(json_out *j, const char *path) {
-  char tmp[4096];
-  FILE *f = cli_atomic_open(path, tmp, sizeof tmp);
+  if (!j->f || (fputs("}\n", j->f), fclose(j->f)) != 0) {
+    free(j->buf);
+    fprintf(stderr, "mandheling: --json %s: out of memory\n", path);
+    return 1;
+  }
+  char *tmp = NULL;
+  FILE *f = cli_atomic_open(path, &tmp);
   if (!f) {
+    free(j->buf);
     fprintf(stderr, "mandheling: --json %s: cannot write: %s\n", path, strerror(errno));
     return 1;
   }
-  fprintf(f, "%s}\n", j->buf);
+  fwrite(j->buf, 1, j->len, f);
+  free(j->buf);
   if (cli_atomic_close(f, tmp, path)) {
     fprintf(stderr, "mandheling: --json %s: write failed: %s\n", path, strerror(errno));
     return 1;

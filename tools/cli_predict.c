@@ -108,10 +108,10 @@ int cmd_predict(int argc, char **argv) {
     goto done;
   }
   int classes = mh_model_classes(m);
-  char tmp[4096];
-  FILE *f = out ? cli_atomic_open(out, tmp, sizeof tmp) : stdout;
+  char *tmp = NULL;
+  FILE *f = out ? cli_atomic_open(out, &tmp) : stdout;
   int bad = !f || write_csv(f, z, y, n, classes, top, raw);
-  if (out && f && (bad ? (fclose(f), remove(tmp), 1) : cli_atomic_close(f, tmp, out) != 0)) bad = 1;
+  if (out && f && (bad ? (cli_atomic_abort(f, tmp), 1) : cli_atomic_close(f, tmp, out) != 0)) bad = 1;
   if (bad) {
     fprintf(stderr, "mandheling predict: cannot write %s: %s\n", out ? out : "standard output", strerror(errno));
     goto done;

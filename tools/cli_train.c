@@ -116,7 +116,7 @@ int cmd_train(int argc, char **argv) {
   mh_fit_summary sum;
   if ((st = mh_fit(t, data, quiet ? NULL : cli_progress, NULL, &sum))) goto out;
   if (save && (st = mh_trainer_save(t, save))) goto out;
-  model = mh_model_name(m); /* on --resume without --model: the checkpoint's model */
+  if (!model_given) model = mh_model_name(m); /* on --resume without --model: the checkpoint's model */
   char loss_txt[32], acc_txt[32];
   snprintf(loss_txt, sizeof loss_txt, isnan(sum.train_loss) ? "n/a (no step taken)" : "%.4f", sum.train_loss);
   snprintf(acc_txt, sizeof acc_txt, sum.test_accuracy < 0 ? "n/a (no test split)" : "%.2f%%", 100 * sum.test_accuracy);

@@ -321,8 +321,13 @@ int mh_model_export_onnx(const mh_model *m, int integer, const char *path) {
   if (!buf) goto oom;
   onnx__model_proto__pack(mp, buf);
   /* atomically: a temporary next to path, renamed when complete */
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  size_t tcap = strlen(path) + 32;
+  char *tmp = malloc(tcap);
+  if (!tmp) {
+    free(buf);
+    goto oom;
+  }
+  snprintf(tmp, tcap, "%s.tmp.%ld", path, (long)getpid());
   FILE *f = fopen(tmp, "wb");
   int ok = f && fwrite(buf, 1, len, f) == len;
   if (f && fclose(f)) ok = 0;
@@ -330,6 +335,7 @@ int mh_model_export_onnx(const mh_model *m, int integer, const char *path) {
     remove(tmp);
     st = mh__error(MH_ERR_IO, "%s: cannot write the ONNX file", path);
   }
+  free(tmp);
   free(buf);
   goto done;
 oom:

@@ -12,7 +12,7 @@
 struct mh_trainer {
   mh_model *m;
   mh_train_config cfg;
-  char precision[16], rescale[16], mu[64], backend[8], profile[512]; /* owned copies of the config's strings */
+  char precision[16], rescale[16], mu[64], backend[8], profile[4352]; /* owned copies of the config's strings (a path up to PATH_MAX) */
   struct mh_dsp *dsp;    /* the DSP session the DSP backend runs on (NULL: CPU only) */
   struct mh_dsp_counts *dsp_counts;
   struct mh_dsp_backend *dsp_backend; /* the backend the executor gives the placed passes to */
