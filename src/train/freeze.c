@@ -74,6 +74,7 @@ int mh__trainer_set_frozen(mh_trainer *t, const char *freeze, const char *train_
   if (!spec) {
     free(t->param_trains), t->param_trains = NULL;
     t->frozen[0] = 0;
+    t->planned_batch = 0; /* the executor plans again */
     return mh_exec_set_trainable(t->ex, NULL);
   }
   unsigned char *mark = malloc((size_t)g->n_nodes), *pt = malloc((size_t)g->n_params + 1);
@@ -97,6 +98,7 @@ int mh__trainer_set_frozen(mh_trainer *t, const char *freeze, const char *train_
     }
     free(t->param_trains);
     t->param_trains = pt, pt = NULL;
+    t->planned_batch = 0; /* the executor plans again */
   }
   free(mark), free(pt);
   return st;
