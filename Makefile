@@ -2,7 +2,9 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all build run test bench clean setup
+PREFIX ?= /usr/local
+
+.PHONY: all build run test bench clean setup install
 
 all: build
 
@@ -21,6 +23,12 @@ run: setup build
 
 test: setup
 	JOBS=$(JOBS) bash scripts/test.sh
+
+# The library (shared and static), header, command, DSP program, profiles, models, pkg-config file
+# and CMake package under PREFIX; relocatable (the command and library find their files relative to
+# themselves).
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench: build
 	bash scripts/bench.sh

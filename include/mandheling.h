@@ -10,7 +10,13 @@
 extern "C" {
 #endif
 
-#define MH_VERSION_STRING "0.1.0"
+#define MH_VERSION_MAJOR 0
+#define MH_VERSION_MINOR 2
+#define MH_VERSION_PATCH 0
+#define MH_VERSION_STRING "0.2.0"
+/* The library's version as MAJOR * 10000 + MINOR * 100 + PATCH (the header's may differ from the
+ * shared library's a program runs with). */
+int mh_version(void);
 
 /* ---- status and errors ---------------------------------------------------------------- */
 typedef enum mh_status {

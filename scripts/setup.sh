@@ -5,7 +5,7 @@
 # program (qemu-hexagon); protobuf-c and ONNX's schema (libonnx-dev) build the ONNX export.
 set -euo pipefail
 pkgs=(build-essential cmake clang lld llvm libclang-rt-14-dev zlib1g-dev python3 dataset-fashion-mnist qemu-user
-      protobuf-c-compiler libprotobuf-c-dev libonnx-dev)
+      protobuf-c-compiler libprotobuf-c-dev libonnx-dev pkg-config)
 case "${1:-}" in --with-peers|--with-torch) pkgs+=(python3-torch python3-numpy python3-matplotlib libopenblas-dev) ;; esac
 missing=()
 for p in "${pkgs[@]}"; do

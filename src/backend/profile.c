@@ -11,6 +11,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/dsp/session.h"
 #include "core/pool.h"
+#include "core/paths.h"
 #include "core/status.h"
 
 #ifndef MH_PROFILES_DIR
@@ -100,11 +101,12 @@ int mh_profile_load(mh_profile *p, const char *path) {
 
 int mh_profile_find(mh_profile *p, const char *name) {
   if (strchr(name, '/') || strstr(name, ".profile")) return mh_profile_load(p, name);
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s.profile", MH_PROFILES_DIR, name);
-  FILE *f = fopen(path, "r");
-  if (!f) return mh__error(MH_ERR_INVALID_ARG, "profile '%s' not found (looked for %s; 'host' is measured, sd865 is in profiles/)", name, path);
-  fclose(f);
+  char path[4352], rel[512], build[4352];
+  snprintf(rel, sizeof rel, "share/mandheling/profiles/%s.profile", name);
+  snprintf(build, sizeof build, "%s/%s.profile", MH_PROFILES_DIR, name);
+  if (!mh__data_path(rel, build, path, sizeof path))
+    return mh__error(MH_ERR_INVALID_ARG, "profile '%s' not found (looked for %s; 'host' is measured, sd865 is in profiles/)",
+                     name, build);
   return mh_profile_load(p, path);
 }
 

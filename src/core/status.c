@@ -50,3 +50,5 @@ void mh__log(int level, const char *fmt, ...) {
   va_end(ap);
   g_log_fn(g_log_user, level, msg);
 }
+
+int mh_version(void) { return MH_VERSION_MAJOR * 10000 + MH_VERSION_MINOR * 100 + MH_VERSION_PATCH; }

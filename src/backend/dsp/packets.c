@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/paths.h"
 #include "core/status.h"
 
 #ifndef MH_DSP_PLUGIN_PATH
@@ -18,7 +19,8 @@
 
 void mh_dsp_packets_locate(char *out, size_t n) {
   const char *env = getenv("MH_DSP_PLUGIN"), *off = getenv("MH_DSP_PACKETS");
-  snprintf(out, n, "%s", env ? env : MH_DSP_PLUGIN_PATH);
+  if (env) snprintf(out, n, "%s", env);
+  else if (!mh__data_path("lib/mandheling/libmh_packets.so", MH_DSP_PLUGIN_PATH, out, n)) *out = 0;
   if ((off && !strcmp(off, "0")) || (*out && access(out, R_OK) != 0)) *out = 0;
 }
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend/dsp/session.h"
+#include "core/paths.h"
 #include "core/status.h"
 
 #ifndef MH_DSP_PROGRAM_PATH
@@ -46,7 +47,9 @@ static int find_in_path(const char *name, char *out, size_t n) {
 
 int mh_dsp_locate(char *program, size_t np, char *emulator, size_t ne, char *why, size_t nw) {
   const char *prog = getenv("MH_DSP_ELF"), *emu = getenv("MH_QEMU_HEXAGON");
-  snprintf(program, np, "%s", prog && *prog ? prog : MH_DSP_PROGRAM_PATH);
+  if (prog && *prog) snprintf(program, np, "%s", prog);
+  else if (!mh__data_path("lib/mandheling/mandheling_dsp.elf", MH_DSP_PROGRAM_PATH, program, np)) /* an install's own, */
+    snprintf(program, np, "%s", MH_DSP_PROGRAM_PATH);                                             /* else the build's */
   if (!*program) {
     snprintf(why, nw, "this build has no DSP program (clang/lld without the hexagon target)");
     return 0;
