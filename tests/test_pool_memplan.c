@@ -1,5 +1,6 @@
 /* The thread pool (every task runs exactly once, per-thread scratch, nested runs inline) and the
  * memory planner (no two buffers alive at the same time overlap; reuse never exceeds no reuse). */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -30,7 +31,48 @@ static void range_sum(void *p, long lo, long hi) {
   for (long i = lo; i < hi; i++) out[i] = i * 2;
 }
 
+/* Two planners in two threads at once: each thread plans its own random block set 200 times and
+ * must get the offsets a lone run gives (the sort keeps no global state). */
+typedef struct {
+  uint64_t seed;
+  int bad;
+} plan_job;
+
+static void random_blocks(mh_mem_block *b, int n, uint64_t seed) {
+  mh_rng r = mh_rng_make(seed);
+  for (int i = 0; i < n; i++) {
+    b[i].size = 64 + mh_rng_below(&r, 1u << 16);
+    b[i].start = (int)mh_rng_below(&r, 100);
+    b[i].end = b[i].start + (int)mh_rng_below(&r, 40);
+    b[i].offset = 0;
+  }
+}
+
+static void *plan_thread(void *p) {
+  plan_job *j = p;
+  enum { N = 300 };
+  static _Thread_local mh_mem_block a[N], want[N];
+  random_blocks(want, N, j->seed);
+  size_t total = mh_memplan_assign(want, N, 64);
+  for (int it = 0; it < 200; it++) {
+    random_blocks(a, N, j->seed);
+    if (mh_memplan_assign(a, N, 64) != total) j->bad++;
+    for (int i = 0; i < N; i++) j->bad += a[i].offset != want[i].offset;
+  }
+  return NULL;
+}
+
+static void planners_in_threads(void) {
+  plan_job jobs[2] = {{11, 0}, {12, 0}};
+  pthread_t th[2];
+  for (int k = 0; k < 2; k++) pthread_create(&th[k], NULL, plan_thread, &jobs[k]);
+  for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+  CHECK_EQ_INT(jobs[0].bad, 0);
+  CHECK_EQ_INT(jobs[1].bad, 0);
+}
+
 int main(void) {
+  planners_in_threads();
   for (int nth = 1; nth <= 3; nth++) {
     mh_pool *p;
     CHECK_OK(mh_pool_init(&p, nth));

@@ -4,32 +4,31 @@
 
 #include <stdlib.h>
 
-static const mh_mem_block *g_sort_blocks;
+/* Sort keys carry what they compare (no global state: two planners may run in two threads). */
+typedef struct {
+  size_t size;
+  int idx;
+} size_key;
 
 static int by_size_desc(const void *a, const void *b) {
-  const mh_mem_block *x = &g_sort_blocks[*(const int *)a], *y = &g_sort_blocks[*(const int *)b];
+  const size_key *x = a, *y = b;
   if (x->size != y->size) return x->size < y->size ? 1 : -1;
-  return *(const int *)a - *(const int *)b; /* stable: earlier buffer first */
-}
-
-static int by_offset(const void *a, const void *b) {
-  const mh_mem_block *x = &g_sort_blocks[*(const int *)a], *y = &g_sort_blocks[*(const int *)b];
-  return x->offset < y->offset ? -1 : x->offset > y->offset;
+  return x->idx - y->idx; /* stable: earlier buffer first */
 }
 
 size_t mh_memplan_assign(mh_mem_block *blocks, int n, size_t align) {
-  int *order = malloc(sizeof(int) * (size_t)(n ? n : 1)), *placed = malloc(sizeof(int) * (size_t)(n ? n : 1));
+  size_key *order = malloc(sizeof *order * (size_t)(n ? n : 1));
+  int *placed = malloc(sizeof(int) * (size_t)(n ? n : 1));
   if (!order || !placed) {
     free(order), free(placed);
     return (size_t)-1;
   }
-  for (int i = 0; i < n; i++) order[i] = i;
-  g_sort_blocks = blocks;
-  qsort(order, (size_t)n, sizeof(int), by_size_desc);
+  for (int i = 0; i < n; i++) order[i].size = blocks[i].size, order[i].idx = i;
+  qsort(order, (size_t)n, sizeof *order, by_size_desc);
   size_t total = 0;
   int n_placed = 0;
   for (int oi = 0; oi < n; oi++) {
-    mh_mem_block *b = &blocks[order[oi]];
+    mh_mem_block *b = &blocks[order[oi].idx];
     size_t size = (b->size + align - 1) / align * align, cand = 0;
     /* placed is kept sorted by offset: walk it, skipping past every live conflict */
     for (int k = 0; k < n_placed; k++) {
@@ -41,8 +40,10 @@ size_t mh_memplan_assign(mh_mem_block *blocks, int n, size_t align) {
     }
     b->offset = cand;
     if (cand + size > total) total = cand + size;
-    placed[n_placed++] = order[oi];
-    qsort(placed, (size_t)n_placed, sizeof(int), by_offset);
+    int at = n_placed; /* insert in offset order, after those at the same offset */
+    while (at > 0 && blocks[placed[at - 1]].offset > cand) placed[at] = placed[at - 1], at--;
+    placed[at] = order[oi].idx;
+    n_placed++;
   }
   free(order);
   free(placed);
