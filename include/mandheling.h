@@ -147,6 +147,7 @@ typedef struct mh_progress {
   int epoch_done;                /* 1 on the end-of-epoch report */
   double test_accuracy;          /* on epoch_done with a test set, else -1 */
   int mu;                        /* niti: this epoch's gradient bit width (the learning rate), else 0 */
+  double test_loss;              /* on epoch_done with a test set, else -1 */
 } mh_progress;
 typedef void (*mh_progress_fn)(void *user, const mh_progress *p);
 
@@ -199,6 +200,7 @@ typedef struct mh_fit_summary {
   size_t rss_peak_bytes;    /* the process's peak resident set as the OS reports it */
   mh_rescale_report rescale; /* integer algorithms: what shifting int32 results to int8 cost */
   mh_dsp_report dsp;         /* --backend dsp|auto: what ran on the DSP */
+  int stopped;               /* 1: mh_trainer_request_stop ended the fit at a step boundary */
 } mh_fit_summary;
 
 /* Trains on the data set in `data_dir` (MNIST/Fashion-MNIST IDX, gzipped or not, or CIFAR-10 binary)
@@ -248,6 +250,11 @@ int mh_model_set_classes(mh_model **m, int classes, uint64_t seed);
 int mh_model_export_onnx(const mh_model *m, int integer, const char *path);
 /* The number of classes the model outputs. */
 int mh_model_classes(const mh_model *m);
+
+/* Asks a running mh_fit to stop at the next step boundary (it then returns MH_OK with
+ * summary.stopped = 1; the trainer can be saved and resumed exactly). Safe from the progress
+ * callback, another thread or a signal handler. The request is cleared when mh_fit starts. */
+void mh_trainer_request_stop(mh_trainer *t);
 
 /* The trainer's optimizer: "sgd", "adam" or "adamw" (after --resume, the checkpoint's). */
 const char *mh_trainer_optimizer(const mh_trainer *t);

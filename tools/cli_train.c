@@ -1,6 +1,8 @@
 /* `mandheling train` and `mandheling eval`: option handling, progress, checkpoints and the JSON
  * summary around the library's mh_fit / mh_evaluate. */
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,13 +30,50 @@ static void print_rescale(const mh_rescale_report *r, const char *mode, double s
          r->seconds, seconds > 0 ? 100 * r->seconds / seconds : 0);
 }
 
+/* What train's progress callback does besides drawing: the CSV log and periodic checkpoints. */
+typedef struct {
+  mh_trainer *t;
+  int quiet;
+  FILE *log;
+  long log_every, save_every;
+  const char *save, *precision, *backend;
+  int save_failed;
+} train_run;
+
+static void log_row(train_run *r, const mh_progress *p) {
+  fprintf(r->log, "%d,%ld,%.9g,%d,%.6f,", p->epoch + 1, p->step, p->lr, p->mu, p->loss);
+  if (p->epoch_done && p->test_accuracy >= 0) fprintf(r->log, "%.6f,%.6f,", p->test_loss, p->test_accuracy);
+  else fputs(",,", r->log);
+  fprintf(r->log, "%.3f,%.1f,%s,%s,%d\n", p->seconds, p->samples_per_second, r->precision, r->backend, p->epoch_done);
+  fflush(r->log);
+}
+
+static void train_progress(void *user, const mh_progress *p) {
+  train_run *r = user;
+  if (!r->quiet) cli_progress(NULL, p);
+  if (r->log && (p->epoch_done || (r->log_every > 0 && p->step % r->log_every == 0))) log_row(r, p);
+  if (r->save && r->save_every > 0 && !p->epoch_done && p->step % r->save_every == 0 &&
+      mh_trainer_save(r->t, r->save) != MH_OK && !r->save_failed) {
+    fprintf(stderr, "mandheling train: --save-every: %s\n", mh_last_error());
+    r->save_failed = 1;
+  }
+}
+
+/* SIGINT / SIGTERM: the fit stops at the next step boundary, then a checkpoint is written. */
+static mh_trainer *volatile g_running;
+static volatile sig_atomic_t g_signal;
+static void on_signal(int sig) {
+  g_signal = sig;
+  if (g_running) mh_trainer_request_stop(g_running);
+}
+
 int cmd_train(int argc, char **argv) {
   mh_train_config cfg;
   mh_train_config_default(&cfg);
   const char *model = "lenet5", *data = DEFAULT_DATA, *save = NULL, *resume = NULL, *json = NULL, *init = NULL,
-             *schedule = "cosine", *precision = "fp32";
+             *schedule = "cosine", *precision = "fp32", *log = NULL;
   int quiet = 0, epochs = -1, classes = -1;
-  long max_steps = -1;
+  long max_steps = -1, log_every = 0, save_every = 0;
   const cli_opt opts[] = {
       {"--model", OPT_STR, &model, "zoo name or model file (default lenet5)"},
       {"--data", OPT_STR, &data, "data directory (default " DEFAULT_DATA ")"},
@@ -72,6 +111,9 @@ int cmd_train(int argc, char **argv) {
       {"--resume", OPT_STR, &resume, "continue exactly from a checkpoint"},
       {"--init", OPT_STR, &init, "start from these weights (a checkpoint or a PyTorch state_dict as safetensors); optimizer state starts fresh"},
       {"--json", OPT_STR, &json, "write a JSON summary"},
+      {"--log", OPT_STR, &log, "a CSV row per epoch (and every --log-every steps): loss, accuracy, lr, time (scripts/plot_log.py draws it)"},
+      {"--log-every", OPT_LONG, &log_every, "--log: also a row every N steps"},
+      {"--save-every", OPT_LONG, &save_every, "with --save: also write the checkpoint every N steps"},
       {"--quiet", OPT_FLAG, &quiet, "no progress output"},
       {NULL, 0, NULL, NULL}};
   int r = cli_parse("train", "[--model NAME|FILE] [--data DIR] [options]", opts, argc, argv);
@@ -113,8 +155,38 @@ int cmd_train(int argc, char **argv) {
   /* resuming restores the checkpoint's hyper-parameters; --epochs/--max-steps still say how far to go */
   if (resume && (st = mh_trainer_load(t, resume))) goto out;
   if (resume && (st = mh_trainer_set_length(t, epochs, max_steps))) goto out;
+  if (log_every < 0 || save_every < 0) {
+    fprintf(stderr, "mandheling train: --log-every and --save-every take a number of steps >= 1\n");
+    rc = 2;
+    goto out;
+  }
+  train_run run = {t, quiet, NULL, log_every, save_every, save, precision, cfg.backend ? cfg.backend : "cpu", 0};
+  if (log) {
+    if (!(run.log = fopen(log, "w"))) {
+      fprintf(stderr, "mandheling train: --log %s: %s\n", log, strerror(errno));
+      goto out;
+    }
+    fputs("epoch,step,lr,mu,train_loss,test_loss,test_accuracy,seconds,samples_per_s,precision,backend,epoch_end\n", run.log);
+  }
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  g_running = t, g_signal = 0;
+  sigaction(SIGINT, &sa, &old_int), sigaction(SIGTERM, &sa, &old_term);
   mh_fit_summary sum;
-  if ((st = mh_fit(t, data, quiet ? NULL : cli_progress, NULL, &sum))) goto out;
+  st = mh_fit(t, data, train_progress, &run, &sum);
+  sigaction(SIGINT, &old_int, NULL), sigaction(SIGTERM, &old_term, NULL);
+  g_running = NULL;
+  if (run.log && fclose(run.log)) fprintf(stderr, "mandheling train: --log %s: %s\n", log, strerror(errno));
+  if (st) goto out;
+  if (sum.stopped) { /* interrupted: keep the run, exit 130 as a shell does for SIGINT */
+    const char *where = save ? save : "mandheling-interrupted.st";
+    if ((st = mh_trainer_save(t, where))) goto out;
+    fprintf(stderr, "mandheling train: %s at step %ld; checkpoint written to %s (continue with --resume %s)\n",
+            g_signal == SIGTERM ? "terminated" : "interrupted", sum.steps, where, where);
+    rc = 130;
+    goto out;
+  }
   if (save && (st = mh_trainer_save(t, save))) goto out;
   if (!model_given) model = mh_model_name(m); /* on --resume without --model: the checkpoint's model */
   char loss_txt[32], acc_txt[32];

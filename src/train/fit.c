@@ -113,6 +113,7 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
   long total = t->steps_per_epoch * t->cfg.epochs;
   if (t->cfg.max_steps > 0 && t->cfg.max_steps < total) total = t->cfg.max_steps;
   mh_exec_reset_rescale_counts(t->ex);
+  t->stop = 0;
   double t0 = now_s(), loss_sum = 0;
   long loss_n = 0, samples = 0;
   mh__log(MH_LOG_INFO, "training %s (%lld parameters) on %s: %d train / %d test samples, %d epochs of %ld steps, %s kernels, %d threads",
@@ -140,9 +141,10 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
       if (progress) {
         double el = now_s() - t0;
         mh_progress p = {t->epoch, t->cfg.epochs, t->batch_in_epoch, t->steps_per_epoch, t->step, total,
-                         loss_sum / loss_n, lr, el, el > 0 ? samples / el : 0, 0, -1, mh__trainer_mu(t)};
+                         loss_sum / loss_n, lr, el, el > 0 ? samples / el : 0, 0, -1, mh__trainer_mu(t), -1};
         progress(user, &p);
       }
+      if (t->stop) break; /* asked to stop: here, at a step boundary */
     }
     int finished_epoch = t->batch_in_epoch >= t->steps_per_epoch;
     sum->train_loss = loss_n ? loss_sum / loss_n : sum->train_loss;
@@ -155,8 +157,13 @@ int mh_fit(mh_trainer *t, const char *data_dir, mh_progress_fn progress, void *u
       double el = now_s() - t0;
       mh_progress p = {finished_epoch ? t->epoch - 1 : t->epoch, t->cfg.epochs, finished_epoch ? t->steps_per_epoch : t->batch_in_epoch,
                        t->steps_per_epoch, t->step, total, sum->train_loss, mh__trainer_lr(t), el,
-                       el > 0 ? samples / el : 0, 1, test.n ? sum->test_accuracy : -1, mh__trainer_mu(t)};
+                       el > 0 ? samples / el : 0, 1, test.n ? sum->test_accuracy : -1, mh__trainer_mu(t),
+                       test.n ? sum->test_loss : -1};
       progress(user, &p);
+    }
+    if (t->stop) {
+      sum->stopped = 1;
+      break;
     }
     if (!finished_epoch) break; /* stopped by max_steps */
   }

@@ -391,3 +391,5 @@ int mh_trainer_input_norm(const mh_trainer *t, float mean[3], float std[3]) {
   memcpy(mean, t->norm_mean, sizeof t->norm_mean), memcpy(std, t->norm_std, sizeof t->norm_std);
   return 1;
 }
+
+void mh_trainer_request_stop(mh_trainer *t) { t->stop = 1; }

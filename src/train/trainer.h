@@ -3,6 +3,7 @@
 #ifndef MH_TRAIN_TRAINER_H
 #define MH_TRAIN_TRAINER_H
 
+#include <signal.h>
 #include "backend/cpu/kernels.h"
 #include "core/pool.h"
 #include "graph/executor.h"
@@ -24,6 +25,7 @@ struct mh_trainer {
   float *momentum;       /* SGD momentum buffers, or Adam's first moments: the parameters' layout */
   float *adam_sq;        /* Adam's second moments (NULL under SGD) */
   char optimizer[8];     /* "sgd", "adam", "adamw" */
+  volatile sig_atomic_t stop; /* mh_trainer_request_stop: mh_fit ends at the next step boundary */
   /* partial training: per parameter, 1 where it trains (NULL: all); the frozen layers' names */
   unsigned char *param_trains;
   char frozen[4096];
