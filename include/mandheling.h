@@ -248,6 +248,20 @@ int mh_model_set_classes(mh_model **m, int classes, uint64_t seed);
  * integer = 1 exports niti's int8 weights dequantised (q * 2^exponent) instead of the float ones.
  * Written atomically; MH_ERR_UNSUPPORTED when built without protobuf-c and ONNX's schema. */
 int mh_model_export_onnx(const mh_model *m, int integer, const char *path);
+/* Parameters for apps and federated clients. mh_model_n_params: how many parameter tensors;
+ * mh_model_param_info: the i-th's name (as in checkpoints and PyTorch state_dicts), rank and shape
+ * (up to 4 dimensions). */
+int mh_model_n_params(const mh_model *m);
+int mh_model_param_info(const mh_model *m, int i, const char **name, int *ndim, int64_t shape[4]);
+/* The model's state as one float array: every parameter in mh_model_param_info order, then the
+ * batch-norm running statistics; mh_trainer_state_floats gives its length. get copies it out (niti:
+ * the int8 weights dequantised); set copies it in (niti: quantised as --init does) and keeps the
+ * optimizer's state. For FedAvg: get from each client, average, set. n must equal the length. */
+size_t mh_trainer_state_floats(const mh_trainer *t);
+int mh_trainer_get_state(const mh_trainer *t, float *out, size_t n);
+int mh_trainer_set_state(mh_trainer *t, const float *in, size_t n);
+/* The learning rate from the next step on: lr, constant (the schedule is replaced). */
+int mh_trainer_set_lr(mh_trainer *t, float lr);
 /* The number of classes the model outputs. */
 int mh_model_classes(const mh_model *m);
 

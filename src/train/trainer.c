@@ -393,3 +393,54 @@ int mh_trainer_input_norm(const mh_trainer *t, float mean[3], float std[3]) {
 }
 
 void mh_trainer_request_stop(mh_trainer *t) { t->stop = 1; }
+
+int mh_model_n_params(const mh_model *m) { return m->g.n_params; }
+
+int mh_model_param_info(const mh_model *m, int i, const char **name, int *ndim, int64_t shape[4]) {
+  if (i < 0 || i >= m->g.n_params)
+    return mh__error(MH_ERR_INVALID_ARG, "parameter %d of %s: out of range [0, %d)", i, m->g.model_name, m->g.n_params);
+  const mh_param *p = &m->g.params[i];
+  if (name) *name = p->name;
+  if (ndim) *ndim = p->ndim;
+  for (int d = 0; shape && d < 4; d++) shape[d] = d < p->ndim ? p->shape[d] : 1;
+  return MH_OK;
+}
+
+size_t mh_trainer_state_floats(const mh_trainer *t) {
+  return (size_t)t->m->g.n_param_floats + (size_t)t->m->g.n_buffer_floats;
+}
+
+int mh_trainer_get_state(const mh_trainer *t, float *out, size_t n) {
+  const mh_model *m = t->m;
+  size_t np = (size_t)m->g.n_param_floats;
+  if (n != mh_trainer_state_floats(t))
+    return mh__error(MH_ERR_INVALID_ARG, "state of %s: %zu floats given, it has %zu", m->g.model_name, n, mh_trainer_state_floats(t));
+  if (t->algo->integer_params && m->qparams) {
+    for (int i = 0; i < m->g.n_params; i++) {
+      const mh_param *p = &m->g.params[i];
+      for (int64_t k = 0; k < p->numel; k++) out[p->offset + k] = ldexpf((float)m->qparams[p->offset + k], m->qexp[i]);
+    }
+  } else
+    memcpy(out, m->params, np * sizeof(float));
+  memcpy(out + np, m->buffers, (size_t)m->g.n_buffer_floats * sizeof(float));
+  return MH_OK;
+}
+
+int mh_trainer_set_state(mh_trainer *t, const float *in, size_t n) {
+  mh_model *m = t->m;
+  size_t np = (size_t)m->g.n_param_floats;
+  if (n != mh_trainer_state_floats(t))
+    return mh__error(MH_ERR_INVALID_ARG, "state of %s: %zu floats given, it has %zu", m->g.model_name, n, mh_trainer_state_floats(t));
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(in[i])) return mh__error(MH_ERR_INVALID_ARG, "state of %s: value %zu is not finite", m->g.model_name, i);
+  memcpy(m->params, in, np * sizeof(float));
+  memcpy(m->buffers, in + np, (size_t)m->g.n_buffer_floats * sizeof(float));
+  if (m->qparams) mh__model_quantize_params(m);
+  return MH_OK;
+}
+
+int mh_trainer_set_lr(mh_trainer *t, float lr) {
+  if (!(lr >= 0 && lr < 1e6)) return mh__error(MH_ERR_INVALID_ARG, "learning rate %g must be a non-negative number", lr);
+  t->cfg.lr = lr, t->cfg.schedule = MH_SCHEDULE_CONSTANT;
+  return MH_OK;
+}
