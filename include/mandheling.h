@@ -123,6 +123,13 @@ typedef struct mh_train_config {
 
 void mh_train_config_default(mh_train_config *cfg);
 
+/* For language bindings: a configuration on the heap with the defaults, its fields set by name from
+ * strings ("lr", "0.01"; "schedule", "constant"; "precision", "niti"; ... every field above, by its
+ * name), string values copied and owned by it. An unknown key or a bad value is an error. */
+mh_train_config *mh_train_config_new(void);
+int mh_train_config_set(mh_train_config *cfg, const char *key, const char *value);
+void mh_train_config_free(mh_train_config *cfg);
+
 typedef struct mh_trainer mh_trainer;
 
 /* The trainer borrows `model` (which must outlive it). */
