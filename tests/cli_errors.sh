@@ -195,6 +195,7 @@ expect_fail "--batch too large for int" "--batch" "${TR[@]}" --data "$T/good" --
 expect_fail "--epochs 0" "--epochs" "${TR[@]}" --data "$T/good" --epochs 0 "${KEEP[@]}"
 expect_fail "--threads 0" "--threads" "${TR[@]}" --data "$T/good" --threads 0 "${KEEP[@]}"
 expect_fail "--momentum 1.5" "--momentum" "${TR[@]}" --data "$T/good" --momentum 1.5 "${KEEP[@]}"
+expect_fail "plan --profile (the device profile is --device everywhere)" "--profile" plan --model lenet5 --profile sd865
 expect_fail "--gamma 0" "--gamma" "${TR[@]}" --data "$T/good" --gamma 0 "${KEEP[@]}"
 expect_fail "--optimizer rmsprop" "--optimizer" "${TR[@]}" --data "$T/good" --optimizer rmsprop "${KEEP[@]}"
 expect_fail "--optimizer adam under niti" "--optimizer" "${TR[@]}" --data "$T/good" --precision niti --optimizer adam "${KEEP[@]}"
@@ -234,8 +235,8 @@ expect_ok "4,000-character paths: train --model, --data, --device, --save, --jso
 if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['data']==sys.argv[2] and d['model']==sys.argv[3]" \
   "$L/train.json" "$L/data" "$L/model.mh" 2>/dev/null; then echo "ok   the JSON summary holds them whole"; passed=$((passed + 1))
 else fail "the JSON summary holds them whole" "$(head -c 200 "$L/train.json" 2>&1)"; fi
-expect_ok "4,000-character paths: eval --json, plan --profile --json" "test accuracy" eval --load "$L/m.st" --data "$L/data" --json "$L/eval.json"
-expect_ok "4,000-character paths: plan --profile --json" "predicted step" plan --model "$L/model.mh" --profile "$L/x.profile" --json "$L/plan.json"
+expect_ok "4,000-character paths: eval --json, plan --device --json" "test accuracy" eval --load "$L/m.st" --data "$L/data" --json "$L/eval.json"
+expect_ok "4,000-character paths: plan --device --json" "predicted step" plan --model "$L/model.mh" --device "$L/x.profile" --json "$L/plan.json"
 expect_ok "4,000-character paths: predict --out" "predictions" predict --load "$L/m.st" --data "$L/data" --out "$L/p.csv"
 mkdir -p "$T/test-only" && cp "$T"/good/t10k-* "$T/test-only/"
 expect_ok "eval: a data directory with no training split" "test accuracy" eval --load "$T/lenet5.st" --data "$T/test-only"

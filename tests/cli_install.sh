@@ -32,7 +32,7 @@ grep -q "test accuracy" "$T/log" && grep -q "predicted class" "$T/log" || bad "i
 step "CMake: find_package(mandheling) configures and builds the example" sh -c \
   "cmake -S '$SRC/examples' -B '$T/exb' -DCMAKE_PREFIX_PATH='$P' -DCMAKE_BUILD_RPATH='$P/lib' && cmake --build '$T/exb'"
 step "CMake build runs" "$T/exb/train_lenet5" "$T/data" 20
-step "the installed command finds its profile (relocated)" "$P/bin/mandheling" plan --model lenet5 --profile sd865
+step "the installed command finds its profile (relocated)" "$P/bin/mandheling" plan --model lenet5 --device sd865
 if "$P/bin/mandheling" info --model lenet5 2>&1 | grep "^dsp:" | grep -q "$P/lib/mandheling/mandheling_dsp.elf\|not found (Debian package"; then
   ok "the installed command uses the installed DSP program"
 else bad "the installed command's DSP program: $("$P/bin/mandheling" info --model lenet5 2>&1 | grep '^dsp:')"; fi

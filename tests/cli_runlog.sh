@@ -80,5 +80,9 @@ if [ -n "$step" ] && [ "$step" -gt 0 ] && [ $((step % 20)) -eq 0 ] && "$BIN" eva
   ok "--save-every 20 then kill -9: a loadable checkpoint of step $step"
 else bad "--save-every: step '${step}'"; fi
 ls "$T"/d.st.tmp.* >/dev/null 2>&1 && echo "     (a temporary of an interrupted write remains, as the atomic rename leaves it)"
+# flags a resume overrides are named
+"$BIN" train --data "$T/data" --resume "$T/c.st" --lr 0.3 --batch 4 --max-steps 129 --quiet >/dev/null 2>"$T/w.err"
+if grep -q "ignored: --lr, --batch" "$T/w.err"; then ok "--resume names the flags it ignores"
+else bad "--resume's warning: $(cat "$T/w.err")"; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

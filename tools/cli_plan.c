@@ -10,14 +10,14 @@ int cmd_plan(int argc, char **argv) {
   int batch = 32, threads = 2;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--precision", OPT_STR, &precision, "fp32|int8|niti (default int8)"},
-                          {"--profile", OPT_STR, &profile, "sd865 (default), host (measured now), or a .profile file"},
+                          {"--device", OPT_STR, &profile, "device profile: sd865 (default), host (measured now), or a .profile file"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
                           {"--threads", OPT_INT, &threads, "threads for the host measurements (default 2)"},
                           {"--freeze", OPT_STR, &freeze, "layers that do not train (names, a..b, last:N)"},
                           {"--train-only", OPT_STR, &train_only, "the layers that train; all others frozen"},
                           {"--json", OPT_STR, &json, "write a JSON summary"},
                           {NULL, 0, NULL, NULL}};
-  int r = cli_parse("plan", "--model NAME|FILE [--precision P] [--profile NAME|FILE] [--batch B]", opts, argc, argv);
+  int r = cli_parse("plan", "--model NAME|FILE [--precision P] [--device NAME|FILE] [--batch B]", opts, argc, argv);
   if (r) return r == 1 ? 0 : r;
   if (!model) {
     fprintf(stderr, "mandheling plan: --model NAME|FILE is required\n");

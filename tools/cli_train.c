@@ -131,6 +131,23 @@ int cmd_train(int argc, char **argv) {
     model_given |= strncmp(argv[i], "--model", 7) == 0;
     precision_given |= strncmp(argv[i], "--precision", 11) == 0;
   }
+  if (resume) { /* a checkpoint restores these: say which of the given ones it overrides */
+    static const char *const restored[] = {"--lr", "--momentum", "--wd", "--nesterov", "--schedule", "--step-size",
+                                           "--gamma", "--batch", "--seed", "--augment", "--optimizer", "--beta1",
+                                           "--beta2", "--eps", "--freeze", "--train-only", "--frozen-bn-train",
+                                           "--rescale", "--mu"};
+    char ignored[512] = "";
+    for (int i = 0; i < argc; i++)
+      for (size_t k = 0; k < sizeof restored / sizeof restored[0]; k++) {
+        size_t n = strlen(restored[k]);
+        if (!strncmp(argv[i], restored[k], n) && (argv[i][n] == 0 || argv[i][n] == '=') &&
+            strlen(ignored) + n + 3 < sizeof ignored)
+          snprintf(ignored + strlen(ignored), sizeof ignored - strlen(ignored), "%s%s", *ignored ? ", " : "", restored[k]);
+      }
+    if (*ignored)
+      fprintf(stderr, "mandheling train: warning: --resume continues with the checkpoint's settings; ignored: %s\n",
+              ignored);
+  }
   char ckpt_precision[16];
   if (resume && !precision_given) { /* resume in the checkpoint's own precision */
     if (mh_checkpoint_precision(resume, ckpt_precision, sizeof ckpt_precision)) return cli_fail("train");
