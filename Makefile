@@ -34,4 +34,4 @@ bench: build
 	bash scripts/bench.sh
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-arm64

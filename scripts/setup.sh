@@ -7,10 +7,21 @@ set -euo pipefail
 pkgs=(build-essential cmake clang lld llvm libclang-rt-14-dev zlib1g-dev python3 dataset-fashion-mnist qemu-user
       protobuf-c-compiler libprotobuf-c-dev libonnx-dev pkg-config)
 case "${1:-}" in --with-peers|--with-torch) pkgs+=(python3-torch python3-numpy python3-matplotlib libopenblas-dev) ;; esac
+# the arm64 cross-build of make test: the cross compiler, and zlib and glibc for arm64 (multiarch)
+pkgs+=(gcc-aarch64-linux-gnu)
+arm64_pkgs=(zlib1g-dev:arm64 libc6:arm64)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+arm64_missing=()
+for p in "${arm64_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || arm64_missing+=("$p")
+done
+if [ ${#arm64_missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
+  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+  missing+=("${arm64_missing[@]}")
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all packages present"
   exit 0

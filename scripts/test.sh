@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test run: the release build's CTest suite, the same suite under ASan+UBSan, and a short
-# libFuzzer run of every parser. Ends with one line "N passed, M failed".
+# The whole test run: the release build's CTest suite, the same suite under ASan+UBSan, a short
+# libFuzzer run of every parser, and the arm64 cross-build's unit tests under qemu-aarch64 with its
+# checkpoints compared to x86's. Ends with one line "N passed, M failed".
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${JOBS:-2}
@@ -52,6 +53,30 @@ if command -v clang >/dev/null; then
   done
 else
   echo "clang not found: fuzzing skipped"
+fi
+
+stage "arm64 cross-build: unit tests under qemu-aarch64, checkpoints against x86"
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null &&
+  [ -e /usr/lib/aarch64-linux-gnu/libz.so ] && [ -e /lib/ld-linux-aarch64.so.1 ]; then
+  cmake -S "$root" -B "$root/build-arm64" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" \
+    -DCMAKE_BUILD_TYPE=Release -DMH_DSP=OFF >/dev/null &&
+    cmake --build "$root/build-arm64" -j"$jobs" >/dev/null || { echo "arm64 build failed"; failed=$((failed + 1)); }
+  (cd "$root/build-arm64" && ctest --output-on-failure -j"$jobs" 2>&1) | tee "$root/build-arm64/ctest.log"
+  count_ctest "$root/build-arm64/ctest.log"
+  # the portable kernels give the x86 tables' integer results: int8 and niti checkpoints byte-identical
+  data="$root/build-arm64/fmnist-slice"
+  rm -rf "$data" && python3 "$root/tests/slice_fmnist.py" /usr/share/datasets/fashion-mnist "$data" 256 64 >/dev/null 2>&1
+  for p in int8 niti; do
+    "$root/build/mandheling" train --model lenet5 --data "$data" --epochs 1 --batch 32 --precision $p --quiet \
+      --save "$root/build-arm64/x86-$p.st" >/dev/null 2>&1
+    qemu-aarch64 -L / "$root/build-arm64/mandheling" train --model lenet5 --data "$data" --epochs 1 --batch 32 \
+      --precision $p --quiet --save "$root/build-arm64/arm64-$p.st" >/dev/null 2>&1
+    if python3 "$root/scripts/arm64_same.py" "$root/build-arm64/x86-$p.st" "$root/build-arm64/arm64-$p.st" "lenet5 $p, 8 steps"; then
+      passed=$((passed + 1))
+    else failed=$((failed + 1)); fi
+  done
+else
+  echo "no arm64 cross toolchain (gcc-aarch64-linux-gnu, zlib1g-dev:arm64, qemu-user): skipped"
 fi
 
 echo

@@ -126,7 +126,9 @@ static int32_t sum_s8(const int8_t *p, int n) {
 #endif
 
 static void pack_a_quad(const mh_gemm_s8_args *g, int mr, int i0, int mc, int p0, int kc, int8_t *dst) {
-  int kq = (kc + 3) / 4, kq_full = kc / 4;
+  int kq = (kc + 3) / 4, kq_full = kc / 4; /* whole quads: the SSE2 packing's share */
+  (void)kq_full; /* whole quads: the SSE2 packing's share */
+  (void)kq_full;
   for (int ip = 0; ip < mc; ip += mr) {
     int rows = mc - ip < mr ? mc - ip : mr;
     int8_t *d = dst + (size_t)(ip / mr) * quad_a_panel_bytes(mr, kq);
