@@ -340,6 +340,8 @@ const char *mh_trainer_isa(const mh_trainer *t);
 /* "adaptive" or "exact": how the trainer shifts int32 results to int8 (integer algorithms). */
 const char *mh_trainer_rescale_mode(const mh_trainer *t);
 void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r);
+/* The rescaling counts of the current (or last) fit so far (integer algorithms; zeros otherwise). */
+void mh_trainer_rescale_report(const mh_trainer *t, mh_rescale_report *r);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,7 @@ assert abs(float(ends[-1]["test_accuracy"]) - s["test_accuracy"]) < 1e-6, (ends[
 assert abs(float(ends[-1]["test_loss"]) - s["test_loss"]) < 1e-5
 assert all(r["precision"] == "fp32" and r["backend"] == "cpu" for r in rows)
 assert float(rows[0]["train_loss"]) > float(ends[-1]["train_loss"])
+assert all(r["rescale_calls"] == "0" and r["dsp_gemms"] == "0" for r in rows)  # fp32 on the CPU
 print("%d rows; final test accuracy %s" % (len(rows), ends[-1]["test_accuracy"]))
 EOF
 if "$PY" "$T/check_log.py" "$T/log.csv" "$T/sum.json" >"$T/out" 2>&1; then ok "--log: a row every 8 steps and per epoch, ending at the summary's accuracy ($(cat "$T/out"))"
@@ -42,6 +43,15 @@ if "$PY" -c "import matplotlib" 2>/dev/null; then
     head -c 8 "$T/log.png" | od -An -tx1 | grep -q "89 50 4e 47"; then ok "plot_log.py draws it (a PNG)"
   else bad "plot_log.py"; fi
 else echo "skip plot_log.py: no matplotlib for $PY"; fi
+
+# niti: the rescale counters grow row by row
+"$BIN" train --model lenet5 --data "$T/data" --batch 32 --epochs 1 --precision niti --quiet --log "$T/niti.csv" \
+  --log-every 8 >/dev/null 2>&1
+if "$PY" -c "
+import csv, sys
+c = [int(r['rescale_calls']) for r in csv.DictReader(open(sys.argv[1]))]
+assert len(c) == 5 and c[0] > 0 and c == sorted(c) and c[-2] > c[0], c" "$T/niti.csv" 2>"$T/out"; then ok "--log: niti's rescale counts per row, growing"
+else bad "niti's log counters: $(tail -1 "$T/out")"; fi
 
 # SIGINT in the middle of an epoch, then --resume: the same end as an uninterrupted run
 common=(--model cnn6 --data "$T/data" --batch 16 --epochs 2 --seed 4 --quiet)

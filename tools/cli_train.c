@@ -44,7 +44,13 @@ static void log_row(train_run *r, const mh_progress *p) {
   fprintf(r->log, "%d,%ld,%.9g,%d,%.6f,", p->epoch + 1, p->step, p->lr, p->mu, p->loss);
   if (p->epoch_done && p->test_accuracy >= 0) fprintf(r->log, "%.6f,%.6f,", p->test_loss, p->test_accuracy);
   else fputs(",,", r->log);
-  fprintf(r->log, "%.3f,%.1f,%s,%s,%d\n", p->seconds, p->samples_per_second, r->precision, r->backend, p->epoch_done);
+  mh_rescale_report rr;
+  mh_dsp_report dr;
+  mh_trainer_rescale_report(r->t, &rr);
+  mh_trainer_dsp_report(r->t, &dr);
+  fprintf(r->log, "%.3f,%.1f,%s,%s,%d,%ld,%ld,%ld,%ld,%ld,%.0f,%.0f\n", p->seconds, p->samples_per_second, r->precision,
+          r->backend, p->epoch_done, rr.calls, rr.max_passes, rr.fallbacks, dr.gemms, dr.cpu_fallbacks, dr.bytes_to_dsp,
+          dr.bytes_from_dsp);
   fflush(r->log);
 }
 
@@ -183,7 +189,9 @@ int cmd_train(int argc, char **argv) {
       fprintf(stderr, "mandheling train: --log %s: %s\n", log, strerror(errno));
       goto out;
     }
-    fputs("epoch,step,lr,mu,train_loss,test_loss,test_accuracy,seconds,samples_per_s,precision,backend,epoch_end\n", run.log);
+    fputs("epoch,step,lr,mu,train_loss,test_loss,test_accuracy,seconds,samples_per_s,precision,backend,epoch_end,"
+          "rescale_calls,rescale_max_passes,rescale_fallbacks,dsp_gemms,dsp_cpu_fallbacks,dsp_bytes_to,dsp_bytes_from\n",
+          run.log);
   }
   struct sigaction sa, old_int, old_term;
   memset(&sa, 0, sizeof sa);

@@ -444,3 +444,5 @@ int mh_trainer_set_lr(mh_trainer *t, float lr) {
   t->cfg.lr = lr, t->cfg.schedule = MH_SCHEDULE_CONSTANT;
   return MH_OK;
 }
+
+void mh_trainer_rescale_report(const mh_trainer *t, mh_rescale_report *r) { mh__trainer_rescale_report(t, r); }
