@@ -27,7 +27,7 @@ void mh_dsp_packets_locate(char *out, size_t n) {
 int mh_dsp_packets_prepare(mh_dsp *d) {
   d->pkt_fd = -1, d->pkt = NULL;
   if (!d->plugin[0]) return MH_OK;
-  d->pkt_fd = memfd_create("mandheling-dsp-packets", MFD_CLOEXEC);
+  d->pkt_fd = MH_MEMFD("mandheling-dsp-packets");
   void *m = MAP_FAILED;
   if (d->pkt_fd >= 0 && ftruncate(d->pkt_fd, (off_t)sizeof(mh_pkt_table)) == 0)
     m = mmap(NULL, sizeof(mh_pkt_table), PROT_READ | PROT_WRITE, MAP_SHARED, d->pkt_fd, 0);

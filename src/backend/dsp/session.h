@@ -5,6 +5,8 @@
 #ifndef MH_BACKEND_DSP_SESSION_H
 #define MH_BACKEND_DSP_SESSION_H
 
+#include <errno.h>
+#include <sys/mman.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,5 +82,13 @@ int mh_dsp_wait(mh_dsp *d, int timeout_ms);
 static inline mh_wire_msg *mh_dsp_msg(mh_dsp *d) { return (mh_wire_msg *)(d->region + MH_WIRE_MSG_OFFSET); }
 
 const char *mh_wire_status_name(uint32_t status);
+
+/* The shared region and the counter table are memfds: Linux, and Android from API 30. Elsewhere the
+ * library still builds; the DSP then reports that it cannot start. */
+#if defined(__linux__) && (!defined(__ANDROID__) || (defined(__ANDROID_API__) && __ANDROID_API__ >= 30))
+#define MH_MEMFD(name) memfd_create((name), MFD_CLOEXEC)
+#else
+#define MH_MEMFD(name) (errno = ENOSYS, -1)
+#endif
 
 #endif

@@ -98,7 +98,7 @@ static int emu_start(mh_dsp *d) {
   if (!mh_dsp_locate(d->program, sizeof d->program, d->emulator, sizeof d->emulator, why, sizeof why))
     return mh__error(MH_ERR_UNSUPPORTED, "no DSP: %s", why);
   int req[2] = {-1, -1}, rep[2] = {-1, -1};
-  d->memfd = memfd_create("mandheling-dsp", MFD_CLOEXEC);
+  d->memfd = MH_MEMFD("mandheling-dsp");
   if (d->memfd < 0 || ftruncate(d->memfd, (off_t)d->region_bytes) != 0)
     return mh__error(MH_ERR_IO, "DSP: cannot create a %zu-byte shared region: %s", d->region_bytes, strerror(errno));
   d->region = mmap(NULL, d->region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd, 0);
