@@ -164,12 +164,7 @@ static Onnx__ValueInfoProto *value(pool *a, const char *name, const int64_t *dim
 static float *float_weights(const mh_model *m, int integer) {
   size_t n = (size_t)m->g.n_param_floats;
   float *w = malloc(n * sizeof(float) + 16);
-  if (!w) return NULL;
-  if (!integer) return memcpy(w, m->params, n * sizeof(float));
-  for (int i = 0; i < m->g.n_params; i++) {
-    const mh_param *p = &m->g.params[i];
-    for (int64_t k = 0; k < p->numel; k++) w[p->offset + k] = ldexpf((float)m->qparams[p->offset + k], m->qexp[i]);
-  }
+  if (w) mh__model_float_params(m, integer, w);
   return w;
 }
 

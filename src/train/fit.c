@@ -35,7 +35,7 @@ static int check_shape(const mh_trainer *t, const mh_dataset *ds, const char *di
   return MH_OK;
 }
 
-static void batcher_config(const mh_trainer *t, const mh_dataset *train, int for_training, mh_batcher_config *bc) {
+static void batcher_config(mh_trainer *t, const mh_dataset *train, int for_training, mh_batcher_config *bc) {
   memset(bc, 0, sizeof *bc);
   bc->batch = t->cfg.batch;
   bc->seed = t->cfg.seed;
@@ -46,9 +46,8 @@ static void batcher_config(const mh_trainer *t, const mh_dataset *train, int for
     bc->hflip = train->c == 3; /* mirrored clothing/digits are other classes; natural images are not */
   }
   if (!t->norm_known) { /* the training split's statistics: fixed for this trainer from now on */
-    mh_trainer *w = (mh_trainer *)t;
-    mh_dataset_channel_stats(train, w->norm_mean, w->norm_std);
-    w->norm_known = 1;
+    mh_dataset_channel_stats(train, t->norm_mean, t->norm_std);
+    t->norm_known = 1;
   }
   memcpy(bc->mean, t->norm_mean, sizeof bc->mean);
   memcpy(bc->std, t->norm_std, sizeof bc->std);

@@ -223,3 +223,14 @@ int mh_model_set_classes(mh_model **mp, int classes, uint64_t seed) {
   *mp = n;
   return MH_OK;
 }
+
+void mh__model_float_params(const mh_model *m, int integer, float *out) {
+  if (!integer || !m->qparams) {
+    memcpy(out, m->params, sizeof(float) * (size_t)m->g.n_param_floats);
+    return;
+  }
+  for (int i = 0; i < m->g.n_params; i++) {
+    const mh_param *p = &m->g.params[i];
+    for (int64_t k = 0; k < p->numel; k++) out[p->offset + k] = ldexpf((float)m->qparams[p->offset + k], m->qexp[i]);
+  }
+}

@@ -39,4 +39,8 @@ void mh__model_quantize_params(mh_model *m);
 struct mh_st_file;
 int mh__model_load_weights_st(mh_model *m, const struct mh_st_file *f, const char *path);
 
+/* The parameters as floats into out (n_param_floats): the masters, or (integer = 1, an integer
+ * model) the int8 values times 2^exponent. */
+void mh__model_float_params(const mh_model *m, int integer, float *out);
+
 #endif

@@ -415,13 +415,7 @@ int mh_trainer_get_state(const mh_trainer *t, float *out, size_t n) {
   size_t np = (size_t)m->g.n_param_floats;
   if (n != mh_trainer_state_floats(t))
     return mh__error(MH_ERR_INVALID_ARG, "state of %s: %zu floats given, it has %zu", m->g.model_name, n, mh_trainer_state_floats(t));
-  if (t->algo->integer_params && m->qparams) {
-    for (int i = 0; i < m->g.n_params; i++) {
-      const mh_param *p = &m->g.params[i];
-      for (int64_t k = 0; k < p->numel; k++) out[p->offset + k] = ldexpf((float)m->qparams[p->offset + k], m->qexp[i]);
-    }
-  } else
-    memcpy(out, m->params, np * sizeof(float));
+  mh__model_float_params(m, t->algo->integer_params, out);
   memcpy(out + np, m->buffers, (size_t)m->g.n_buffer_floats * sizeof(float));
   return MH_OK;
 }
