@@ -58,30 +58,33 @@ static void push(pool *a, void ***arr, size_t *n, size_t *cap, void *item) {
   (*arr)[(*n)++] = item;
 }
 
-static Onnx__AttributeProto *attr_ints(pool *a, const char *name, const int64_t *v, int n) {
+/* An attribute of one type, named; NULL when out of memory. */
+static Onnx__AttributeProto *attr(pool *a, const char *name, Onnx__AttributeProto__AttributeType type) {
   Onnx__AttributeProto *t = take(a, sizeof *t);
+  if (!t) return NULL;
+  onnx__attribute_proto__init(t);
+  t->name = (char *)name, t->has_type = 1, t->type = type;
+  return t;
+}
+
+static Onnx__AttributeProto *attr_ints(pool *a, const char *name, const int64_t *v, int n) {
+  Onnx__AttributeProto *t = attr(a, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
   int64_t *vals = take(a, sizeof(int64_t) * (size_t)n);
   if (!t || !vals) return NULL;
-  onnx__attribute_proto__init(t);
-  t->name = (char *)name, t->has_type = 1, t->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
   memcpy(vals, v, sizeof(int64_t) * (size_t)n);
   t->n_ints = (size_t)n, t->ints = vals;
   return t;
 }
 
 static Onnx__AttributeProto *attr_int(pool *a, const char *name, int64_t v) {
-  Onnx__AttributeProto *t = take(a, sizeof *t);
-  if (!t) return NULL;
-  onnx__attribute_proto__init(t);
-  t->name = (char *)name, t->has_type = 1, t->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, t->has_i = 1, t->i = v;
+  Onnx__AttributeProto *t = attr(a, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+  if (t) t->has_i = 1, t->i = v;
   return t;
 }
 
 static Onnx__AttributeProto *attr_float(pool *a, const char *name, float v) {
-  Onnx__AttributeProto *t = take(a, sizeof *t);
-  if (!t) return NULL;
-  onnx__attribute_proto__init(t);
-  t->name = (char *)name, t->has_type = 1, t->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, t->has_f = 1, t->f = v;
+  Onnx__AttributeProto *t = attr(a, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+  if (t) t->has_f = 1, t->f = v;
   return t;
 }
 
