@@ -119,41 +119,31 @@ def f32(t):
 def optimiser_goldens(model, params, params0, bufs0, x, labels):
     """Nesterov with a per-step cosine schedule from the initial state, Adam and AdamW, and two
     schedules' rates."""
-    with torch.no_grad():
-        for p, p0 in zip(params, params0):
-            p.copy_(p0)
-        for b, b0 in zip(model.buffers(), bufs0):
-            b.copy_(b0)
-    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WD, nesterov=True)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS)
-    losses = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        l = F.cross_entropy(model(x), labels)
-        l.backward()
-        losses.append(l.item())
-        opt.step()
-        sched.step()
-    out = [('losses_nesterov', np.array(losses, dtype=np.float32))]
-    out += [(f'final_nesterov.{i}', f32(p)) for i, p in enumerate(params)]
-
-    # Adam (weight decay as L2) and AdamW (decoupled) at a constant rate, from the same start
-    for name, make in (('adam', lambda ps: torch.optim.Adam(ps, lr=ADAM_LR, weight_decay=WD)),
-                       ('adamw', lambda ps: torch.optim.AdamW(ps, lr=ADAM_LR, weight_decay=ADAMW_WD))):
+    def run(name, opt, sched=None):
+        """STEPS steps of opt from the initial state (parameters and buffers restored), the loss
+        taken before each; their losses and final parameters as fixture tensors."""
         with torch.no_grad():
             for p, p0 in zip(params, params0):
                 p.copy_(p0)
             for b, b0 in zip(model.buffers(), bufs0):
                 b.copy_(b0)
-        opt, losses = make(params), []
+        losses = []
         for _ in range(STEPS):
             opt.zero_grad()
             l = F.cross_entropy(model(x), labels)
             l.backward()
             losses.append(l.item())
             opt.step()
-        out.append((f'losses_{name}', np.array(losses, dtype=np.float32)))
-        out += [(f'final_{name}.{i}', f32(p)) for i, p in enumerate(params)]
+            if sched is not None:
+                sched.step()
+        return [(f'losses_{name}', np.array(losses, dtype=np.float32))] + \
+            [(f'final_{name}.{i}', f32(p)) for i, p in enumerate(params)]
+
+    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WD, nesterov=True)
+    out = run('nesterov', opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS))
+    # Adam (weight decay as L2) and AdamW (decoupled) at a constant rate, from the same start
+    out += run('adam', torch.optim.Adam(params, lr=ADAM_LR, weight_decay=WD))
+    out += run('adamw', torch.optim.AdamW(params, lr=ADAM_LR, weight_decay=ADAMW_WD))
 
     def rates(make, n):
         opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
