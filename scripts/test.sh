@@ -71,7 +71,7 @@ if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/
       --save "$root/build-arm64/x86-$p.st" >/dev/null 2>&1
     qemu-aarch64 -L / "$root/build-arm64/mandheling" train --model lenet5 --data "$data" --epochs 1 --batch 32 \
       --precision $p --quiet --save "$root/build-arm64/arm64-$p.st" >/dev/null 2>&1
-    if python3 "$root/scripts/arm64_same.py" "$root/build-arm64/x86-$p.st" "$root/build-arm64/arm64-$p.st" "lenet5 $p, 8 steps"; then
+    if python3 "$root/scripts/same_checkpoint.py" "$root/build-arm64/x86-$p.st" "$root/build-arm64/arm64-$p.st" "lenet5 $p, 8 steps"; then
       passed=$((passed + 1))
     else failed=$((failed + 1)); fi
   done

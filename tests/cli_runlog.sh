@@ -66,17 +66,10 @@ at=$(rows "$T/b.csv")
 if [ $rc -eq 130 ] && [ -f "$T/b.st" ] && grep -q "interrupted at step" "$T/b.err"; then ok "SIGINT: exit 130 and a checkpoint ($(grep -o 'interrupted at step [0-9]*' "$T/b.err"))"
 else bad "SIGINT: exit $rc, $(cat "$T/b.err")"; fi
 "$BIN" train --data "$T/data" --resume "$T/b.st" --save "$T/c.st" --quiet >/dev/null 2>&1
-cat >"$T/same.py" <<'EOF'
-import json, struct, sys
-def load(p):
-    raw = open(p, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; h = json.loads(raw[8:8 + n])
-    meta = h.pop("__metadata__"); d = raw[8 + n:]
-    return {k: d[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in h.items()}, meta
-(a, ma), (c, mc) = load(sys.argv[1]), load(sys.argv[2])
-assert a.keys() == c.keys() and all(a[k] == c[k] for k in a), [k for k in a if a.get(k) != c.get(k)][:3]
-assert ma["step"] == mc["step"] == "128", (ma["step"], mc["step"])
-EOF
-if "$PY" "$T/same.py" "$T/a.st" "$T/c.st" 2>"$T/out"; then ok "resumed after the interrupt: byte for byte the uninterrupted run's checkpoint"
+step_of() { "$PY" -c "import json,struct,sys; r=open(sys.argv[1],'rb').read(); n=struct.unpack('<Q',r[:8])[0]; print(json.loads(r[8:8+n])['__metadata__']['step'])" "$1" 2>/dev/null; }
+if "$PY" "$SRC/scripts/same_checkpoint.py" "$T/a.st" "$T/c.st" "resumed vs uninterrupted" >"$T/out" 2>&1 &&
+  [ "$(step_of "$T/a.st")" = 128 ] && [ "$(step_of "$T/c.st")" = 128 ]; then
+  ok "resumed after the interrupt: byte for byte the uninterrupted run's checkpoint"
 else bad "the resumed run differs: $(tail -1 "$T/out")"; fi
 
 # --save-every 20, killed -9 past step 45: the checkpoint of step 40 survives and loads
@@ -85,7 +78,7 @@ pid=$!
 for i in $(seq 1 600); do [ "$(rows "$T/d.csv")" -ge 45 ] && break; sleep 0.05; done
 kill -KILL $pid
 wait $pid 2>/dev/null
-step=$("$PY" -c "import json,struct,sys; r=open(sys.argv[1],'rb').read(); n=struct.unpack('<Q',r[:8])[0]; print(json.loads(r[8:8+n])['__metadata__']['step'])" "$T/d.st" 2>/dev/null)
+step=$(step_of "$T/d.st")
 if [ -n "$step" ] && [ "$step" -gt 0 ] && [ $((step % 20)) -eq 0 ] && "$BIN" eval --load "$T/d.st" --data "$T/data" >/dev/null 2>&1; then
   ok "--save-every 20 then kill -9: a loadable checkpoint of step $step"
 else bad "--save-every: step '${step}'"; fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-# Whether two checkpoints hold the same tensors byte for byte (the arm64 build's against x86's).
-"""usage: arm64_same.py A.st B.st LABEL"""
+# Whether two checkpoints hold the same tensors byte for byte (arm64's against x86's, a resumed run's
+# against an uninterrupted one's).
+"""usage: same_checkpoint.py A.st B.st LABEL"""
 import json, struct, sys
 
 
