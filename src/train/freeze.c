@@ -8,10 +8,13 @@
 #include "graph/executor.h"
 #include "train/trainer.h"
 
+/* The layer named by name[0..len) (mh_graph_find on a copy of the piece), or -1; never the input. */
 static int find_node(const mh_graph *g, const char *name, size_t len) {
-  for (int i = 1; i < g->n_nodes; i++)
-    if (strlen(g->nodes[i].name) == len && !strncmp(g->nodes[i].name, name, len)) return i;
-  return -1;
+  char piece[MH_NAME_MAX + 1];
+  if (len >= sizeof piece) return -1;
+  memcpy(piece, name, len), piece[len] = 0;
+  int i = mh_graph_find(g, piece);
+  return i > 0 ? i : -1;
 }
 
 /* "conv1, conv2, fc1, ..." for messages */
