@@ -9,6 +9,7 @@
 #include "hvx_pool.h"
 #include "hvx_requant.h"
 #include "region.h"
+#include "segment.h"
 #include "subgraph.h"
 #include "sys.h"
 #include "vtcm.h"
@@ -104,6 +105,16 @@ void _start(void) {
       uint32_t chunks = 0, mx = 0, sat = 0, packed = 0;
       status = mh_sg_run(&v, &r, &chunks, &mx, &sat, &packed);
       msg->chunks = chunks, msg->max_abs = mx, msg->saturated = sat, msg->packed_bytes = packed;
+    } else if (op == MH_WIRE_SEG_PREPARE) {
+      mh_wire_seg_prepare p = msg->args.seg_prepare;
+      uint32_t checked = 0;
+      status = mh_seg_prepare(&p, &checked);
+      msg->checked_nodes = checked;
+    } else if (op == MH_WIRE_SEG_RUN) {
+      mh_wire_seg_run r = msg->args.seg_run;
+      uint32_t chunks = 0, packed = 0;
+      status = mh_seg_run(&v, &r, &chunks, &packed);
+      msg->chunks = chunks, msg->packed_bytes = packed;
     } else if (op == MH_WIRE_SG_RELEASE) {
       status = mh_sg_release(msg->args.sg_prepare.id);
     } else if (op == MH_WIRE_REQUANT_S8) {

@@ -40,6 +40,35 @@ uint32_t mh_sg_prepare(const mh_wire_sg_prepare *p, uint32_t *checked) {
   return MH_WIRE_OK;
 }
 
+const mh_wire_gemm_s8 *mh_sg_node(uint32_t id, uint32_t i) {
+  return id < MH_WIRE_SG_SLOTS && cache[id].valid && i < cache[id].n_nodes ? &cache[id].nodes[i].gemm : 0;
+}
+
+void mh_sg_weights_changed(uint32_t id) {
+  if (id < MH_WIRE_SG_SLOTS) cache[id].packed = 0;
+}
+
+uint32_t mh_sg_run_node(mh_vtcm *v, uint32_t id, uint32_t i, int epilogue, int shift, int mode, uint32_t *chunks,
+                        uint32_t *max_abs, uint32_t *saturated, uint32_t *packed_bytes) {
+  if (!mh_sg_node(id, i)) return MH_WIRE_E_SUBGRAPH;
+  sg_slot *s = &cache[id];
+  mh_wire_gemm_s8 g = s->nodes[i].gemm;
+  if (epilogue && s->nodes[i].may_fuse) g.epilogue = 1, g.shift = (uint32_t)shift, g.mode = (uint32_t)mode;
+  const uint8_t *apack = 0;
+  if (s->nodes[i].a_const) {
+    uint8_t *dst = mh_region + g.apack_off;
+    if (!(s->packed & (1u << i))) {
+      mh_hvx_pack_a((int)g.m, (int)g.k, (const int8_t *)(mh_region + g.a_off), (int)g.lda,
+                    (g.flags & MH_WIRE_GEMM_TRANS_A) != 0, dst);
+      s->packed |= 1u << i;
+      *packed_bytes += g.m * g.k;
+    }
+    apack = dst;
+  }
+  mh_vtcm_reset(v);
+  return mh_gemm_msg_run(v, &g, apack, chunks, max_abs, saturated);
+}
+
 uint32_t mh_sg_run(mh_vtcm *v, const mh_wire_sg_run *r, uint32_t *chunks, uint32_t *max_abs, uint32_t *saturated,
                    uint32_t *packed_bytes) {
   *chunks = 0, *max_abs = 0, *saturated = 0, *packed_bytes = 0;
@@ -51,22 +80,8 @@ uint32_t mh_sg_run(mh_vtcm *v, const mh_wire_sg_run *r, uint32_t *chunks, uint32
   if (r->weights_changed) s->packed = 0;
   for (uint32_t i = 0; i < s->n_nodes; i++) {
     if (!(r->node_mask & (1u << i))) continue;
-    mh_wire_gemm_s8 g = s->nodes[i].gemm;
-    if (r->epilogue && s->nodes[i].may_fuse) g.epilogue = 1, g.shift = r->shift, g.mode = r->mode;
-    const uint8_t *apack = 0;
-    if (s->nodes[i].a_const) {
-      uint8_t *dst = mh_region + g.apack_off;
-      if (!(s->packed & (1u << i))) {
-        mh_hvx_pack_a((int)g.m, (int)g.k, (const int8_t *)(mh_region + g.a_off), (int)g.lda,
-                      (g.flags & MH_WIRE_GEMM_TRANS_A) != 0, dst);
-        s->packed |= 1u << i;
-        *packed_bytes += g.m * g.k;
-      }
-      apack = dst;
-    }
     uint32_t ch = 0, mx = 0, sat = 0;
-    mh_vtcm_reset(v);
-    uint32_t st = mh_gemm_msg_run(v, &g, apack, &ch, &mx, &sat);
+    uint32_t st = mh_sg_run_node(v, r->id, i, (int)r->epilogue, (int)r->shift, (int)r->mode, &ch, &mx, &sat, packed_bytes);
     if (st != MH_WIRE_OK) return st;
     *chunks += ch > 1 ? ch : 0, *saturated += sat; /* chunks of nodes that had to split */
     *max_abs = mx > *max_abs ? mx : *max_abs;

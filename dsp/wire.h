@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define MH_WIRE_MAGIC 0x5053446du   /* "mDSP" little-endian */
-#define MH_WIRE_VERSION 4u
+#define MH_WIRE_VERSION 5u
 #define MH_WIRE_PAGE 4096u          /* header + message slot; tensors start at this offset */
 #define MH_WIRE_MSG_OFFSET 64u
 #define MH_WIRE_VTCM_BYTES 262144u  /* Hexagon v66 VTCM budget the DSP side enforces */
@@ -31,7 +31,9 @@ typedef enum mh_wire_op {
   MH_WIRE_ADD_S8 = 9,          /* residual add of int8 tensors with exponent alignment */
   MH_WIRE_SG_PREPARE = 10,     /* validate and cache a subgraph (a list of GEMM nodes over fixed tensors) */
   MH_WIRE_SG_RUN = 11,         /* run some nodes of a cached subgraph: one short message */
-  MH_WIRE_SG_RELEASE = 12      /* forget a cached subgraph (id MH_WIRE_SG_ALL: every one) */
+  MH_WIRE_SG_RELEASE = 12,     /* forget a cached subgraph (id MH_WIRE_SG_ALL: every one) */
+  MH_WIRE_SEG_PREPARE = 13,    /* validate and cache a segment program (a node list over a tensor table) */
+  MH_WIRE_SEG_RUN = 14         /* run a cached segment program: one message for a chain of layers */
 } mh_wire_op;
 
 typedef enum mh_wire_status {
@@ -127,6 +129,71 @@ typedef struct mh_wire_sg_run {
   uint32_t reserved[10];
 } mh_wire_sg_run;
 
+/* Segment programs: a chain of layers run by one message, activations kept in the region between
+ * them. A program names its tensors by index into a table of (offset, bytes) fixed at preparation;
+ * its GEMMs are nodes of prepared subgraphs (the layer's weights, packed forms, row tables). Integer
+ * (niti) semantics throughout: int8 NCHW activations and errors with per-tensor exponents, which
+ * the DSP carries through the chain, and int32 accumulators rescaled by the shared rule
+ * (src/quant/rescale_rule.h) with the histories kept in the run table. */
+typedef enum mh_wire_seg_op {
+  MH_SEG_PAD = 1,       /* in (int8, n x c x h x w) -> out: c rows of ld bytes, zero, with sample s's plane at
+                           s*p*q and its row y at (y+top)*q + top (a p x q grid); e[out] = e[in] */
+  MH_SEG_CONV_FWD = 2,  /* the grid convolution of subgraph sg (its X written by a PAD): out (int8 n x c x p x q)
+                           rescaled by slot `node`; bias: tensor of c int32 raw biases (exponent ew1) or none */
+  MH_SEG_CONV_BWD_W = 3, /* the weight gradient into the subgraph's DW (int32); with bias: out = per-channel
+                            sums of in (int8 n x c x p x q), int32 */
+  MH_SEG_CONV_BWD_D = 4, /* the input gradient from the padded error (a PAD into the subgraph's second B):
+                            out (int8 n x c x p x q) rescaled by slot `node`, in2 an int32 scratch of that size */
+  MH_SEG_RELU = 5,      /* out = max(in, 0), n*c*h*w int8 */
+  MH_SEG_RELU_BWD = 6,  /* out = in (y) > 0 ? in2 (dy) : 0 */
+  MH_SEG_POOL2 = 7,     /* 2x2 stride-2 max-pool of n*c planes h x w */
+  MH_SEG_POOL2_BWD = 8  /* in: the forward input, in2: dy (h/2 x w/2 planes) -> out (h x w planes) */
+} mh_wire_seg_op;
+
+#define MH_WIRE_SEG_SLOTS 32u
+#define MH_WIRE_SEG_NODES 48u
+#define MH_WIRE_SEG_TENSORS 64u
+#define MH_WIRE_SEG_NONE 0xffffffffu
+
+typedef struct mh_wire_seg_tensor {
+  uint32_t off, bytes; /* 128-byte aligned offset into the region */
+} mh_wire_seg_tensor;
+
+typedef struct mh_wire_seg_node {
+  uint32_t op;
+  uint32_t in, in2, out, bias; /* tensor indices (MH_WIRE_SEG_NONE: unused) */
+  uint32_t sg;                 /* conv ops: the subgraph id */
+  uint32_t n, c, h, w;         /* shapes: PAD's source; conv ops' result (n x c x h x w) */
+  uint32_t p, q;               /* PAD: the grid plane; conv ops: the grid plane of the GEMM's result */
+  uint32_t top, ld;            /* PAD: the data's offset in the grid, the row stride per channel */
+  uint32_t reserved[2];
+} mh_wire_seg_node;
+
+/* The per-run table at MH_WIRE_SEG_RUN's table_off: the host writes the input tensors' exponents,
+ * the weight exponents and the histories; the DSP writes the rest and what each node did. */
+typedef struct mh_wire_seg_table {
+  int32_t e[MH_WIRE_SEG_TENSORS];      /* exponent per tensor */
+  int32_t ew[MH_WIRE_SEG_NODES][2];    /* conv nodes: the weights' and the bias's exponents */
+  int32_t rs[MH_WIRE_SEG_NODES][3];    /* rescale history per node (shift, have, since_exact) */
+  uint32_t res[MH_WIRE_SEG_NODES][4];  /* per node: shift applied, rule events, outputs rescaled, K chunks */
+} mh_wire_seg_table;
+
+typedef struct mh_wire_seg_prepare {
+  uint32_t id;       /* 0 .. MH_WIRE_SEG_SLOTS-1 */
+  uint32_t desc_off; /* n_tensors mh_wire_seg_tensor, then n_nodes mh_wire_seg_node */
+  uint32_t n_tensors, n_nodes;
+  uint32_t reserved[12];
+} mh_wire_seg_prepare;
+
+typedef struct mh_wire_seg_run {
+  uint32_t id;
+  uint32_t table_off;        /* an mh_wire_seg_table, 4-byte aligned */
+  uint32_t adaptive;         /* 1: the adaptive rescale rule; 0: exact rescaling */
+  uint32_t sg_changed[2];    /* bit i: subgraph i's weights were rewritten since its last run */
+  uint32_t backward;         /* 1: a backward program (for the host's accounting; the DSP ignores it) */
+  uint32_t reserved[10];
+} mh_wire_seg_run;
+
 /* MH_WIRE_REQUANT_S8: the requantise epilogue (qformat.h semantics). Offsets 128-byte aligned. */
 typedef struct mh_wire_requant_s8 {
   uint32_t x_off, y_off, n;
@@ -171,6 +238,8 @@ typedef struct mh_wire_msg {
     mh_wire_pool_s8 pool;
     mh_wire_sg_prepare sg_prepare;
     mh_wire_sg_run sg_run;
+    mh_wire_seg_prepare seg_prepare;
+    mh_wire_seg_run seg_run;
     uint32_t raw[48];
   } args;
 } mh_wire_msg;
@@ -184,6 +253,10 @@ typedef char mh_wire_check_pool[sizeof(mh_wire_pool_s8) == 64 ? 1 : -1];
 typedef char mh_wire_check_sg_node[sizeof(mh_wire_sg_node) == 112 ? 1 : -1];
 typedef char mh_wire_check_sg_prepare[sizeof(mh_wire_sg_prepare) == 64 ? 1 : -1];
 typedef char mh_wire_check_sg_run[sizeof(mh_wire_sg_run) == 64 ? 1 : -1];
+typedef char mh_wire_check_seg_node[sizeof(mh_wire_seg_node) == 64 ? 1 : -1];
+typedef char mh_wire_check_seg_prepare[sizeof(mh_wire_seg_prepare) == 64 ? 1 : -1];
+typedef char mh_wire_check_seg_run[sizeof(mh_wire_seg_run) == 64 ? 1 : -1];
+typedef char mh_wire_check_seg_table[sizeof(mh_wire_seg_table) == 4 * (64 + 48 * 9) ? 1 : -1];
 typedef char mh_wire_check_msg[sizeof(mh_wire_msg) == 256 ? 1 : -1];
 typedef char mh_wire_check_fits[MH_WIRE_MSG_OFFSET + sizeof(mh_wire_msg) <= MH_WIRE_PAGE ? 1 : -1];
 

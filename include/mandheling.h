@@ -119,6 +119,8 @@ typedef struct mh_train_config {
   const char *isa;       /* CPU kernel table: "ref", "avx2", "avxvnni", "avx512", "avx512vnni"; NULL: env
                             MH_ISA, else the fastest this CPU supports. int8 and niti results are the
                             same on every table; fp32 differs only by summation order */
+  int no_segments;       /* --backend dsp|auto: run every layer as its own DSP message instead of chains of
+                            layers (niti convolution, ReLU, 2x2 max-pool) as one segment per pass */
 } mh_train_config;
 
 void mh_train_config_default(mh_train_config *cfg);
@@ -194,6 +196,9 @@ typedef struct mh_dsp_report {
   int packets_counted;
   double packets, hvx_packets;   /* all, and those holding HVX instructions */
   double packets_fwd, packets_bwd, packets_other; /* in forward runs, backward runs, other messages */
+  /* segments: chains of layers (niti convolution, ReLU, 2x2 max-pool) run by one message per pass */
+  long seg_runs;         /* segment runs */
+  long seg_prepares;     /* segment programs sent and checked */
 } mh_dsp_report;
 
 typedef struct mh_fit_summary {

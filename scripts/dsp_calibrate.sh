@@ -5,11 +5,12 @@ set -euo pipefail
 build=${BUILD:-build}
 out=${OUT:-bench/results/dsp-calibration}
 mkdir -p "$out"
-run() { # model precision batch
-  echo "counting $1 $2 batch $3" >&2
-  "$build/mandheling" bench --model "$1" --precision "$2" --backend dsp --batch "$3" --steps 2 \
-    --dsp-layers "$out/$1-$2-$3.tsv" > /dev/null
+run() { # model precision batch [--no-segments]
+  echo "counting $1 $2 batch $3 ${4:-}" >&2
+  "$build/mandheling" bench --model "$1" --precision "$2" --backend dsp --batch "$3" --steps 2 ${4:-} \
+    --dsp-layers "$out/$1-$2-$3${4:+-layers}.tsv" > /dev/null
 }
-for m in lenet5 cnn6-nobn; do for b in 8 16 32; do run "$m" niti "$b"; done; done
+# niti runs its convolution chains as segments; --no-segments gives the per-layer rates (the planner's)
+for m in lenet5 cnn6-nobn; do for b in 8 16 32; do run "$m" niti "$b"; done; run "$m" niti 16 --no-segments; done
 run lenet5 int8 16
 python3 "$(dirname "$0")/dsp_calibrate.py" "$out"/*.tsv | tee "$out/fit.txt"

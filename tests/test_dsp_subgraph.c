@@ -336,16 +336,19 @@ static void region_full(void) {
   mh_dsp_close(d);
 }
 
-/* lenet5 (conv1, conv2, fc1, fc2, fc3) for 6 steps at batch 8 under a placement (per node bits;
- * NULL: the CPU only). Returns the parameters (int8 for niti, FP32 bytes for int8) and the report. */
-static void *train_placed(const char *precision, const unsigned char *place, size_t *bytes, mh_dsp_report *rep) {
+/* A 1x28x28 model (lenet5: conv1, conv2, fc1, fc2, fc3) for 6 steps at batch 8 under a placement (per
+ * node bits; NULL: the CPU only). Returns the parameters (int8 for niti, FP32 bytes for int8) and the
+ * report; seg_first (when given, n_nodes ints): the segments of the last step's forward (-1: none);
+ * exps (when given, 2 x n_nodes ints): the exponents of the outputs, then of the gradients. */
+static void *train_model_placed(const char *model, const char *precision, const unsigned char *place, size_t *bytes,
+                                mh_dsp_report *rep, int *seg_first, int *exps) {
   mh_model *m = NULL;
   mh_trainer *t = NULL;
   mh_train_config cfg;
   mh_train_config_default(&cfg);
   cfg.precision = precision, cfg.backend = place ? "dsp" : "cpu", cfg.batch = 8;
-  if (mh_model_create(&m, "lenet5", 4) || mh_trainer_create(&t, m, &cfg)) {
-    TL_FAIL("lenet5 %s: %s", precision, mh_last_error());
+  if (mh_model_create(&m, model, 4) || mh_trainer_create(&t, m, &cfg)) {
+    TL_FAIL("%s %s: %s", model, precision, mh_last_error());
     mh_model_free(m);
     return NULL;
   }
@@ -358,6 +361,12 @@ static void *train_placed(const char *precision, const unsigned char *place, siz
     CHECK_OK(mh_trainer_step(t, x, y, 8, NULL));
   }
   mh_trainer_dsp_report(t, rep);
+  const int *sf = mh_exec_segment_first(t->ex);
+  for (int i = 0; seg_first && i < m->g.n_nodes; i++) seg_first[i] = sf ? sf[i] : -1;
+  if (exps) {
+    memcpy(exps, mh_exec_exponents(t->ex, 0), sizeof(int) * (size_t)m->g.n_nodes);
+    memcpy(exps + m->g.n_nodes, mh_exec_exponents(t->ex, 1), sizeof(int) * (size_t)m->g.n_nodes);
+  }
   int integer = !strcmp(precision, "niti");
   *bytes = (size_t)m->g.n_param_floats * (integer ? 1 : sizeof(float));
   void *out = malloc(*bytes);
@@ -365,6 +374,59 @@ static void *train_placed(const char *precision, const unsigned char *place, siz
   mh_trainer_free(t);
   mh_model_free(m);
   return out;
+}
+
+static void *train_placed(const char *precision, const unsigned char *place, size_t *bytes, mh_dsp_report *rep) {
+  return train_model_placed("lenet5", precision, place, bytes, rep, NULL, NULL);
+}
+
+/* A segment spanning conv -> ReLU -> max-pool -> conv (cnn6-nobn's conv2 .. conv3 on the DSP, the
+ * rest on the CPU): one message per pass for the four layers, the parameters equal to the CPU's;
+ * and the whole chain conv1 .. pool2 with everything on the DSP, equal again. */
+static void segments(void) {
+  enum { ALL = MH_PASS_FWD | MH_PASS_BWD_W | MH_PASS_BWD_D };
+  mh_model *m = NULL;
+  CHECK_OK(mh_model_create(&m, "cnn6-nobn", 4));
+  if (!m) return;
+  int n = m->g.n_nodes, conv2 = -1, conv3 = -1, pool2 = -1;
+  for (int i = 0; i < n; i++) {
+    if (!strcmp(m->g.nodes[i].name, "conv2")) conv2 = i;
+    if (!strcmp(m->g.nodes[i].name, "conv3")) conv3 = i;
+    if (!strcmp(m->g.nodes[i].name, "pool2")) pool2 = i;
+  }
+  mh_model_free(m);
+  CHECK(conv2 > 0 && conv3 == conv2 + 3 && pool2 > conv3 && n <= 64);
+  if (conv2 < 0 || conv3 < 0 || pool2 < 0 || n > 64) return;
+  size_t nb = 0, nb2 = 0;
+  mh_dsp_report rc, rd;
+  int sf[64], ecpu[128], edsp[128];
+  unsigned char *cpu = train_model_placed("cnn6-nobn", "niti", NULL, &nb, &rc, NULL, ecpu);
+  unsigned char place[64] = {0};
+  for (int i = conv2; i <= conv3; i++) place[i] = ALL;
+  unsigned char *dsp = train_model_placed("cnn6-nobn", "niti", place, &nb2, &rd, sf, edsp);
+  tl_checks++;
+  if (!cpu || !dsp || nb2 != nb || memcmp(cpu, dsp, nb))
+    TL_FAIL("cnn6-nobn niti, segment conv2 .. conv3: parameters differ from the CPU's");
+  /* the exponents the DSP carried through the chain, of activations and errors (the weights of niti
+   * do not show an error's exponent) */
+  for (int i = 1; i < n; i++) {
+    tl_checks += 2;
+    if (ecpu[i] != edsp[i]) TL_FAIL("node %d: output exponent %d on the DSP, %d on the CPU", i, edsp[i], ecpu[i]);
+    if (ecpu[n + i] != edsp[n + i]) TL_FAIL("node %d: gradient exponent %d on the DSP, %d on the CPU", i, edsp[n + i], ecpu[n + i]);
+  }
+  CHECK_EQ_INT(sf[conv3], conv2);   /* one segment: conv2, ReLU, pool1, conv3 */
+  CHECK_EQ_INT(rd.seg_runs, 2 * 6); /* forward and backward, every step */
+  CHECK_EQ_INT(rd.sg_runs, 0);      /* nothing ran layer by layer */
+  CHECK(rd.gemms == 6 * 6 && rd.cpu_fallbacks == 0); /* each convolution: forward, weight and input gradient */
+  free(dsp);
+  memset(place, ALL, sizeof place);
+  dsp = train_model_placed("cnn6-nobn", "niti", place, &nb2, &rd, sf, NULL);
+  tl_checks++;
+  if (!cpu || !dsp || nb2 != nb || memcmp(cpu, dsp, nb)) TL_FAIL("cnn6-nobn niti, every pass on the DSP: parameters differ");
+  CHECK_EQ_INT(sf[pool2], 1); /* conv1 .. pool2 is one segment */
+  CHECK(rd.seg_runs == 2 * 6 && rd.cpu_fallbacks == 0);
+  free(dsp);
+  free(cpu);
 }
 
 static void placements(void) {
@@ -482,6 +544,7 @@ int main(void) {
   no_reuse();
   region_full();
   placements();
+  segments();
   plan_is_what_runs();
   return tl_exit();
 }

@@ -23,6 +23,9 @@ void cli_print_dsp(const char *label, const mh_dsp_report *r) {
   printf("%s batch splitting: %ld region parts, %ld VTCM chunks; rescaling on the DSP: %ld fused GEMMs kept %.2f MiB "
          "of int32 there; %ld ReLU/max-pool/add passes on the DSP\n", label, r->split_parts, r->vtcm_chunks, r->fused_gemms,
          r->int32_bytes_kept / 1048576.0, r->eltwise_ops);
+  if (r->seg_runs || r->seg_prepares)
+    printf("%s segments (chains of layers, one message per pass): %ld runs, %ld preparations\n", label, r->seg_runs,
+           r->seg_prepares);
 }
 
 void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
@@ -40,6 +43,8 @@ void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
   json_int(j, "dsp_fused_gemms", r->fused_gemms);
   json_int(j, "dsp_cosched_runs", r->cosched_runs);
   json_int(j, "dsp_eltwise_ops", r->eltwise_ops);
+  json_int(j, "dsp_segment_runs", r->seg_runs);
+  json_int(j, "dsp_segment_prepares", r->seg_prepares);
   if (r->packets_counted) {
     json_num(j, "dsp_packets", r->packets);
     json_num(j, "dsp_hvx_packets", r->hvx_packets);

@@ -77,7 +77,8 @@ static int print_layers(const char *tsv, const char *path) {
 int cmd_bench(int argc, char **argv) {
   const char *model = NULL, *json = NULL, *precision = "fp32", *rescale = NULL, *backend = NULL, *device = NULL, *isa = NULL,
              *layers = NULL, *freeze = NULL, *train_only = NULL;
-  int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0, no_reuse = 0;
+  int batch = 32, steps = 10, threads = 2, reference = 0, profile = 0, keep_denormals = 0, no_reuse = 0,
+      no_segments = 0;
   const cli_opt opts[] = {{"--model", OPT_STR, &model, "zoo name or model file (required)"},
                           {"--batch", OPT_INT, &batch, "batch size (default 32)"},
                           {"--steps", OPT_INT, &steps, "timed steps after 2 warm-up steps (default 10)"},
@@ -86,6 +87,7 @@ int cmd_bench(int argc, char **argv) {
                           {"--rescale", OPT_STR, &rescale, "niti: adaptive|exact (default adaptive)"},
                           {"--backend", OPT_STR, &backend, "cpu|dsp|auto: int8/niti GEMMs on the CPU, all on the DSP, or as planned (default cpu)"},
                           {"--no-reuse", OPT_FLAG, &no_reuse, "--backend dsp|auto: rebuild DSP subgraphs before every run"},
+                          {"--no-segments", OPT_FLAG, &no_segments, "--backend dsp|auto: one DSP message per layer"},
                           {"--device", OPT_STR, &device, "--backend auto: device profile to plan for (default sd865)"},
                           {"--reference", OPT_FLAG, &reference, "portable oracle kernels only"},
                           {"--isa", OPT_STR, &isa, "CPU kernel table: ref|avx2|avxvnni|avx512|avx512vnni (default: the fastest here; mandheling info lists them)"},
@@ -114,6 +116,7 @@ int cmd_bench(int argc, char **argv) {
   cfg.rescale = rescale;
   cfg.backend = backend;
   cfg.no_reuse = no_reuse;
+  cfg.no_segments = no_segments;
   cfg.profile = device;
   cfg.lr = 0.01f; /* as reference/zoo.py's timing loop */
   cfg.schedule = MH_SCHEDULE_CONSTANT;

@@ -103,6 +103,7 @@ int cmd_train(int argc, char **argv) {
       {"--precision", OPT_STR, &precision, "fp32|int8|niti (default fp32)"},
       {"--backend", OPT_STR, &cfg.backend, "cpu|dsp|auto: int8/niti GEMMs on the CPU, all on the DSP, or as planned (default cpu)"},
       {"--no-reuse", OPT_FLAG, &cfg.no_reuse, "--backend dsp|auto: rebuild DSP subgraphs before every run"},
+      {"--no-segments", OPT_FLAG, &cfg.no_segments, "--backend dsp|auto: one DSP message per layer, no chains of layers"},
       {"--device", OPT_STR, &cfg.profile, "--backend auto: device profile to plan for: sd865|host|FILE (default sd865)"},
       {"--rescale", OPT_STR, &cfg.rescale, "niti: adaptive|exact shift of int32 results (default adaptive)"},
       {"--mu", OPT_STR, &cfg.mu, "niti: gradient bit width per epoch, e.g. 5,4,3 (default 4,4,3,3,2 for 5 epochs)"},

@@ -8,6 +8,8 @@
 
 #include "graph/graph.h"
 
+#define MH_SEGMENT_MAX 24 /* nodes in one backend segment */
+
 struct mh_op_ctx;
 
 typedef struct mh_backend {
@@ -24,6 +26,16 @@ typedef struct mh_backend {
   int (*wait)(void *self, struct mh_op_ctx *ctx, unsigned passes);
   /* Told when the executor ran passes on the CPU after the backend failed them (counting, warning). */
   void (*fell_back)(void *self, const struct mh_op_ctx *ctx, unsigned passes);
+  /* Segments (optional, NULL: none): a chain of nodes the backend runs as one program, activations
+   * staying on its side. segment() names the last node of the chain starting at `node` that it runs
+   * as one (from the placement: every node of it placed there for all its passes), or `node` for none.
+   * run_segment() runs n consecutive nodes' contexts start to end: MH_PASS_FWD in forward order, or
+   * the backward (each context's `passes`) of a chain whose forward it ran in this step. MH_OK; or
+   * MH_ERR_UNSUPPORTED, declined before anything was tried (another batch size than the segment's);
+   * or another error: it failed. Either way the executor runs every node of it on its own, from the
+   * same inputs. */
+  int (*segment)(void *self, const mh_graph *g, int node, const unsigned char *place, int precision);
+  int (*run_segment)(void *self, struct mh_op_ctx *ctx, int n, unsigned pass);
 } mh_backend;
 
 #endif

@@ -44,6 +44,8 @@ struct mh_executor {
   const struct mh_backend *be; /* runs the passes of place[] it supports; NULL: the CPU runs everything */
   unsigned char *place;        /* per node: the MH_PASS_* bits given to the backend */
   unsigned char *ran;          /* per node: the passes the backend completed in the last step */
+  int *seg_first;              /* per node: the first node of the backend segment it ended in the last
+                                  forward (-1: none), where its backward segment starts */
   mh_rescale_state rs_infer[2]; /* scratch history for inference forwards */
   mh_rescale_counts rc_infer;
   uint64_t seed;
@@ -86,7 +88,7 @@ void mh_exec_free(mh_executor *ex) {
   plan_free(&ex->plans[1]);
   free(ex->prof);
   free(ex->e_act), free(ex->e_grad), free(ex->rs), free((void *)ex->absmax);
-  free(ex->place), free(ex->ran);
+  free(ex->place), free(ex->ran), free(ex->seg_first);
   free(ex->trainable), free(ex->needs_bwd);
   free(ex);
 }
@@ -369,6 +371,60 @@ static int run_on_backend(const mh_executor *ex, mh_op_ctx *c, unsigned passes) 
   return MH_ERR_BACKEND;
 }
 
+/* Node i's forward: on the backend when placed there and it succeeds, else on the CPU. */
+static void forward_node(mh_executor *ex, plan *p, int i, int n, int training, const void *params, float *buffers) {
+  mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
+  if (training && frozen_bn(ex, i)) c.training = 0;
+  /* below the first trainable layer nothing is saved for backward: the inference form (integer
+   * tensors keep the training form, whose rescale histories belong to the run; batch norms asked
+   * to keep batch statistics keep it too) */
+  if (training && !bwd_runs(ex, i) && ex->precision != MH_PRECISION_INTEGER &&
+      !(ex->frozen_bn_batch_stats && ex->g->nodes[i].op == MH_OP_BATCHNORM))
+    c.training = 0;
+  if (ex->precision == MH_PRECISION_INT8) {
+    atomic_store(&ex->absmax[i], 0u);
+    c.y_absmax = &ex->absmax[i];
+  }
+  double t0 = ex->prof ? now_s() : 0;
+  c.passes = MH_PASS_FWD;
+  if (!backend_passes(ex, i, MH_PASS_FWD) || run_on_backend(ex, &c, MH_PASS_FWD)) impl(ex, i)->forward(&c);
+  if (ex->prof) ex->prof[2 * i] += now_s() - t0;
+  if (c.y_absmax && atomic_load(c.y_absmax) == 0u && impl(ex, i)->alias_input) /* a view: its input's */
+    atomic_store(&ex->absmax[i], atomic_load(&ex->absmax[ex->g->nodes[i].in[0]]));
+  else if (c.y_absmax && !impl(ex, i)->records_absmax) atomic_store(&ex->absmax[i], UINT32_MAX);
+}
+
+/* The last node of the backend segment that starts at node i (i: none; the node runs alone). */
+static int segment_last(const mh_executor *ex, int i) {
+  if (!ex->be || !ex->be->segment || !ex->seg_first) return i;
+  int last = ex->be->segment(ex->be->self, ex->g, i, ex->place, ex->precision);
+  return last > i && last < ex->g->n_nodes ? last : i;
+}
+
+/* Nodes first..last forward as one backend segment: MH_OK, or an error after which nothing of them
+ * counts as done (the caller runs them one by one). */
+static int forward_segment(mh_executor *ex, plan *p, int first, int last, int n, int training, const void *params,
+                           float *buffers) {
+  mh_op_ctx c[MH_SEGMENT_MAX];
+  int cnt = last - first + 1;
+  if (cnt > MH_SEGMENT_MAX) return MH_ERR_UNSUPPORTED;
+  double t0 = ex->prof ? now_s() : 0;
+  for (int k = 0; k < cnt; k++) {
+    c[k] = make_ctx(ex, p, first + k, n, training, params, NULL, buffers);
+    c[k].passes = MH_PASS_FWD;
+  }
+  int st = ex->be->run_segment(ex->be->self, c, cnt, MH_PASS_FWD);
+  if (st != MH_OK) { /* declined (unsupported): nothing was tried, the layers go one by one */
+    mh__log(MH_LOG_DEBUG, "segment at node %d runs layer by layer: %s", first, mh_last_error());
+    if (st != MH_ERR_UNSUPPORTED) fall_back(ex, &c[0], MH_PASS_FWD);
+    return st;
+  }
+  for (int k = first; k <= last; k++) ex->ran[k] |= (unsigned char)MH_PASS_FWD;
+  ex->seg_first[last] = first;
+  if (ex->prof) ex->prof[2 * first] += now_s() - t0; /* the segment's time goes to its first node */
+  return MH_OK;
+}
+
 int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, float *buffers, int training) {
   training = training ? 1 : 0;
   plan *p = &ex->plans[training];
@@ -387,26 +443,15 @@ int mh_exec_forward(mh_executor *ex, const float *x, int n, const void *params, 
   }
   for (int i = 0; i < ex->g->n_nodes; i++) atomic_store(&ex->absmax[i], UINT32_MAX);
   if (ex->ran) memset(ex->ran, 0, (size_t)ex->g->n_nodes);
+  if (ex->seg_first)
+    for (int i = 0; i < ex->g->n_nodes; i++) ex->seg_first[i] = -1;
   for (int i = 1; i < ex->g->n_nodes; i++) {
-    mh_op_ctx c = make_ctx(ex, p, i, n, training, params, NULL, buffers);
-    if (training && frozen_bn(ex, i)) c.training = 0;
-    /* below the first trainable layer nothing is saved for backward: the inference form (integer
-     * tensors keep the training form, whose rescale histories belong to the run; batch norms asked
-     * to keep batch statistics keep it too) */
-    if (training && !bwd_runs(ex, i) && ex->precision != MH_PRECISION_INTEGER &&
-        !(ex->frozen_bn_batch_stats && ex->g->nodes[i].op == MH_OP_BATCHNORM))
-      c.training = 0;
-    if (ex->precision == MH_PRECISION_INT8) {
-      atomic_store(&ex->absmax[i], 0u);
-      c.y_absmax = &ex->absmax[i];
+    int last = segment_last(ex, i);
+    if (last > i && forward_segment(ex, p, i, last, n, training, params, buffers) == MH_OK) {
+      i = last;
+      continue;
     }
-    double t0 = ex->prof ? now_s() : 0;
-    c.passes = MH_PASS_FWD;
-    if (!backend_passes(ex, i, MH_PASS_FWD) || run_on_backend(ex, &c, MH_PASS_FWD)) impl(ex, i)->forward(&c);
-    if (ex->prof) ex->prof[2 * i] += now_s() - t0;
-    if (c.y_absmax && atomic_load(c.y_absmax) == 0u && impl(ex, i)->alias_input) /* a view: its input's */
-      atomic_store(&ex->absmax[i], atomic_load(&ex->absmax[ex->g->nodes[i].in[0]]));
-    else if (c.y_absmax && !impl(ex, i)->records_absmax) atomic_store(&ex->absmax[i], UINT32_MAX);
+    forward_node(ex, p, i, n, training, params, buffers);
   }
   ex->last = p, ex->last_n = n, ex->last_training = training;
   return MH_OK;
@@ -443,9 +488,13 @@ void mh_exec_set_backend(mh_executor *ex, const mh_backend *be, const unsigned c
   ex->place = NULL;
   free(ex->ran);
   ex->ran = NULL;
+  free(ex->seg_first);
+  ex->seg_first = NULL;
   if (!be) return;
   ex->place = malloc((size_t)ex->g->n_nodes), ex->ran = calloc((size_t)ex->g->n_nodes, 1);
+  if (be->segment && !(ex->seg_first = malloc(sizeof(int) * (size_t)ex->g->n_nodes))) return;
   if (!ex->place || !ex->ran) return; /* out of memory: the CPU runs everything */
+  for (int i = 0; ex->seg_first && i < ex->g->n_nodes; i++) ex->seg_first[i] = -1;
   if (place) memcpy(ex->place, place, (size_t)ex->g->n_nodes);
   else memset(ex->place, MH_PASS_FWD | MH_PASS_BWD_W | MH_PASS_BWD_D, (size_t)ex->g->n_nodes);
   ex->be = be;
@@ -453,54 +502,104 @@ void mh_exec_set_backend(mh_executor *ex, const mh_backend *be, const unsigned c
 
 const unsigned char *mh_exec_backend_ran(const mh_executor *ex) { return ex->ran; }
 
+const int *mh_exec_segment_first(const mh_executor *ex) { return ex->seg_first; }
+
 mh_rescale_state *mh_exec_rescale_states(mh_executor *ex) { return ex->rs; }
+
+const int *mh_exec_exponents(const mh_executor *ex, int grad) { return grad ? ex->e_grad : ex->e_act; }
 
 const mh_rescale_counts *mh_exec_rescale_counts(const mh_executor *ex) { return &ex->rc; }
 
 void mh_exec_reset_rescale_counts(mh_executor *ex) { memset(&ex->rc, 0, sizeof ex->rc); }
+
+/* Node i's backward context: its error, its inputs' gradients (none for the data and frozen layers
+ * below), and the accumulate flags. */
+static mh_op_ctx backward_ctx(mh_executor *ex, plan *p, int i, const void *params, void *grads) {
+  const mh_node *nd = &ex->g->nodes[i];
+  mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, 1, params, grads, NULL);
+  if (frozen_bn(ex, i)) c.training = 0; /* the eval form's backward: dy scaled by gamma * invstd */
+  c.dy = (const float *)(p->arena + p->dy_off[i]);
+  c.qdy = (const int8_t *)(p->arena + p->dy_off[i]);
+  c.edy = ex->e_grad[i];
+  for (int k = 0; k < nd->n_in; k++) {
+    int j = nd->in[k];
+    int none = j == 0 || !bwd_runs(ex, j); /* the data, and frozen layers below, need no gradient */
+    c.dx[k] = none ? NULL : (float *)(p->arena + p->dy_off[j]);
+    c.qdx[k] = none ? NULL : (int8_t *)(p->arena + p->dy_off[j]);
+    c.edx[k] = &ex->e_grad[j];
+    c.dx_accumulate[k] = p->dx_acc[2 * i + k];
+  }
+  return c;
+}
+
+/* The backward passes node i needs: GEMM ops the weight gradient when the layer trains, the input
+ * gradient when its input needs one. */
+static unsigned backward_passes(const mh_executor *ex, int i, const mh_op_ctx *c) {
+  const mh_node *nd = &ex->g->nodes[i];
+  unsigned want = MH_PASS_BWD_W | MH_PASS_BWD_D;
+  if (nd->op == MH_OP_CONV2D || nd->op == MH_OP_LINEAR) {
+    if (!trains(ex, i)) want &= ~MH_PASS_BWD_W;
+    if (!c->dx[0]) want &= ~MH_PASS_BWD_D;
+  }
+  return want;
+}
+
+/* Node i's backward: the backend's share starts, the CPU does the rest meanwhile, then the backend
+ * completes; what it fails, the CPU redoes from the same inputs. */
+static void backward_node(mh_executor *ex, plan *p, int i, const void *params, void *grads) {
+  mh_op_ctx c = backward_ctx(ex, p, i, params, grads);
+  double t0 = ex->prof ? now_s() : 0;
+  unsigned want = backward_passes(ex, i, &c);
+  unsigned bk = backend_passes(ex, i, want), cpu = want & ~bk;
+  if (bk && ex->be->post(ex->be->self, &c, bk) != MH_OK) fall_back(ex, &c, bk), cpu = want, bk = 0;
+  if (cpu) {
+    c.passes = cpu;
+    impl(ex, i)->backward(&c);
+  }
+  if (bk && ex->be->wait(ex->be->self, &c, bk) != MH_OK) {
+    fall_back(ex, &c, bk);
+    c.passes = bk;
+    impl(ex, i)->backward(&c);
+  } else if (bk)
+    ex->ran[i] |= (unsigned char)bk;
+  if (ex->prof) ex->prof[2 * i + 1] += now_s() - t0;
+}
+
+/* Nodes first..last backward as one backend segment (its forward ran there in this step): MH_OK, or
+ * an error after which the caller runs them one by one. */
+static int backward_segment(mh_executor *ex, plan *p, int first, int last, const void *params, void *grads) {
+  mh_op_ctx c[MH_SEGMENT_MAX];
+  int cnt = last - first + 1;
+  if (cnt > MH_SEGMENT_MAX) return MH_ERR_UNSUPPORTED;
+  for (int k = first; k <= last; k++)
+    if (!bwd_runs(ex, k)) return MH_ERR_UNSUPPORTED;
+  double t0 = ex->prof ? now_s() : 0;
+  for (int k = 0; k < cnt; k++) {
+    c[k] = backward_ctx(ex, p, first + k, params, grads);
+    c[k].passes = backward_passes(ex, first + k, &c[k]);
+  }
+  int st = ex->be->run_segment(ex->be->self, c, cnt, MH_PASS_BWD_W | MH_PASS_BWD_D);
+  if (st != MH_OK) {
+    if (st != MH_ERR_UNSUPPORTED) fall_back(ex, &c[cnt - 1], MH_PASS_BWD_W | MH_PASS_BWD_D);
+    return st;
+  }
+  for (int k = 0; k < cnt; k++) ex->ran[first + k] |= (unsigned char)backend_passes(ex, first + k, c[k].passes);
+  if (ex->prof) ex->prof[2 * last + 1] += now_s() - t0;
+  return MH_OK;
+}
 
 int mh_exec_backward(mh_executor *ex, const void *params, void *grads) {
   if (!ex->last || !ex->last_training) return mh__error(MH_ERR_INVALID_ARG, "executor: backward without a training forward");
   plan *p = ex->last;
   const mh_graph *g = ex->g;
   for (int i = g->n_nodes - 1; i >= 1; i--) {
-    const mh_node *nd = &g->nodes[i];
     if (!bwd_runs(ex, i)) continue; /* below the first trainable layer: no gradient is needed */
-    mh_op_ctx c = make_ctx(ex, p, i, ex->last_n, 1, params, grads, NULL);
-    if (frozen_bn(ex, i)) c.training = 0; /* the eval form's backward: dy scaled by gamma * invstd */
-    c.dy = (const float *)(p->arena + p->dy_off[i]);
-    c.qdy = (const int8_t *)(p->arena + p->dy_off[i]);
-    c.edy = ex->e_grad[i];
-    for (int k = 0; k < nd->n_in; k++) {
-      int j = nd->in[k];
-      int none = j == 0 || !bwd_runs(ex, j); /* the data, and frozen layers below, need no gradient */
-      c.dx[k] = none ? NULL : (float *)(p->arena + p->dy_off[j]);
-      c.qdx[k] = none ? NULL : (int8_t *)(p->arena + p->dy_off[j]);
-      c.edx[k] = &ex->e_grad[j];
-      c.dx_accumulate[k] = p->dx_acc[2 * i + k];
+    int first = ex->seg_first ? ex->seg_first[i] : -1;
+    if (first >= 1 && first < i && backward_segment(ex, p, first, i, params, grads) == MH_OK) {
+      i = first;
+      continue;
     }
-    double t0 = ex->prof ? now_s() : 0;
-    /* the backend's share starts, the CPU does the rest meanwhile, then the backend completes; what
-     * it fails, the CPU redoes from the same inputs */
-    /* GEMM ops: the weight gradient when the layer trains, the input gradient when its input needs one */
-    unsigned want = MH_PASS_BWD_W | MH_PASS_BWD_D;
-    if (nd->op == MH_OP_CONV2D || nd->op == MH_OP_LINEAR) {
-      if (!trains(ex, i)) want &= ~MH_PASS_BWD_W;
-      if (!c.dx[0]) want &= ~MH_PASS_BWD_D;
-    }
-    unsigned bk = backend_passes(ex, i, want), cpu = want & ~bk;
-    if (bk && ex->be->post(ex->be->self, &c, bk) != MH_OK) fall_back(ex, &c, bk), cpu = want, bk = 0;
-    if (cpu) {
-      c.passes = cpu;
-      impl(ex, i)->backward(&c);
-    }
-    if (bk && ex->be->wait(ex->be->self, &c, bk) != MH_OK) {
-      fall_back(ex, &c, bk);
-      c.passes = bk;
-      impl(ex, i)->backward(&c);
-    } else if (bk)
-      ex->ran[i] |= (unsigned char)bk;
-    if (ex->prof) ex->prof[2 * i + 1] += now_s() - t0;
+    backward_node(ex, p, i, params, grads);
   }
   return MH_OK;
 }

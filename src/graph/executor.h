@@ -48,7 +48,9 @@ int mh_exec_backward(mh_executor *ex, const void *params, void *grads);
 /* ---- integer tensors (MH_PRECISION_INTEGER) ---- */
 /* Exponents of the parameters (one per mh_param), read on every forward/backward. */
 void mh_exec_set_param_exps(mh_executor *ex, const int *exps);
-const int8_t *mh_exec_output_q(const mh_executor *ex, int *exp); /* int8 logits and their exponent */
+const int8_t *mh_exec_output_q(const mh_executor *ex, int *exp);
+/* The exponents of every node's output (grad 0) or of its gradient (grad 1) after the last step. */
+const int *mh_exec_exponents(const mh_executor *ex, int grad); /* int8 logits and their exponent */
 int8_t *mh_exec_output_grad_q(mh_executor *ex, int exp);        /* write int8 dL/dlogits (exponent exp) here */
 /* How int32 results are shifted back to int8 (adaptive by default), the per-tensor histories
  * (2 per node; checkpoints save them) and what rescaling did since the last reset. */
@@ -70,6 +72,15 @@ struct mh_backend;
 /* Gives the passes `place` names (per node, MH_PASS_* bits; NULL: every pass the backend supports)
  * to a backend; the rest, and whatever the backend fails, run on the CPU (NULL backend: all). */
 void mh_exec_set_backend(mh_executor *ex, const struct mh_backend *be, const unsigned char *place);
+/* Per node, the first node of the backend segment it ended in the last forward (-1: none); NULL
+ * without a backend that runs segments. */
+const int *mh_exec_segment_first(const mh_executor *ex);
+/* From that array (may be NULL) for n nodes: the last node of the segment that starts at node i, or i. */
+static inline int mh_exec_segment_last(const int *seg_first, int n, int i) {
+  for (int j = n - 1; seg_first && j > i; j--)
+    if (seg_first[j] == i) return j;
+  return i;
+}
 /* Per node, the passes the backend completed in the last step (since its forward); NULL without one. */
 const unsigned char *mh_exec_backend_ran(const mh_executor *ex);
 

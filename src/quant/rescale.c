@@ -75,35 +75,39 @@ static double now_s(void) {
 }
 
 int mh_rescale_needs_exact(const mh_rescale_state *st, mh_rescale_mode mode) {
-  return mode == MH_RESCALE_EXACT || !st->have || st->since_exact + 1 >= MH_RESCALE_PERIOD;
+  return mh_rule_needs_exact(st, mode == MH_RESCALE_ADAPTIVE);
 }
 
-void mh_rescale_after_exact(mh_rescale_state *st, mh_rescale_counts *cnt, int shift, long n, mh_rescale_mode mode) {
-  cnt->calls++;
-  if (mode == MH_RESCALE_ADAPTIVE) cnt->periodic++;
-  cnt->max_passes++;
-  cnt->int32_bytes_read += 2.0 * n * 4;
-  st->since_exact = 0, st->shift = shift, st->have = 1;
-}
-
-int mh_rescale_after_predicted(mh_rescale_state *st, mh_rescale_counts *cnt, const mh_requant_stats *s, long n,
-                               int *redo) {
-  int shift = st->shift, want = mh_q_niti_shift_for(s->max_abs);
+void mh_rescale_count_event(mh_rescale_counts *cnt, int events, long n, mh_rescale_mode mode) {
   double bytes = (double)n * 4;
   cnt->calls++;
+  if (events & MH_RULE_EXACT) {
+    if (mode == MH_RESCALE_ADAPTIVE) cnt->periodic++;
+    cnt->max_passes++;
+    cnt->int32_bytes_read += 2 * bytes;
+    return;
+  }
   cnt->int32_bytes_read += bytes;
-  if (want != shift) cnt->mispredicted++;
-  *redo = s->saturated * MH_RESCALE_SAT_DIV > n; /* too many clipped: redo this call exactly */
-  if (*redo) {
-    shift = want;
+  if (events & MH_RULE_MISPREDICTED) cnt->mispredicted++;
+  if (events & MH_RULE_REDO) {
     cnt->fallbacks++;
     cnt->int32_bytes_read += bytes;
   } else {
     cnt->passes_avoided++;
     cnt->int32_bytes_avoided += bytes;
   }
-  st->since_exact++;
-  st->shift = want, st->have = 1;
+}
+
+void mh_rescale_after_exact(mh_rescale_state *st, mh_rescale_counts *cnt, int shift, long n, mh_rescale_mode mode) {
+  mh_rule_after_exact(st, shift);
+  mh_rescale_count_event(cnt, MH_RULE_EXACT, n, mode);
+}
+
+int mh_rescale_after_predicted(mh_rescale_state *st, mh_rescale_counts *cnt, const mh_requant_stats *s, long n,
+                               int *redo) {
+  int events, shift = mh_rule_after_predicted(st, s->max_abs, s->saturated, (uint64_t)n, &events);
+  mh_rescale_count_event(cnt, events, n, MH_RESCALE_ADAPTIVE);
+  *redo = (events & MH_RULE_REDO) != 0;
   return shift;
 }
 

@@ -8,25 +8,9 @@
 #include "backend/cpu/kernels.h"
 #include "core/pool.h"
 #include "quant/qformat.h"
+#include "quant/rescale_rule.h"
 
 typedef enum mh_rescale_mode { MH_RESCALE_EXACT = 0, MH_RESCALE_ADAPTIVE = 1 } mh_rescale_mode;
-
-/* The adaptive rule (docs/ARCHITECTURE.md, "Self-adaptive rescaling"):
- *  - a tensor's first call, and every MH_RESCALE_PERIOD-th call after an exact one, is exact;
- *  - otherwise the predicted shift is applied in the requantise pass, which also measures the
- *    int32 max and counts saturated outputs;
- *  - when more than n / MH_RESCALE_SAT_DIV outputs saturated, the call falls back: it re-shifts
- *    with the exact shift of this call (known from the measured max), one more pass;
- *  - the next prediction is this call's exact shift (the measured max gives it for free). */
-#define MH_RESCALE_PERIOD 32
-#define MH_RESCALE_SAT_DIV 1024
-
-/* Per-tensor history (saved in checkpoints so resume is bit-exact). */
-typedef struct mh_rescale_state {
-  int32_t shift;       /* the prediction for the next call */
-  int32_t have;        /* 1 once a call has measured the tensor */
-  int32_t since_exact; /* calls since the last exact one */
-} mh_rescale_state;
 
 /* What rescaling did and what the adaptive rule avoided. */
 typedef struct mh_rescale_counts {
@@ -41,14 +25,6 @@ typedef struct mh_rescale_counts {
   double seconds;      /* wall time inside rescaling */
 } mh_rescale_counts;
 
-/* The shift NITI's integer layers use for a tensor whose max |x| is maxabs: bit length - 7, and a
- * shift of 1 becomes 2 (pseudo-stochastic rounding by one bit would round every odd value away
- * from zero; the 2020 NITI code does the same). */
-static inline int mh_q_niti_shift_for(uint32_t maxabs) {
-  int s = mh_q_shift_for(maxabs);
-  return s == 1 ? 2 : s;
-}
-
 /* Largest |x| of an int32 tensor (2^31 for INT32_MIN), on the pool. */
 uint32_t mh_rescale_max_abs(mh_pool *pool, const int32_t *x, long n);
 
@@ -59,6 +35,10 @@ int mh_rescale_s32_s8(const mh_cpu_kernels *kt, mh_pool *pool, const int32_t *ac
                       mh_round_mode round, mh_rescale_mode mode, mh_rescale_state *st, mh_rescale_counts *cnt);
 
 void mh_rescale_counts_add(mh_rescale_counts *into, const mh_rescale_counts *c);
+
+/* Counts one call of n outputs that another side (the DSP) ran by the rule: `events` as
+ * mh_rule_after_predicted sets them, or MH_RULE_EXACT for an exact call. */
+void mh_rescale_count_event(mh_rescale_counts *cnt, int events, long n, mh_rescale_mode mode);
 
 /* The rule in parts, for callers whose requantise pass runs elsewhere (the DSP's fused GEMM
  * epilogue) and must keep the same histories and counts as mh_rescale_s32_s8:

@@ -59,6 +59,8 @@ static void per_step(const mh_trainer *t, const mh_dsp_report *d0, int steps, mh
   r->weight_bytes = (r->weight_bytes - d0->weight_bytes) / n, r->packed_bytes = (r->packed_bytes - d0->packed_bytes) / n;
   r->cosched_runs = (long)((r->cosched_runs - d0->cosched_runs) / n + 0.5);
   r->eltwise_ops = (long)((r->eltwise_ops - d0->eltwise_ops) / n + 0.5);
+  r->seg_runs = (long)((r->seg_runs - d0->seg_runs) / n + 0.5);
+  r->seg_prepares = (long)((r->seg_prepares - d0->seg_prepares) / n + 0.5);
   r->packets = (r->packets - d0->packets) / n, r->hvx_packets = (r->hvx_packets - d0->hvx_packets) / n;
   r->packets_fwd = (r->packets_fwd - d0->packets_fwd) / n, r->packets_bwd = (r->packets_bwd - d0->packets_bwd) / n;
   r->packets_other = (r->packets_other - d0->packets_other) / n;
@@ -74,20 +76,29 @@ static char *layers_table(const mh_trainer *t, const double *before, int batch, 
   o += sprintf(o, "node\tname\tpass\tMMAC\tcounted\tmodelled\tratio");
   for (int f = 0; f < MH_DSPW_COUNT; f++) o += sprintf(o, "\t%s", mh_dsp_work_names[f]);
   o += sprintf(o, "\n");
-  for (int i = 1; i < g->n_nodes; i++)
+  const int *seg = mh_exec_segment_first(t->ex);
+  for (int i = 1; i < g->n_nodes; i++) {
+    int last = mh_exec_segment_last(seg, g->n_nodes, i);
     for (int b = 0; b < 2; b++) {
       double counted = (now[2 * i + b] - before[2 * i + b]) / steps;
       if (counted <= 0) continue;
-      double w[MH_DSPW_COUNT] = {0};
+      double w[MH_DSPW_COUNT] = {0}, mmac = 0;
       unsigned passes = b == 0 ? MH_PASS_FWD : MH_PASS_BWD_W | MH_PASS_BWD_D;
-      mh_dsp_node_work(g, i, passes, t->algo->precision, batch, w);
-      double model = mh_dsp_work_packets(w), gemm = g->nodes[i].op == MH_OP_CONV2D || g->nodes[i].op == MH_OP_LINEAR;
-      double mmac = gemm ? batch * (double)mh_node_macs(g, i) * (b ? 2 : 1) * 1e-6 : 0;
-      o += sprintf(o, "%d\t%s\t%s\t%.3f\t%.0f\t%.0f\t%.3f", i, g->nodes[i].name, b ? "bwd" : "fwd", mmac, counted,
+      if (last > i) mh_dsp_segment_work(g, i, last, b, batch, w);
+      else mh_dsp_node_work(g, i, passes, t->algo->precision, batch, w);
+      for (int k = i; k <= last; k++)
+        if (g->nodes[k].op == MH_OP_CONV2D || g->nodes[k].op == MH_OP_LINEAR)
+          mmac += batch * (double)mh_node_macs(g, k) * (b ? 2 : 1) * 1e-6;
+      double model = mh_dsp_work_packets(w);
+      char name[160];
+      snprintf(name, sizeof name, last > i ? "%s..%s" : "%s", g->nodes[i].name, g->nodes[last].name);
+      o += sprintf(o, "%d\t%s\t%s\t%.3f\t%.0f\t%.0f\t%.3f", i, name, b ? "bwd" : "fwd", mmac, counted,
                    model, model > 0 ? counted / model : 0);
       for (int f = 0; f < MH_DSPW_COUNT; f++) o += sprintf(o, "\t%.0f", w[f]);
       o += sprintf(o, "\n");
     }
+    i = last;
+  }
   return out;
 }
 

@@ -71,7 +71,7 @@ int mh_train_config_set(mh_train_config *c, const char *key, const char *value) 
               {"weight_decay", 0, 1},    {"nesterov", 0, 1},      {"beta1", 0, 1},       {"beta2", 0, 1},
               {"eps", 0, 1},             {"frozen_bn_train", 0, 1}, {"step_size", 0, 100000}, {"gamma", 0, 1},
               {"threads", 1, 256},       {"seed", 0, 9007199254740992.0}, {"max_steps", 0, 1e15}, {"augment", 0, 1},
-              {"no_reuse", 0, 1},        {"keep_denormals", 0, 1}, {"force_reference", 0, 1}};
+              {"no_reuse", 0, 1},        {"keep_denormals", 0, 1}, {"no_segments", 0, 1}, {"force_reference", 0, 1}};
   for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
     if (strcmp(key, nums[i].key)) continue;
     MH_TRY(num(key, value, nums[i].lo, nums[i].hi, &x));
@@ -94,6 +94,7 @@ int mh_train_config_set(mh_train_config *c, const char *key, const char *value) 
       case 15: c->augment = (int)x; break;
       case 16: c->no_reuse = (int)x; break;
       case 17: c->keep_denormals = (int)x; break;
+      case 18: c->no_segments = (int)x; break;
       default: c->force_reference = (int)x; break;
     }
     return MH_OK;

@@ -136,6 +136,7 @@ static int open_dsp(mh_trainer *t) {
     free(place);
     return st;
   }
+  if (t->cfg.no_segments) t->dsp_backend->be.segment = NULL, t->dsp_backend->be.run_segment = NULL;
   mh_exec_set_backend(t->ex, &t->dsp_backend->be, place);
   free(place);
   mh__log(MH_LOG_INFO, "DSP: integer GEMMs run on the Hexagon program under %s (emulated: exact results, no timing)",
@@ -378,6 +379,7 @@ void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
   r->sg_nodes_checked = t->dsp_counts->sg_nodes_checked;
   r->weight_bytes = t->dsp_counts->weight_bytes, r->packed_bytes = t->dsp_counts->packed_bytes;
   r->cosched_runs = t->dsp_counts->cosched_runs, r->eltwise_ops = t->dsp_counts->eltwise_ops;
+  r->seg_runs = t->dsp_counts->seg_runs, r->seg_prepares = t->dsp_counts->seg_prepares;
   if (mh_dsp_packets_active(t->dsp)) {
     r->packets_counted = 1;
     mh_dsp_packets_totals(t->dsp, &r->packets, &r->hvx_packets);

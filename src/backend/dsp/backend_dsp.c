@@ -73,6 +73,14 @@ static void fell_back(void *self, const mh_op_ctx *ctx, unsigned passes) {
   b->cnt->cpu_fallbacks++;
 }
 
+static int segment(void *self, const mh_graph *g, int node, const unsigned char *place, int precision) {
+  return mh__dsp_segment_last(self, g, node, place, precision);
+}
+
+static int run_segment(void *self, mh_op_ctx *ctx, int n, unsigned pass) {
+  return mh__dsp_segment_run(self, ctx, n, pass);
+}
+
 int mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt, int n_nodes) {
   b->be.name = "dsp";
   b->be.self = b;
@@ -80,6 +88,9 @@ int mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt, int n_
   b->be.post = post;
   b->be.wait = wait;
   b->be.fell_back = fell_back;
+  b->be.segment = segment;
+  b->be.run_segment = run_segment;
+  b->segs = NULL, b->n_segs = 0;
   b->dsp = d, b->cnt = cnt, b->sg = NULL, b->pending = 0, b->ey = 0;
   b->n_nodes = n_nodes, b->packets_at_post = 0, b->node_packets = NULL;
   if (mh_dsp_packets_active(d) && !(b->node_packets = calloc((size_t)n_nodes * 2, sizeof(double))))
@@ -88,5 +99,7 @@ int mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt, int n_
 }
 
 void mh_dsp_backend_release(mh_dsp_backend *b) {
-  if (b) free(b->node_packets), b->node_packets = NULL;
+  if (!b) return;
+  free(b->node_packets), b->node_packets = NULL;
+  mh__dsp_segments_release(b);
 }

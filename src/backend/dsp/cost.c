@@ -8,18 +8,23 @@
 #include "backend/dsp/subgraph.h"
 
 const char *const mh_dsp_work_names[MH_DSPW_COUNT] = {"tiles", "b_rows", "b_cols", "b_trans", "out_vecs", "a_bytes",
-                                                      "a_trans", "a_rows", "grid", "gemms", "relu",   "pool_fwd", "pool_bwd", "add", "messages", "eltwise"};
+                                                      "a_trans", "a_rows", "grid", "gemms", "relu",   "pool_fwd", "pool_bwd", "add", "messages", "eltwise",
+                                                      "pad_rows", "zero_vecs", "nchw_rows", "requant", "sums", "segments"};
 
 /* Packets per unit of each kind of work: scripts/dsp_calibrate.sh (lenet5 and cnn6-nobn niti at
- * batches 8, 16, 32 and lenet5 int8 at 16, on the DSP program of this tree; rerun it after changing
- * a kernel). A zero: the fit found that work free beside the rest (it is kept >= 0). The residual
+ * batches 8, 16, 32 as segments and at 16 layer by layer, lenet5 int8 at 16, on the DSP program of
+ * this tree; rerun it after changing a kernel). The layout work of segments is collinear with the
+ * copies (rows of a pad and of a gather come in fixed proportion in the zoo's chains), so the fit
+ * puts it all on pad_rows. A zero: the fit found that work free beside the rest (it is kept >= 0). The residual
  * add is not in the set (no niti model of the zoo has one): its rate is an estimate, the ReLU's for
  * each of its two passes over widened halfwords plus its write. */
 static const double packets_per[MH_DSPW_COUNT] = {
-    [MH_DSPW_TILES] = 7.248, [MH_DSPW_B_ROWS] = 55.15, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 231.7,
-    [MH_DSPW_OUT_VECS] = 17.94, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0, [MH_DSPW_A_ROWS] = 106.4,
-    [MH_DSPW_GRID] = 1530, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01782, [MH_DSPW_POOL_FWD] = 28.85,
-    [MH_DSPW_POOL_BWD] = 53.48, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 975.5, [MH_DSPW_ELTWISE] = 92.46,
+    [MH_DSPW_TILES] = 7.469, [MH_DSPW_B_ROWS] = 48.74, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 254.7,
+    [MH_DSPW_OUT_VECS] = 15.7, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0, [MH_DSPW_A_ROWS] = 118.8,
+    [MH_DSPW_GRID] = 1759, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01756, [MH_DSPW_POOL_FWD] = 29.08,
+    [MH_DSPW_POOL_BWD] = 52.53, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 871.9, [MH_DSPW_ELTWISE] = 92.75,
+    [MH_DSPW_PAD_ROWS] = 21.96, [MH_DSPW_ZERO_VECS] = 0, [MH_DSPW_NCHW_ROWS] = 0, [MH_DSPW_REQUANT] = 0,
+    [MH_DSPW_SUMS] = 0, [MH_DSPW_SEGMENTS] = 0,
 };
 
 static double up(double a, double b) { return (double)(long)((a + b - 1) / b); }
@@ -65,6 +70,42 @@ void mh_dsp_node_work(const mh_graph *g, int node, unsigned passes, int precisio
   for (int i = 0; i < desc.n_nodes; i++)
     if (run & (1u << i)) gemm_work(&desc.nodes[i], precision == MH_PRECISION_INTEGER && desc.nodes[i].may_fuse, w);
   w[MH_DSPW_MESSAGES] += !!(run & MH_PASS_FWD) + !!(run & (MH_PASS_BWD_W | MH_PASS_BWD_D));
+}
+
+/* A PAD of n x c x h x w into c rows of ld bytes. */
+static void pad_work(double n, double c, double h, double ld, double *w) {
+  w[MH_DSPW_PAD_ROWS] += n * c * h, w[MH_DSPW_ZERO_VECS] += c * up(ld, 128);
+}
+
+void mh_dsp_segment_work(const mh_graph *g, int first, int last, int bwd, int batch, double *w) {
+  for (int i = first; i <= last; i++) {
+    const mh_node *nd = &g->nodes[i], *in = &g->nodes[nd->in[0]];
+    double out = (double)batch * nd->c * nd->h * nd->w, N = batch;
+    if (nd->op == MH_OP_RELU) w[MH_DSPW_RELU] += out;
+    if (nd->op == MH_OP_MAXPOOL) w[bwd ? MH_DSPW_POOL_BWD : MH_DSPW_POOL_FWD] += N * nd->c * nd->h;
+    if (nd->op != MH_OP_CONV2D) continue;
+    conv_dims d = mh__conv_dims_of(g, nd, batch);
+    mh_dsp_sg_desc desc;
+    mh__dsp_conv_desc(&d, &desc);
+    int hp, wp, hq, wq;
+    size_t jt, jt2;
+    mh__dsp_conv_grid(&d, &hp, &wp, &hq, &wq, &jt, &jt2);
+    if (!bwd) {
+      pad_work(N, d.C, d.H, N * hp * wp, w);
+      gemm_work(&desc.nodes[0], 1, w);
+      w[MH_DSPW_NCHW_ROWS] += N * d.O * d.P;
+      continue;
+    }
+    pad_work(N, d.O, d.P, (double)jt, w);
+    gemm_work(&desc.nodes[1], 0, w);
+    if (nd->bias) w[MH_DSPW_SUMS] += out;
+    if (i == first && nd->in[0] == 0) continue; /* no gradient for the data */
+    pad_work(N, d.O, d.P, N * hq * wq, w);
+    gemm_work(&desc.nodes[2], 0, w);
+    w[MH_DSPW_NCHW_ROWS] += N * d.C * d.H, w[MH_DSPW_REQUANT] += N * d.C * d.H * d.W;
+    (void)in;
+  }
+  w[MH_DSPW_SEGMENTS] += 1;
 }
 
 double mh_dsp_work_packets(const double *w) {

@@ -23,6 +23,12 @@ enum {
   MH_DSPW_ADD,      /* elements of the residual add */
   MH_DSPW_MESSAGES, /* subgraph runs */
   MH_DSPW_ELTWISE,  /* element-wise calls (one message each) */
+  MH_DSPW_PAD_ROWS, /* segments: rows copied into a padded grid (the grid form's im2col) */
+  MH_DSPW_ZERO_VECS, /* ... 128-byte vectors of the grid zeroed first */
+  MH_DSPW_NCHW_ROWS, /* ... rows of a grid result gathered back to NCHW */
+  MH_DSPW_REQUANT,  /* ... int32 elements requantised on their own pass (input gradients) */
+  MH_DSPW_SUMS,     /* ... int8 elements summed per channel (bias gradients) */
+  MH_DSPW_SEGMENTS, /* ... segment runs */
   MH_DSPW_COUNT
 };
 
@@ -31,6 +37,10 @@ extern const char *const mh_dsp_work_names[MH_DSPW_COUNT];
 /* Adds to w the DSP's work for `passes` (MH_PASS_* bits) of node `node` at this batch, as the DSP
  * backend runs them (the same subgraph descriptors). Passes the DSP does not run add nothing. */
 void mh_dsp_node_work(const mh_graph *g, int node, unsigned passes, int precision, int batch, double *w);
+
+/* Adds to w the DSP's work for one pass of a segment (segment.c): nodes first..last, their forward
+ * (bwd 0) or their backward (every pass: the weight gradients, the input gradients but the data's). */
+void mh_dsp_segment_work(const mh_graph *g, int first, int last, int bwd, int batch, double *w);
 
 /* The packets that work executes on the DSP program (one HVX context), by the calibrated model. */
 double mh_dsp_work_packets(const double *w);

@@ -28,6 +28,8 @@ typedef struct mh_dsp_counts {
   double packed_bytes;   /* weight bytes the DSP packed into the kernel's layout */
   long cosched_runs;     /* subgraph runs the CPU worked beside (co-scheduled backward GEMMs) */
   long eltwise_ops;      /* integer ReLU, max-pool and add passes run on the DSP */
+  long seg_runs;         /* segment program runs: a chain of layers, one message each */
+  long seg_prepares;     /* segment programs sent and checked */
 } mh_dsp_counts;
 
 /* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too

@@ -18,11 +18,6 @@
 #include "core/status.h"
 #include "ops/conv2d_common.h"
 
-/* The subgraph's tensors (the columns form uses the first six: X is col, G the gathered output
- * gradient; the grid form X the padded image, G the output gradient on the forward grid). */
-enum { MH_CONV_W, MH_CONV_BIAS, MH_CONV_DW, MH_CONV_X, MH_CONV_G, MH_CONV_Y, MH_CONV_WT, MH_CONV_RX, MH_CONV_DYP,
-       MH_CONV_RD };
-
 static size_t conv_dsp_desc(const conv_dims *d, mh_dsp_sg_desc *s) {
   int kk = d->Cg * d->K * d->K, cols = d->N * d->P * d->Q, rows = d->Og > kk ? d->Og : kk;
   memset(s, 0, sizeof *s);
@@ -43,7 +38,7 @@ static size_t conv_dsp_desc(const conv_dims *d, mh_dsp_sg_desc *s) {
 /* The grid form's geometry: padded input (hp x wp per sample), the output gradient padded by
  * K-1-D (hq x wq), and the columns of the forward/weight-gradient grid (jt) and of the input
  * gradient's (jt2), for the whole batch. */
-static void grid_dims(const conv_dims *d, int *hp, int *wp, int *hq, int *wq, size_t *jt, size_t *jt2) {
+void mh__dsp_conv_grid(const conv_dims *d, int *hp, int *wp, int *hq, int *wq, size_t *jt, size_t *jt2) {
   *hp = d->H + 2 * d->D, *wp = d->W + 2 * d->D;
   int d2 = d->K - 1 - d->D;
   *hq = d->P + 2 * d2, *wq = d->Q + 2 * d2;
@@ -52,12 +47,13 @@ static void grid_dims(const conv_dims *d, int *hp, int *wp, int *hq, int *wq, si
 }
 
 /* Whether the layer's subgraph takes the grid form (the CPU's padded-path convolutions). */
-static int is_grid(const conv_dims *d) { return mh__conv_s8_padded_ok(d); }
+int mh__dsp_conv_is_grid(const conv_dims *d) { return mh__conv_s8_padded_ok(d); }
+#define is_grid mh__dsp_conv_is_grid
 
 static void grid_desc(const conv_dims *d, mh_dsp_sg_desc *s) {
   int hp, wp, hq, wq, kk = d->C * d->K * d->K, kk2 = d->O * d->K * d->K;
   size_t jt, jt2;
-  grid_dims(d, &hp, &wp, &hq, &wq, &jt, &jt2);
+  mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq, &jt, &jt2);
   size_t y = (size_t)d->O * jt > (size_t)d->C * jt2 ? (size_t)d->O * jt : (size_t)d->C * jt2;
   memset(s, 0, sizeof *s);
   s->n_tensors = 10, s->n_nodes = 3, s->weights = MH_CONV_W, s->weights2 = MH_CONV_WT;
@@ -83,15 +79,15 @@ void mh__dsp_conv_desc(const conv_dims *d, mh_dsp_sg_desc *desc) {
   else conv_dsp_desc(d, desc);
 }
 
-/* The subgraph of this node at this batch with weights wq (and, grid form, the flipped weights and
- * the row tables) in place, or NULL with an error (no room: the executor runs the CPU ops). */
-static mh_dsp_sg *conv_sg(mh_dsp_backend *b, const mh_op_ctx *ctx, const conv_dims *d, const int8_t *wq) {
+mh_dsp_sg *mh__dsp_conv_sg(mh_dsp_backend *b, const mh_op_ctx *ctx, const conv_dims *d, const int8_t *wq, int keep) {
   if (!b->dsp->alive || d->G != 1) return NULL;
   mh_dsp_sg_desc desc;
   int grid = is_grid(d);
   size_t wbytes = (size_t)d->O * d->C * d->K * d->K;
   mh__dsp_conv_desc(d, &desc);
-  mh_dsp_sg *sg = mh_dsp_sg_get(b->dsp, ctx->node_id, &desc, b->cnt);
+  desc.keep_all = keep;
+  /* a segment's subgraph is another one than the layer's own: each keeps its layout */
+  mh_dsp_sg *sg = mh_dsp_sg_get(b->dsp, ctx->node_id + (keep ? MH_DSP_SEG_KEY : 0), &desc, b->cnt);
   if (!sg) return NULL;
   mh_dsp_sg_set_weights(b->dsp, sg, wq, wbytes, b->cnt);
   if (grid) {
@@ -106,7 +102,7 @@ static mh_dsp_sg *conv_sg(mh_dsp_backend *b, const mh_op_ctx *ctx, const conv_di
     if (!sg->tables_written) { /* the row tables depend on the shapes alone: written once per layout */
       int hp, wp, hq, wq_;
       size_t jt, jt2;
-      grid_dims(d, &hp, &wp, &hq, &wq_, &jt, &jt2);
+      mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq_, &jt, &jt2);
       mh__conv_row_offsets(d->C, d->K, d->N, hp, wp, mh_dsp_sg_at(b->dsp, sg, MH_CONV_RX));
       mh__conv_row_offsets(d->O, d->K, d->N, hq, wq_, mh_dsp_sg_at(b->dsp, sg, MH_CONV_RD));
       sg->tables_written = 1;
@@ -138,7 +134,7 @@ static void conv_inputs(mh_dsp_backend *b, const mh_op_ctx *ctx, const conv_dims
   }
   int hp, wp, hq, wq;
   size_t jt, jt2;
-  grid_dims(d, &hp, &wp, &hq, &wq, &jt, &jt2);
+  mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq, &jt, &jt2);
   if (xq) mh__conv_pad_image(ctx, xq, d->C, d->H, d->W, d->D, hp, wp, 0, d->N, mh_dsp_sg_at(b->dsp, sg, MH_CONV_X));
   if (dyq) {
     dy_on_grid(d, dyq, mh_dsp_sg_at(b->dsp, sg, MH_CONV_G), jt, hp, wp);
@@ -152,21 +148,21 @@ static void conv_inputs(mh_dsp_backend *b, const mh_op_ctx *ctx, const conv_dims
 static void emit_y(mh_dsp_backend *b, mh_op_ctx *ctx, const conv_dims *d, mh_dsp_sg *sg, const mh_conv_out *out) {
   int hp = d->P, wp = d->Q, hq, wq;
   size_t ld = (size_t)d->N * d->P * d->Q, jt2;
-  if (is_grid(d)) grid_dims(d, &hp, &wp, &hq, &wq, &ld, &jt2);
+  if (is_grid(d)) mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq, &ld, &jt2);
   mh__conv_grid_emit(ctx, mh_dsp_sg_at(b->dsp, sg, MH_CONV_Y), ld, out, 0, d->N, d->O, d->P, d->Q, hp, wp);
 }
 
 static void extract_y8(mh_dsp_backend *b, const conv_dims *d, mh_dsp_sg *sg, int8_t *qy) {
   int hp = d->P, wp = d->Q, hq, wq;
   size_t ld = (size_t)d->N * d->P * d->Q, jt2;
-  if (is_grid(d)) grid_dims(d, &hp, &wp, &hq, &wq, &ld, &jt2);
+  if (is_grid(d)) mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq, &ld, &jt2);
   mh__conv_grid_extract_s8(mh_dsp_sg_at(b->dsp, sg, MH_CONV_Y), ld, qy, d->N, d->O, d->P, d->Q, hp, wp);
 }
 
 static void emit_dx(mh_dsp_backend *b, mh_op_ctx *ctx, const conv_dims *d, mh_dsp_sg *sg, const mh_conv_out *out) {
   int hp, wp, hq, wq;
   size_t jt, jt2;
-  grid_dims(d, &hp, &wp, &hq, &wq, &jt, &jt2);
+  mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq, &jt, &jt2);
   mh__conv_grid_emit(ctx, mh_dsp_sg_at(b->dsp, sg, MH_CONV_Y), jt2, out, 0, d->N, d->C, d->H, d->W, hq, wq);
 }
 
@@ -185,7 +181,7 @@ static int s8_forward(mh_dsp_backend *b, mh_op_ctx *ctx, const conv_dims *d) {
   mh_conv_s8_bufs bufs;
   mh__conv_s8_bufs(ctx, d, &bufs);
   float scale = mh__conv_s8_quantize_inputs(ctx, d, &bufs);
-  mh_dsp_sg *sg = conv_sg(b, ctx, d, bufs.wq);
+  mh_dsp_sg *sg = mh__dsp_conv_sg(b, ctx, d, bufs.wq, 0);
   if (!sg) return MH_ERR_BACKEND; /* why: mh_last_error() */
   conv_inputs(b, ctx, d, sg, bufs.xq, NULL);
   MH_TRY(sg_run(b, sg, MH_PASS_FWD, 0, 0, NULL));
@@ -202,7 +198,7 @@ static int s8_forward(mh_dsp_backend *b, mh_op_ctx *ctx, const conv_dims *d) {
 static int int_forward(mh_dsp_backend *b, mh_op_ctx *ctx, const conv_dims *d) {
   int kk = d->C * d->K * d->K, e_acc = ctx->ex[0] + ctx->ew[0];
   long n_out = (long)d->N * d->O * d->P * d->Q;
-  mh_dsp_sg *sg = conv_sg(b, ctx, d, ctx->qw);
+  mh_dsp_sg *sg = mh__dsp_conv_sg(b, ctx, d, ctx->qw, 0);
   if (!sg) return MH_ERR_BACKEND; /* why: mh_last_error() */
   conv_inputs(b, ctx, d, sg, ctx->qx[0], NULL);
   int32_t *big = mh__conv_int_big(ctx, d);
@@ -244,7 +240,7 @@ int mh__dsp_conv_post(mh_dsp_backend *b, mh_op_ctx *ctx, unsigned passes) {
     b->ey = mh__conv_s8_quantize_dy(ctx, &d, &bufs);
     xq = bufs.xq, wq = bufs.wq, dyq = bufs.dyq;
   }
-  mh_dsp_sg *sg = conv_sg(b, ctx, &d, wq);
+  mh_dsp_sg *sg = mh__dsp_conv_sg(b, ctx, &d, wq, 0);
   if (!sg) return MH_ERR_BACKEND; /* why: mh_last_error() */
   conv_inputs(b, ctx, &d, sg, passes & MH_PASS_BWD_W ? xq : NULL, dyq);
   MH_TRY(sg_post(b, sg, passes, 0, 0));

@@ -68,6 +68,7 @@ void mh_dsp_packets_posted(mh_dsp *d) {
 static int pass_of(const mh_wire_msg *m) {
   switch (m->op) {
     case MH_WIRE_SG_RUN: return m->args.sg_run.node_mask & 1u ? MH_PKT_PASS_FWD : MH_PKT_PASS_BWD;
+    case MH_WIRE_SEG_RUN: return m->args.seg_run.backward ? MH_PKT_PASS_BWD : MH_PKT_PASS_FWD;
     case MH_WIRE_RELU_S8:
     case MH_WIRE_MAXPOOL2_S8:
     case MH_WIRE_ADD_S8: return MH_PKT_PASS_FWD;

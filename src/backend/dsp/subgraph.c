@@ -10,7 +10,8 @@ static uint64_t al128(uint64_t b) { return (b + 127) / 128 * 128; }
 
 /* Field by field: the structs have padding, which memcmp would read. */
 static int same_desc(const mh_dsp_sg_desc *a, const mh_dsp_sg_desc *b) {
-  if (a->n_tensors != b->n_tensors || a->n_nodes != b->n_nodes || a->weights != b->weights || a->weights2 != b->weights2)
+  if (a->n_tensors != b->n_tensors || a->n_nodes != b->n_nodes || a->weights != b->weights || a->weights2 != b->weights2 ||
+      a->keep_all != b->keep_all)
     return 0;
   for (int i = 0; i < a->n_tensors; i++)
     if (a->t[i].bytes != b->t[i].bytes || a->t[i].persistent != b->t[i].persistent) return 0;
@@ -22,13 +23,13 @@ static int same_desc(const mh_dsp_sg_desc *a, const mh_dsp_sg_desc *b) {
 static int plan(mh_dsp *d, mh_dsp_sg *s, const mh_dsp_sg_desc *desc) {
   uint64_t persist = 0, top = d->region_bytes;
   for (int i = 0; i < desc->n_tensors; i++)
-    if (desc->t[i].persistent) persist += al128(desc->t[i].bytes);
+    if (desc->t[i].persistent || desc->keep_all) persist += al128(desc->t[i].bytes);
   for (int i = 0; i < desc->n_nodes; i++)
     if (desc->nodes[i].a_const) persist += al128(mh_wire_apack_bytes((uint32_t)desc->nodes[i].m, (uint32_t)desc->nodes[i].k));
   if (!s->persist_base || s->persist_bytes != persist) s->persist_base = d->persist_top, s->tables_written = 0;
   uint64_t p = s->persist_base;
   for (int i = 0; i < desc->n_tensors; i++) {
-    if (desc->t[i].persistent) s->off[i] = (uint32_t)p, p += al128(desc->t[i].bytes);
+    if (desc->t[i].persistent || desc->keep_all) s->off[i] = (uint32_t)p, p += al128(desc->t[i].bytes);
     else top = (top - desc->t[i].bytes) / 128 * 128, s->off[i] = (uint32_t)top;
   }
   for (int i = 0; i < desc->n_nodes; i++) {

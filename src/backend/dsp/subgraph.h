@@ -39,6 +39,7 @@ typedef struct mh_dsp_sg_desc {
   mh_dsp_sg_node nodes[MH_WIRE_SG_NODES];
   int weights;  /* the constant tensor the layer's weights go to */
   int weights2; /* a second constant tensor derived from them (flipped weights), or 0 */
+  int keep_all; /* every tensor persistent: a segment's, whose activations stay between runs */
 } mh_dsp_sg_desc;
 
 typedef struct mh_dsp_sg {
