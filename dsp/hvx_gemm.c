@@ -224,15 +224,21 @@ static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, in
       }
       continue;
     }
-    HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[r0 + r] : 0), words[NG];
+    /* the fused epilogue: its constants and running max / count in registers for the row (the
+     * stores to y below may alias anything in memory, which would reload them per vector) */
+    const mh_rq_consts rq = f->rq;
+    HVX_Vector vmax = f->vmax, vsat = f->vsat, floor = f->floor, words[NG], valid[NG];
+    HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[r0 + r] : 0);
+    for (int g = 0; g < NG; g++) valid[g] = f->valid ? f->valid[g] : Q6_V_vsplat_R(-1);
     for (int g = 0; g < NG; g++) {
-      HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), f->floor);
+      HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), floor);
       int cols = n - n0 - 32 * g;
       if (!full && cols < 32) /* lanes past n: 0, not measured */
         x = cols > 0 ? Q6_V_vmux_QVV(Q6_Q_vsetq_R(4 * cols), x, Q6_V_vzero()) : Q6_V_vzero();
-      if (f->valid) x = Q6_V_vand_VV(x, f->valid[g]); /* columns off the grid's valid positions: 0 */
-      words[g] = mh_rq_words(&f->rq, x, &f->vmax, &f->vsat);
+      x = Q6_V_vand_VV(x, valid[g]); /* columns off the grid's valid positions: 0 */
+      words[g] = mh_rq_words(&rq, x, &vmax, &vsat);
     }
+    f->vmax = vmax, f->vsat = vsat;
     HVX_Vector bytes = Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
     int8_t *y = f->ep->y + (long)(r0 + r) * f->ep->ldy + n0;
     if (full) *(HVX_UVector *)y = bytes;
