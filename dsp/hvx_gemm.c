@@ -248,15 +248,44 @@ static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, in
   }
 }
 
-/* The panel's valid-column mask: lane j counts when its grid column < grid_q and row < grid_p;
- * (gx, gy) is the grid position of the panel's first column, advanced past it. */
-__attribute__((noinline)) static void grid_mask(const mh_gemm_job *jb, int *gx_, int *gy_, HVX_Vector *valid) {
-  int gx = *gx_, gy = *gy_;
+/* The valid-column masks of a padded grid, panel by panel: lane j counts when its grid column <
+ * grid_q and row < grid_p. pos[g] / pos[NG + g] hold the grid column / row of group g's lanes in the
+ * current panel (set up for the first panel by grid_start), advanced 128 columns by grid_next. */
+typedef struct {
+  HVX_Vector pos[2 * NG];
+  int32_t step_x, step_y; /* 128 columns: step_x = 128 mod grid_w columns and step_y rows (mod grid_h) */
+} grid_walk;
+
+static void grid_start(const mh_gemm_job *jb, grid_walk *w) {
+  int gx = 0, gy = 0, q = NP, sy = 0;
   for (int j = 0; j < NP; j++) {
-    ((int32_t *)valid)[j] = gx < jb->grid_q && gy < jb->grid_p ? -1 : 0;
+    ((int32_t *)&w->pos[j / 32])[j % 32] = gx, ((int32_t *)&w->pos[NG + j / 32])[j % 32] = gy;
     if (++gx == jb->grid_w) gx = 0, gy = gy + 1 == jb->grid_h ? 0 : gy + 1;
   }
-  *gx_ = gx, *gy_ = gy;
+  while (q >= jb->grid_w) q -= jb->grid_w, sy++; /* no division on the DSP */
+  while (sy >= jb->grid_h) sy -= jb->grid_h;
+  w->step_x = q, w->step_y = sy;
+}
+
+static void grid_masks(const mh_gemm_job *jb, const grid_walk *w, HVX_Vector *valid) {
+  HVX_Vector q = Q6_V_vsplat_R(jb->grid_q), p = Q6_V_vsplat_R(jb->grid_p), on = Q6_V_vsplat_R(-1);
+  for (int g = 0; g < NG; g++)
+    valid[g] = Q6_V_vmux_QVV(Q6_Q_and_QQ(Q6_Q_vcmp_gt_VwVw(q, w->pos[g]), Q6_Q_vcmp_gt_VwVw(p, w->pos[NG + g])), on,
+                             Q6_V_vzero());
+}
+
+static void grid_next(const mh_gemm_job *jb, grid_walk *w) {
+  HVX_Vector sx = Q6_V_vsplat_R(w->step_x), sy = Q6_V_vsplat_R(w->step_y), one = Q6_V_vsplat_R(1);
+  HVX_Vector gw = Q6_V_vsplat_R(jb->grid_w), gh = Q6_V_vsplat_R(jb->grid_h);
+  HVX_Vector wl = Q6_V_vsplat_R(jb->grid_w - 1), hl = Q6_V_vsplat_R(jb->grid_h - 1);
+  for (int g = 0; g < NG; g++) {
+    HVX_Vector x = Q6_Vw_vadd_VwVw(w->pos[g], sx);
+    HVX_VectorPred wrap = Q6_Q_vcmp_gt_VwVw(x, wl); /* past the row: one more row */
+    x = Q6_V_vmux_QVV(wrap, Q6_Vw_vsub_VwVw(x, gw), x);
+    HVX_Vector y = Q6_Vw_vadd_VwVw(Q6_Vw_vadd_VwVw(w->pos[NG + g], sy), Q6_V_vmux_QVV(wrap, one, Q6_V_vzero()));
+    y = Q6_V_vmux_QVV(Q6_Q_vcmp_gt_VwVw(y, hl), Q6_Vw_vsub_VwVw(y, gh), y); /* y < 2 grid_h before */
+    w->pos[g] = x, w->pos[NG + g] = y;
+  }
 }
 
 int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_epilogue *ep) {
@@ -299,16 +328,17 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
   finish_ctx f = {jb, ep, rowsum, mh_rq_make(ep ? ep->shift : 0, ep ? ep->mode : 0), Q6_V_vzero(), Q6_V_vzero(),
                   Q6_V_vsplat_R(-0x7fffffff), 0, 0};
   HVX_Vector *valid = 0;
-  int gx = 0, gy = 0; /* the grid position of the next panel's first column */
+  grid_walk walk;
   if (ep && jb->grid_w) {
     valid = mh_vtcm_alloc(v, NG * 128);
     if (!valid) return MH_WIRE_E_VTCM;
     f.valid = valid;
+    grid_start(jb, &walk);
   }
   *chunks = (uint32_t)nchunks;
   for (int n0 = 0; n0 < n; n0 += NP) {
     int G = (n - n0 + 31) / 32 < NG ? (n - n0 + 31) / 32 : NG;
-    if (valid) grid_mask(jb, &gx, &gy, valid);
+    if (valid) grid_masks(jb, &walk, valid), grid_next(jb, &walk);
     for (int c = 0; c < nchunks; c++) {
       int q0 = c * kcq, nq = qa - q0 < kcq ? qa - q0 : kcq, last = c == nchunks - 1;
       if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, G, bq);

@@ -324,6 +324,146 @@ static void malformed(mh_dsp *d) {
   CHECK_EQ_INT(call(d, MH_WIRE_GEMM_S8, &good.gemm, sizeof good.gemm), MH_WIRE_OK);
 }
 
+/* Segment programs by hand: a PAD into a grid (the grid form's im2col), ReLU and 2x2 max-pool of
+ * one tensor, against plain loops written here, with the exponent handed through; then malformed
+ * programs, one field each, refused with the status of their check while the DSP keeps serving the
+ * valid one. */
+enum { SN = 2, SC = 3, SH = 5, SW = 6, SP_ = 7, SQ = 8, STOP = 1, SLD = SN * SP_ * SQ };
+
+static void seg_valid(mh_wire_seg_tensor *t, mh_wire_seg_node *nd) {
+  const uint32_t base = MH_WIRE_PAGE, none = MH_WIRE_SEG_NONE;
+  mh_wire_seg_tensor tt[4] = {{base, SN * SC * SH * SW}, {base + 1024, SC * SLD}, {base + 2048, SN * SC * SH * SW},
+                              {base + 3072, SN * SC * (SH / 2) * (SW / 2)}};
+  memcpy(t, tt, sizeof tt);
+  memset(nd, 0, 3 * sizeof *nd);
+  mh_wire_seg_node pad = {MH_SEG_PAD, 0, none, 1, none, 0, SN, SC, SH, SW, SP_, SQ, STOP, SLD, {0, 0}};
+  mh_wire_seg_node relu = {MH_SEG_RELU, 0, none, 2, none, 0, SN, SC, SH, SW, 0, 0, 0, 0, {0, 0}};
+  mh_wire_seg_node pool = {MH_SEG_POOL2, 0, none, 3, none, 0, SN, SC, SH, SW, 0, 0, 0, 0, {0, 0}};
+  nd[0] = pad, nd[1] = relu, nd[2] = pool;
+}
+
+/* Prepares (slot 7) what is at desc_off and runs it; returns the preparation's status. */
+static uint32_t seg_prepare_run(mh_dsp *d, uint32_t desc_off, uint32_t n_t, uint32_t n_nodes, uint32_t *run_status) {
+  const uint32_t table_off = MH_WIRE_PAGE + 8192;
+  mh_wire_seg_prepare p = {7, desc_off, n_t, n_nodes, {0}};
+  uint32_t st = call(d, MH_WIRE_SEG_PREPARE, &p, sizeof p);
+  mh_wire_seg_run r = {7, table_off, 1, {0, 0}, 0, {0}};
+  *run_status = call(d, MH_WIRE_SEG_RUN, &r, sizeof r);
+  return st;
+}
+
+static void seg_programs(mh_dsp *d) {
+  const uint32_t desc_off = MH_WIRE_PAGE + 16384, table_off = MH_WIRE_PAGE + 8192;
+  mh_wire_seg_tensor t[4];
+  mh_wire_seg_node nd[3];
+  seg_valid(t, nd);
+  mh_rng r = mh_rng_make(77);
+  int8_t *x = (int8_t *)mh_dsp_at(d, t[0].off);
+  fill(&r, x, SN * SC * SH * SW);
+  memset(mh_dsp_at(d, t[1].off), 0x55, t[1].bytes); /* the pad must write its zeros too */
+  mh_wire_seg_table *tb = (mh_wire_seg_table *)mh_dsp_at(d, table_off);
+  memset(tb, 0, sizeof *tb);
+  tb->e[0] = -5;
+  memcpy(mh_dsp_at(d, desc_off), t, sizeof t);
+  memcpy(mh_dsp_at(d, desc_off + sizeof t), nd, sizeof nd);
+  uint32_t run = 0;
+  CHECK_EQ_INT(seg_prepare_run(d, desc_off, 4, 3, &run), MH_WIRE_OK);
+  CHECK_EQ_INT(run, MH_WIRE_OK);
+  const int8_t *pad = (const int8_t *)mh_dsp_at(d, t[1].off), *relu = (const int8_t *)mh_dsp_at(d, t[2].off),
+               *pool = (const int8_t *)mh_dsp_at(d, t[3].off);
+  long bad_pad = -1, bad_relu = -1, bad_pool = -1;
+  for (int c = 0; c < SC; c++)
+    for (int j = 0; j < SLD; j++) { /* grid position j of channel c: sample, row, column */
+      int s = j / (SP_ * SQ), y = j / SQ % SP_ - STOP, xx = j % SQ - STOP;
+      int want = y >= 0 && y < SH && xx >= 0 && xx < SW ? x[((s * SC + c) * SH + y) * SW + xx] : 0;
+      if (pad[c * SLD + j] != want && bad_pad < 0) bad_pad = c * SLD + j;
+    }
+  for (int i = 0; i < SN * SC * SH * SW; i++)
+    if (relu[i] != (x[i] > 0 ? x[i] : 0) && bad_relu < 0) bad_relu = i;
+  for (int pl = 0; pl < SN * SC; pl++)
+    for (int p = 0; p < SH / 2; p++)
+      for (int q = 0; q < SW / 2; q++) {
+        const int8_t *w = x + pl * SH * SW + 2 * p * SW + 2 * q;
+        int m = w[0] > w[1] ? w[0] : w[1];
+        m = w[SW] > m ? w[SW] : m, m = w[SW + 1] > m ? w[SW + 1] : m;
+        if (pool[(pl * (SH / 2) + p) * (SW / 2) + q] != m && bad_pool < 0) bad_pool = pl;
+      }
+  tl_checks += 3;
+  if (bad_pad >= 0) TL_FAIL("segment PAD: byte %ld of the grid differs", bad_pad);
+  if (bad_relu >= 0) TL_FAIL("segment ReLU: element %ld differs", bad_relu);
+  if (bad_pool >= 0) TL_FAIL("segment max-pool: plane %ld differs", bad_pool);
+  CHECK(tb->e[1] == -5 && tb->e[2] == -5 && tb->e[3] == -5); /* exponents handed through */
+
+  const uint32_t R = (uint32_t)d->region_bytes, ARG = MH_WIRE_E_ARG, OUT = MH_WIRE_E_BOUNDS;
+  static const struct {
+    int tensor, node, field; /* tensor >= 0: t[tensor].{off,bytes}[field]; else nd[node] word `field` */
+    uint32_t value, want;
+    const char *what;
+  } cases[] = {
+      {-1, 1, 0, 99, MH_WIRE_E_OP, "an unknown node op"},
+      {-1, 1, 1, 4, OUT, "an input tensor past the table"},
+      {-1, 1, 3, MH_WIRE_SEG_NONE, OUT, "a ReLU without an output"},
+      {-1, 0, 13, (SN - 1) * SP_ * SQ + (SH - 1 + STOP) * SQ + STOP + SW - 1, ARG, "a PAD whose last row overruns its row stride"},
+      {-1, 0, 12, 3, ARG, "a PAD whose data overruns the grid's row"},
+      {-1, 0, 10, SH, ARG, "a PAD whose data overruns the grid's rows"},
+      {-1, 2, 8, 1, ARG, "a max-pool of planes 1 row high"},
+      {-1, 1, 6, 0, ARG, "a ReLU over 0 samples"},
+      {-1, 1, 6, 70000, ARG, "a ReLU over 70000 samples"},
+      {-1, 0, 0, MH_SEG_CONV_FWD, ARG, "a convolution on a subgraph never prepared"},
+      {1, 0, 1, SC * SLD - 1, OUT, "a grid tensor a byte short"},
+      {2, 0, 0, MH_WIRE_PAGE + 2048 + 64, ARG, "a tensor not 128-byte aligned"},
+      {2, 0, 0, 0xffffff80u, OUT, "a tensor past the region"},
+      {3, 0, 1, 0, ARG, "a tensor of 0 bytes"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    mh_wire_seg_tensor tt[4];
+    mh_wire_seg_node nn[3];
+    seg_valid(tt, nn);
+    if (cases[i].tensor >= 0) ((uint32_t *)&tt[cases[i].tensor])[cases[i].field] = cases[i].value;
+    else ((uint32_t *)&nn[cases[i].node])[cases[i].field] = cases[i].value;
+    if (cases[i].value == 0xffffff80u) tt[2].off = (R + 127) / 128 * 128 - 128, tt[2].bytes = 256;
+    memcpy(mh_dsp_at(d, desc_off), tt, sizeof tt);
+    memcpy(mh_dsp_at(d, desc_off + sizeof tt), nn, sizeof nn);
+    uint32_t st = seg_prepare_run(d, desc_off, 4, 3, &run);
+    tl_checks += 2;
+    if (st != cases[i].want)
+      TL_FAIL("SEG_PREPARE with %s: status %u (%s), expected %u", cases[i].what, st, mh_wire_status_name(st), cases[i].want);
+    if (run != MH_WIRE_E_SUBGRAPH) TL_FAIL("SEG_RUN after a refused preparation (%s): status %u", cases[i].what, run);
+    if (!d->alive) {
+      TL_FAIL("SEG_PREPARE with %s: the DSP died", cases[i].what);
+      return;
+    }
+    memcpy(mh_dsp_at(d, desc_off), t, sizeof t); /* the valid program again */
+    memcpy(mh_dsp_at(d, desc_off + sizeof t), nd, sizeof nd);
+    CHECK_EQ_INT(seg_prepare_run(d, desc_off, 4, 3, &run), MH_WIRE_OK);
+    CHECK_EQ_INT(run, MH_WIRE_OK);
+  }
+  /* the messages themselves */
+  mh_wire_seg_prepare p = {7, desc_off, 4, 3, {0}};
+  mh_wire_seg_prepare bad[] = {{MH_WIRE_SEG_SLOTS, desc_off, 4, 3, {0}}, {7, desc_off + 2, 4, 3, {0}},
+                               {7, desc_off, 0, 3, {0}}, {7, desc_off, 4, 0, {0}},
+                               {7, desc_off, MH_WIRE_SEG_TENSORS + 1, 3, {0}}, {7, desc_off, 4, MH_WIRE_SEG_NODES + 1, {0}},
+                               {7, R - 64, 4, 3, {0}}};
+  uint32_t want[] = {ARG, ARG, ARG, ARG, ARG, ARG, OUT};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    tl_checks++;
+    uint32_t st = call(d, MH_WIRE_SEG_PREPARE, &bad[i], sizeof bad[i]);
+    if (st != want[i]) TL_FAIL("SEG_PREPARE message case %zu: status %u, expected %u", i, st, want[i]);
+  }
+  CHECK_EQ_INT(call(d, MH_WIRE_SEG_PREPARE, &p, sizeof p), MH_WIRE_OK);
+  mh_wire_seg_run runs[] = {{MH_WIRE_SEG_SLOTS, table_off, 1, {0, 0}, 0, {0}}, {9, table_off, 1, {0, 0}, 0, {0}},
+                            {7, table_off, 2, {0, 0}, 0, {0}}, {7, table_off + 2, 1, {0, 0}, 0, {0}},
+                            {7, R - 64, 1, {0, 0}, 0, {0}}};
+  uint32_t want_run[] = {MH_WIRE_E_SUBGRAPH, MH_WIRE_E_SUBGRAPH, ARG, ARG, OUT};
+  for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+    tl_checks++;
+    uint32_t st = call(d, MH_WIRE_SEG_RUN, &runs[i], sizeof runs[i]);
+    if (st != want_run[i]) TL_FAIL("SEG_RUN case %zu: status %u, expected %u", i, st, want_run[i]);
+  }
+  mh_wire_seg_run ok = {7, table_off, 1, {0, 0}, 0, {0}};
+  CHECK_EQ_INT(call(d, MH_WIRE_SEG_RUN, &ok, sizeof ok), MH_WIRE_OK);
+}
+
 /* A subgraph that cannot fit the region: NULL and a message saying so, nothing prepared. */
 static void region_full(void) {
   mh_dsp *d = NULL;
@@ -539,7 +679,7 @@ int main(void) {
   packed_weights_stay(d);
   mh_dsp_close(d);
   CHECK_OK(mh_dsp_open(&d, 1u << 20));
-  if (d) malformed(d);
+  if (d) malformed(d), seg_programs(d);
   mh_dsp_close(d);
   no_reuse();
   region_full();
