@@ -67,14 +67,39 @@ void mh_hvx_pack_a(int m, int k, const int8_t *a, int lda, int trans, uint8_t *o
  * unsigned bytes (xor 0x80). Rows past k read zeros; columns past n read whatever lies there (their
  * lanes are discarded). B stored k x n: each quad's 4 rows interleave by byte then halfword
  * shuffles into 128 words of 4 consecutive k. */
-__attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0, int q0, int nq, HVX_Vector *bq) {
+/* Four rows of B into the quad's 4 vectors: interleaved by byte then halfword shuffles, flipped. */
+static inline __attribute__((always_inline)) void quad_of_rows(HVX_Vector r0, HVX_Vector r1, HVX_Vector r2, HVX_Vector r3,
+                                                              HVX_Vector flip, HVX_Vector *o) {
+  HVX_VectorPair p01 = Q6_W_vshuff_VVR(r1, r0, -1), p23 = Q6_W_vshuff_VVR(r3, r2, -1);
+  HVX_VectorPair lo = Q6_W_vshuff_VVR(Q6_V_lo_W(p23), Q6_V_lo_W(p01), -2);
+  HVX_VectorPair hi = Q6_W_vshuff_VVR(Q6_V_hi_W(p23), Q6_V_hi_W(p01), -2);
+  o[0] = Q6_V_vxor_VV(Q6_V_lo_W(lo), flip), o[1] = Q6_V_vxor_VV(Q6_V_hi_W(lo), flip);
+  o[2] = Q6_V_vxor_VV(Q6_V_lo_W(hi), flip), o[3] = Q6_V_vxor_VV(Q6_V_hi_W(hi), flip);
+}
+
+/* far: the largest row offset of B (its row table's, or (k-1) ldb), so that whole quads of a panel
+ * whose every row lies inside the region take the straight path, without per-row checks. */
+__attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0, int q0, int nq, uint32_t far,
+                                                  HVX_Vector *bq) {
   HVX_Vector flip = Q6_V_vsplat_R((int32_t)0x80808080u);
   const uint8_t *end = mh_region + mh_region_bytes, *b = (const uint8_t *)jb->b + n0;
   const uint32_t *rows = jb->b_rows; /* the job's fields in registers: the stores below may alias them */
   const int k = jb->k;
   const long ldb = jb->ldb;
   HVX_Vector tail[4];
-  for (int q = 0; q < nq; q++) {
+  int q = 0, whole = (k >> 2) - q0; /* quads whose four rows are all inside k */
+  whole = whole < 0 ? 0 : whole > nq ? nq : whole;
+  if (b + far + NP <= end) { /* every row's 128 bytes inside the region */
+    if (rows)
+      for (const uint32_t *rw = rows + 4 * q0; q < whole; q++, rw += 4)
+        quad_of_rows(*(const HVX_UVector *)(b + rw[0]), *(const HVX_UVector *)(b + rw[1]),
+                     *(const HVX_UVector *)(b + rw[2]), *(const HVX_UVector *)(b + rw[3]), flip, bq + q * NG);
+    else
+      for (const uint8_t *s = b + 4 * q0 * ldb; q < whole; q++, s += 4 * ldb)
+        quad_of_rows(*(const HVX_UVector *)s, *(const HVX_UVector *)(s + ldb), *(const HVX_UVector *)(s + 2 * ldb),
+                     *(const HVX_UVector *)(s + 3 * ldb), flip, bq + q * NG);
+  }
+  for (; q < nq; q++) { /* the last quad past k, or rows near the region's end */
     const uint8_t *src[4];
 #pragma clang loop unroll(full)
     for (int i = 0; i < 4; i++) {
@@ -86,15 +111,8 @@ __attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0,
         src[i] = t;
       }
     }
-    /* the four rows straight into registers */
-    HVX_Vector r[4] = {*(const HVX_UVector *)src[0], *(const HVX_UVector *)src[1], *(const HVX_UVector *)src[2],
-                       *(const HVX_UVector *)src[3]};
-    HVX_VectorPair p01 = Q6_W_vshuff_VVR(r[1], r[0], -1), p23 = Q6_W_vshuff_VVR(r[3], r[2], -1);
-    HVX_VectorPair lo = Q6_W_vshuff_VVR(Q6_V_lo_W(p23), Q6_V_lo_W(p01), -2);
-    HVX_VectorPair hi = Q6_W_vshuff_VVR(Q6_V_hi_W(p23), Q6_V_hi_W(p01), -2);
-    HVX_Vector *o = bq + q * NG;
-    o[0] = Q6_V_vxor_VV(Q6_V_lo_W(lo), flip), o[1] = Q6_V_vxor_VV(Q6_V_hi_W(lo), flip);
-    o[2] = Q6_V_vxor_VV(Q6_V_lo_W(hi), flip), o[3] = Q6_V_vxor_VV(Q6_V_hi_W(hi), flip);
+    quad_of_rows(*(const HVX_UVector *)src[0], *(const HVX_UVector *)src[1], *(const HVX_UVector *)src[2],
+                 *(const HVX_UVector *)src[3], flip, bq + q * NG);
   }
 }
 
@@ -193,10 +211,16 @@ typedef struct {
  * its end with what they held: the DSP runs one thread, and nothing else writes the region then). */
 static inline int fits(const void *p) { return (const uint8_t *)p + 128 <= mh_region + mh_region_bytes; }
 
-static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, int r0, int R, int n0, int G,
+__attribute__((noinline)) static void finish_block(finish_ctx *f, int r0, int R, int n0, int G,
                                                                HVX_Vector acc[4][NG], int raw) {
   const mh_gemm_job *jb = f->jb;
   int n = jb->n, full = n - n0 >= NP;
+  HVX_Vector keep[NG]; /* the fused epilogue's lanes that count: inside n, on the grid's valid positions */
+  for (int g = 0; f->ep && g < NG; g++) {
+    int cols = n - n0 - 32 * g;
+    keep[g] = f->valid ? f->valid[g] : Q6_V_vsplat_R(-1);
+    if (cols < 32) keep[g] = cols > 0 ? Q6_V_vmux_QVV(Q6_Q_vsetq_R(4 * cols), keep[g], Q6_V_vzero()) : Q6_V_vzero();
+  }
   for (int r = 0; r < R; r++) {
     HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[r0 + r] * 128u) : 0);
     if (!f->ep) {
@@ -227,17 +251,18 @@ static inline __attribute__((always_inline)) void finish_block(finish_ctx *f, in
     /* the fused epilogue: its constants and running max / count in registers for the row (the
      * stores to y below may alias anything in memory, which would reload them per vector) */
     const mh_rq_consts rq = f->rq;
-    HVX_Vector vmax = f->vmax, vsat = f->vsat, floor = f->floor, words[NG], valid[NG];
+    HVX_Vector vmax = f->vmax, vsat = f->vsat, floor = f->floor, words[NG];
     HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[r0 + r] : 0);
-    for (int g = 0; g < NG; g++) valid[g] = f->valid ? f->valid[g] : Q6_V_vsplat_R(-1);
-    for (int g = 0; g < NG; g++) {
-      HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), floor);
-      int cols = n - n0 - 32 * g;
-      if (!full && cols < 32) /* lanes past n: 0, not measured */
-        x = cols > 0 ? Q6_V_vmux_QVV(Q6_Q_vsetq_R(4 * cols), x, Q6_V_vzero()) : Q6_V_vzero();
-      x = Q6_V_vand_VV(x, valid[g]); /* columns off the grid's valid positions: 0 */
-      words[g] = mh_rq_words(&rq, x, &vmax, &vsat);
-    }
+    if (rq.mode == 1) /* niti's rounding: no branch inside, the four vectors interleave */
+      for (int g = 0; g < NG; g++) {
+        HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), floor);
+        words[g] = mh_rq_words_psto(&rq, Q6_V_vand_VV(x, keep[g]), &vmax, &vsat);
+      }
+    else
+      for (int g = 0; g < NG; g++) {
+        HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), floor);
+        words[g] = mh_rq_words(&rq, Q6_V_vand_VV(x, keep[g]), &vmax, &vsat);
+      }
     f->vmax = vmax, f->vsat = vsat;
     HVX_Vector bytes = Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
     int8_t *y = f->ep->y + (long)(r0 + r) * f->ep->ldy + n0;
@@ -336,13 +361,20 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
     grid_start(jb, &walk);
   }
   *chunks = (uint32_t)nchunks;
+  uint32_t far = 0; /* B's largest row offset (stored by rows) */
+  if (!jb->trans_b) {
+    if (jb->b_rows)
+      for (int i = 0; i < k; i++) far = jb->b_rows[i] > far ? jb->b_rows[i] : far;
+    else
+      far = (uint32_t)(k - 1) * (uint32_t)jb->ldb;
+  }
   for (int n0 = 0; n0 < n; n0 += NP) {
     int G = (n - n0 + 31) / 32 < NG ? (n - n0 + 31) / 32 : NG;
     if (valid) grid_masks(jb, &walk, valid), grid_next(jb, &walk);
     for (int c = 0; c < nchunks; c++) {
       int q0 = c * kcq, nq = qa - q0 < kcq ? qa - q0 : kcq, last = c == nchunks - 1;
       if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, G, bq);
-      else pack_b_rows(jb, n0, q0, nq, bq);
+      else pack_b_rows(jb, n0, q0, nq, far, bq);
       for (int r0 = 0, R; r0 < m; r0 += R) { /* blocks of 4 rows, the last 1-3 as 2 and 1 */
         R = m - r0 >= 4 ? 4 : m - r0 >= 2 ? 2 : 1;
         HVX_Vector acc[4][NG];

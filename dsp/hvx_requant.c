@@ -21,8 +21,14 @@ int mh_hvx_requant_s8(mh_vtcm *v, const int32_t *x, int8_t *y, uint32_t n, int s
       for (uint32_t k = 0; k < 128; k++) t[k] = k < rest ? x[i + k] : 0;
       src = tail_in, dst = tail_out;
     }
-    HVX_Vector w0 = mh_rq_words(&c, src[0], &vmax, &vsat), w1 = mh_rq_words(&c, src[1], &vmax, &vsat);
-    HVX_Vector w2 = mh_rq_words(&c, src[2], &vmax, &vsat), w3 = mh_rq_words(&c, src[3], &vmax, &vsat);
+    HVX_Vector w0, w1, w2, w3;
+    if (mode == 1) {
+      w0 = mh_rq_words_psto(&c, src[0], &vmax, &vsat), w1 = mh_rq_words_psto(&c, src[1], &vmax, &vsat);
+      w2 = mh_rq_words_psto(&c, src[2], &vmax, &vsat), w3 = mh_rq_words_psto(&c, src[3], &vmax, &vsat);
+    } else {
+      w0 = mh_rq_words(&c, src[0], &vmax, &vsat), w1 = mh_rq_words(&c, src[1], &vmax, &vsat);
+      w2 = mh_rq_words(&c, src[2], &vmax, &vsat), w3 = mh_rq_words(&c, src[3], &vmax, &vsat);
+    }
     HVX_Vector h01 = Q6_Vh_vpack_VwVw_sat(w1, w0), h23 = Q6_Vh_vpack_VwVw_sat(w3, w2);
     *dst = Q6_Vb_vpack_VhVh_sat(h23, h01);
     if (i == full)
