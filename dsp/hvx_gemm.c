@@ -161,6 +161,45 @@ __attribute__((noinline)) static void pack_b_cols(const mh_gemm_job *jb, int n0,
     }
 }
 
+/* A by rows: quads [q0, q0+nq) of every row into out (row r at out + r * nq words), zero past k,
+ * their sums added to the row's lanes in vsum (m vectors) and, with `last`, the row sums finished
+ * into sums. Rows go in increasing order, so a vector running past its row only writes bytes a
+ * later row (or the room left after the last) rewrites. */
+__attribute__((noinline)) static void pack_a_rows(const mh_gemm_job *jb, int q0, int nq, int32_t *out, HVX_Vector *vsum,
+                                                  int last, int32_t *sums) {
+  const uint8_t *end = mh_region + mh_region_bytes;
+  const uint32_t *rows = jb->a_rows;
+  const int m = jb->m, lo = 4 * q0, len = 4 * nq, valid = jb->k - lo < len ? jb->k - lo : len;
+  HVX_Vector ones = Q6_V_vsplat_R(0x01010101), zero = Q6_V_vzero();
+  for (int r = 0; r < m; r++) {
+    const uint8_t *src = (const uint8_t *)jb->a + rows[r] + lo;
+    uint8_t *dst = (uint8_t *)(out + (long)r * nq);
+    HVX_Vector s = q0 ? vsum[r] : zero;
+    int i = 0, tail = 0;
+    for (; i + 128 <= valid && end - (src + i) >= 128; i += 128) {
+      HVX_Vector v = *(const HVX_UVector *)(src + i);
+      *(HVX_UVector *)(dst + i) = v;
+      s = Q6_Vw_vrmpyacc_VwVbVb(s, v, ones);
+    }
+    if (i < valid && end - (src + i) >= 128) { /* the row's last part: bytes past it do not count */
+      HVX_Vector v = *(const HVX_UVector *)(src + i);
+      *(HVX_UVector *)(dst + i) = v;
+      s = Q6_Vw_vrmpyacc_VwVbVb(s, Q6_V_vmux_QVV(Q6_Q_vsetq_R(valid - i), v, zero), ones);
+      i = valid;
+    }
+    for (; i < valid; i++) dst[i] = src[i], tail += (int8_t)src[i];
+    for (i = valid; i < len; i++) dst[i] = 0;
+    vsum[r] = s;
+    if (!last) {
+      if (tail) vsum[r] = Q6_Vw_vadd_VwVw(s, Q6_V_vmux_QVV(Q6_Q_vsetq_R(4), Q6_V_vsplat_R(tail), zero));
+      continue;
+    }
+    int32_t total = tail;
+    for (int w = 0; w < 32; w++) total += Q6_R_vextract_VR(s, 4 * w);
+    sums[r] = total;
+  }
+}
+
 /* acc[r][g] (+)= sum over the chunk's nq quads of vrmpy(bq[q][g], a_r[q]), R rows, G vectors. The
  * loops have constant bounds where it is called, so every accumulator is a register. */
 static inline __attribute__((always_inline)) void kernel(int R, int G, const int32_t *const *a, const HVX_Vector *bq,
@@ -327,8 +366,14 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
   const int32_t *arows = (const int32_t *)jb->apack, *rowsum;
   long astride = qa;
   int32_t *sums_now = 0;
+  int32_t *achunk = 0; /* A by rows: each K chunk of it packed here in turn, its row sums gathered in avsum */
+  HVX_Vector *avsum = 0;
   if (jb->apack) {
     rowsum = (const int32_t *)(jb->apack + mh_wire_apack_rows_bytes((uint32_t)m, (uint32_t)k));
+  } else if (jb->a_rows) { /* row sums, their vector lanes, then room for a chunk of A and a spill */
+    uint64_t words = (uint64_t)((m + 31) & ~31) + 32ull * (uint64_t)m + (uint64_t)m * (uint64_t)kcq + 32;
+    if (words * 4 > sizeof a_mem) return MH_WIRE_E_VTCM;
+    rowsum = a_mem, avsum = (HVX_Vector *)(a_mem + ((m + 31) & ~31)), achunk = (int32_t *)(avsum + m);
   } else if (!jb->trans_a && k % 4 == 0 && jb->lda % 4 == 0 && ((uintptr_t)jb->a & 3u) == 0 &&
              (uint64_t)m * 4 <= sizeof a_mem) {
     arows = (const int32_t *)jb->a, astride = jb->lda / 4;
@@ -375,6 +420,7 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
       int q0 = c * kcq, nq = qa - q0 < kcq ? qa - q0 : kcq, last = c == nchunks - 1;
       if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, G, bq);
       else pack_b_rows(jb, n0, q0, nq, far, bq);
+      if (achunk) pack_a_rows(jb, q0, nq, achunk, avsum, last, (int32_t *)rowsum);
       for (int r0 = 0, R; r0 < m; r0 += R) { /* blocks of 4 rows, the last 1-3 as 2 and 1 */
         R = m - r0 >= 4 ? 4 : m - r0 >= 2 ? 2 : 1;
         HVX_Vector acc[4][NG];
@@ -382,17 +428,17 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
           for (int g = 0; g < NG; g++)
             acc[r][g] = ep && c > 0 ? *(HVX_Vector *)(pacc_mem + (long)(r0 + r) * NP + 32 * g) : Q6_V_vzero();
         const int32_t *ap[4];
-        for (int r = 0; r < R; r++) ap[r] = arows + (long)(r0 + r) * astride + q0;
+        for (int r = 0; r < R; r++) ap[r] = achunk ? achunk + (long)(r0 + r) * nq : arows + (long)(r0 + r) * astride + q0;
         run_kernel(R, G, ap, bq, nq, acc);
         if (ep && !last) { /* the fused epilogue waits for the whole sum */
           for (int r = 0; r < R; r++)
             for (int g = 0; g < NG; g++) *(HVX_Vector *)(pacc_mem + (long)(r0 + r) * NP + 32 * g) = acc[r][g];
           continue;
         }
-        /* int32 C: the first chunk takes the correction (and adds C when accumulating), later chunks
-         * add their raw sums */
+        /* int32 C: the first chunk stores (or adds to C when accumulating), later chunks add; the last
+         * takes the correction (int32 sums wrap alike in every order; A by rows has its sums then) */
         f.add_c = !ep && (c > 0 || jb->accumulate);
-        finish_block(&f, r0, R, n0, G, acc, ep || c == 0);
+        finish_block(&f, r0, R, n0, G, acc, last);
       }
     }
   }

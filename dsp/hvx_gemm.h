@@ -33,6 +33,7 @@ typedef struct mh_gemm_job {
   const uint8_t *apack; /* op(A) already packed by mh_hvx_pack_a (a subgraph's weights), or 0 */
   const uint32_t *b_rows; /* stored row i of B at b + b_rows[i] (ldb unused), or 0 */
   int grid_w, grid_h, grid_q, grid_p; /* the fused epilogue measures only these columns (grid_w 0: all) */
+  const uint32_t *a_rows; /* row i of A (not transposed) at a + a_rows[i] (lda unused), or 0 */
 } mh_gemm_job;
 
 /* *chunks: how many K chunks the VTCM budget forced (1: none). ep: 0 for int32 C. */

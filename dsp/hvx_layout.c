@@ -42,12 +42,12 @@ static void copy_rows(int8_t *d, uint32_t ds, const int8_t *s, uint32_t ss, uint
                       const int8_t *dend, const int8_t *send) {
   HVX_VectorPred keep = Q6_Q_vsetq_R(len & 127u);
   HVX_Vector zero = Q6_V_vzero();
-  uint32_t r = 0;
+  uint32_t r = 0, safe = rows; /* rows whose vectors stay below both ends: all but a last few */
+  while (safe && (dend - (d + (uint64_t)(safe - 1) * ds) < 128 || send - (s + (uint64_t)(safe - 1) * ss) < 128)) safe--;
   if (len < 128 && zero_tail) {
-    for (; r < rows && dend - d >= 128 && send - s >= 128; r++, d += ds, s += ss)
-      ((uvec *)d)->v = Q6_V_vmux_QVV(keep, ((const uvec *)s)->v, zero);
+    for (; r < safe; r++, d += ds, s += ss) ((uvec *)d)->v = Q6_V_vmux_QVV(keep, ((const uvec *)s)->v, zero);
   } else {
-    for (; r < rows && dend - d >= 128 && send - s >= 128; r++, d += ds, s += ss) ((uvec *)d)->v = ((const uvec *)s)->v;
+    for (; r < safe; r++, d += ds, s += ss) ((uvec *)d)->v = ((const uvec *)s)->v;
   }
   for (; r < rows; r++, d += ds, s += ss)
     for (uint32_t i = 0; i < len; i++) d[i] = s[i];

@@ -67,7 +67,10 @@ typedef struct mh_wire_gemm_s8 {
   /* the fused epilogue's statistics over a padded grid (grid_w > 0): column j counts only when
    * j mod grid_w < grid_q and (j / grid_w) mod grid_h < grid_p (the other columns are discarded) */
   uint32_t grid_w, grid_h, grid_q, grid_p;
-  uint32_t reserved[3];
+  /* A by rows (with MH_WIRE_GEMM_A_ROWS, A not transposed): row i of A starts at a_off + rows[i],
+   * rows being m uint32 at a_rows_off (lda unused): a weight gradient's padded-image runs */
+  uint32_t a_rows_off;
+  uint32_t reserved[2];
 } mh_wire_gemm_s8;
 
 /* The GEMM kernel's K chunk, in 4-byte k steps (quads), for `avail` bytes of VTCM: a 128-column
@@ -88,6 +91,7 @@ static inline int mh_wire_fused_fits(uint32_t m, uint32_t k) { return m <= MH_WI
 #define MH_WIRE_GEMM_TRANS_A 1u /* A stored as k rows of m (row stride lda) */
 #define MH_WIRE_GEMM_TRANS_B 2u /* B stored as n rows of k (row stride ldb) */
 #define MH_WIRE_GEMM_B_ROWS 4u  /* B's stored rows at the offsets of a row table (b_rows_off) */
+#define MH_WIRE_GEMM_A_ROWS 8u  /* A's rows at the offsets of a row table (a_rows_off) */
 
 /* Bytes of A packed for the HVX kernel: m rows of ceil(k/4) words (4 consecutive k each, s8, zero
  * past k), 128-byte aligned, then the m row sums (int32) the kernel's +128 correction needs. */

@@ -536,7 +536,13 @@ static void malformed(mh_dsp *d) {
       {G, {{GM(ldc), GM_N - 1}}, ARG, "ldc < n"},
       {G, {{GM(accumulate), 2}}, ARG, "accumulate = 2"},
       {G, {{GM(epilogue), 2}}, ARG, "epilogue = 2"},
-      {G, {{GM(flags), 8}}, ARG, "an unknown flag"},
+      {G, {{GM(flags), 16}}, ARG, "an unknown flag"},
+      {G, {{GM(flags), MH_WIRE_GEMM_A_ROWS}, {GM(a_rows_off), PG + 2}}, ARG, "an A row table not 4-byte aligned"},
+      {G, {{GM(flags), MH_WIRE_GEMM_A_ROWS | TA}, {GM(a_rows_off), PG}}, ARG, "A by rows and transposed"},
+      {G, {{GM(flags), MH_WIRE_GEMM_A_ROWS}, {GM(a_rows_off), R - 4 * GM_M + 4}}, OUT,
+       "an A row table (m entries) 4 bytes past the end"},
+      {G, {{GM(flags), MH_WIRE_GEMM_A_ROWS}, {GM(a_rows_off), R - 4 * GM_M}, {GM(lda), 0}}, MH_WIRE_OK,
+       "an A row table ending at the region's end (zero entries: every row at a_off; lda unused)"},
       {G, {{GM(flags), MH_WIRE_GEMM_B_ROWS}, {GM(b_rows_off), PG + 2}}, ARG, "a B row table not 4-byte aligned"},
       {G, {{GM(flags), MH_WIRE_GEMM_B_ROWS}, {GM(b_rows_off), R - 4 * GM_K + 4}}, OUT,
        "a B row table (k entries) 4 bytes past the end"},
@@ -813,6 +819,49 @@ static void rows_and_grid(mh_dsp *d) {
   }
 }
 
+/* A given by a row table (rows in reverse order with gaps of odd length, so they start unaligned)
+ * against the dense product, over one and several K chunks (the row sums gathered chunk by chunk),
+ * with B dense and transposed; a table entry pointing past the region is refused. */
+static void a_rows(mh_dsp *d) {
+  mh_rng r = mh_rng_make(62);
+  static const int shapes[][4] = {{7, 200, 37, 0}, {9, 70, 2100, 1}, {6, 32, 4001, 1}, {13, 129, 300, 0}};
+  for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+    int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2], tb = shapes[t][3];
+    int8_t *a = malloc((size_t)m * k), *b = malloc((size_t)k * n);
+    int32_t *want = malloc((size_t)m * n * 4);
+    for (long i = 0; i < (long)m * k; i++) a[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+    for (long i = 0; i < (long)k * n; i++) b[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
+    mh_gemm_s8_args o = {m, n, k, a, k, 0, b, tb ? k : n, tb, want, n, 0};
+    mh_gemm_s8_ref(&o);
+    uint32_t stride = (uint32_t)k + 5, t_off = PG, a_off = PG + (uint32_t)(4 * m + 127) / 128 * 128;
+    uint32_t b_off = a_off + (stride * (uint32_t)m + 127) / 128 * 128;
+    uint32_t c_off = b_off + (uint32_t)((long)k * n + 127) / 128 * 128, *table = (uint32_t *)mh_dsp_at(d, t_off);
+    for (int i = 0; i < m; i++) {
+      table[i] = (uint32_t)(m - 1 - i) * stride + 3;
+      memcpy(mh_dsp_at(d, a_off + table[i]), a + (size_t)i * k, (size_t)k);
+    }
+    memcpy(mh_dsp_at(d, b_off), b, (size_t)k * n);
+    mh_wire_msg *msg = mh_dsp_msg(d);
+    memset(msg, 0, sizeof *msg);
+    msg->op = MH_WIRE_GEMM_S8;
+    mh_wire_gemm_s8 g = {(uint32_t)m, (uint32_t)n, (uint32_t)k, a_off, 0, b_off, (uint32_t)(tb ? k : n), c_off, (uint32_t)n};
+    g.flags = MH_WIRE_GEMM_A_ROWS | (tb ? MH_WIRE_GEMM_TRANS_B : 0u), g.a_rows_off = t_off;
+    msg->args.gemm = g;
+    CHECK_OK(mh_dsp_call(d, 60000));
+    tl_checks++;
+    if (memcmp(mh_dsp_at(d, c_off), want, (size_t)m * n * 4))
+      TL_FAIL("A by rows, %d x %d x %d%s: C differs from the dense product", m, n, k, tb ? " (B transposed)" : "");
+    if (k > 1920) CHECK(msg->chunks >= 2);
+    table[m / 2] = (uint32_t)d->region_bytes; /* an entry past the region: refused, and the DSP keeps serving */
+    memset(msg, 0, sizeof *msg);
+    msg->op = MH_WIRE_GEMM_S8;
+    msg->args.gemm = g;
+    CHECK_ERR(mh_dsp_call(d, 60000));
+    CHECK_EQ_INT((long)msg->status, MH_WIRE_E_BOUNDS);
+    free(a), free(b), free(want);
+  }
+}
+
 /* Executed-packet counting: the HVX classifier on instruction words of known disassembly, and the
  * counts of a ReLU (nearly all HVX) and a GEMM (MACs per packet within the v66 bound) landing in
  * their functions' buckets. Skipped when the build has no plugin. */
@@ -892,6 +941,7 @@ int main(void) {
   maxpool(d);
   add(d);
   rows_and_grid(d);
+  a_rows(d);
   packets(d, &r);
 
   /* malformed messages: a status back, and the DSP keeps serving */

@@ -244,7 +244,7 @@ static void malformed(mh_dsp *d) {
       {PREP, NODE0, {{ND(a_const), 1}, {ND(gemm.apack_off), t + 4096 + 64}}, ARG, "a packed area not 128-byte aligned"},
       {PREP, NODE0, {{ND(a_const), 1}, {ND(gemm.apack_off), R - 128}}, OUT, "a packed area (256 bytes) past the end"},
       {PREP, NODE0, {{ND(a_const), 1}, {ND(gemm.apack_off), t + 4096}}, MH_WIRE_OK, "a constant A with a packed area"},
-      {PREP, NODE0, {{ND(gemm.flags), 8}}, ARG, "an unknown GEMM flag"},
+      {PREP, NODE0, {{ND(gemm.flags), 16}}, ARG, "an unknown GEMM flag"},
       {PREP, NODE0, {{ND(gemm.m), 0}}, ARG, "a GEMM with m = 0"},
       {PREP, NODE0, {{ND(gemm.c_off), R - 8}}, OUT, "the output past the region's end"},
       {PREP, NODE0, {{ND(may_fuse), 1}, {ND(gemm.accumulate), 1}}, ARG, "fusable but accumulating (the fused form)"},

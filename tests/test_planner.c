@@ -213,9 +213,10 @@ static void dsp_work_counts(void) {
   double w[MH_DSPW_COUNT] = {0};
   mh_dsp_node_work(&g, 2, MH_PASS_FWD, MH_PRECISION_INTEGER, 1000, w);
   /* tiles: ceil(4/4) row blocks x ceil(1000/128) = 8 panels x 16/4 = 4 quads = 32; B^T blocks of
-   * 32 columns x 32 quads: ceil(1000/32) = 32 x 1; output vectors 4 rows x 32; A 4 rows x 16 bytes */
+   * 32 columns x 32 quads: ceil(1000/32) = 32 x 1; output vectors 4 rows x 32, requantised by the
+   * fused epilogue (niti's forward); A 4 rows x 16 bytes */
   CHECK(w[MH_DSPW_TILES] == 32 && w[MH_DSPW_B_TRANS] == 32 && w[MH_DSPW_B_ROWS] == 0 && w[MH_DSPW_B_COLS] == 0);
-  CHECK(w[MH_DSPW_OUT_VECS] == 128 && w[MH_DSPW_A_BYTES] == 64 && w[MH_DSPW_A_TRANS] == 0 && w[MH_DSPW_A_ROWS] == 4);
+  CHECK(w[MH_DSPW_FUSED_VECS] == 128 && w[MH_DSPW_OUT_VECS] == 0 && w[MH_DSPW_A_BYTES] == 64 && w[MH_DSPW_A_TRANS] == 0 && w[MH_DSPW_A_ROWS] == 4);
   CHECK(w[MH_DSPW_GEMMS] == 1 && w[MH_DSPW_MESSAGES] == 1 && w[MH_DSPW_GRID] == 0 && w[MH_DSPW_ELTWISE] == 0);
   memset(w, 0, sizeof w);
   mh_dsp_node_work(&g, 2, MH_PASS_BWD_W | MH_PASS_BWD_D, MH_PRECISION_INTEGER, 1000, w);

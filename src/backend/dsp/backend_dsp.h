@@ -58,6 +58,10 @@ struct mh_dsp_sg *mh__dsp_conv_sg(mh_dsp_backend *b, const mh_op_ctx *ctx, const
  * forward / weight-gradient grid (jt) and of the input gradient's (jt2). */
 int mh__dsp_conv_is_grid(const conv_dims *d);
 void mh__dsp_conv_grid(const conv_dims *d, int *hp, int *wp, int *hq, int *wq, size_t *jt, size_t *jt2);
+/* The weight gradient (O x kk int32) from the subgraph's DW tensor, which holds it transposed when
+ * the descriptor says so (dw_t). */
+struct mh_dsp_sg_desc;
+void mh__dsp_conv_read_dw(const struct mh_dsp_sg_desc *desc, const int32_t *dw, int O, int kk, int32_t *out);
 
 /* Segments (segment.c): the last node of the chain from `node` the DSP runs as one program, and
  * running one (forward, or the backward of a chain whose forward it ran in this step). */

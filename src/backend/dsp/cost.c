@@ -7,24 +7,24 @@
 #include "backend/dsp/backend_dsp.h"
 #include "backend/dsp/subgraph.h"
 
-const char *const mh_dsp_work_names[MH_DSPW_COUNT] = {"tiles", "b_rows", "b_cols", "b_trans", "out_vecs", "a_bytes",
+const char *const mh_dsp_work_names[MH_DSPW_COUNT] = {"tiles", "b_rows", "b_cols", "b_trans", "out_vecs", "fused_vecs", "a_bytes",
                                                       "a_trans", "a_rows", "grid", "gemms", "relu",   "pool_fwd", "pool_bwd", "add", "messages", "eltwise",
                                                       "pad_rows", "zero_vecs", "nchw_rows", "requant", "sums", "segments"};
 
 /* Packets per unit of each kind of work: scripts/dsp_calibrate.sh (lenet5 and cnn6-nobn niti at
  * batches 8, 16, 32 as segments and at 16 layer by layer, lenet5 int8 at 16, on the DSP program of
- * this tree; rerun it after changing a kernel). The layout work of segments is collinear with the
- * copies (rows of a pad and of a gather come in fixed proportion in the zoo's chains), so the fit
- * puts it all on pad_rows. A zero: the fit found that work free beside the rest (it is kept >= 0). The residual
+ * this tree; rerun it after changing a kernel). Some kinds of work come in fixed proportion to
+ * others in the zoo's layers (a segment's pads and gathers, a grid's masks and its panels), so the
+ * fit puts them on one of the pair and the other reads 0. A zero: the fit found that work free beside the rest (it is kept >= 0). The residual
  * add is not in the set (no niti model of the zoo has one): its rate is an estimate, the ReLU's for
  * each of its two passes over widened halfwords plus its write. */
 static const double packets_per[MH_DSPW_COUNT] = {
-    [MH_DSPW_TILES] = 7.469, [MH_DSPW_B_ROWS] = 48.74, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 254.7,
-    [MH_DSPW_OUT_VECS] = 15.7, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0, [MH_DSPW_A_ROWS] = 118.8,
-    [MH_DSPW_GRID] = 1759, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01756, [MH_DSPW_POOL_FWD] = 29.08,
-    [MH_DSPW_POOL_BWD] = 52.53, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 871.9, [MH_DSPW_ELTWISE] = 92.75,
-    [MH_DSPW_PAD_ROWS] = 21.96, [MH_DSPW_ZERO_VECS] = 0, [MH_DSPW_NCHW_ROWS] = 0, [MH_DSPW_REQUANT] = 0,
-    [MH_DSPW_SUMS] = 0, [MH_DSPW_SEGMENTS] = 0,
+    [MH_DSPW_TILES] = 5.878, [MH_DSPW_B_ROWS] = 18.14, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 247.4,
+    [MH_DSPW_OUT_VECS] = 13.49, [MH_DSPW_FUSED_VECS] = 30.96, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0,
+    [MH_DSPW_A_ROWS] = 113.5, [MH_DSPW_GRID] = 0, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01756,
+    [MH_DSPW_POOL_FWD] = 28.71, [MH_DSPW_POOL_BWD] = 53.09, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 567.4,
+    [MH_DSPW_ELTWISE] = 92.57, [MH_DSPW_PAD_ROWS] = 3.189, [MH_DSPW_ZERO_VECS] = 0, [MH_DSPW_NCHW_ROWS] = 10.17,
+    [MH_DSPW_REQUANT] = 0, [MH_DSPW_SUMS] = 0, [MH_DSPW_SEGMENTS] = 0,
 };
 
 static double up(double a, double b) { return (double)(long)((a + b - 1) / b); }
@@ -34,7 +34,7 @@ static void gemm_work(const mh_dsp_sg_node *n, int fused, double *w) {
   w[MH_DSPW_TILES] += up(m, 4) * panels * q;
   if (n->trans_b) w[MH_DSPW_B_TRANS] += up(cols, 32) * up(q, 32);
   else w[n->b_rows ? MH_DSPW_B_ROWS : MH_DSPW_B_COLS] += panels * q;
-  w[MH_DSPW_OUT_VECS] += m * up(cols, 32);
+  w[fused ? MH_DSPW_FUSED_VECS : MH_DSPW_OUT_VECS] += m * up(cols, 32);
   w[n->trans_a ? MH_DSPW_A_TRANS : MH_DSPW_A_BYTES] += m * q * 4;
   w[MH_DSPW_A_ROWS] += m;
   if (fused && n->grid_w) w[MH_DSPW_GRID] += panels;

@@ -11,7 +11,8 @@ enum {
   MH_DSPW_B_ROWS,   /* 128-column x 4-k panels of B packed from a row table (padded images) */
   MH_DSPW_B_COLS,   /* ... from B stored k x n (columns contiguous) */
   MH_DSPW_B_TRANS,  /* 32-column x 32-quad blocks of B stored n x k (read transposed), transposed as words */
-  MH_DSPW_OUT_VECS, /* 32-column output vectors of C stored (int32, or int8 by the fused epilogue) */
+  MH_DSPW_OUT_VECS, /* 32-column output vectors of C stored as int32 */
+  MH_DSPW_FUSED_VECS, /* ... requantised by the fused epilogue (int8) */
   MH_DSPW_A_BYTES,  /* bytes of A stored row by row (read as words, in place or copied by vector) */
   MH_DSPW_A_TRANS,  /* bytes of A stored transposed (gathered byte by byte) */
   MH_DSPW_A_ROWS,   /* rows of A (row sums, per-row setup) */

@@ -56,7 +56,7 @@ static void grid_desc(const conv_dims *d, mh_dsp_sg_desc *s) {
   mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq, &jt, &jt2);
   size_t y = (size_t)d->O * jt > (size_t)d->C * jt2 ? (size_t)d->O * jt : (size_t)d->C * jt2;
   memset(s, 0, sizeof *s);
-  s->n_tensors = 10, s->n_nodes = 3, s->weights = MH_CONV_W, s->weights2 = MH_CONV_WT;
+  s->n_tensors = 10, s->n_nodes = 3, s->weights = MH_CONV_W, s->weights2 = MH_CONV_WT, s->dw_t = 1;
   mh_dsp_sg_tensor t[10] = {{(size_t)d->O * kk, 1},           {(size_t)d->O * 4, 1},   {(size_t)d->O * kk * 4, 0},
                             {(size_t)d->C * d->N * hp * wp, 0}, {(size_t)d->O * jt, 0},  {y * 4, 0},
                             {(size_t)d->C * kk2, 1},           {(size_t)kk * 4, 1},     {(size_t)d->O * d->N * hq * wq, 0},
@@ -65,13 +65,23 @@ static void grid_desc(const conv_dims *d, mh_dsp_sg_desc *s) {
   /* forward: Y (O x jt) = W (O x kk) * X-runs; the fused epilogue measures the valid grid only */
   mh_dsp_sg_node fwd = {d->O, (int)jt, kk, MH_CONV_W, kk, 0, MH_CONV_X, 0, 0, MH_CONV_Y, (int)jt, MH_CONV_BIAS, 1, 1,
                         MH_CONV_RX, wp, hp, d->Q, d->P};
-  /* weight gradient: DW (O x kk) = G-grid (O x jt) * X-runs^T (each run is a stored column) */
-  mh_dsp_sg_node bw = {d->O, kk, (int)jt, MH_CONV_G, (int)jt, 0, MH_CONV_X, 0, 1, MH_CONV_DW, kk, -1, 0, 0,
-                       MH_CONV_RX, 0, 0, 0, 0};
+  /* weight gradient, transposed: DW^T (kk x O) = X-runs (kk x jt, A by its row table) * G-grid^T (G
+   * stored O x jt): the transposition the kernel's packing does is of O columns, not of kk */
+  mh_dsp_sg_node bw = {kk, d->O, (int)jt, MH_CONV_X, 0, 0, MH_CONV_G, (int)jt, 1, MH_CONV_DW, d->O, -1, 0, 0,
+                       0, 0, 0, 0, 0, MH_CONV_RX};
   /* input gradient on its grid: Y (C x jt2) = Wt (C x O*K*K) * dY-runs */
   mh_dsp_sg_node bd = {d->C, (int)jt2, kk2, MH_CONV_WT, kk2, 0, MH_CONV_DYP, 0, 0, MH_CONV_Y, (int)jt2, -1, 1, 0,
                        MH_CONV_RD, 0, 0, 0, 0};
   s->nodes[0] = fwd, s->nodes[1] = bw, s->nodes[2] = bd;
+}
+
+void mh__dsp_conv_read_dw(const mh_dsp_sg_desc *desc, const int32_t *dw, int O, int kk, int32_t *out) {
+  if (!desc->dw_t) {
+    memcpy(out, dw, sizeof(int32_t) * (size_t)O * kk);
+    return;
+  }
+  for (int o = 0; o < O; o++)
+    for (int j = 0; j < kk; j++) out[(size_t)o * kk + j] = dw[(size_t)j * O + o];
 }
 
 void mh__dsp_conv_desc(const conv_dims *d, mh_dsp_sg_desc *desc) {
@@ -258,7 +268,7 @@ int mh__dsp_conv_wait(mh_dsp_backend *b, mh_op_ctx *ctx, unsigned passes) {
   const int32_t *y = mh_dsp_sg_at(b->dsp, sg, MH_CONV_Y), *dw = mh_dsp_sg_at(b->dsp, sg, MH_CONV_DW);
   if (ctx->precision == MH_PRECISION_INTEGER) {
     if (passes & MH_PASS_BWD_W) {
-      memcpy(ctx->qdw, dw, sizeof(int32_t) * d.O * kk);
+      mh__dsp_conv_read_dw(&sg->desc, dw, d.O, kk, ctx->qdw);
       mh__conv_int_bias_grad(ctx, &d);
     }
     if (passes & MH_PASS_BWD_D) {
@@ -276,7 +286,7 @@ int mh__dsp_conv_wait(mh_dsp_backend *b, mh_op_ctx *ctx, unsigned passes) {
   mh_conv_s8_bufs bufs;
   mh__conv_s8_bufs(ctx, &d, &bufs);
   if (passes & MH_PASS_BWD_W) {
-    memcpy(bufs.dwacc, dw, sizeof(int32_t) * d.O * kk);
+    mh__dsp_conv_read_dw(&sg->desc, dw, d.O, kk, bufs.dwacc);
     mh__conv_s8_finish_weights(ctx, &d, &bufs, b->ey);
   }
   if (passes & MH_PASS_BWD_D) {

@@ -356,7 +356,7 @@ int mh__dsp_segment_run(mh_dsp_backend *b, mh_op_ctx *c, int cnt, unsigned pass)
         if (gemms & bit) cnt_->gemms++, cnt_->macs += (double)cd.N * cd.O * cd.P * cd.Q * kk;
       if (!bwd) cnt_->fused_gemms += (int)(tb->res[j][1] & MH_RULE_EXACT) == 0;
       if (bwd && (c[k].passes & MH_PASS_BWD_W)) {
-        memcpy(c[k].qdw, mh_dsp_sg_at(d, sg, MH_CONV_DW), sizeof(int32_t) * cd.O * kk);
+        mh__dsp_conv_read_dw(&sg->desc, mh_dsp_sg_at(d, sg, MH_CONV_DW), cd.O, (int)kk, c[k].qdw);
         cnt_->bytes_from_dsp += 4.0 * cd.O * kk;
         if (nd->bias) {
           memcpy(c[k].qdw + (size_t)cd.O * kk, mh_dsp_at(d, s->t[s->db[k]].off), sizeof(int32_t) * cd.O);

@@ -11,7 +11,7 @@ static uint64_t al128(uint64_t b) { return (b + 127) / 128 * 128; }
 /* Field by field: the structs have padding, which memcmp would read. */
 static int same_desc(const mh_dsp_sg_desc *a, const mh_dsp_sg_desc *b) {
   if (a->n_tensors != b->n_tensors || a->n_nodes != b->n_nodes || a->weights != b->weights || a->weights2 != b->weights2 ||
-      a->keep_all != b->keep_all)
+      a->keep_all != b->keep_all || a->dw_t != b->dw_t)
     return 0;
   for (int i = 0; i < a->n_tensors; i++)
     if (a->t[i].bytes != b->t[i].bytes || a->t[i].persistent != b->t[i].persistent) return 0;
@@ -64,9 +64,9 @@ static int prepare(mh_dsp *d, mh_dsp_sg *s, const mh_dsp_sg_desc *desc, mh_dsp_c
                          (uint32_t)n->ldb, s->off[n->c], (uint32_t)n->ldc, 0, 0, 0, 0,
                          n->bias >= 0 ? s->off[n->bias] : 0u,
                          (n->trans_a ? MH_WIRE_GEMM_TRANS_A : 0u) | (n->trans_b ? MH_WIRE_GEMM_TRANS_B : 0u) |
-                             (n->b_rows ? MH_WIRE_GEMM_B_ROWS : 0u),
+                             (n->b_rows ? MH_WIRE_GEMM_B_ROWS : 0u) | (n->a_rows ? MH_WIRE_GEMM_A_ROWS : 0u),
                          s->apack_off[i], n->b_rows ? s->off[n->b_rows] : 0u, (uint32_t)n->grid_w, (uint32_t)n->grid_h,
-                         (uint32_t)n->grid_q, (uint32_t)n->grid_p, {0, 0, 0}};
+                         (uint32_t)n->grid_q, (uint32_t)n->grid_p, n->a_rows ? s->off[n->a_rows] : 0u, {0, 0}};
     w[i].gemm = g;
   }
   mh_wire_msg *msg = mh_dsp_msg(d);

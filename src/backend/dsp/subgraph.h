@@ -21,7 +21,8 @@ typedef struct mh_dsp_sg_tensor {
  * on per run (C then receives int8 with row stride ldc; bias: a tensor of m int32 or -1).
  * b_rows: the tensor holding B's row table (uint32 offsets from B's start, one per stored row;
  * ldb unused), or 0 for a dense B (tensor 0, the weights, is never a table). grid_*: the fused
- * epilogue measures only the valid columns of a padded grid (grid_w 0: all columns). */
+ * epilogue measures only the valid columns of a padded grid (grid_w 0: all columns). a_rows: the
+ * same for A (not transposed): the tensor holding its row table, or 0. */
 typedef struct mh_dsp_sg_node {
   int m, n, k;
   int a, lda, trans_a;
@@ -31,6 +32,7 @@ typedef struct mh_dsp_sg_node {
   int a_const, may_fuse;
   int b_rows;
   int grid_w, grid_h, grid_q, grid_p;
+  int a_rows;
 } mh_dsp_sg_node;
 
 typedef struct mh_dsp_sg_desc {
@@ -40,6 +42,7 @@ typedef struct mh_dsp_sg_desc {
   int weights;  /* the constant tensor the layer's weights go to */
   int weights2; /* a second constant tensor derived from them (flipped weights), or 0 */
   int keep_all; /* every tensor persistent: a segment's, whose activations stay between runs */
+  int dw_t;     /* a convolution's weight gradient comes out transposed (kk x O: the grid form's) */
 } mh_dsp_sg_desc;
 
 typedef struct mh_dsp_sg {
