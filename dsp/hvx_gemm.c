@@ -240,6 +240,7 @@ typedef struct {
   HVX_Vector vmax, vsat, floor;
   int add_c; /* C holds a value to add to (accumulate, or an earlier K chunk's sums) */
   const HVX_Vector *valid; /* the fused epilogue on a padded grid: the panel's lanes that count (-1), or 0 */
+  HVX_Vector keep[NG];     /* the fused epilogue: the panel's lanes that count, inside n and on the grid */
 } finish_ctx;
 
 /* Rows [r0, r0+R) of the panel at n0 (G valid vectors each) finished: the raw sums less 128 x the
@@ -251,46 +252,44 @@ typedef struct {
 static inline int fits(const void *p) { return (const uint8_t *)p + 128 <= mh_region + mh_region_bytes; }
 
 __attribute__((noinline)) static void finish_block(finish_ctx *f, int r0, int R, int n0, int G,
-                                                               HVX_Vector acc[4][NG], int raw) {
+                                                   HVX_Vector acc[4][NG], int raw) {
   const mh_gemm_job *jb = f->jb;
   int n = jb->n, full = n - n0 >= NP;
-  HVX_Vector keep[NG]; /* the fused epilogue's lanes that count: inside n, on the grid's valid positions */
-  for (int g = 0; f->ep && g < NG; g++) {
-    int cols = n - n0 - 32 * g;
-    keep[g] = f->valid ? f->valid[g] : Q6_V_vsplat_R(-1);
-    if (cols < 32) keep[g] = cols > 0 ? Q6_V_vmux_QVV(Q6_Q_vsetq_R(4 * cols), keep[g], Q6_V_vzero()) : Q6_V_vzero();
-  }
-  for (int r = 0; r < R; r++) {
-    HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[r0 + r] * 128u) : 0);
-    if (!f->ep) {
+  if (!f->ep) { /* int32 C */
+    for (int r = 0; r < R; r++) {
+      HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[r0 + r] * 128u) : 0);
       int32_t *c = jb->c + (long)(r0 + r) * jb->ldc + n0;
-      if (full) {
+      if (full && f->add_c)
         for (int g = 0; g < NG; g++) {
-          HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
           HVX_UVector *dst = (HVX_UVector *)(c + 32 * g);
-          *dst = f->add_c ? Q6_Vw_vadd_VwVw(x, *dst) : x;
+          *dst = Q6_Vw_vadd_VwVw(Q6_Vw_vsub_VwVw(acc[r][g], corr), *dst);
         }
-        continue;
-      }
-      for (int g = 0; g < G; g++) {
-        HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
-        int cols = n - n0 - 32 * g < 32 ? n - n0 - 32 * g : 32;
-        int32_t *dst = c + 32 * g;
-        if (fits(dst)) { /* the lanes past n keep what is there: read, merge, write back */
-          HVX_UVector *u = (HVX_UVector *)dst;
-          HVX_Vector old = *u;
-          *u = Q6_V_vmux_QVV(Q6_Q_vsetq2_R(4 * cols), f->add_c ? Q6_Vw_vadd_VwVw(x, old) : x, old);
-          continue;
+      else if (full)
+        for (int g = 0; g < NG; g++) *(HVX_UVector *)(c + 32 * g) = Q6_Vw_vsub_VwVw(acc[r][g], corr);
+      else
+        for (int g = 0; g < G; g++) {
+          HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
+          int cols = n - n0 - 32 * g < 32 ? n - n0 - 32 * g : 32;
+          int32_t *dst = c + 32 * g;
+          if (fits(dst)) { /* the lanes past n keep what is there: read, merge, write back */
+            HVX_UVector *u = (HVX_UVector *)dst;
+            HVX_Vector old = *u;
+            *u = Q6_V_vmux_QVV(Q6_Q_vsetq2_R(4 * cols), f->add_c ? Q6_Vw_vadd_VwVw(x, old) : x, old);
+            continue;
+          }
+          const int32_t *xs = (const int32_t *)&x;
+          for (int i = 0; i < cols; i++) dst[i] = f->add_c ? dst[i] + xs[i] : xs[i];
         }
-        const int32_t *xs = (const int32_t *)&x;
-        for (int i = 0; i < cols; i++) dst[i] = f->add_c ? dst[i] + xs[i] : xs[i];
-      }
-      continue;
     }
-    /* the fused epilogue: its constants and running max / count in registers for the row (the
-     * stores to y below may alias anything in memory, which would reload them per vector) */
-    const mh_rq_consts rq = f->rq;
-    HVX_Vector vmax = f->vmax, vsat = f->vsat, floor = f->floor, words[NG];
+    return;
+  }
+  /* the fused epilogue: its constants and running max / count in registers for the block (the
+   * stores to y below may alias anything in memory, which would reload them per vector) */
+  const mh_rq_consts rq = f->rq;
+  HVX_Vector vmax = f->vmax, vsat = f->vsat, floor = f->floor, keep[NG];
+  for (int g = 0; g < NG; g++) keep[g] = f->keep[g];
+  for (int r = 0; r < R; r++) {
+    HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[r0 + r] * 128u) : 0), words[NG];
     HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[r0 + r] : 0);
     if (rq.mode == 1) /* niti's rounding: no branch inside, the four vectors interleave */
       for (int g = 0; g < NG; g++) {
@@ -302,7 +301,6 @@ __attribute__((noinline)) static void finish_block(finish_ctx *f, int r0, int R,
         HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), floor);
         words[g] = mh_rq_words(&rq, Q6_V_vand_VV(x, keep[g]), &vmax, &vsat);
       }
-    f->vmax = vmax, f->vsat = vsat;
     HVX_Vector bytes = Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
     int8_t *y = f->ep->y + (long)(r0 + r) * f->ep->ldy + n0;
     if (full) *(HVX_UVector *)y = bytes;
@@ -310,6 +308,7 @@ __attribute__((noinline)) static void finish_block(finish_ctx *f, int r0, int R,
     else
       for (int i = 0; i < n - n0; i++) y[i] = ((const int8_t *)&bytes)[i];
   }
+  f->vmax = vmax, f->vsat = vsat;
 }
 
 /* The valid-column masks of a padded grid, panel by panel: lane j counts when its grid column <
@@ -396,7 +395,7 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
     rowsum = (const int32_t *)((const uint8_t *)a_mem + mh_wire_apack_rows_bytes((uint32_t)m, (uint32_t)k));
   }
   finish_ctx f = {jb, ep, rowsum, mh_rq_make(ep ? ep->shift : 0, ep ? ep->mode : 0), Q6_V_vzero(), Q6_V_vzero(),
-                  Q6_V_vsplat_R(-0x7fffffff), 0, 0};
+                  Q6_V_vsplat_R(-0x7fffffff), 0, 0, {Q6_V_vzero(), Q6_V_vzero(), Q6_V_vzero(), Q6_V_vzero()}};
   HVX_Vector *valid = 0;
   grid_walk walk;
   if (ep && jb->grid_w) {
@@ -416,6 +415,11 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
   for (int n0 = 0; n0 < n; n0 += NP) {
     int G = (n - n0 + 31) / 32 < NG ? (n - n0 + 31) / 32 : NG;
     if (valid) grid_masks(jb, &walk, valid), grid_next(jb, &walk);
+    for (int g = 0; ep && g < NG; g++) { /* the lanes that count: inside n, and on the grid's valid positions */
+      int cols = n - n0 - 32 * g;
+      f.keep[g] = valid ? valid[g] : Q6_V_vsplat_R(-1);
+      if (cols < 32) f.keep[g] = cols > 0 ? Q6_V_vmux_QVV(Q6_Q_vsetq_R(4 * cols), f.keep[g], Q6_V_vzero()) : Q6_V_vzero();
+    }
     for (int c = 0; c < nchunks; c++) {
       int q0 = c * kcq, nq = qa - q0 < kcq ? qa - q0 : kcq, last = c == nchunks - 1;
       if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, G, bq);

@@ -213,9 +213,11 @@ static void pool_ref(const int8_t *x, const int8_t *dy, uint32_t pl, uint32_t h,
 }
 
 /* HVX 2x2 max-pool forward and backward on int8 planes against the host's rule (first maximum in
- * scan order; floor mode), with ties forced by a small value range, odd sizes and wide rows. */
+ * scan order; floor mode), with ties forced by a small value range, odd sizes and wide rows, and
+ * small even planes (several window rows per vector, the last step partial). */
 static void maxpool(mh_dsp *d) {
-  static const uint32_t shapes[][3] = {{3, 28, 28}, {2, 14, 14}, {4, 7, 9}, {1, 2, 300}, {2, 5, 131}, {1, 260, 2}};
+  static const uint32_t shapes[][3] = {{3, 28, 28}, {2, 14, 14}, {4, 7, 9},  {1, 2, 300}, {2, 5, 131},
+                                       {1, 260, 2}, {3, 10, 10}, {5, 6, 6},  {2, 4, 64}};
   mh_rng r = mh_rng_make(41);
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
     for (int range = 0; range < 2; range++) {

@@ -158,7 +158,7 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
     per_step(t, &d0, steps, &res->dsp_per_step);
     int n1 = 0;
     mh_pkt_func *funcs1 = funcs0 ? mh_dsp_packets_copy(t->dsp, &n1) : NULL;
-    if (funcs1 && n1 == n_funcs) res->dsp_functions = mh_dsp_packets_top(funcs0, funcs1, n1, steps, 8);
+    if (funcs1 && n1 == n_funcs) res->dsp_functions = mh_dsp_packets_top(funcs0, funcs1, n1, steps, 20);
     free(funcs1);
     if (layers0) res->dsp_layers = layers_table(t, layers0, batch, steps);
     mh_profile p;
