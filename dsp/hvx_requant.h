@@ -53,7 +53,8 @@ static inline HVX_Vector mh_rq_words(const mh_rq_consts *c, HVX_Vector x, HVX_Ve
 /* The same for pseudo-stochastic rounding without branches (any shift 0..31: with 0 the discarded
  * bits are none, so nothing rounds), so four vectors of a row interleave in the packets. */
 static inline HVX_Vector mh_rq_words_psto(const mh_rq_consts *c, HVX_Vector x, HVX_Vector *vmax, HVX_Vector *vsat) {
-  HVX_VectorPred neg = Q6_Q_vcmp_gt_VwVw(c->zero, x);
+  HVX_Vector sign = Q6_Vw_vasr_VwR(x, 31); /* -1 where negative: the sign comes back as (q ^ sign) - sign,
+                                              which keeps the few predicate registers for the rest */
   HVX_Vector a = Q6_Vw_vabs_Vw(x); /* wraps: INT32_MIN stays 0x80000000 = 2^31 as unsigned */
   *vmax = Q6_V_vmux_QVV(Q6_Q_vcmp_gt_VuwVuw(a, *vmax), a, *vmax);
   HVX_Vector r = Q6_V_vand_VV(a, c->mask_s);
@@ -62,7 +63,7 @@ static inline HVX_Vector mh_rq_words_psto(const mh_rq_consts *c, HVX_Vector x, H
   HVX_VectorPred sat = Q6_Q_vcmp_gt_VuwVuw(q, c->k127);
   *vsat = Q6_Vw_condacc_QVwVw(sat, *vsat, c->one);
   q = Q6_V_vmux_QVV(sat, c->k127, q);
-  return Q6_V_vmux_QVV(neg, Q6_Vw_vsub_VwVw(c->zero, q), q);
+  return Q6_Vw_vsub_VwVw(Q6_V_vxor_VV(q, sign), sign);
 }
 
 /* x and y 128-byte aligned; n >= 1; shift 0..31; mode 0 nearest, 1 psto. Returns 0 or a wire status. */

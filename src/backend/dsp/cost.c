@@ -96,11 +96,12 @@ void mh_dsp_segment_work(const mh_graph *g, int first, int last, int bwd, int ba
       w[MH_DSPW_NCHW_ROWS] += N * d.O * d.P;
       continue;
     }
-    pad_work(N, d.O, d.P, (double)jt, w);
+    if (desc.g_in_dyp) pad_work(N, d.O, d.P, N * hq * wq, w); /* one pad for both passes */
+    else pad_work(N, d.O, d.P, (double)jt, w);
     gemm_work(&desc.nodes[1], 0, w);
     if (nd->bias) w[MH_DSPW_SUMS] += out;
     if (i == first && nd->in[0] == 0) continue; /* no gradient for the data */
-    pad_work(N, d.O, d.P, N * hq * wq, w);
+    if (!desc.g_in_dyp) pad_work(N, d.O, d.P, N * hq * wq, w);
     gemm_work(&desc.nodes[2], 0, w);
     w[MH_DSPW_NCHW_ROWS] += N * d.C * d.H, w[MH_DSPW_REQUANT] += N * d.C * d.H * d.W;
     (void)in;

@@ -55,10 +55,13 @@ static void grid_desc(const conv_dims *d, mh_dsp_sg_desc *s) {
   size_t jt, jt2;
   mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq, &jt, &jt2);
   size_t y = (size_t)d->O * jt > (size_t)d->C * jt2 ? (size_t)d->O * jt : (size_t)d->C * jt2;
+  /* K-1-D = D (same padding): the padded error is the error on the forward grid shifted by D rows
+   * and D columns, with zeros between, so the weight gradient reads it there and G is not written */
+  int same = d->K - 1 - d->D == d->D;
   memset(s, 0, sizeof *s);
-  s->n_tensors = 10, s->n_nodes = 3, s->weights = MH_CONV_W, s->weights2 = MH_CONV_WT, s->dw_t = 1;
+  s->n_tensors = 10, s->n_nodes = 3, s->weights = MH_CONV_W, s->weights2 = MH_CONV_WT, s->dw_t = 1, s->g_in_dyp = same;
   mh_dsp_sg_tensor t[10] = {{(size_t)d->O * kk, 1},           {(size_t)d->O * 4, 1},   {(size_t)d->O * kk * 4, 0},
-                            {(size_t)d->C * d->N * hp * wp, 0}, {(size_t)d->O * jt, 0},  {y * 4, 0},
+                            {(size_t)d->C * d->N * hp * wp, 0}, {same ? 1 : (size_t)d->O * jt, 0}, {y * 4, 0},
                             {(size_t)d->C * kk2, 1},           {(size_t)kk * 4, 1},     {(size_t)d->O * d->N * hq * wq, 0},
                             {(size_t)kk2 * 4, 1}};
   memcpy(s->t, t, sizeof t);
@@ -68,7 +71,8 @@ static void grid_desc(const conv_dims *d, mh_dsp_sg_desc *s) {
   /* weight gradient, transposed: DW^T (kk x O) = X-runs (kk x jt, A by its row table) * G-grid^T (G
    * stored O x jt): the transposition the kernel's packing does is of O columns, not of kk */
   mh_dsp_sg_node bw = {kk, d->O, (int)jt, MH_CONV_X, 0, 0, MH_CONV_G, (int)jt, 1, MH_CONV_DW, d->O, -1, 0, 0,
-                       0, 0, 0, 0, 0, MH_CONV_RX};
+                       0, 0, 0, 0, 0, MH_CONV_RX, 0};
+  if (same) bw.b = MH_CONV_DYP, bw.ldb = d->N * hq * wq, bw.b_at = d->D * wq + d->D;
   /* input gradient on its grid: Y (C x jt2) = Wt (C x O*K*K) * dY-runs */
   mh_dsp_sg_node bd = {d->C, (int)jt2, kk2, MH_CONV_WT, kk2, 0, MH_CONV_DYP, 0, 0, MH_CONV_Y, (int)jt2, -1, 1, 0,
                        MH_CONV_RD, 0, 0, 0, 0};
@@ -147,7 +151,7 @@ static void conv_inputs(mh_dsp_backend *b, const mh_op_ctx *ctx, const conv_dims
   mh__dsp_conv_grid(d, &hp, &wp, &hq, &wq, &jt, &jt2);
   if (xq) mh__conv_pad_image(ctx, xq, d->C, d->H, d->W, d->D, hp, wp, 0, d->N, mh_dsp_sg_at(b->dsp, sg, MH_CONV_X));
   if (dyq) {
-    dy_on_grid(d, dyq, mh_dsp_sg_at(b->dsp, sg, MH_CONV_G), jt, hp, wp);
+    if (!sg->desc.g_in_dyp) dy_on_grid(d, dyq, mh_dsp_sg_at(b->dsp, sg, MH_CONV_G), jt, hp, wp);
     mh__conv_pad_image(ctx, dyq, d->O, d->P, d->Q, d->K - 1 - d->D, hq, wq, 0, d->N,
                        mh_dsp_sg_at(b->dsp, sg, MH_CONV_DYP));
   }

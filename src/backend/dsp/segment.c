@@ -184,15 +184,19 @@ static int program(const mh_dsp_seg *s, const mh_op_ctx *c, int cnt, int bwd, mh
         rule_node[k] = m, out[m++] = f;
         continue;
       }
-      int dy = k + 1 < cnt ? s->dx[k + 1] : s->dy_in;
+      int dy = k + 1 < cnt ? s->dx[k + 1] : s->dy_in, in_dyp = s->sg[k]->desc.g_in_dyp;
+      if (in_dyp) /* the weight gradient reads the error inside its padded form: one pad for both */
+        out[m++] = pad(dy, s->dyp[k], N, (uint32_t)d.O, (uint32_t)d.P, (uint32_t)d.Q, hq, wq, d.K - 1 - d.D,
+                       (size_t)d.N * hq * wq);
       if (c[k].passes & MH_PASS_BWD_W) {
-        out[m++] = pad(dy, s->g[k], N, (uint32_t)d.O, (uint32_t)d.P, (uint32_t)d.Q, hp, wp, 0, jt);
+        if (!in_dyp) out[m++] = pad(dy, s->g[k], N, (uint32_t)d.O, (uint32_t)d.P, (uint32_t)d.Q, hp, wp, 0, jt);
         out[m++] = node(MH_SEG_CONV_BWD_W, dy, -1, -1, nd->bias ? s->db[k] : -1, id, N, (uint32_t)d.O, (uint32_t)d.P,
                         (uint32_t)d.Q);
       }
       if (c[k].passes & MH_PASS_BWD_D) {
-        out[m++] = pad(dy, s->dyp[k], N, (uint32_t)d.O, (uint32_t)d.P, (uint32_t)d.Q, hq, wq, d.K - 1 - d.D,
-                       (size_t)d.N * hq * wq);
+        if (!in_dyp)
+          out[m++] = pad(dy, s->dyp[k], N, (uint32_t)d.O, (uint32_t)d.P, (uint32_t)d.Q, hq, wq, d.K - 1 - d.D,
+                         (size_t)d.N * hq * wq);
         mh_wire_seg_node bd = node(MH_SEG_CONV_BWD_D, dy, s->big, s->dx[k], -1, id, N, (uint32_t)d.C, (uint32_t)d.H,
                                    (uint32_t)d.W);
         bd.p = (uint32_t)hq, bd.q = (uint32_t)wq;

@@ -11,7 +11,7 @@ static uint64_t al128(uint64_t b) { return (b + 127) / 128 * 128; }
 /* Field by field: the structs have padding, which memcmp would read. */
 static int same_desc(const mh_dsp_sg_desc *a, const mh_dsp_sg_desc *b) {
   if (a->n_tensors != b->n_tensors || a->n_nodes != b->n_nodes || a->weights != b->weights || a->weights2 != b->weights2 ||
-      a->keep_all != b->keep_all || a->dw_t != b->dw_t)
+      a->keep_all != b->keep_all || a->dw_t != b->dw_t || a->g_in_dyp != b->g_in_dyp)
     return 0;
   for (int i = 0; i < a->n_tensors; i++)
     if (a->t[i].bytes != b->t[i].bytes || a->t[i].persistent != b->t[i].persistent) return 0;
@@ -60,7 +60,8 @@ static int prepare(mh_dsp *d, mh_dsp_sg *s, const mh_dsp_sg_desc *desc, mh_dsp_c
   for (int i = 0; i < desc->n_nodes; i++) {
     const mh_dsp_sg_node *n = &desc->nodes[i];
     w[i].op = MH_WIRE_GEMM_S8, w[i].a_const = (uint32_t)n->a_const, w[i].may_fuse = (uint32_t)n->may_fuse;
-    mh_wire_gemm_s8 g = {(uint32_t)n->m, (uint32_t)n->n, (uint32_t)n->k, s->off[n->a], (uint32_t)n->lda, s->off[n->b],
+    mh_wire_gemm_s8 g = {(uint32_t)n->m, (uint32_t)n->n, (uint32_t)n->k, s->off[n->a], (uint32_t)n->lda,
+                         s->off[n->b] + (uint32_t)n->b_at,
                          (uint32_t)n->ldb, s->off[n->c], (uint32_t)n->ldc, 0, 0, 0, 0,
                          n->bias >= 0 ? s->off[n->bias] : 0u,
                          (n->trans_a ? MH_WIRE_GEMM_TRANS_A : 0u) | (n->trans_b ? MH_WIRE_GEMM_TRANS_B : 0u) |

@@ -33,6 +33,7 @@ typedef struct mh_dsp_sg_node {
   int b_rows;
   int grid_w, grid_h, grid_q, grid_p;
   int a_rows;
+  int b_at; /* B starts this many bytes into its tensor */
 } mh_dsp_sg_node;
 
 typedef struct mh_dsp_sg_desc {
@@ -43,6 +44,8 @@ typedef struct mh_dsp_sg_desc {
   int weights2; /* a second constant tensor derived from them (flipped weights), or 0 */
   int keep_all; /* every tensor persistent: a segment's, whose activations stay between runs */
   int dw_t;     /* a convolution's weight gradient comes out transposed (kk x O: the grid form's) */
+  int g_in_dyp; /* the grid form with K-1-D = D: the weight gradient reads the error on its grid inside
+                   the padded error (DYP), so only that is written */
 } mh_dsp_sg_desc;
 
 typedef struct mh_dsp_sg {
