@@ -172,6 +172,13 @@ typedef struct mh_rescale_report {
 } mh_rescale_report;
 
 /* The DSP's share of a run (integer GEMMs offloaded), since the trainer was created. */
+/* A backend's counter by name (a backend's `stats`): JSON writes it as "<backend>_<name>". */
+typedef struct mh_stat {
+  const char *name;
+  double value;
+} mh_stat;
+#define MH_STATS_MAX 48
+
 typedef struct mh_dsp_report {
   int active;            /* a DSP session is open and alive */
   long gemms;            /* int8 GEMMs run on the DSP */
@@ -199,6 +206,9 @@ typedef struct mh_dsp_report {
   /* segments: chains of layers (niti convolution, ReLU, 2x2 max-pool) run by one message per pass */
   long seg_runs;         /* segment runs */
   long seg_prepares;     /* segment programs sent and checked */
+  /* every counter of the backend by name, as it reports them (the fields above pick some) */
+  int n_stats;
+  mh_stat stats[MH_STATS_MAX];
 } mh_dsp_report;
 
 typedef struct mh_fit_summary {

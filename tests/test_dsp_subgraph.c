@@ -557,6 +557,10 @@ static void segments(void) {
   CHECK_EQ_INT(sf[conv3], conv2);   /* one segment: conv2, ReLU, pool1, conv3 */
   CHECK_EQ_INT(rd.seg_runs, 2 * 6); /* forward and backward, every step */
   CHECK_EQ_INT(rd.sg_runs, 0);      /* nothing ran layer by layer */
+  int named = -1; /* the backend's counters by name carry the same count */
+  for (int i = 0; i < rd.n_stats; i++)
+    if (!strcmp(rd.stats[i].name, "segment_runs")) named = (int)rd.stats[i].value;
+  CHECK_EQ_INT(named, 2 * 6);
   CHECK(rd.gemms == 6 * 6 && rd.cpu_fallbacks == 0); /* each convolution: forward, weight and input gradient */
   free(dsp);
   memset(place, ALL, sizeof place);

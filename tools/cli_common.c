@@ -29,28 +29,10 @@ void cli_print_dsp(const char *label, const mh_dsp_report *r) {
 }
 
 void cli_json_dsp(json_out *j, const mh_dsp_report *r) {
-  json_int(j, "dsp_gemms", r->gemms);
-  json_int(j, "dsp_messages", r->messages);
-  json_int(j, "dsp_cpu_fallbacks", r->cpu_fallbacks);
-  json_num(j, "dsp_bytes_to", r->bytes_to_dsp);
-  json_num(j, "dsp_bytes_from", r->bytes_from_dsp);
-  json_int(j, "dsp_reuse", r->reuse);
-  json_int(j, "dsp_subgraph_runs", r->sg_runs);
-  json_int(j, "dsp_subgraph_prepares", r->sg_prepares);
-  json_int(j, "dsp_nodes_checked", r->sg_nodes_checked);
-  json_num(j, "dsp_weight_bytes", r->weight_bytes);
-  json_num(j, "dsp_packed_bytes", r->packed_bytes);
-  json_int(j, "dsp_fused_gemms", r->fused_gemms);
-  json_int(j, "dsp_cosched_runs", r->cosched_runs);
-  json_int(j, "dsp_eltwise_ops", r->eltwise_ops);
-  json_int(j, "dsp_segment_runs", r->seg_runs);
-  json_int(j, "dsp_segment_prepares", r->seg_prepares);
-  if (r->packets_counted) {
-    json_num(j, "dsp_packets", r->packets);
-    json_num(j, "dsp_hvx_packets", r->hvx_packets);
-    json_num(j, "dsp_packets_forward", r->packets_fwd);
-    json_num(j, "dsp_packets_backward", r->packets_bwd);
-    json_num(j, "dsp_macs", r->macs);
+  for (int i = 0; i < r->n_stats; i++) { /* every counter the backend has, by name */
+    char key[96];
+    snprintf(key, sizeof key, "dsp_%s", r->stats[i].name);
+    json_num(j, key, r->stats[i].value);
   }
 }
 

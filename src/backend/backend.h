@@ -36,6 +36,9 @@ typedef struct mh_backend {
    * same inputs. */
   int (*segment)(void *self, const mh_graph *g, int node, const unsigned char *place, int precision);
   int (*run_segment)(void *self, struct mh_op_ctx *ctx, int n, unsigned pass);
+  /* Its counters by name, since it started (up to max; returns how many it has). A new counter is
+   * added here alone: reports, JSON and per-step figures take every one by name. */
+  int (*stats)(void *self, mh_stat *out, int max);
 } mh_backend;
 
 #endif

@@ -61,6 +61,10 @@ static void per_step(const mh_trainer *t, const mh_dsp_report *d0, int steps, mh
   r->eltwise_ops = (long)((r->eltwise_ops - d0->eltwise_ops) / n + 0.5);
   r->seg_runs = (long)((r->seg_runs - d0->seg_runs) / n + 0.5);
   r->seg_prepares = (long)((r->seg_prepares - d0->seg_prepares) / n + 0.5);
+  for (int i = 0; i < r->n_stats; i++) /* by name: the set may only have grown (packet counts) */
+    for (int k = 0; k < d0->n_stats; k++)
+      if (!strcmp(r->stats[i].name, d0->stats[k].name) && strcmp(r->stats[i].name, "reuse"))
+        r->stats[i].value = (r->stats[i].value - d0->stats[k].value) / n;
   r->packets = (r->packets - d0->packets) / n, r->hvx_packets = (r->hvx_packets - d0->hvx_packets) / n;
   r->packets_fwd = (r->packets_fwd - d0->packets_fwd) / n, r->packets_bwd = (r->packets_bwd - d0->packets_bwd) / n;
   r->packets_other = (r->packets_other - d0->packets_other) / n;

@@ -386,6 +386,10 @@ void mh_trainer_dsp_report(const mh_trainer *t, mh_dsp_report *r) {
     r->packets_fwd = t->dsp->pkt_pass[MH_PKT_PASS_FWD], r->packets_bwd = t->dsp->pkt_pass[MH_PKT_PASS_BWD];
     r->packets_other = t->dsp->pkt_pass[MH_PKT_PASS_OTHER];
   }
+  if (t->dsp_backend && t->dsp_backend->be.stats) {
+    int n = t->dsp_backend->be.stats(t->dsp_backend->be.self, r->stats, MH_STATS_MAX);
+    r->n_stats = n < MH_STATS_MAX ? n : MH_STATS_MAX;
+  }
 }
 
 int mh_trainer_input_norm(const mh_trainer *t, float mean[3], float std[3]) {

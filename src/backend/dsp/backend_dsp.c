@@ -73,6 +73,44 @@ static void fell_back(void *self, const mh_op_ctx *ctx, unsigned passes) {
   b->cnt->cpu_fallbacks++;
 }
 
+static int stats(void *self, mh_stat *out, int max) {
+  const mh_dsp_backend *b = self;
+  const mh_dsp_counts *c = b->cnt;
+  double packets = 0, hvx = 0;
+  int counted = mh_dsp_packets_active(b->dsp);
+  if (counted) mh_dsp_packets_totals(b->dsp, &packets, &hvx);
+  const mh_stat all[] = {
+      {"gemms", (double)c->gemms},
+      {"messages", (double)b->dsp->messages},
+      {"cpu_fallbacks", (double)c->cpu_fallbacks},
+      {"macs", c->macs},
+      {"bytes_to", c->bytes_to_dsp},
+      {"bytes_from", c->bytes_from_dsp},
+      {"reuse", (double)b->dsp->reuse},
+      {"subgraph_runs", (double)c->sg_runs},
+      {"subgraph_prepares", (double)c->sg_prepares},
+      {"nodes_checked", (double)c->sg_nodes_checked},
+      {"weight_bytes", c->weight_bytes},
+      {"packed_bytes", c->packed_bytes},
+      {"fused_gemms", (double)c->fused_gemms},
+      {"int32_bytes_kept", c->int32_bytes_kept},
+      {"cosched_runs", (double)c->cosched_runs},
+      {"eltwise_ops", (double)c->eltwise_ops},
+      {"segment_runs", (double)c->seg_runs},
+      {"segment_prepares", (double)c->seg_prepares},
+      {"split_parts", (double)c->split_parts},
+      {"vtcm_chunks", (double)c->vtcm_chunks},
+      {"packets", packets},
+      {"hvx_packets", hvx},
+      {"packets_forward", b->dsp->pkt_pass[MH_PKT_PASS_FWD]},
+      {"packets_backward", b->dsp->pkt_pass[MH_PKT_PASS_BWD]},
+      {"packets_other", b->dsp->pkt_pass[MH_PKT_PASS_OTHER]},
+  };
+  int n = (int)(sizeof all / sizeof all[0]) - (counted ? 0 : 5); /* the packet counts last */
+  for (int i = 0; i < n && i < max; i++) out[i] = all[i];
+  return n;
+}
+
 static int segment(void *self, const mh_graph *g, int node, const unsigned char *place, int precision) {
   return mh__dsp_segment_last(self, g, node, place, precision);
 }
@@ -90,6 +128,7 @@ int mh_dsp_backend_init(mh_dsp_backend *b, mh_dsp *d, mh_dsp_counts *cnt, int n_
   b->be.fell_back = fell_back;
   b->be.segment = segment;
   b->be.run_segment = run_segment;
+  b->be.stats = stats;
   b->segs = NULL, b->n_segs = 0;
   b->dsp = d, b->cnt = cnt, b->sg = NULL, b->pending = 0, b->ey = 0;
   b->n_nodes = n_nodes, b->packets_at_post = 0, b->node_packets = NULL;
