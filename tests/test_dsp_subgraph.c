@@ -573,6 +573,36 @@ static void segments(void) {
   free(cpu);
 }
 
+/* With the weights fixed (predictions after a training step), a segment's weights are packed by
+ * the first forward only: the DSP is told of new weights once, not on every run. */
+static void segment_packs_once(void) {
+  mh_model *m = NULL;
+  mh_trainer *t = NULL;
+  mh_train_config cfg;
+  mh_train_config_default(&cfg);
+  cfg.precision = "niti", cfg.backend = "dsp", cfg.batch = 8;
+  if (mh_model_create(&m, "cnn6-nobn", 4) || mh_trainer_create(&t, m, &cfg)) {
+    TL_FAIL("cnn6-nobn niti on the DSP: %s", mh_last_error());
+    mh_model_free(m);
+    return;
+  }
+  static float x[8 * 784], logits[8 * 10];
+  int32_t y[8];
+  for (int i = 0; i < 8 * 784; i++) x[i] = (float)((i * 2654435761u) % 1009) / 504.f - 1.f;
+  for (int i = 0; i < 8; i++) y[i] = i % 10;
+  CHECK_OK(mh_trainer_step(t, x, y, 8, NULL)); /* the update changes the weights */
+  mh_dsp_report r[4];
+  for (int k = 0; k < 4; k++) {
+    if (k) CHECK_OK(mh_trainer_predict(t, x, 8, logits));
+    mh_trainer_dsp_report(t, &r[k]);
+  }
+  CHECK(r[1].seg_runs == r[0].seg_runs + 1 && r[3].seg_runs == r[0].seg_runs + 3); /* forwards as segments */
+  CHECK(r[1].packed_bytes > r[0].packed_bytes);                                    /* the new weights, packed */
+  CHECK(r[3].packed_bytes == r[1].packed_bytes);                                   /* and not again */
+  mh_trainer_free(t);
+  mh_model_free(m);
+}
+
 static void placements(void) {
   enum { F = MH_PASS_FWD, W = MH_PASS_BWD_W, D = MH_PASS_BWD_D };
   /* node order: input, conv1, relu, pool, conv2, relu, pool, flatten, fc1, relu, fc2, relu, fc3 */
@@ -689,6 +719,7 @@ int main(void) {
   region_full();
   placements();
   segments();
+  segment_packs_once();
   plan_is_what_runs();
   return tl_exit();
 }
