@@ -176,6 +176,12 @@ __attribute__((noinline)) static void pack_a_rows(const mh_gemm_job *jb, int q0,
     uint8_t *dst = (uint8_t *)(out + (long)r * nq);
     HVX_Vector s = q0 ? vsum[r] : zero;
     int i = 0, tail = 0;
+    if (end - src >= valid + 128) /* the whole row and a vector past it inside the region: no checks */
+      for (; i + 128 <= valid; i += 128) {
+        HVX_Vector v = *(const HVX_UVector *)(src + i);
+        *(HVX_UVector *)(dst + i) = v;
+        s = Q6_Vw_vrmpyacc_VwVbVb(s, v, ones);
+      }
     for (; i + 128 <= valid && end - (src + i) >= 128; i += 128) {
       HVX_Vector v = *(const HVX_UVector *)(src + i);
       *(HVX_UVector *)(dst + i) = v;
