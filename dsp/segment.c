@@ -96,10 +96,17 @@ uint32_t mh_seg_prepare(const mh_wire_seg_prepare *p, uint32_t *checked) {
 static void *at(const seg_slot *s, uint32_t i) { return mh_region + s->t[i].off; }
 static const int8_t *region_end(void) { return (const int8_t *)(mh_region + mh_region_bytes); }
 
+/* A GEMM node's rescale history as the run table holds it (shift, have, since_exact). */
+static mh_rescale_state rs_of(const int32_t *rs) {
+  mh_rescale_state st = {rs[0], rs[1], rs[2]};
+  return st;
+}
+static void rs_put(int32_t *rs, const mh_rescale_state *st) { rs[0] = st->shift, rs[1] = st->have, rs[2] = st->since_exact; }
+
 /* y = x rescaled by the rule with history rs: the shift applied to *shift, what the rule did to *events. */
 static uint32_t rule_requant(mh_vtcm *v, const int32_t *x, uint32_t n, int8_t *y, int32_t *rs, int adaptive,
                              int *shift, int *events) {
-  mh_rescale_state st = {rs[0], rs[1], rs[2]};
+  mh_rescale_state st = rs_of(rs);
   uint32_t mx = 0, sat = 0, r;
   if (mh_rule_needs_exact(&st, adaptive)) {
     mh_vtcm_reset(v);
@@ -115,8 +122,30 @@ static uint32_t rule_requant(mh_vtcm *v, const int32_t *x, uint32_t n, int8_t *y
   mh_vtcm_reset(v);
   if ((r = (uint32_t)mh_hvx_requant_s8(v, x, y, n, *shift, 1, &mx, &sat))) return r;
 done:
-  rs[0] = st.shift, rs[1] = st.have, rs[2] = st.since_exact;
+  rs_put(rs, &st);
   return MH_WIRE_OK;
+}
+
+/* Node `gemm` of the convolution's subgraph with an int32 result: the bias (when given) added on
+ * the grid, the valid positions gathered to NCHW in the node's scratch (in2), then the rule over
+ * them into its output. */
+static uint32_t conv_int32_rule(mh_vtcm *v, const seg_slot *s, const mh_wire_seg_node *nd, uint32_t gemm,
+                                const int32_t *bias, int32_t *rs, int adaptive, int *shift, int *events, uint32_t *ch,
+                                uint32_t *packed) {
+  const mh_wire_gemm_s8 *g = mh_sg_node(nd->sg, gemm);
+  uint32_t mx = 0, sat = 0, r;
+  if ((r = mh_sg_run_node(v, nd->sg, gemm, 0, 0, 0, ch, &mx, &sat, packed))) return r;
+  int32_t *y = (int32_t *)(mh_region + g->c_off), *big = at(s, nd->in2);
+  if (bias) mh_hvx_add_rows_s32(y, g->m, g->n, g->ldc, bias);
+  mh_hvx_grid_to_nchw(y, g->ldc, nd->p, nd->q, nd->n, nd->c, nd->h, nd->w, 4, big, region_end());
+  return rule_requant(v, big, nd->n * nd->c * nd->h * nd->w, at(s, nd->out), rs, adaptive, shift, events);
+}
+
+/* What GEMM node k did, for the host's counters; its K chunks when it had to split. */
+static void record(mh_wire_seg_table *tb, uint32_t k, int shift, int events, uint32_t n_out, uint32_t ch,
+                   uint32_t *chunks) {
+  tb->res[k][0] = (uint32_t)shift, tb->res[k][1] = (uint32_t)events, tb->res[k][2] = n_out, tb->res[k][3] = ch;
+  *chunks += ch > 1 ? ch : 0;
 }
 
 static uint32_t conv_fwd(mh_vtcm *v, const seg_slot *s, const mh_wire_seg_node *nd, uint32_t k, mh_wire_seg_table *tb,
@@ -129,42 +158,30 @@ static uint32_t conv_fwd(mh_vtcm *v, const seg_slot *s, const mh_wire_seg_node *
     const int32_t *raw = nd->bias != NONE ? at(s, nd->bias) : 0;
     for (uint32_t o = 0; o < nd->c; o++) bias[o] = raw ? mh_q_align32(raw[o], tb->ew[k][1] - e_acc) : 0;
   }
-  mh_rescale_state st = {tb->rs[k][0], tb->rs[k][1], tb->rs[k][2]};
+  mh_rescale_state st = rs_of(tb->rs[k]);
   if (mh_rule_needs_exact(&st, adaptive) || !mh_wire_fused_fits(g->m, g->k)) {
-    /* int32 on the grid, the bias added, into NCHW, then the rule over the valid outputs */
-    if ((r = mh_sg_run_node(v, nd->sg, 0, 0, 0, 0, &ch, &mx, &sat, packed))) return r;
-    int32_t *y = (int32_t *)(mh_region + g->c_off);
-    if (bias) mh_hvx_add_rows_s32(y, g->m, g->n, g->ldc, bias);
-    int32_t *big = at(s, nd->in2);
-    mh_hvx_grid_to_nchw(y, g->ldc, nd->p, nd->q, nd->n, nd->c, nd->h, nd->w, 4, big, region_end());
-    if ((r = rule_requant(v, big, n_out, at(s, nd->out), tb->rs[k], adaptive, &shift, &events))) return r;
+    if ((r = conv_int32_rule(v, s, nd, 0, bias, tb->rs[k], adaptive, &shift, &events, &ch, packed))) return r;
   } else {
     /* the requantise epilogue fused at the predicted shift; the int32 sums never leave VTCM */
     if ((r = mh_sg_run_node(v, nd->sg, 0, 1, st.shift, 1, &ch, &mx, &sat, packed))) return r;
     shift = mh_rule_after_predicted(&st, mx, sat, n_out, &events);
     if ((events & MH_RULE_REDO) && (r = mh_sg_run_node(v, nd->sg, 0, 1, shift, 1, &ch, &mx, &sat, packed))) return r;
-    tb->rs[k][0] = st.shift, tb->rs[k][1] = st.have, tb->rs[k][2] = st.since_exact;
+    rs_put(tb->rs[k], &st);
     mh_hvx_grid_to_nchw(mh_region + g->c_off, g->ldc, nd->p, nd->q, nd->n, nd->c, nd->h, nd->w, 1, at(s, nd->out),
                         region_end());
   }
   tb->e[nd->out] = e_acc + shift;
-  tb->res[k][0] = (uint32_t)shift, tb->res[k][1] = (uint32_t)events, tb->res[k][2] = n_out, tb->res[k][3] = ch;
-  *chunks += ch > 1 ? ch : 0;
+  record(tb, k, shift, events, n_out, ch, chunks);
   return MH_WIRE_OK;
 }
 
 static uint32_t conv_bwd_d(mh_vtcm *v, const seg_slot *s, const mh_wire_seg_node *nd, uint32_t k,
                            mh_wire_seg_table *tb, int adaptive, uint32_t *chunks, uint32_t *packed) {
-  const mh_wire_gemm_s8 *g = mh_sg_node(nd->sg, 2);
-  uint32_t n_out = nd->n * nd->c * nd->h * nd->w, mx = 0, sat = 0, ch = 0, r;
   int shift = 0, events = 0;
-  if ((r = mh_sg_run_node(v, nd->sg, 2, 0, 0, 0, &ch, &mx, &sat, packed))) return r;
-  int32_t *big = at(s, nd->in2);
-  mh_hvx_grid_to_nchw(mh_region + g->c_off, g->ldc, nd->p, nd->q, nd->n, nd->c, nd->h, nd->w, 4, big, region_end());
-  if ((r = rule_requant(v, big, n_out, at(s, nd->out), tb->rs[k], adaptive, &shift, &events))) return r;
+  uint32_t ch = 0, r;
+  if ((r = conv_int32_rule(v, s, nd, 2, 0, tb->rs[k], adaptive, &shift, &events, &ch, packed))) return r;
   tb->e[nd->out] = tb->e[nd->in] + tb->ew[k][0] + shift;
-  tb->res[k][0] = (uint32_t)shift, tb->res[k][1] = (uint32_t)events, tb->res[k][2] = n_out, tb->res[k][3] = ch;
-  *chunks += ch > 1 ? ch : 0;
+  record(tb, k, shift, events, nd->n * nd->c * nd->h * nd->w, ch, chunks);
   return MH_WIRE_OK;
 }
 

@@ -79,7 +79,7 @@ static void pad_work(double n, double c, double h, double ld, double *w) {
 
 void mh_dsp_segment_work(const mh_graph *g, int first, int last, int bwd, int batch, double *w) {
   for (int i = first; i <= last; i++) {
-    const mh_node *nd = &g->nodes[i], *in = &g->nodes[nd->in[0]];
+    const mh_node *nd = &g->nodes[i];
     double out = (double)batch * nd->c * nd->h * nd->w, N = batch;
     if (nd->op == MH_OP_RELU) w[MH_DSPW_RELU] += out;
     if (nd->op == MH_OP_MAXPOOL) w[bwd ? MH_DSPW_POOL_BWD : MH_DSPW_POOL_FWD] += N * nd->c * nd->h;
@@ -104,7 +104,6 @@ void mh_dsp_segment_work(const mh_graph *g, int first, int last, int bwd, int ba
     if (!desc.g_in_dyp) pad_work(N, d.O, d.P, N * hq * wq, w);
     gemm_work(&desc.nodes[2], 0, w);
     w[MH_DSPW_NCHW_ROWS] += N * d.C * d.H, w[MH_DSPW_REQUANT] += N * d.C * d.H * d.W;
-    (void)in;
   }
   w[MH_DSPW_SEGMENTS] += 1;
 }
