@@ -206,13 +206,14 @@ __attribute__((noinline)) static void pack_a_rows(const mh_gemm_job *jb, int q0,
   }
 }
 
-/* acc[r][g] (+)= sum over the chunk's nq quads of vrmpy(bq[q][g], a_r[q]), R rows, G vectors. The
- * loops have constant bounds where it is called, so every accumulator is a register. */
+/* acc[r][g] = (fresh ? 0 : acc[r][g]) + the sum over the chunk's nq quads of vrmpy(bq[q][g], a_r[q]),
+ * R rows, G vectors. The loops have constant bounds where it is called, so every accumulator is a
+ * register. */
 static inline __attribute__((always_inline)) void kernel(int R, int G, const int32_t *const *a, const HVX_Vector *bq,
-                                                         int nq, HVX_Vector acc[4][NG]) {
+                                                         int nq, HVX_Vector acc[4][NG], int fresh) {
   HVX_Vector c[4][NG];
   for (int r = 0; r < R; r++)
-    for (int g = 0; g < G; g++) c[r][g] = acc[r][g];
+    for (int g = 0; g < G; g++) c[r][g] = fresh ? Q6_V_vzero() : acc[r][g];
   for (int q = 0; q < nq; q++) {
     HVX_Vector b[NG];
     for (int g = 0; g < G; g++) b[g] = bq[q * NG + g];
@@ -225,10 +226,12 @@ static inline __attribute__((always_inline)) void kernel(int R, int G, const int
     for (int g = 0; g < G; g++) acc[r][g] = c[r][g];
 }
 
-/* The kernel for a row block of R in {1, 2, 4} rows and the panel's G valid vectors. */
-__attribute__((noinline)) static void run_kernel(int R, int G, const int32_t *const *a, const HVX_Vector *bq, int nq, HVX_Vector acc[4][NG]) {
+/* The kernel for a row block of R in {1, 2, 4} rows and the panel's G valid vectors; `fresh`: the
+ * accumulators start at zero (in registers) instead of acc. */
+__attribute__((noinline)) static void run_kernel(int R, int G, const int32_t *const *a, const HVX_Vector *bq, int nq,
+                                                 HVX_Vector acc[4][NG], int fresh) {
 #define MH_K(r, g) \
-  if (R == r && G == g) return kernel(r, g, a, bq, nq, acc)
+  if (R == r && G == g) return fresh ? kernel(r, g, a, bq, nq, acc, 1) : kernel(r, g, a, bq, nq, acc, 0)
   MH_K(4, 4); MH_K(4, 3); MH_K(4, 2); MH_K(4, 1);
   MH_K(2, 4); MH_K(2, 3); MH_K(2, 2); MH_K(2, 1);
   MH_K(1, 4); MH_K(1, 3); MH_K(1, 2); MH_K(1, 1);
@@ -434,15 +437,19 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
       for (int r0 = 0, R; r0 < m; r0 += R) { /* blocks of 4 rows, the last 1-3 as 2 and 1 */
         R = m - r0 >= 4 ? 4 : m - r0 >= 2 ? 2 : 1;
         HVX_Vector acc[4][NG];
-        for (int r = 0; r < R; r++)
-          for (int g = 0; g < NG; g++)
-            acc[r][g] = ep && c > 0 ? *(HVX_Vector *)(pacc_mem + (long)(r0 + r) * NP + 32 * g) : Q6_V_vzero();
+        int fresh = !(ep && c > 0); /* else the fused epilogue's sums so far */
+        if (!fresh)
+          for (int r = 0; r < R; r++)
+            for (int g = 0; g < G; g++) acc[r][g] = *(HVX_Vector *)(pacc_mem + (long)(r0 + r) * NP + 32 * g);
+        if (ep && G < NG) /* the fused epilogue reads whole panels (their lanes past n masked) */
+          for (int r = 0; r < R; r++)
+            for (int g = G; g < NG; g++) acc[r][g] = Q6_V_vzero();
         const int32_t *ap[4];
         for (int r = 0; r < R; r++) ap[r] = achunk ? achunk + (long)(r0 + r) * nq : arows + (long)(r0 + r) * astride + q0;
-        run_kernel(R, G, ap, bq, nq, acc);
+        run_kernel(R, G, ap, bq, nq, acc, fresh);
         if (ep && !last) { /* the fused epilogue waits for the whole sum */
           for (int r = 0; r < R; r++)
-            for (int g = 0; g < NG; g++) *(HVX_Vector *)(pacc_mem + (long)(r0 + r) * NP + 32 * g) = acc[r][g];
+            for (int g = 0; g < G; g++) *(HVX_Vector *)(pacc_mem + (long)(r0 + r) * NP + 32 * g) = acc[r][g];
           continue;
         }
         /* int32 C: the first chunk stores (or adds to C when accumulating), later chunks add; the last

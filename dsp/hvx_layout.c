@@ -66,8 +66,167 @@ static inline __attribute__((always_inline)) void copy_rows(int8_t *d, uint32_t 
     for (uint32_t i = 0; i < len; i++) d[i] = s[i];
 }
 
+/* Row routing by delta networks: byte r*ss + x of a source vector goes to lane r*ds + off + x of the
+ * result (r < rows, x < len). The map keeps the bytes' order, so a spread (ds >= ss) routes through
+ * vdelta's stages (lane bit 64 down to 1) and a squeeze (ds < ss) through vrdelta's (1 up to 64)
+ * without two bytes ever meeting in a lane: after the stages of the high bits two bytes share those
+ * bits of their destination, lie less than that block apart, and so differ in their low bits (and
+ * the same the other way round). Bit 7 of a control byte, which neither network reads, marks the
+ * lanes that receive no byte. Controls are cached by shape: a segment uses a handful. */
+typedef struct {
+  HVX_Vector ctl;
+  uint32_t rows, len, ss, ds, off;
+} route;
+
+static route routes[8];
+static uint32_t n_routes, next_route;
+
+static HVX_Vector route_ctl(uint32_t rows, uint32_t len, uint32_t ss, uint32_t ds, uint32_t off) {
+  for (uint32_t i = 0; i < n_routes; i++) {
+    const route *r = &routes[i];
+    if (r->rows == rows && r->len == len && r->ss == ss && r->ds == ds && r->off == off) return r->ctl;
+  }
+  union {
+    HVX_Vector v;
+    uint8_t b[128];
+  } c;
+  for (int i = 0; i < 128; i++) c.b[i] = 0x80;
+  for (uint32_t r = 0; r < rows; r++)
+    for (uint32_t x = 0; x < len; x++) {
+      uint32_t pos = r * ss + x, d = r * ds + off + x;
+      for (uint32_t k = 0; k < 7; k++) {
+        uint32_t o = ds >= ss ? 64u >> k : 1u << k;
+        if ((pos ^ d) & o) pos ^= o, c.b[pos] |= (uint8_t)o;
+      }
+      c.b[d] &= 0x7f;
+    }
+  route *r = &routes[next_route];
+  next_route = (next_route + 1) & 7u, n_routes += n_routes < 8;
+  r->ctl = c.v, r->rows = rows, r->len = len, r->ss = ss, r->ds = ds, r->off = off;
+  return c.v;
+}
+
+/* How many rows of `bytes` (1..128) fit in a vector. */
+static uint32_t per_vector(uint32_t bytes) {
+  uint32_t r = 0;
+  for (uint32_t t = bytes; t <= 128; t += bytes) r++;
+  return r;
+}
+
+/* A vector from s, which may lie within 128 bytes of the region's end (the bytes past it read 0). */
+static inline HVX_Vector load_near(const int8_t *s, const int8_t *send) {
+  if (send - s >= 128) return ((const uvec *)s)->v;
+  union {
+    HVX_Vector v;
+    int8_t b[128];
+  } t;
+  for (int i = 0; i < 128; i++) t.b[i] = s + i < send ? s[i] : 0;
+  return t.v;
+}
+
+/* v's 128 bytes to d, or as many as lie below dend. */
+static inline void store_near(int8_t *d, HVX_Vector v, const int8_t *dend) {
+  if (dend - d >= 128) {
+    ((uvec *)d)->v = v;
+    return;
+  }
+  const int8_t *b = (const int8_t *)&v;
+  for (int i = 0; d + i < dend; i++) d[i] = b[i];
+}
+
+/* Zeros from d up to at least `to` (vectors may pass it, never dend); returns where they end. */
+static int8_t *zero_to(int8_t *d, const int8_t *to, const int8_t *dend) {
+  for (; d < to; d += 128) store_near(d, Q6_V_vzero(), dend);
+  return d < dend ? d : (int8_t *)dend;
+}
+
+/* One spread vector near the source's or the grid's end (see pad_spread). */
+static __attribute__((noinline)) void spread_near(const int8_t *sp, int8_t *g, HVX_Vector ctl, HVX_VectorPred hole,
+                                                  const int8_t *dend, const int8_t *send) {
+  store_near(g, Q6_V_vmux_QVV(hole, Q6_V_vzero(), Q6_V_vdelta_VV(load_near(sp, send), ctl)), dend);
+}
+
+/* Rows of up to 128-byte grid rows: each vector takes R source rows (R w bytes, contiguous) and
+ * spreads them over R grid rows, their left and right pads zero, stored from the first row's start.
+ * Stores go in increasing address order, except that after a plane's vectors one run of zeros from
+ * the end of its data rows (the bottom pad rows, the next plane's top rows) rewrites the lanes of its
+ * last vector that took rows past h; the first plane's top rows and the channel's tail are zeroed
+ * apart. */
+static void pad_spread(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32_t w, int8_t *dst, uint32_t p,
+                       uint32_t q, uint32_t top, uint32_t ld, const int8_t *end) {
+  const int8_t *dend = dst + (uint64_t)c * ld;
+  const uint32_t R = per_vector(q), plane = p * q, in_plane = h * w, step = R * q, sstep = R * w;
+  uint32_t vecs = 0, gap_vecs = 0; /* a plane's vectors; zero vectors over the gap to the next plane (no division) */
+  for (uint32_t r = 0; r < h; r += R) vecs++;
+  for (uint32_t z = 0; z < (p - h) * q; z += 128) gap_vecs++;
+  gap_vecs += !gap_vecs; /* at least the one that clears the last vector's rows past h */
+  const uint64_t s_stride = (uint64_t)c * in_plane, data = (uint64_t)h * q;
+  HVX_Vector ctl = route_ctl(R, w, w, q, top), zero = Q6_V_vzero();
+  HVX_VectorPred hole = Q6_Q_vand_VR(ctl, 0x80808080u);
+  /* the fast path reads ahead of its stores: only when the source and the grid do not overlap */
+  const int apart = src + (uint64_t)n * s_stride + 128 <= dst || dend + 128 <= src;
+  for (uint32_t ch = 0; ch < c; ch++) {
+    int8_t *base = dst + (uint64_t)ch * ld, *g = base + (uint64_t)top * q;
+    const int8_t *sp = src + (uint64_t)ch * in_plane;
+    int8_t *done = zero_to(base, g, dend); /* bytes below `done` are written */
+    /* the channel's last vectors and zeros far from both ends: no store or load needs a check */
+    const int8_t *s_last = sp + (n - 1) * s_stride + (vecs - 1) * sstep;
+    int8_t *g_last = g + (uint64_t)(n - 1) * plane;
+    if (end - s_last >= 128 && dend - (g_last + data + 128 * gap_vecs) >= 0 && apart) {
+      uint32_t s = 0;
+      if (vecs <= 2 && gap_vecs == 1) /* small planes two at a time: four loads, then the stores in order */
+        for (; s + 2 <= n; s += 2, sp += 2 * s_stride, g += 2 * plane) {
+          const int8_t *b = sp + s_stride;
+          int8_t *e = g + plane;
+          HVX_Vector v0 = ((const uvec *)sp)->v, v1 = ((const uvec *)(sp + sstep))->v, v2 = ((const uvec *)b)->v,
+                     v3 = ((const uvec *)(b + sstep))->v;
+          ((uvec *)g)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
+          if (vecs == 2) ((uvec *)(g + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
+          ((uvec *)(g + data))->v = zero;
+          ((uvec *)e)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v2, ctl));
+          if (vecs == 2) ((uvec *)(e + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v3, ctl));
+          ((uvec *)(e + data))->v = zero;
+        }
+      for (; s < n; s++, sp += s_stride, g += plane) {
+        const int8_t *a = sp;
+        int8_t *d = g;
+        uint32_t j = 0;
+        for (; j + 4 <= vecs; j += 4, a += 4 * sstep, d += 4 * step) { /* loads ahead of the stores */
+          HVX_Vector v0 = ((const uvec *)a)->v, v1 = ((const uvec *)(a + sstep))->v,
+                     v2 = ((const uvec *)(a + 2 * sstep))->v, v3 = ((const uvec *)(a + 3 * sstep))->v;
+          ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
+          ((uvec *)(d + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
+          ((uvec *)(d + 2 * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v2, ctl));
+          ((uvec *)(d + 3 * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v3, ctl));
+        }
+        if (j + 2 <= vecs) {
+          HVX_Vector v0 = ((const uvec *)a)->v, v1 = ((const uvec *)(a + sstep))->v;
+          ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
+          ((uvec *)(d + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
+          j += 2, a += 2 * sstep, d += 2 * step;
+        }
+        if (j < vecs) ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(((const uvec *)a)->v, ctl));
+        for (uint32_t z = 0; z < gap_vecs; z++) ((uvec *)(g + data + 128 * z))->v = zero;
+      }
+      done = g_last + data + 128 * gap_vecs;
+    } else
+      for (uint32_t s = 0; s < n; s++, sp += s_stride, g += plane) {
+        if (done < g) done = zero_to(done, g, dend);
+        const int8_t *a = sp;
+        int8_t *d = g;
+        for (uint32_t j = 0; j < vecs; j++, d += step, a += sstep) spread_near(a, d, ctl, hole, dend, end);
+        done = zero_to(g + data, g + data + 1, dend); /* (p > h: the grid has a bottom pad row) */
+      }
+    zero_to(done, base + ld, dend);
+  }
+}
+
 void mh_hvx_pad_s8(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32_t w, int8_t *dst, uint32_t p,
                    uint32_t q, uint32_t top, uint32_t ld, const int8_t *end) {
+  if (q <= 128) {
+    pad_spread(src, n, c, h, w, dst, p, q, top, ld, end);
+    return;
+  }
   const int8_t *dend = dst + (uint64_t)c * ld;
   uint32_t plane = p * q, in_plane = h * w;
   for (uint32_t ch = 0; ch < c; ch++) {
@@ -75,11 +234,24 @@ void mh_hvx_pad_s8(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32
     zero_run(row, ld, dend);
     int8_t *d = row + top * q + top;
     const int8_t *sp = src + (uint64_t)ch * in_plane;
-    for (uint32_t s = 0; s < n; s++, d += plane, sp += (uint64_t)c * in_plane) {
-      if (w <= 128) copy_rows(d, q, sp, w, h, w, 1, dend, end);
-      else
-        for (uint32_t y = 0; y < h; y++) copy_run(d + (uint64_t)y * q, sp + (uint64_t)y * w, w, 1, dend, end);
+    for (uint32_t s = 0; s < n; s++, d += plane, sp += (uint64_t)c * in_plane)
+      for (uint32_t y = 0; y < h; y++) copy_run(d + (uint64_t)y * q, sp + (uint64_t)y * w, w, 1, dend, end);
+  }
+}
+
+/* Grid rows of `len` bytes at stride gs squeezed R to a vector into rows at stride len (R >= 2). The
+ * vector's bytes past its rows are whatever the network left there: a later store rewrites them. */
+static void gather_squeeze(const int8_t *src, uint32_t gs, int8_t *o, uint32_t rows, uint32_t len, uint32_t R,
+                           HVX_Vector ctl, const int8_t *dend, const int8_t *send) {
+  for (uint32_t y = 0; y < rows; y += R, src += R * gs, o += R * len) {
+    HVX_Vector v = Q6_V_vrdelta_VV(load_near(src, send), ctl);
+    if (dend - o >= 128) {
+      ((uvec *)o)->v = v;
+      continue;
     }
+    const int8_t *b = (const int8_t *)&v; /* the tensor's last bytes: only the rows' own */
+    uint32_t bytes = (rows - y < R ? rows - y : R) * len;
+    for (uint32_t i = 0; i < bytes; i++) o[i] = b[i];
   }
 }
 
@@ -88,11 +260,13 @@ void mh_hvx_grid_to_nchw(const void *grid, uint32_t ld, uint32_t gp, uint32_t gq
   const int8_t *g = grid;
   int8_t *o = out;
   const int8_t *dend = o + (uint64_t)n * c * h * w * size;
-  uint32_t len = w * size, gs = gq * size;
+  uint32_t len = w * size, gs = gq * size, R = gs <= 64 ? per_vector(gs) : 1;
+  HVX_Vector ctl = R > 1 ? route_ctl(R, len, gs, len, 0) : Q6_V_vzero();
   for (uint32_t s = 0; s < n; s++)
     for (uint32_t ch = 0; ch < c; ch++, o += (uint64_t)h * len) {
       const int8_t *src = g + ((uint64_t)ch * ld + (uint64_t)s * gp * gq) * size;
-      if (len <= 128) copy_rows(o, len, src, gs, h, len, 0, dend, end);
+      if (R > 1) gather_squeeze(src, gs, o, h, len, R, ctl, dend, end);
+      else if (len <= 128) copy_rows(o, len, src, gs, h, len, 0, dend, end);
       else
         for (uint32_t y = 0; y < h; y++) copy_run(o + (uint64_t)y * len, src + (uint64_t)y * gs, len, 0, dend, end);
     }

@@ -464,6 +464,65 @@ static void seg_programs(mh_dsp *d) {
   CHECK_EQ_INT(call(d, MH_WIRE_SEG_RUN, &ok, sizeof ok), MH_WIRE_OK);
 }
 
+/* PAD over the shapes its kernel tells apart: several grid rows a vector (cnn6's 28 and 14, a
+ * CIFAR-like 32 with 3 rows, lenet5's pad 2), one row a vector, rows past 128 bytes, no pad at all
+ * and a last plane cut short by ld; each placed at the region's start, with the grid ending at the
+ * region's end, and with the input ending there, against the grid written by hand. The grid is
+ * filled with 0x55 first: the pad must write its zeros too. */
+static void seg_pad_shapes(mh_dsp *d) {
+  const uint32_t desc_off = MH_WIRE_PAGE + 16384, table_off = MH_WIRE_PAGE + 8192, none = MH_WIRE_SEG_NONE;
+  const uint32_t R = (uint32_t)d->region_bytes & ~127u;
+  static const struct {
+    uint32_t n, c, h, w, p, q, top, ld;
+  } shapes[] = {
+      {3, 2, 28, 28, 30, 30, 1, 3 * 900},  {3, 3, 14, 14, 16, 16, 1, 3 * 256}, {2, 2, 32, 32, 34, 34, 1, 2 * 1156},
+      {2, 2, 28, 28, 32, 32, 2, 2 * 1024}, {2, 2, 9, 100, 11, 102, 1, 2 * 1122}, {2, 2, 3, 140, 5, 142, 1, 2 * 710},
+      {2, 3, 10, 10, 10, 10, 0, 2 * 100},  {3, 2, 5, 6, 7, 8, 1, 2 * 56 + 6 * 8 + 1 + 6},
+      {3, 2, 20, 14, 22, 16, 1, 3 * 352},
+  };
+  mh_rng r = mh_rng_make(91);
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+    for (int place = 0; place < 3; place++) {
+      uint32_t n = shapes[i].n, c = shapes[i].c, h = shapes[i].h, w = shapes[i].w, P = shapes[i].p, Q = shapes[i].q,
+               top = shapes[i].top, ld = shapes[i].ld, in_bytes = n * c * h * w, g_bytes = c * ld;
+      uint32_t in_off = MH_WIRE_PAGE + 32768, g_off = (in_off + in_bytes + 127) / 128 * 128 + 256;
+      if (place == 1) g_off = (R - g_bytes) / 128 * 128, in_off = g_off - (in_bytes + 127) / 128 * 128;
+      if (place == 2) in_off = (R - in_bytes) / 128 * 128, g_off = in_off - (g_bytes + 127) / 128 * 128 - 256;
+      mh_wire_seg_tensor t[2] = {{in_off, in_bytes}, {g_off, g_bytes}};
+      mh_wire_seg_node pad = {MH_SEG_PAD, 0, none, 1, none, 0, n, c, h, w, P, Q, top, ld, {0, 0}};
+      int8_t *x = (int8_t *)mh_dsp_at(d, in_off), *g = (int8_t *)mh_dsp_at(d, g_off);
+      fill(&r, x, in_bytes);
+      memset(g, 0x55, g_bytes);
+      uint8_t *guard = place == 1 ? NULL : (uint8_t *)g + g_bytes; /* the bytes past the grid stay as they are */
+      if (guard) memset(guard, 0x3c, 256);
+      memset(mh_dsp_at(d, table_off), 0, sizeof(mh_wire_seg_table));
+      memcpy(mh_dsp_at(d, desc_off), t, sizeof t);
+      memcpy(mh_dsp_at(d, desc_off + sizeof t), &pad, sizeof pad);
+      uint32_t run = 0;
+      const mh_wire_seg_prepare pp = {7, desc_off, 2, 1, {0}};
+      CHECK_EQ_INT(call(d, MH_WIRE_SEG_PREPARE, &pp, sizeof pp), MH_WIRE_OK);
+      mh_wire_seg_run rr = {7, table_off, 1, {0, 0}, 0, {0}};
+      run = call(d, MH_WIRE_SEG_RUN, &rr, sizeof rr);
+      CHECK_EQ_INT(run, MH_WIRE_OK);
+      long bad = -1;
+      for (uint32_t ch = 0; ch < c && bad < 0; ch++)
+        for (uint32_t j = 0; j < ld; j++) {
+          long s = j / (P * Q), y = (long)(j / Q % P) - (long)top, xx = (long)(j % Q) - (long)top;
+          int want = y >= 0 && y < (long)h && xx >= 0 && xx < (long)w ? x[((s * c + ch) * h + y) * w + xx] : 0;
+          if (g[ch * ld + j] != want) {
+            bad = (long)(ch * ld + j);
+            break;
+          }
+        }
+      for (int k = 0; guard && k < 256 && bad < 0; k++)
+        if (guard[k] != 0x3c) bad = (long)g_bytes + k;
+      tl_checks++;
+      if (bad >= 0)
+        TL_FAIL("PAD %ux%ux%ux%u into %ux%u (top %u, ld %u), placement %d: grid byte %ld is %d", n, c, h, w, P, Q, top, ld,
+                place, bad, g[bad]);
+    }
+}
+
 /* A subgraph that cannot fit the region: NULL and a message saying so, nothing prepared. */
 static void region_full(void) {
   mh_dsp *d = NULL;
@@ -713,7 +772,7 @@ int main(void) {
   packed_weights_stay(d);
   mh_dsp_close(d);
   CHECK_OK(mh_dsp_open(&d, 1u << 20));
-  if (d) malformed(d), seg_programs(d);
+  if (d) malformed(d), seg_programs(d), seg_pad_shapes(d);
   mh_dsp_close(d);
   no_reuse();
   region_full();
