@@ -260,8 +260,8 @@ typedef struct {
  * its end with what they held: the DSP runs one thread, and nothing else writes the region then). */
 static inline int fits(const void *p) { return (const uint8_t *)p + 128 <= mh_region + mh_region_bytes; }
 
-__attribute__((noinline)) static void finish_block(finish_ctx *f, int r0, int R, int n0, int G,
-                                                   HVX_Vector acc[4][NG], int raw) {
+static inline __attribute__((always_inline)) void finish_rows(finish_ctx *f, int r0, int R, int n0, int G,
+                                                              HVX_Vector acc[4][NG], int raw) {
   const mh_gemm_job *jb = f->jb;
   int n = jb->n, full = n - n0 >= NP;
   if (!f->ep) { /* int32 C */
@@ -317,6 +317,62 @@ __attribute__((noinline)) static void finish_block(finish_ctx *f, int r0, int R,
     else
       for (int i = 0; i < n - n0; i++) y[i] = ((const int8_t *)&bytes)[i];
   }
+  f->vmax = vmax, f->vsat = vsat;
+}
+
+__attribute__((noinline)) static void finish_block(finish_ctx *f, int r0, int R, int n0, int G, HVX_Vector acc[4][NG],
+                                                   int raw) {
+  finish_rows(f, r0, R, n0, G, acc, raw);
+}
+
+/* Row `row` of a full panel through the fused epilogue, its four vectors of sums in registers. */
+static inline __attribute__((always_inline)) void fused_row(const finish_ctx *f, const mh_rq_consts *rq, int row, int n0,
+                                                            int raw, HVX_Vector a0, HVX_Vector a1, HVX_Vector a2,
+                                                            HVX_Vector a3, const HVX_Vector *keep, HVX_Vector floor,
+                                                            HVX_Vector *vmax, HVX_Vector *vsat, int psto) {
+  HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[row] * 128u) : 0);
+  HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[row] : 0), in[NG] = {a0, a1, a2, a3}, words[NG];
+  for (int g = 0; g < NG; g++) {
+    HVX_Vector x = Q6_V_vand_VV(Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(in[g], corr), bias), floor), keep[g]);
+    words[g] = psto ? mh_rq_words_psto(rq, x, vmax, vsat) : mh_rq_words(rq, x, vmax, vsat);
+  }
+  *(HVX_UVector *)(f->ep->y + (long)row * f->ep->ldy + n0) =
+      Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
+}
+
+/* Row `row` of a full panel into int32 C (stored, or added to what C holds). */
+static inline __attribute__((always_inline)) void int32_row(const finish_ctx *f, int row, int n0, int raw, HVX_Vector a0,
+                                                            HVX_Vector a1, HVX_Vector a2, HVX_Vector a3) {
+  HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[row] * 128u) : 0), in[NG] = {a0, a1, a2, a3};
+  HVX_UVector *c = (HVX_UVector *)(f->jb->c + (long)row * f->jb->ldc + n0);
+  for (int g = 0; g < NG; g++) c[g] = f->add_c ? Q6_Vw_vadd_VwVw(Q6_Vw_vsub_VwVw(in[g], corr), c[g]) : Q6_Vw_vsub_VwVw(in[g], corr);
+}
+
+/* A whole block (4 rows x 4 vectors) over its last K chunk with fresh accumulators, finished in the
+ * same call: on a full panel the sums go from the kernel to the epilogue in registers. */
+__attribute__((noinline)) static void block_4x4(const int32_t *const *a, const HVX_Vector *bq, int nq, finish_ctx *f,
+                                                int r0, int n0, int raw) {
+  HVX_Vector acc[4][NG];
+  kernel(4, NG, a, bq, nq, acc, 1);
+  if (f->jb->n - n0 < NP) {
+    finish_rows(f, r0, 4, n0, NG, acc, raw);
+    return;
+  }
+  if (!f->ep) {
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 4; r++) int32_row(f, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+    return;
+  }
+  const mh_rq_consts rq = f->rq; /* in registers (the stores to y may alias anything in memory) */
+  HVX_Vector vmax = f->vmax, vsat = f->vsat, floor = f->floor, keep[NG] = {f->keep[0], f->keep[1], f->keep[2], f->keep[3]};
+  if (rq.mode == 1) /* niti's rounding, without branches */
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 4; r++)
+      fused_row(f, &rq, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 1);
+  else
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 4; r++)
+      fused_row(f, &rq, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 0);
   f->vmax = vmax, f->vsat = vsat;
 }
 
@@ -446,6 +502,11 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
             for (int g = G; g < NG; g++) acc[r][g] = Q6_V_vzero();
         const int32_t *ap[4];
         for (int r = 0; r < R; r++) ap[r] = achunk ? achunk + (long)(r0 + r) * nq : arows + (long)(r0 + r) * astride + q0;
+        f.add_c = !ep && (c > 0 || jb->accumulate);
+        if (R == 4 && G == NG && fresh && (!ep || last)) {
+          block_4x4(ap, bq, nq, &f, r0, n0, last);
+          continue;
+        }
         run_kernel(R, G, ap, bq, nq, acc, fresh);
         if (ep && !last) { /* the fused epilogue waits for the whole sum */
           for (int r = 0; r < R; r++)
@@ -454,7 +515,6 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
         }
         /* int32 C: the first chunk stores (or adds to C when accumulating), later chunks add; the last
          * takes the correction (int32 sums wrap alike in every order; A by rows has its sums then) */
-        f.add_c = !ep && (c > 0 || jb->accumulate);
         finish_block(&f, r0, R, n0, G, acc, last);
       }
     }

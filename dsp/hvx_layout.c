@@ -66,43 +66,46 @@ static inline __attribute__((always_inline)) void copy_rows(int8_t *d, uint32_t 
     for (uint32_t i = 0; i < len; i++) d[i] = s[i];
 }
 
-/* Row routing by delta networks: byte r*ss + x of a source vector goes to lane r*ds + off + x of the
- * result (r < rows, x < len). The map keeps the bytes' order, so a spread (ds >= ss) routes through
- * vdelta's stages (lane bit 64 down to 1) and a squeeze (ds < ss) through vrdelta's (1 up to 64)
- * without two bytes ever meeting in a lane: after the stages of the high bits two bytes share those
- * bits of their destination, lie less than that block apart, and so differ in their low bits (and
- * the same the other way round). Bit 7 of a control byte, which neither network reads, marks the
- * lanes that receive no byte. Controls are cached by shape: a segment uses a handful. */
+/* Row routing by delta networks (see hvx_layout.h). The map keeps the bytes' order, so a spread
+ * routes through vdelta's stages (lane bit 64 down to 1) and a squeeze through vrdelta's (1 up to
+ * 64) without two bytes ever meeting in a lane: after the stages of the high bits two bytes share
+ * those bits of their destination, lie less than that block apart, and so differ in their low bits
+ * (and the same the other way round). Controls are cached by shape: a program uses a handful. */
 typedef struct {
   HVX_Vector ctl;
-  uint32_t rows, len, ss, ds, off;
+  uint32_t key[7];
 } route;
 
 static route routes[8];
 static uint32_t n_routes, next_route;
 
-static HVX_Vector route_ctl(uint32_t rows, uint32_t len, uint32_t ss, uint32_t ds, uint32_t off) {
+HVX_Vector mh_hvx_route_ctl(uint32_t rows, uint32_t len, uint32_t ss, uint32_t se, uint32_t ds, uint32_t de,
+                            uint32_t off) {
+  const uint32_t key[7] = {rows, len, ss, se, ds, de, off};
   for (uint32_t i = 0; i < n_routes; i++) {
-    const route *r = &routes[i];
-    if (r->rows == rows && r->len == len && r->ss == ss && r->ds == ds && r->off == off) return r->ctl;
+    int same = 1;
+    for (int k = 0; k < 7; k++) same &= routes[i].key[k] == key[k];
+    if (same) return routes[i].ctl;
   }
   union {
     HVX_Vector v;
     uint8_t b[128];
   } c;
+  const int spread = ds >= ss && de >= se;
   for (int i = 0; i < 128; i++) c.b[i] = 0x80;
   for (uint32_t r = 0; r < rows; r++)
     for (uint32_t x = 0; x < len; x++) {
-      uint32_t pos = r * ss + x, d = r * ds + off + x;
+      uint32_t pos = r * ss + x * se, d = r * ds + off + x * de;
       for (uint32_t k = 0; k < 7; k++) {
-        uint32_t o = ds >= ss ? 64u >> k : 1u << k;
+        uint32_t o = spread ? 64u >> k : 1u << k;
         if ((pos ^ d) & o) pos ^= o, c.b[pos] |= (uint8_t)o;
       }
       c.b[d] &= 0x7f;
     }
   route *r = &routes[next_route];
   next_route = (next_route + 1) & 7u, n_routes += n_routes < 8;
-  r->ctl = c.v, r->rows = rows, r->len = len, r->ss = ss, r->ds = ds, r->off = off;
+  r->ctl = c.v;
+  for (int k = 0; k < 7; k++) r->key[k] = key[k];
   return c.v;
 }
 
@@ -161,7 +164,7 @@ static void pad_spread(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, ui
   for (uint32_t z = 0; z < (p - h) * q; z += 128) gap_vecs++;
   gap_vecs += !gap_vecs; /* at least the one that clears the last vector's rows past h */
   const uint64_t s_stride = (uint64_t)c * in_plane, data = (uint64_t)h * q;
-  HVX_Vector ctl = route_ctl(R, w, w, q, top), zero = Q6_V_vzero();
+  HVX_Vector ctl = mh_hvx_route_ctl(R, w, w, 1, q, 1, top), zero = Q6_V_vzero();
   HVX_VectorPred hole = Q6_Q_vand_VR(ctl, 0x80808080u);
   /* the fast path reads ahead of its stores: only when the source and the grid do not overlap */
   const int apart = src + (uint64_t)n * s_stride + 128 <= dst || dend + 128 <= src;
@@ -261,7 +264,7 @@ void mh_hvx_grid_to_nchw(const void *grid, uint32_t ld, uint32_t gp, uint32_t gq
   int8_t *o = out;
   const int8_t *dend = o + (uint64_t)n * c * h * w * size;
   uint32_t len = w * size, gs = gq * size, R = gs <= 64 ? per_vector(gs) : 1;
-  HVX_Vector ctl = R > 1 ? route_ctl(R, len, gs, len, 0) : Q6_V_vzero();
+  HVX_Vector ctl = R > 1 ? mh_hvx_route_ctl(R, len, gs, 1, len, 1, 0) : Q6_V_vzero();
   for (uint32_t s = 0; s < n; s++)
     for (uint32_t ch = 0; ch < c; ch++, o += (uint64_t)h * len) {
       const int8_t *src = g + ((uint64_t)ch * ld + (uint64_t)s * gp * gq) * size;

@@ -4,7 +4,15 @@
 #ifndef MH_DSP_HVX_LAYOUT_H
 #define MH_DSP_HVX_LAYOUT_H
 
+#include <hexagon_types.h>
 #include <stdint.h>
+
+/* The control of a byte route for vdelta (a spread: ds >= ss and de >= se) or vrdelta (a squeeze):
+ * byte r*ss + x*se of a vector goes to lane r*ds + off + x*de (r < rows, x < len; all < 128, the map
+ * keeping the bytes' order). Bit 7 of a control byte, which neither network reads, marks the lanes
+ * that receive no byte (Q6_Q_vand_VR(ctl, 0x80808080) selects them). */
+HVX_Vector mh_hvx_route_ctl(uint32_t rows, uint32_t len, uint32_t ss, uint32_t se, uint32_t ds, uint32_t de,
+                            uint32_t off);
 
 /* dst: c rows of ld bytes, all zero but sample s's row y of channel ch (w bytes of src, NCHW n x c x
  * h x w) at ch*ld + s*p*q + (y+top)*q + top (the caller checks that the grid holds it). */

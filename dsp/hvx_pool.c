@@ -5,6 +5,7 @@
 #include <hexagon_types.h>
 #include <hvx_hexagon_protos.h>
 
+#include "hvx_layout.h"
 #include "hvx_pool.h"
 #include "wire.h"
 
@@ -40,39 +41,43 @@ static void store_prefix(int8_t *dst, HVX_Vector v, uint32_t cnt, const int8_t *
   for (uint32_t i = 0; i < cnt; i++) dst[i] = ((const int8_t *)stage)[i];
 }
 
-/* Window rows per step for even planes of Q windows a row: k rows of 4Q input bytes fit one vector
- * (their windows in lanes [2jQ, 2jQ + Q) after the even/odd split), when k >= 2 (Q <= 16). */
-static uint32_t rows_per_step(uint32_t h, uint32_t w) {
-  uint32_t Q = w / 2, k = 0;
-  if ((h | w) & 1u || !Q) return 0;
-  while ((k + 1) * Q <= 32) k++; /* no division on the DSP */
-  return k >= 2 ? k : 0;
+/* Even planes of rows up to 32 bytes: a tensor of them is a run of window rows of 2w bytes (a top
+ * row, then its bottom row), alike from plane to plane, so the kernels below walk the window rows of
+ * all planes k at a time (2kw <= 128 bytes, one vector) with no per-plane work. Returns k, or 0 when
+ * the planes are not of this kind. */
+static uint32_t window_rows_per_vector(uint32_t h, uint32_t w) {
+  uint32_t k = 0;
+  if ((h | w) & 1u || !w || w > 32) return 0;
+  for (uint32_t t = 2 * w; t <= 128; t += 2 * w) k++; /* no division on the DSP */
+  return k;
 }
 
-/* Small even planes: k window rows per step. Lanes [2jQ, 2jQ + Q) of m move to [jQ, (j+1)Q). */
-static void maxpool2_rows(const int8_t *x, int8_t *y, uint32_t planes, uint32_t h, uint32_t w, uint32_t k,
-                          const int8_t *end, const int8_t *lim, HVX_Vector *stage, HVX_Vector *out) {
-  uint32_t P = h / 2, Q = w / 2;
-  for (uint32_t t = 0; t < planes; t++)
-    for (uint32_t p = 0; p < P; p += k) {
-      uint32_t kk = P - p < k ? P - p : k;
-      const int8_t *top = x + ((uint64_t)t * h + 2 * p) * w;
-      HVX_Vector a, b, c, d;
-      windows(top, top + w, end, stage, &a, &b, &c, &d);
-      HVX_Vector m = Q6_Vb_vmax_VbVb(Q6_Vb_vmax_VbVb(a, b), Q6_Vb_vmax_VbVb(c, d)), o = m;
-      for (uint32_t j = 1; j < kk; j++) o = Q6_V_vmux_QVV(Q6_Q_vsetq_R(j * Q), o, Q6_V_vror_VR(m, (int)(j * Q)));
-      store_prefix(y + ((uint64_t)t * P + p) * Q, o, kk * Q, lim, out);
-    }
+/* The forward over `rows` window rows: the vertical maxima (top vs bottom row) and the horizontal
+ * ones (lane i vs i + 1) leave window (r, i)'s maximum in lane 2rw + 2i, squeezed to r Q + i. */
+static void maxpool2_flat(const int8_t *x, int8_t *y, uint32_t rows, uint32_t w, uint32_t k, const int8_t *end,
+                          const int8_t *lim, HVX_Vector *stage, HVX_Vector *out) {
+  const uint32_t Q = w / 2, in_step = 2 * w * k, out_step = Q * k;
+  HVX_Vector ctl = mh_hvx_route_ctl(k, Q, 2 * w, 2, Q, 1, 0);
+  uint32_t t = 0;
+  for (; t < rows && end - (x + w) >= 128 && lim - y >= 128; t += k, x += in_step, y += out_step) {
+    HVX_Vector v = Q6_Vb_vmax_VbVb(((const uvec *)x)->v, ((const uvec *)(x + w))->v);
+    ((uvec *)y)->v = Q6_V_vrdelta_VV(Q6_Vb_vmax_VbVb(v, Q6_V_vror_VR(v, 1)), ctl);
+  }
+  for (; t < rows; t += k, x += in_step, y += out_step) { /* near the region's or the output's end */
+    uint32_t kk = rows - t < k ? rows - t : k;
+    HVX_Vector top = load128(x, end, stage), v = Q6_Vb_vmax_VbVb(top, load128(x + w, end, stage));
+    store_prefix(y, Q6_V_vrdelta_VV(Q6_Vb_vmax_VbVb(v, Q6_V_vror_VR(v, 1)), ctl), kk * Q, lim, out);
+  }
 }
 
 int mh_hvx_maxpool2_s8(mh_vtcm *v, const int8_t *x, int8_t *y, uint32_t planes, uint32_t h, uint32_t w,
                        const int8_t *end) {
   HVX_Vector *stage = mh_vtcm_alloc(v, 128), *out = mh_vtcm_alloc(v, 128);
   if (!stage || !out) return MH_WIRE_E_VTCM;
-  uint32_t P = h / 2, Q = w / 2, k = rows_per_step(h, w);
+  uint32_t P = h / 2, Q = w / 2, k = window_rows_per_vector(h, w);
   const int8_t *lim = y + (uint64_t)planes * P * Q;
   if (k) {
-    maxpool2_rows(x, y, planes, h, w, k, end, lim, stage, out);
+    maxpool2_flat(x, y, planes * P, w, k, end, lim, stage, out);
     return MH_WIRE_OK;
   }
   for (uint32_t t = 0; t < planes; t++)
@@ -101,41 +106,56 @@ static void route(HVX_Vector a, HVX_Vector b, HVX_Vector c, HVX_Vector d, HVX_Ve
   *top = Q6_V_lo_W(Q6_W_vshuff_VVR(gb, ga, -1)), *bot = Q6_V_lo_W(Q6_W_vshuff_VVR(gd, gc, -1));
 }
 
-/* Small even planes, k window rows per step: the errors of rows p.. spread to lanes [2jQ, 2jQ + Q),
- * routed, and the top rows' and bottom rows' bytes merged into the 2k input rows (every byte of dx
- * is written: the planes are even). `even`: the bytes of even input rows of a step, as a mask. */
-static void maxpool2_bwd_rows(const int8_t *x, const int8_t *dy, int8_t *dx, uint32_t planes, uint32_t h, uint32_t w,
-                              uint32_t k, const int8_t *end, const int8_t *lim, HVX_Vector *stage, HVX_Vector *out,
-                              HVX_Vector *even_mem) {
-  uint32_t P = h / 2, Q = w / 2;
-  for (uint32_t i = 0, row = 0, col = 0; i < 128; i++) {
-    ((uint8_t *)even_mem)[i] = row & 1u ? 0 : 0xff;
-    if (++col == w) col = 0, row++;
+/* The backward over `rows` window rows (see window_rows_per_vector), in the lanes of the top rows'
+ * vector: the window maximum M in both lanes of a window; the first maximum in scan order a b / c d
+ * from byte masks shifted a lane either way; the errors spread from lane r Q + i to 2rw + 2i and
+ * doubled into the odd lane; the bottom rows' bytes moved up a row into the rows between. */
+static void maxpool2_bwd_flat(const int8_t *x, const int8_t *dy, int8_t *dx, uint32_t rows, uint32_t w, uint32_t k,
+                              const int8_t *end, const int8_t *lim, HVX_Vector *stage, HVX_Vector *out,
+                              HVX_Vector *rows_mem) {
+  const uint32_t Q = w / 2, in_step = 2 * w * k, dy_step = Q * k;
+  for (uint32_t i = 0, r = 0, col = 0; i < 128; i++) { /* the top rows' lanes */
+    ((uint8_t *)rows_mem)[i] = r < k && col < w ? 1 : 0;
+    if (++col == 2 * w) col = 0, r++;
   }
-  HVX_VectorPred even = Q6_Q_vand_VR(*even_mem, 0x01010101);
-  for (uint32_t t = 0; t < planes; t++)
-    for (uint32_t p = 0; p < P; p += k) {
-      uint32_t kk = P - p < k ? P - p : k;
-      HVX_Vector gl = load128(dy + ((uint64_t)t * P + p) * Q, end, stage), g = gl;
-      for (uint32_t j = 1; j < kk; j++) g = Q6_V_vmux_QVV(Q6_Q_vsetq_R(2 * j * Q), g, Q6_V_vror_VR(gl, (int)(128 - j * Q)));
-      const int8_t *top = x + ((uint64_t)t * h + 2 * p) * w;
-      HVX_Vector a, b, c, d, up, down;
-      windows(top, top + w, end, stage, &a, &b, &c, &d);
-      route(a, b, c, d, g, &up, &down);
-      store_prefix(dx + ((uint64_t)t * h + 2 * p) * w, Q6_V_vmux_QVV(even, up, Q6_V_vror_VR(down, (int)(128 - w))),
-                   2 * kk * w, lim, out);
-    }
+  const HVX_VectorPred top_rows = Q6_Q_vand_VR(*rows_mem, 0x01010101), even = Q6_Q_vand_VR(Q6_V_vsplat_R(0x01010101), 0x00010001);
+  const HVX_Vector spread = mh_hvx_route_ctl(k, Q, Q, 1, 2 * w, 2, 0), ff = Q6_V_vsplat_R(-1), zero = Q6_V_vzero();
+  uint32_t t = 0;
+#define MH_POOL_BWD_STEP(TOP, BOT, G, STORE)                                                                   \
+  do {                                                                                                         \
+    HVX_Vector tv = (TOP), bv = (BOT), g = (G), v = Q6_Vb_vmax_VbVb(tv, bv);                                   \
+    HVX_Vector h = Q6_Vb_vmax_VbVb(v, Q6_V_vror_VR(v, 1)), m = Q6_V_vmux_QVV(even, h, Q6_V_vror_VR(h, 127));   \
+    HVX_Vector ea = Q6_V_vmux_QVV(Q6_Q_vcmp_eq_VbVb(tv, m), ff, zero), ea_prev = Q6_V_vror_VR(ea, 127);        \
+    HVX_Vector any_top = Q6_V_vor_VV(ea, Q6_V_vmux_QVV(even, Q6_V_vror_VR(ea, 1), ea_prev));                  \
+    HVX_Vector sel_top = Q6_V_vmux_QVV(even, ea, Q6_V_vand_VV(ea, Q6_V_vnot_V(ea_prev)));                     \
+    HVX_Vector ec = Q6_V_vmux_QVV(Q6_Q_vcmp_eq_VbVb(bv, m), ff, zero);                                         \
+    HVX_Vector sel_bot = Q6_V_vand_VV(Q6_V_vnot_V(any_top), Q6_V_vmux_QVV(even, ec, Q6_V_vnot_V(Q6_V_vror_VR(ec, 127)))); \
+    HVX_Vector gs = Q6_V_vdelta_VV(g, spread), g2 = Q6_V_vmux_QVV(even, gs, Q6_V_vror_VR(gs, 127));           \
+    HVX_Vector dbot = Q6_V_vand_VV(g2, sel_bot);                                                               \
+    STORE(Q6_V_vmux_QVV(top_rows, Q6_V_vand_VV(g2, sel_top), Q6_V_vror_VR(dbot, (int)(128 - w))));            \
+  } while (0)
+#define MH_STORE_WHOLE(o) (((uvec *)dx)->v = (o))
+  for (; t < rows && end - (x + w) >= 128 && end - dy >= 128 && lim - dx >= 128; t += k, x += in_step, dy += dy_step, dx += in_step)
+    MH_POOL_BWD_STEP(((const uvec *)x)->v, ((const uvec *)(x + w))->v, ((const uvec *)dy)->v, MH_STORE_WHOLE);
+  for (; t < rows; t += k, x += in_step, dy += dy_step, dx += in_step) { /* near the region's or dx's end */
+    uint32_t kk = rows - t < k ? rows - t : k;
+#define MH_STORE_PREFIX(o) store_prefix(dx, (o), 2 * kk * w, lim, out)
+    MH_POOL_BWD_STEP(load128(x, end, stage), load128(x + w, end, stage), load128(dy, end, stage), MH_STORE_PREFIX);
+#undef MH_STORE_PREFIX
+  }
+#undef MH_STORE_WHOLE
+#undef MH_POOL_BWD_STEP
 }
 
 int mh_hvx_maxpool2_bwd_s8(mh_vtcm *v, const int8_t *x, const int8_t *dy, int8_t *dx, uint32_t planes, uint32_t h,
                            uint32_t w, const int8_t *end) {
   HVX_Vector *stage = mh_vtcm_alloc(v, 128), *out = mh_vtcm_alloc(v, 128), *even = mh_vtcm_alloc(v, 128);
   if (!stage || !out || !even) return MH_WIRE_E_VTCM;
-  uint32_t P = h / 2, Q = w / 2, k = rows_per_step(h, w);
+  uint32_t P = h / 2, Q = w / 2, k = window_rows_per_vector(h, w);
   uint64_t total = (uint64_t)planes * h * w, i = 0;
   const int8_t *lim = dx + total;
   if (k) {
-    maxpool2_bwd_rows(x, dy, dx, planes, h, w, k, end, lim, stage, out, even);
+    maxpool2_bwd_flat(x, dy, dx, planes * P, w, k, end, lim, stage, out, even);
     return MH_WIRE_OK;
   }
   HVX_Vector zero = Q6_V_vzero();
