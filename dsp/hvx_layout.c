@@ -76,7 +76,7 @@ typedef struct {
   uint32_t key[7];
 } route;
 
-static route routes[8];
+static route routes[16];
 static uint32_t n_routes, next_route;
 
 HVX_Vector mh_hvx_route_ctl(uint32_t rows, uint32_t len, uint32_t ss, uint32_t se, uint32_t ds, uint32_t de,
@@ -103,7 +103,7 @@ HVX_Vector mh_hvx_route_ctl(uint32_t rows, uint32_t len, uint32_t ss, uint32_t s
       c.b[d] &= 0x7f;
     }
   route *r = &routes[next_route];
-  next_route = (next_route + 1) & 7u, n_routes += n_routes < 8;
+  next_route = (next_route + 1) & 15u, n_routes += n_routes < 16;
   r->ctl = c.v;
   for (int k = 0; k < 7; k++) r->key[k] = key[k];
   return c.v;
@@ -144,9 +144,123 @@ static int8_t *zero_to(int8_t *d, const int8_t *to, const int8_t *dend) {
 }
 
 /* One spread vector near the source's or the grid's end (see pad_spread). */
-static __attribute__((noinline)) void spread_near(const int8_t *sp, int8_t *g, HVX_Vector ctl, HVX_VectorPred hole,
+static __attribute__((noinline)) void pad_near(const int8_t *sp, int8_t *g, HVX_Vector ctl, HVX_VectorPred hole,
                                                   const int8_t *dend, const int8_t *send) {
   store_near(g, Q6_V_vmux_QVV(hole, Q6_V_vzero(), Q6_V_vdelta_VV(load_near(sp, send), ctl)), dend);
+}
+
+/* Planes of whole aligned vectors (q divides 128, p q a multiple of 128, each channel's grid
+ * aligned): vector k of a plane holds grid rows [kR, kR + R), its data rows spread from one load by
+ * a route of its own and its pads zero, so every store is aligned and no byte is written twice.
+ * Returns 0 when the shape or the placement is not of this kind. */
+__attribute__((noinline)) static int pad_tiles(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32_t w, int8_t *dst, uint32_t p,
+                     uint32_t q, uint32_t top, uint32_t ld, const int8_t *end) {
+  const uint32_t R = per_vector(q), plane = p * q, in_plane = h * w;
+  uint32_t V = 0;
+  for (uint32_t z = 0; z < plane; z += 128) V++;
+  if (R * q != 128 || V * 128 != plane || V > 8 || ((uintptr_t)dst & 127u) || (ld & 127u) || (uint64_t)n * plane > ld)
+    return 0;
+  const uint64_t s_stride = (uint64_t)c * in_plane;
+  const int8_t *dend = dst + (uint64_t)c * ld;
+  if (!(src + (uint64_t)n * s_stride + 128 <= dst || dend + 128 <= src)) return 0; /* loads run ahead of stores */
+  HVX_Vector ctl[8], zero = Q6_V_vzero();
+  uint32_t src0[8], has[8], last_src = 0;
+  for (uint32_t k = 0; k < V; k++) {
+    uint32_t ra = k * R > top ? k * R : top, rb = k * R + R < top + h ? k * R + R : top + h;
+    has[k] = ra < rb, src0[k] = has[k] ? (ra - top) * w : 0;
+    ctl[k] = has[k] ? mh_hvx_route_ctl(rb - ra, w, w, 1, q, 1, (ra - k * R) * q + top) : zero;
+    last_src = has[k] ? src0[k] : last_src;
+  }
+  if (end - (src + (uint64_t)(n - 1) * s_stride + (uint64_t)(c - 1) * in_plane + last_src) < 128) return 0;
+  if (V == 2 && has[0] && has[1]) { /* two vectors a plane (14 x 14 padded to 16 x 16): two planes a step */
+    const HVX_Vector c0 = ctl[0], c1 = ctl[1];
+    const HVX_VectorPred h0 = Q6_Q_vand_VR(c0, 0x80808080u), h1 = Q6_Q_vand_VR(c1, 0x80808080u);
+    const uint32_t o0 = src0[0], o1 = src0[1];
+    for (uint32_t ch = 0; ch < c; ch++) {
+      const int8_t *sp = src + (uint64_t)ch * in_plane;
+      int8_t *d = dst + (uint64_t)ch * ld;
+      uint32_t s = 0;
+      for (; s + 2 <= n; s += 2, sp += 2 * s_stride, d += 512) {
+        HVX_Vector v0 = ((const uvec *)(sp + o0))->v, v1 = ((const uvec *)(sp + o1))->v;
+        HVX_Vector v2 = ((const uvec *)(sp + s_stride + o0))->v, v3 = ((const uvec *)(sp + s_stride + o1))->v;
+        ((HVX_Vector *)d)[0] = Q6_V_vmux_QVV(h0, zero, Q6_V_vdelta_VV(v0, c0));
+        ((HVX_Vector *)d)[1] = Q6_V_vmux_QVV(h1, zero, Q6_V_vdelta_VV(v1, c1));
+        ((HVX_Vector *)d)[2] = Q6_V_vmux_QVV(h0, zero, Q6_V_vdelta_VV(v2, c0));
+        ((HVX_Vector *)d)[3] = Q6_V_vmux_QVV(h1, zero, Q6_V_vdelta_VV(v3, c1));
+      }
+      if (s < n) {
+        HVX_Vector v0 = ((const uvec *)(sp + o0))->v, v1 = ((const uvec *)(sp + o1))->v;
+        ((HVX_Vector *)d)[0] = Q6_V_vmux_QVV(h0, zero, Q6_V_vdelta_VV(v0, c0));
+        ((HVX_Vector *)d)[1] = Q6_V_vmux_QVV(h1, zero, Q6_V_vdelta_VV(v1, c1));
+        d += 256;
+      }
+      zero_to(d, dst + (uint64_t)ch * ld + ld, dend);
+    }
+    return 1;
+  }
+  for (uint32_t ch = 0; ch < c; ch++) {
+    const int8_t *sp = src + (uint64_t)ch * in_plane;
+    int8_t *d = dst + (uint64_t)ch * ld;
+    for (uint32_t s = 0; s < n; s++, sp += s_stride)
+      for (uint32_t k = 0; k < V; k++, d += 128) {
+        HVX_Vector v = zero;
+        if (has[k])
+          v = Q6_V_vmux_QVV(Q6_Q_vand_VR(ctl[k], 0x80808080u), zero, Q6_V_vdelta_VV(((const uvec *)(sp + src0[k]))->v, ctl[k]));
+        *(HVX_Vector *)d = v;
+      }
+    zero_to(d, dst + (uint64_t)ch * ld + ld, dend);
+  }
+  return 1;
+}
+
+/* One channel's planes far from both ends (see pad_spread): a plane's vectors four at a time and
+ * the rest as one block, their loads ahead of the stores; small planes (up to two vectors) two at a
+ * time. Its own function, so that the few values the loops use stay in registers. */
+__attribute__((noinline)) static void pad_channel(const int8_t *sp, uint64_t s_stride, int8_t *g, uint32_t plane,
+                                                     uint32_t n, uint32_t vecs, uint32_t step, uint32_t sstep,
+                                                     uint32_t data, uint32_t gap_vecs, HVX_Vector ctl) {
+  const HVX_Vector zero = Q6_V_vzero();
+  const HVX_VectorPred hole = Q6_Q_vand_VR(ctl, 0x80808080u);
+  uint32_t s = 0;
+  if (vecs <= 2 && gap_vecs == 1)
+    for (; s + 2 <= n; s += 2, sp += 2 * s_stride, g += 2 * plane) {
+      const int8_t *b = sp + s_stride;
+      int8_t *e = g + plane;
+      HVX_Vector v0 = ((const uvec *)sp)->v, v1 = ((const uvec *)(sp + sstep))->v, v2 = ((const uvec *)b)->v,
+                 v3 = ((const uvec *)(b + sstep))->v;
+      ((uvec *)g)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
+      if (vecs == 2) ((uvec *)(g + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
+      ((uvec *)(g + data))->v = zero;
+      ((uvec *)e)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v2, ctl));
+      if (vecs == 2) ((uvec *)(e + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v3, ctl));
+      ((uvec *)(e + data))->v = zero;
+    }
+  for (; s < n; s++, sp += s_stride, g += plane) {
+    const int8_t *a = sp;
+    int8_t *d = g;
+    uint32_t j = 0;
+    for (; j + 4 <= vecs; j += 4, a += 4 * sstep, d += 4 * step) {
+      HVX_Vector v0 = ((const uvec *)a)->v, v1 = ((const uvec *)(a + sstep))->v,
+                 v2 = ((const uvec *)(a + 2 * sstep))->v, v3 = ((const uvec *)(a + 3 * sstep))->v;
+      ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
+      ((uvec *)(d + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
+      ((uvec *)(d + 2 * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v2, ctl));
+      ((uvec *)(d + 3 * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v3, ctl));
+    }
+    if (j + 3 == vecs) {
+      HVX_Vector v0 = ((const uvec *)a)->v, v1 = ((const uvec *)(a + sstep))->v, v2 = ((const uvec *)(a + 2 * sstep))->v;
+      ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
+      ((uvec *)(d + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
+      ((uvec *)(d + 2 * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v2, ctl));
+    } else if (j + 2 == vecs) {
+      HVX_Vector v0 = ((const uvec *)a)->v, v1 = ((const uvec *)(a + sstep))->v;
+      ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
+      ((uvec *)(d + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
+    } else if (j + 1 == vecs)
+      ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(((const uvec *)a)->v, ctl));
+    ((uvec *)(g + data))->v = zero;
+    for (uint32_t z = 1; z < gap_vecs; z++) ((uvec *)(g + data + 128 * z))->v = zero;
+  }
 }
 
 /* Rows of up to 128-byte grid rows: each vector takes R source rows (R w bytes, contiguous) and
@@ -155,7 +269,7 @@ static __attribute__((noinline)) void spread_near(const int8_t *sp, int8_t *g, H
  * the end of its data rows (the bottom pad rows, the next plane's top rows) rewrites the lanes of its
  * last vector that took rows past h; the first plane's top rows and the channel's tail are zeroed
  * apart. */
-static void pad_spread(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32_t w, int8_t *dst, uint32_t p,
+__attribute__((noinline)) static void pad_spread(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32_t w, int8_t *dst, uint32_t p,
                        uint32_t q, uint32_t top, uint32_t ld, const int8_t *end) {
   const int8_t *dend = dst + (uint64_t)c * ld;
   const uint32_t R = per_vector(q), plane = p * q, in_plane = h * w, step = R * q, sstep = R * w;
@@ -164,7 +278,7 @@ static void pad_spread(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, ui
   for (uint32_t z = 0; z < (p - h) * q; z += 128) gap_vecs++;
   gap_vecs += !gap_vecs; /* at least the one that clears the last vector's rows past h */
   const uint64_t s_stride = (uint64_t)c * in_plane, data = (uint64_t)h * q;
-  HVX_Vector ctl = mh_hvx_route_ctl(R, w, w, 1, q, 1, top), zero = Q6_V_vzero();
+  HVX_Vector ctl = mh_hvx_route_ctl(R, w, w, 1, q, 1, top);
   HVX_VectorPred hole = Q6_Q_vand_VR(ctl, 0x80808080u);
   /* the fast path reads ahead of its stores: only when the source and the grid do not overlap */
   const int apart = src + (uint64_t)n * s_stride + 128 <= dst || dend + 128 <= src;
@@ -172,54 +286,25 @@ static void pad_spread(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, ui
     int8_t *base = dst + (uint64_t)ch * ld, *g = base + (uint64_t)top * q;
     const int8_t *sp = src + (uint64_t)ch * in_plane;
     int8_t *done = zero_to(base, g, dend); /* bytes below `done` are written */
-    /* the channel's last vectors and zeros far from both ends: no store or load needs a check */
-    const int8_t *s_last = sp + (n - 1) * s_stride + (vecs - 1) * sstep;
-    int8_t *g_last = g + (uint64_t)(n - 1) * plane;
-    if (end - s_last >= 128 && dend - (g_last + data + 128 * gap_vecs) >= 0 && apart) {
-      uint32_t s = 0;
-      if (vecs <= 2 && gap_vecs == 1) /* small planes two at a time: four loads, then the stores in order */
-        for (; s + 2 <= n; s += 2, sp += 2 * s_stride, g += 2 * plane) {
-          const int8_t *b = sp + s_stride;
-          int8_t *e = g + plane;
-          HVX_Vector v0 = ((const uvec *)sp)->v, v1 = ((const uvec *)(sp + sstep))->v, v2 = ((const uvec *)b)->v,
-                     v3 = ((const uvec *)(b + sstep))->v;
-          ((uvec *)g)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
-          if (vecs == 2) ((uvec *)(g + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
-          ((uvec *)(g + data))->v = zero;
-          ((uvec *)e)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v2, ctl));
-          if (vecs == 2) ((uvec *)(e + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v3, ctl));
-          ((uvec *)(e + data))->v = zero;
-        }
-      for (; s < n; s++, sp += s_stride, g += plane) {
-        const int8_t *a = sp;
-        int8_t *d = g;
-        uint32_t j = 0;
-        for (; j + 4 <= vecs; j += 4, a += 4 * sstep, d += 4 * step) { /* loads ahead of the stores */
-          HVX_Vector v0 = ((const uvec *)a)->v, v1 = ((const uvec *)(a + sstep))->v,
-                     v2 = ((const uvec *)(a + 2 * sstep))->v, v3 = ((const uvec *)(a + 3 * sstep))->v;
-          ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
-          ((uvec *)(d + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
-          ((uvec *)(d + 2 * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v2, ctl));
-          ((uvec *)(d + 3 * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v3, ctl));
-        }
-        if (j + 2 <= vecs) {
-          HVX_Vector v0 = ((const uvec *)a)->v, v1 = ((const uvec *)(a + sstep))->v;
-          ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v0, ctl));
-          ((uvec *)(d + step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(v1, ctl));
-          j += 2, a += 2 * sstep, d += 2 * step;
-        }
-        if (j < vecs) ((uvec *)d)->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(((const uvec *)a)->v, ctl));
-        for (uint32_t z = 0; z < gap_vecs; z++) ((uvec *)(g + data + 128 * z))->v = zero;
-      }
-      done = g_last + data + 128 * gap_vecs;
-    } else
-      for (uint32_t s = 0; s < n; s++, sp += s_stride, g += plane) {
-        if (done < g) done = zero_to(done, g, dend);
-        const int8_t *a = sp;
-        int8_t *d = g;
-        for (uint32_t j = 0; j < vecs; j++, d += step, a += sstep) spread_near(a, d, ctl, hole, dend, end);
-        done = zero_to(g + data, g + data + 1, dend); /* (p > h: the grid has a bottom pad row) */
-      }
+    /* planes whose vectors and zeros lie far from both ends need no checks: all of them, or all but
+     * the last (the last channel's zeros usually reach the grid's end) */
+    uint32_t nf = 0;
+    for (uint32_t k = n; apart && k + 2 > n && k > 0 && !nf; k--)
+      if (end - (sp + (k - 1) * s_stride + (vecs - 1) * sstep) >= 128 &&
+          dend - (g + (uint64_t)(k - 1) * plane + data + 128 * gap_vecs) >= 0)
+        nf = k;
+    if (nf) {
+      pad_channel(sp, s_stride, g, plane, nf, vecs, step, sstep, data, gap_vecs, ctl);
+      done = g + (uint64_t)(nf - 1) * plane + data + 128 * gap_vecs;
+      sp += nf * s_stride, g += (uint64_t)nf * plane;
+    }
+    for (uint32_t s = nf; s < n; s++, sp += s_stride, g += plane) {
+      if (done < g) done = zero_to(done, g, dend);
+      const int8_t *a = sp;
+      int8_t *d = g;
+      for (uint32_t j = 0; j < vecs; j++, d += step, a += sstep) pad_near(a, d, ctl, hole, dend, end);
+      done = zero_to(g + data, g + data + 1, dend); /* (p > h: the grid has a bottom pad row) */
+    }
     zero_to(done, base + ld, dend);
   }
 }
@@ -227,7 +312,7 @@ static void pad_spread(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, ui
 void mh_hvx_pad_s8(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32_t w, int8_t *dst, uint32_t p,
                    uint32_t q, uint32_t top, uint32_t ld, const int8_t *end) {
   if (q <= 128) {
-    pad_spread(src, n, c, h, w, dst, p, q, top, ld, end);
+    if (!pad_tiles(src, n, c, h, w, dst, p, q, top, ld, end)) pad_spread(src, n, c, h, w, dst, p, q, top, ld, end);
     return;
   }
   const int8_t *dend = dst + (uint64_t)c * ld;
@@ -263,15 +348,34 @@ void mh_hvx_grid_to_nchw(const void *grid, uint32_t ld, uint32_t gp, uint32_t gq
   const int8_t *g = grid;
   int8_t *o = out;
   const int8_t *dend = o + (uint64_t)n * c * h * w * size;
-  uint32_t len = w * size, gs = gq * size, R = gs <= 64 ? per_vector(gs) : 1;
+  const uint32_t len = w * size, gs = gq * size, R = gs <= 64 ? per_vector(gs) : 1, step = R * gs, ostep = R * len;
+  const uint64_t plane_out = (uint64_t)h * len, ch_step = (uint64_t)ld * size, s_step = (uint64_t)gp * gq * size;
   HVX_Vector ctl = R > 1 ? mh_hvx_route_ctl(R, len, gs, 1, len, 1, 0) : Q6_V_vzero();
+  uint32_t vecs = 0, planes = n * c, done = 0;
+  for (uint32_t r = 0; r < h; r += R) vecs++;
+  /* squeezed planes far from both ends (every plane but the last, whose vectors reach furthest):
+   * two vectors at a time, their loads ahead of the stores (when the grid and out do not overlap) */
+  const int8_t *g_last = g + (uint64_t)(c - 1) * ch_step + (uint64_t)(n - 1) * s_step + (uint64_t)(vecs - 1) * step;
+  const int8_t *o_last = o + (uint64_t)(planes >= 2 ? planes - 2 : 0) * plane_out + (uint64_t)(vecs - 1) * ostep;
+  const int fast = R > 1 && (g_last + 128 <= o || dend + 128 <= g) && end - g_last >= 128 && dend - o_last >= 128;
   for (uint32_t s = 0; s < n; s++)
-    for (uint32_t ch = 0; ch < c; ch++, o += (uint64_t)h * len) {
-      const int8_t *src = g + ((uint64_t)ch * ld + (uint64_t)s * gp * gq) * size;
-      if (R > 1) gather_squeeze(src, gs, o, h, len, R, ctl, dend, end);
-      else if (len <= 128) copy_rows(o, len, src, gs, h, len, 0, dend, end);
+    for (uint32_t ch = 0; ch < c; ch++, done++, o += plane_out) {
+      const int8_t *a = g + (uint64_t)ch * ch_step + (uint64_t)s * s_step;
+      if (fast && done + 1 < planes) {
+        int8_t *d = o;
+        uint32_t j = 0;
+        for (; j + 2 <= vecs; j += 2, a += 2 * step, d += 2 * ostep) {
+          HVX_Vector v0 = ((const uvec *)a)->v, v1 = ((const uvec *)(a + step))->v;
+          ((uvec *)d)->v = Q6_V_vrdelta_VV(v0, ctl);
+          ((uvec *)(d + ostep))->v = Q6_V_vrdelta_VV(v1, ctl);
+        }
+        if (j < vecs) ((uvec *)d)->v = Q6_V_vrdelta_VV(((const uvec *)a)->v, ctl);
+      } else if (R > 1)
+        gather_squeeze(a, gs, o, h, len, R, ctl, dend, end);
+      else if (len <= 128)
+        copy_rows(o, len, a, gs, h, len, 0, dend, end);
       else
-        for (uint32_t y = 0; y < h; y++) copy_run(o + (uint64_t)y * len, src + (uint64_t)y * gs, len, 0, dend, end);
+        for (uint32_t y = 0; y < h; y++) copy_run(o + (uint64_t)y * len, a + (uint64_t)y * gs, len, 0, dend, end);
     }
 }
 

@@ -106,6 +106,25 @@ static char *layers_table(const mh_trainer *t, const double *before, int batch, 
   return out;
 }
 
+/* The function table with a last line on the segments' pads (the grid form's im2col on HVX): the grid
+ * bytes they wrote per step and the bytes per packet their kernel executed. */
+static char *pad_line(char *table, const mh_pkt_func *f0, const mh_pkt_func *f1, int n, double steps,
+                      const mh_dsp_report *per_step) {
+  double bytes = 0, packets = 0;
+  for (int i = 0; i < per_step->n_stats; i++)
+    if (!strcmp(per_step->stats[i].name, "pad_bytes")) bytes = per_step->stats[i].value;
+  for (int i = 0; i < n; i++)
+    if (!strncmp(f1[i].name, "mh_hvx_pad_", 11) || !strncmp(f1[i].name, "pad_", 4)) /* the kernel and its helpers */
+      packets += (double)(f1[i].packets - f0[i].packets) / steps;
+  if (!table || bytes <= 0 || packets <= 0) return table;
+  size_t len = strlen(table);
+  char *t = realloc(table, len + 160);
+  if (!t) return table;
+  snprintf(t + len, 160, "segment pads (grid-form im2col): %.2f MiB of grid per step, %.1f bytes per packet\n",
+           bytes / 1048576.0, bytes / packets);
+  return t;
+}
+
 int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *res) {
   memset(res, 0, sizeof *res);
   if (batch < 1 || steps < 1) return mh__error(MH_ERR_INVALID_ARG, "bench: batch %d and steps %d must be >= 1", batch, steps);
@@ -162,7 +181,8 @@ int mh_bench(mh_trainer *t, int batch, int steps, int profile, mh_bench_result *
     per_step(t, &d0, steps, &res->dsp_per_step);
     int n1 = 0;
     mh_pkt_func *funcs1 = funcs0 ? mh_dsp_packets_copy(t->dsp, &n1) : NULL;
-    if (funcs1 && n1 == n_funcs) res->dsp_functions = mh_dsp_packets_top(funcs0, funcs1, n1, steps, 20);
+    if (funcs1 && n1 == n_funcs) res->dsp_functions = pad_line(mh_dsp_packets_top(funcs0, funcs1, n1, steps, 20), funcs0,
+                                                               funcs1, n1, steps, &res->dsp_per_step);
     free(funcs1);
     if (layers0) res->dsp_layers = layers_table(t, layers0, batch, steps);
     mh_profile p;

@@ -98,6 +98,7 @@ static int stats(void *self, mh_stat *out, int max) {
       {"eltwise_ops", (double)c->eltwise_ops},
       {"segment_runs", (double)c->seg_runs},
       {"segment_prepares", (double)c->seg_prepares},
+      {"pad_bytes", c->pad_bytes},
       {"split_parts", (double)c->split_parts},
       {"vtcm_chunks", (double)c->vtcm_chunks},
       {"packets", packets},

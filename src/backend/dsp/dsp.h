@@ -30,6 +30,7 @@ typedef struct mh_dsp_counts {
   long eltwise_ops;      /* integer ReLU, max-pool and add passes run on the DSP */
   long seg_runs;         /* segment program runs: a chain of layers, one message each */
   long seg_prepares;     /* segment programs sent and checked */
+  double pad_bytes;      /* grid bytes the segments' pads (the grid form's im2col) wrote on the DSP */
 } mh_dsp_counts;
 
 /* C (=|+=) op(A) op(B) on the DSP, equal to mh_gemm_s8 bit for bit. On an error (region too

@@ -337,6 +337,8 @@ int mh__dsp_segment_run(mh_dsp_backend *b, mh_op_ctx *c, int cnt, unsigned pass)
   }
   mh_dsp_counts *cnt_ = b->cnt;
   cnt_->seg_runs++;
+  for (int i = 0; i < m; i++)
+    if (nodes[i].op == MH_SEG_PAD) cnt_->pad_bytes += (double)nodes[i].c * nodes[i].ld;
   cnt_->packed_bytes += msg->packed_bytes;
   cnt_->vtcm_chunks += msg->chunks;
   cnt_->bytes_to_dsp += in_bytes + sizeof *tb + sizeof *msg;
