@@ -9,7 +9,7 @@
 
 const char *const mh_dsp_work_names[MH_DSPW_COUNT] = {"tiles", "b_rows", "b_cols", "b_trans", "out_vecs", "fused_vecs", "a_bytes",
                                                       "a_trans", "a_rows", "grid", "gemms", "relu",   "pool_fwd", "pool_bwd", "add", "messages", "eltwise",
-                                                      "pad_rows", "zero_vecs", "nchw_rows", "requant", "sums", "segments"};
+                                                      "pad_vecs", "zero_vecs", "nchw_vecs", "requant", "sums", "segments"};
 
 /* Packets per unit of each kind of work: scripts/dsp_calibrate.sh (lenet5 and cnn6-nobn niti at
  * batches 8, 16, 32 as segments and at 16 layer by layer, lenet5 int8 at 16, on the DSP program of
@@ -19,15 +19,33 @@ const char *const mh_dsp_work_names[MH_DSPW_COUNT] = {"tiles", "b_rows", "b_cols
  * add is not in the set (no niti model of the zoo has one): its rate is an estimate, the ReLU's for
  * each of its two passes over widened halfwords plus its write. */
 static const double packets_per[MH_DSPW_COUNT] = {
-    [MH_DSPW_TILES] = 5.878, [MH_DSPW_B_ROWS] = 18.14, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 247.4,
-    [MH_DSPW_OUT_VECS] = 13.49, [MH_DSPW_FUSED_VECS] = 30.96, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0,
-    [MH_DSPW_A_ROWS] = 113.5, [MH_DSPW_GRID] = 0, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01756,
-    [MH_DSPW_POOL_FWD] = 28.71, [MH_DSPW_POOL_BWD] = 53.09, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 567.4,
-    [MH_DSPW_ELTWISE] = 92.57, [MH_DSPW_PAD_ROWS] = 3.189, [MH_DSPW_ZERO_VECS] = 0, [MH_DSPW_NCHW_ROWS] = 10.17,
+    [MH_DSPW_TILES] = 5.701, [MH_DSPW_B_ROWS] = 20.17, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 236.7,
+    [MH_DSPW_OUT_VECS] = 9.029, [MH_DSPW_FUSED_VECS] = 23.39, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0,
+    [MH_DSPW_A_ROWS] = 109.2, [MH_DSPW_GRID] = 0, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01755,
+    [MH_DSPW_POOL_FWD] = 12.41, [MH_DSPW_POOL_BWD] = 30.72, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 655.4,
+    [MH_DSPW_ELTWISE] = 92.77, [MH_DSPW_PAD_VECS] = 0, [MH_DSPW_ZERO_VECS] = 0, [MH_DSPW_NCHW_VECS] = 24.44,
     [MH_DSPW_REQUANT] = 0, [MH_DSPW_SUMS] = 0, [MH_DSPW_SEGMENTS] = 0,
 };
 
 static double up(double a, double b) { return (double)(long)((a + b - 1) / b); }
+
+/* Rows of `bytes` that fit one 128-byte vector (at least 1: longer rows take vectors of their own). */
+static double per_vector(double bytes) { return bytes <= 128 ? (double)(long)(128 / bytes) : 1; }
+
+/* Vectors of the HVX 2x2 max-pool over `planes` planes of h x w input (dsp/hvx_pool.c): even planes
+ * up to 32 wide walk their window rows per vector, the rest a window row at a time, 64 windows a
+ * vector. */
+static double pool_vecs(double planes, int h, int w) {
+  double rows = planes * (h / 2);
+  if (!(h & 1) && !(w & 1) && w <= 32) return up(rows, per_vector(2.0 * w));
+  return rows * up(w / 2, 64);
+}
+
+/* Vectors of rows of `len` bytes at a stride of `stride` bytes, as many rows to a vector as fit
+ * (a stride up to 64 bytes; see dsp/hvx_layout.c), or a vector per row (per 128 bytes) beyond. */
+static double row_vecs(double planes, double rows, double len, double stride) {
+  return stride <= 64 ? planes * up(rows, per_vector(stride)) : planes * rows * up(len, 128);
+}
 
 static void gemm_work(const mh_dsp_sg_node *n, int fused, double *w) {
   double m = n->m, cols = n->n, q = up(n->k, 4), panels = up(cols, 128);
@@ -47,7 +65,7 @@ void mh_dsp_node_work(const mh_graph *g, int node, unsigned passes, int precisio
   for (unsigned bit = 1; bit <= MH_PASS_BWD_D; bit <<= 1)
     if ((passes & bit) && mh_dsp_supports(g, node, bit, precision)) run |= bit;
   if (!run) return;
-  double out = (double)batch * nd->c * nd->h * nd->w, rows = (double)batch * nd->c * nd->h;
+  double out = (double)batch * nd->c * nd->h * nd->w;
   mh_dsp_sg_desc desc;
   switch (nd->op) {
     case MH_OP_CONV2D: {
@@ -58,8 +76,10 @@ void mh_dsp_node_work(const mh_graph *g, int node, unsigned passes, int precisio
     case MH_OP_LINEAR: mh__dsp_linear_desc(batch, in->c * in->h * in->w, nd->c, &desc); break;
     case MH_OP_RELU: w[MH_DSPW_RELU] += out * !!(run & MH_PASS_FWD) + out * !!(run & MH_PASS_BWD_D); /* fall through */
     case MH_OP_MAXPOOL:
-      if (nd->op == MH_OP_MAXPOOL)
-        w[MH_DSPW_POOL_FWD] += rows * !!(run & MH_PASS_FWD), w[MH_DSPW_POOL_BWD] += rows * !!(run & MH_PASS_BWD_D);
+      if (nd->op == MH_OP_MAXPOOL) {
+        double v = pool_vecs((double)batch * in->c, in->h, in->w);
+        w[MH_DSPW_POOL_FWD] += v * !!(run & MH_PASS_FWD), w[MH_DSPW_POOL_BWD] += v * !!(run & MH_PASS_BWD_D);
+      }
       /* fall through */
     case MH_OP_ADD:
       if (nd->op == MH_OP_ADD) w[MH_DSPW_ADD] += out;
@@ -72,9 +92,10 @@ void mh_dsp_node_work(const mh_graph *g, int node, unsigned passes, int precisio
   w[MH_DSPW_MESSAGES] += !!(run & MH_PASS_FWD) + !!(run & (MH_PASS_BWD_W | MH_PASS_BWD_D));
 }
 
-/* A PAD of n x c x h x w into c rows of ld bytes. */
-static void pad_work(double n, double c, double h, double ld, double *w) {
-  w[MH_DSPW_PAD_ROWS] += n * c * h, w[MH_DSPW_ZERO_VECS] += c * up(ld, 128);
+/* A PAD of n x c x h x w into c rows of ld bytes, grid rows of q bytes. */
+static void pad_work(double n, double c, double h, double w, double q, double ld, double *wk) {
+  wk[MH_DSPW_PAD_VECS] += q <= 128 ? n * c * up(h, per_vector(q)) : n * c * h * up(w, 128);
+  wk[MH_DSPW_ZERO_VECS] += c * up(ld, 128);
 }
 
 void mh_dsp_segment_work(const mh_graph *g, int first, int last, int bwd, int batch, double *w) {
@@ -82,7 +103,10 @@ void mh_dsp_segment_work(const mh_graph *g, int first, int last, int bwd, int ba
     const mh_node *nd = &g->nodes[i];
     double out = (double)batch * nd->c * nd->h * nd->w, N = batch;
     if (nd->op == MH_OP_RELU) w[MH_DSPW_RELU] += out;
-    if (nd->op == MH_OP_MAXPOOL) w[bwd ? MH_DSPW_POOL_BWD : MH_DSPW_POOL_FWD] += N * nd->c * nd->h;
+    if (nd->op == MH_OP_MAXPOOL) {
+      const mh_node *in = &g->nodes[nd->in[0]];
+      w[bwd ? MH_DSPW_POOL_BWD : MH_DSPW_POOL_FWD] += pool_vecs(N * in->c, in->h, in->w);
+    }
     if (nd->op != MH_OP_CONV2D) continue;
     conv_dims d = mh__conv_dims_of(g, nd, batch);
     mh_dsp_sg_desc desc;
@@ -91,19 +115,19 @@ void mh_dsp_segment_work(const mh_graph *g, int first, int last, int bwd, int ba
     size_t jt, jt2;
     mh__dsp_conv_grid(&d, &hp, &wp, &hq, &wq, &jt, &jt2);
     if (!bwd) {
-      pad_work(N, d.C, d.H, N * hp * wp, w);
+      pad_work(N, d.C, d.H, d.W, wp, N * hp * wp, w);
       gemm_work(&desc.nodes[0], 1, w);
-      w[MH_DSPW_NCHW_ROWS] += N * d.O * d.P;
+      w[MH_DSPW_NCHW_VECS] += row_vecs(N * d.O, d.P, d.Q, wp); /* int8 */
       continue;
     }
-    if (desc.g_in_dyp) pad_work(N, d.O, d.P, N * hq * wq, w); /* one pad for both passes */
-    else pad_work(N, d.O, d.P, (double)jt, w);
+    if (desc.g_in_dyp) pad_work(N, d.O, d.P, d.Q, wq, N * hq * wq, w); /* one pad for both passes */
+    else pad_work(N, d.O, d.P, d.Q, d.Q, (double)jt, w);
     gemm_work(&desc.nodes[1], 0, w);
     if (nd->bias) w[MH_DSPW_SUMS] += out;
     if (i == first && nd->in[0] == 0) continue; /* no gradient for the data */
-    if (!desc.g_in_dyp) pad_work(N, d.O, d.P, N * hq * wq, w);
+    if (!desc.g_in_dyp) pad_work(N, d.O, d.P, d.Q, wq, N * hq * wq, w);
     gemm_work(&desc.nodes[2], 0, w);
-    w[MH_DSPW_NCHW_ROWS] += N * d.C * d.H, w[MH_DSPW_REQUANT] += N * d.C * d.H * d.W;
+    w[MH_DSPW_NCHW_VECS] += row_vecs(N * d.C, d.H, 4.0 * d.W, 4.0 * wq), w[MH_DSPW_REQUANT] += N * d.C * d.H * d.W;
   }
   w[MH_DSPW_SEGMENTS] += 1;
 }

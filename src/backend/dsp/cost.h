@@ -19,14 +19,16 @@ enum {
   MH_DSPW_GRID,     /* panels whose fused epilogue masks a padded grid's columns */
   MH_DSPW_GEMMS,    /* GEMMs run */
   MH_DSPW_RELU,     /* int8 elements through ReLU forward or backward */
-  MH_DSPW_POOL_FWD, /* output rows of the 2x2 max-pool forward (a pair of input rows each) */
+  MH_DSPW_POOL_FWD, /* vectors of the 2x2 max-pool forward (window rows of even planes up to 32 wide
+                       packed into one, or a wide row's 64 windows) */
   MH_DSPW_POOL_BWD, /* ... of its backward */
   MH_DSPW_ADD,      /* elements of the residual add */
   MH_DSPW_MESSAGES, /* subgraph runs */
   MH_DSPW_ELTWISE,  /* element-wise calls (one message each) */
-  MH_DSPW_PAD_ROWS, /* segments: rows copied into a padded grid (the grid form's im2col) */
-  MH_DSPW_ZERO_VECS, /* ... 128-byte vectors of the grid zeroed first */
-  MH_DSPW_NCHW_ROWS, /* ... rows of a grid result gathered back to NCHW */
+  MH_DSPW_PAD_VECS, /* segments: vectors spread into a padded grid (the grid form's im2col: as many
+                       grid rows as fit one vector each) */
+  MH_DSPW_ZERO_VECS, /* ... 128-byte vectors of the grid's size (its zeros) */
+  MH_DSPW_NCHW_VECS, /* ... vectors of a grid result squeezed back to NCHW (as many rows as fit) */
   MH_DSPW_REQUANT,  /* ... int32 elements requantised on their own pass (input gradients) */
   MH_DSPW_SUMS,     /* ... int8 elements summed per channel (bias gradients) */
   MH_DSPW_SEGMENTS, /* ... segment runs */
