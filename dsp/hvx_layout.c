@@ -213,6 +213,28 @@ __attribute__((noinline)) static int pad_tiles(const int8_t *src, uint32_t n, ui
   return 1;
 }
 
+/* Planes of 4 + REST vectors (REST 1..4, a constant where it is inlined) with one run of zeros each,
+ * software-pipelined by hand: the first four vectors of the next plane are loaded between this
+ * plane's stores (the grid does not overlap the source), so loads, routes and stores of two planes
+ * share packets. */
+static inline __attribute__((always_inline)) void pad_planes_piped(const int REST, const int8_t *sp, uint64_t s_stride,
+                                                                   int8_t *g, uint32_t plane, uint32_t n, uint32_t step,
+                                                                   uint32_t sstep, uint32_t data, HVX_Vector ctl,
+                                                                   HVX_VectorPred hole) {
+  const HVX_Vector zero = Q6_V_vzero();
+  HVX_Vector a[4], b[4];
+  for (int j = 0; j < 4; j++) a[j] = ((const uvec *)(sp + j * sstep))->v;
+  for (uint32_t s = 0; s < n; s++, sp += s_stride, g += plane) {
+    for (int j = 0; j < REST; j++) b[j] = ((const uvec *)(sp + (4 + j) * sstep))->v;
+    for (int j = 0; j < 4; j++) ((uvec *)(g + j * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(a[j], ctl));
+    if (s + 1 < n)
+      for (int j = 0; j < 4; j++) a[j] = ((const uvec *)(sp + s_stride + j * sstep))->v;
+    for (int j = 0; j < REST; j++)
+      ((uvec *)(g + (4 + j) * step))->v = Q6_V_vmux_QVV(hole, zero, Q6_V_vdelta_VV(b[j], ctl));
+    ((uvec *)(g + data))->v = zero;
+  }
+}
+
 /* One channel's planes far from both ends (see pad_spread): a plane's vectors four at a time and
  * the rest as one block, their loads ahead of the stores; small planes (up to two vectors) two at a
  * time. Its own function, so that the few values the loops use stay in registers. */
@@ -222,6 +244,15 @@ __attribute__((noinline)) static void pad_channel(const int8_t *sp, uint64_t s_s
   const HVX_Vector zero = Q6_V_vzero();
   const HVX_VectorPred hole = Q6_Q_vand_VR(ctl, 0x80808080u);
   uint32_t s = 0;
+  if (vecs > 4 && vecs <= 8 && gap_vecs == 1) {
+    switch (vecs) {
+      case 5: pad_planes_piped(1, sp, s_stride, g, plane, n, step, sstep, data, ctl, hole); break;
+      case 6: pad_planes_piped(2, sp, s_stride, g, plane, n, step, sstep, data, ctl, hole); break;
+      case 7: pad_planes_piped(3, sp, s_stride, g, plane, n, step, sstep, data, ctl, hole); break;
+      default: pad_planes_piped(4, sp, s_stride, g, plane, n, step, sstep, data, ctl, hole); break;
+    }
+    return;
+  }
   if (vecs <= 2 && gap_vecs == 1)
     for (; s + 2 <= n; s += 2, sp += 2 * s_stride, g += 2 * plane) {
       const int8_t *b = sp + s_stride;

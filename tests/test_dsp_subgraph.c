@@ -465,8 +465,8 @@ static void seg_programs(mh_dsp *d) {
 }
 
 /* PAD over the shapes its kernel tells apart: several grid rows a vector (cnn6's 28 and 14, a
- * CIFAR-like 32 with 3 rows, lenet5's pad 2), one row a vector, rows past 128 bytes, no pad at all
- * and a last plane cut short by ld; each placed at the region's start, with the grid ending at the
+ * CIFAR-like 32 with 3 rows, lenet5's pad 2), planes of 3, 5, 6, 7 and 8 vectors, one row a vector,
+ * rows past 128 bytes, no pad at all and a last plane cut short by ld; each placed at the region's start, with the grid ending at the
  * region's end, and with the input ending there, against the grid written by hand. The grid is
  * filled with 0x55 first: the pad must write its zeros too. */
 static void seg_pad_shapes(mh_dsp *d) {
@@ -478,7 +478,8 @@ static void seg_pad_shapes(mh_dsp *d) {
       {3, 2, 28, 28, 30, 30, 1, 3 * 900},  {3, 3, 14, 14, 16, 16, 1, 3 * 256}, {2, 2, 32, 32, 34, 34, 1, 2 * 1156},
       {2, 2, 28, 28, 32, 32, 2, 2 * 1024}, {2, 2, 9, 100, 11, 102, 1, 2 * 1122}, {2, 2, 3, 140, 5, 142, 1, 2 * 710},
       {2, 3, 10, 10, 10, 10, 0, 2 * 100},  {3, 2, 5, 6, 7, 8, 1, 2 * 56 + 6 * 8 + 1 + 6},
-      {3, 2, 20, 14, 22, 16, 1, 3 * 352},
+      {3, 2, 20, 14, 22, 16, 1, 3 * 352},  {3, 2, 20, 28, 22, 30, 1, 3 * 660}, {2, 2, 24, 28, 26, 30, 1, 2 * 780},
+      {3, 2, 32, 28, 34, 30, 1, 3 * 1020},
   };
   mh_rng r = mh_rng_make(91);
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
