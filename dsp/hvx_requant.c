@@ -44,3 +44,23 @@ int mh_hvx_requant_s8(mh_vtcm *v, const int32_t *x, int8_t *y, uint32_t n, int s
   *max_abs = m, *saturated = sc;
   return MH_WIRE_OK;
 }
+
+/* max |x| as unsigned (INT32_MIN gives 2^31), two vectors a step: the exact rule's max pass. */
+uint32_t mh_hvx_max_abs_s32(const int32_t *x, uint32_t n) {
+  HVX_Vector m0 = Q6_V_vzero(), m1 = m0;
+  uint32_t i = 0, m = 0;
+  for (; i + 64 <= n; i += 64) {
+    HVX_Vector a0 = Q6_Vw_vabs_Vw(*(const HVX_Vector *)(x + i)), a1 = Q6_Vw_vabs_Vw(*(const HVX_Vector *)(x + i + 32));
+    m0 = Q6_V_vmux_QVV(Q6_Q_vcmp_gt_VuwVuw(a0, m0), a0, m0), m1 = Q6_V_vmux_QVV(Q6_Q_vcmp_gt_VuwVuw(a1, m1), a1, m1);
+  }
+  m0 = Q6_V_vmux_QVV(Q6_Q_vcmp_gt_VuwVuw(m1, m0), m1, m0);
+  for (int k = 0; k < 32; k++) {
+    uint32_t l = (uint32_t)Q6_R_vextract_VR(m0, 4 * k);
+    m = l > m ? l : m;
+  }
+  for (; i < n; i++) {
+    uint32_t a = x[i] < 0 ? 0u - (uint32_t)x[i] : (uint32_t)x[i];
+    m = a > m ? a : m;
+  }
+  return m;
+}

@@ -70,4 +70,7 @@ static inline HVX_Vector mh_rq_words_psto(const mh_rq_consts *c, HVX_Vector x, H
 int mh_hvx_requant_s8(mh_vtcm *v, const int32_t *x, int8_t *y, uint32_t n, int shift, int mode, uint32_t *max_abs,
                       uint32_t *saturated);
 
+/* max |x| over n int32 (x 128-byte aligned), as unsigned: INT32_MIN counts 2^31, as in the requantise. */
+uint32_t mh_hvx_max_abs_s32(const int32_t *x, uint32_t n);
+
 #endif

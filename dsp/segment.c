@@ -109,8 +109,7 @@ static uint32_t rule_requant(mh_vtcm *v, const int32_t *x, uint32_t n, int8_t *y
   mh_rescale_state st = rs_of(rs);
   uint32_t mx = 0, sat = 0, r;
   if (mh_rule_needs_exact(&st, adaptive)) {
-    mh_vtcm_reset(v);
-    if ((r = (uint32_t)mh_hvx_requant_s8(v, x, y, n, 31, 1, &mx, &sat))) return r; /* the max pass */
+    mx = mh_hvx_max_abs_s32(x, n); /* the max pass */
     *shift = mh_q_niti_shift_for(mx), *events = MH_RULE_EXACT;
     mh_rule_after_exact(&st, *shift);
   } else {
