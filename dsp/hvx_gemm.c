@@ -80,7 +80,7 @@ static inline __attribute__((always_inline)) void quad_of_rows(HVX_Vector r0, HV
 /* far: the largest row offset of B (its row table's, or (k-1) ldb), so that whole quads of a panel
  * whose every row lies inside the region take the straight path, without per-row checks. */
 __attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0, int q0, int nq, uint32_t far,
-                                                  HVX_Vector *bq) {
+                                                  HVX_Vector *__restrict bq) {
   HVX_Vector flip = Q6_V_vsplat_R((int32_t)0x80808080u);
   const uint8_t *end = mh_region + mh_region_bytes, *b = (const uint8_t *)jb->b + n0;
   const uint32_t *rows = jb->b_rows; /* the job's fields in registers: the stores below may alias them */
@@ -89,12 +89,21 @@ __attribute__((noinline)) static void pack_b_rows(const mh_gemm_job *jb, int n0,
   HVX_Vector tail[4];
   int q = 0, whole = (k >> 2) - q0; /* quads whose four rows are all inside k */
   whole = whole < 0 ? 0 : whole > nq ? nq : whole;
-  if (b + far + NP <= end) { /* every row's 128 bytes inside the region */
-    if (rows)
-      for (const uint32_t *rw = rows + 4 * q0; q < whole; q++, rw += 4)
-        quad_of_rows(*(const HVX_UVector *)(b + rw[0]), *(const HVX_UVector *)(b + rw[1]),
-                     *(const HVX_UVector *)(b + rw[2]), *(const HVX_UVector *)(b + rw[3]), flip, bq + q * NG);
-    else
+  if (b + far + NP <= end && whole > 0) { /* every row's 128 bytes inside the region */
+    if (rows) { /* the next quad's rows loaded before this quad is shuffled and stored (VTCM is apart) */
+      const uint32_t *rw = rows + 4 * q0;
+      HVX_Vector r0 = *(const HVX_UVector *)(b + rw[0]), r1 = *(const HVX_UVector *)(b + rw[1]),
+                 r2 = *(const HVX_UVector *)(b + rw[2]), r3 = *(const HVX_UVector *)(b + rw[3]);
+      for (; q + 1 < whole; q++) {
+        rw += 4;
+        HVX_Vector n0v = *(const HVX_UVector *)(b + rw[0]), n1v = *(const HVX_UVector *)(b + rw[1]),
+                   n2v = *(const HVX_UVector *)(b + rw[2]), n3v = *(const HVX_UVector *)(b + rw[3]);
+        quad_of_rows(r0, r1, r2, r3, flip, bq + q * NG);
+        r0 = n0v, r1 = n1v, r2 = n2v, r3 = n3v;
+      }
+      quad_of_rows(r0, r1, r2, r3, flip, bq + q * NG);
+      q++;
+    } else
       for (const uint8_t *s = b + 4 * q0 * ldb; q < whole; q++, s += 4 * ldb)
         quad_of_rows(*(const HVX_UVector *)s, *(const HVX_UVector *)(s + ldb), *(const HVX_UVector *)(s + 2 * ldb),
                      *(const HVX_UVector *)(s + 3 * ldb), flip, bq + q * NG);
