@@ -174,8 +174,8 @@ __attribute__((noinline)) static void pack_b_cols(const mh_gemm_job *jb, int n0,
  * their sums added to the row's lanes in vsum (m vectors) and, with `last`, the row sums finished
  * into sums. Rows go in increasing order, so a vector running past its row only writes bytes a
  * later row (or the room left after the last) rewrites. */
-__attribute__((noinline)) static void pack_a_rows(const mh_gemm_job *jb, int q0, int nq, int32_t *out, HVX_Vector *vsum,
-                                                  int last, int32_t *sums) {
+__attribute__((noinline)) static void pack_a_rows(const mh_gemm_job *jb, int q0, int nq, int32_t *__restrict out,
+                                                  HVX_Vector *__restrict vsum, int last, int32_t *__restrict sums) {
   const uint8_t *end = mh_region + mh_region_bytes;
   const uint32_t *rows = jb->a_rows;
   const int m = jb->m, lo = 4 * q0, len = 4 * nq, valid = jb->k - lo < len ? jb->k - lo : len;
@@ -289,6 +289,11 @@ static inline __attribute__((always_inline)) void finish_rows(finish_ctx *f, int
           HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
           int cols = n - n0 - 32 * g < 32 ? n - n0 - 32 * g : 32;
           int32_t *dst = c + 32 * g;
+          if (cols == 32) { /* a whole vector of a partial panel (C 32 or 64 wide: weight gradients) */
+            HVX_UVector *u = (HVX_UVector *)dst;
+            *u = f->add_c ? Q6_Vw_vadd_VwVw(x, *u) : x;
+            continue;
+          }
           if (fits(dst)) { /* the lanes past n keep what is there: read, merge, write back */
             HVX_UVector *u = (HVX_UVector *)dst;
             HVX_Vector old = *u;
