@@ -362,31 +362,41 @@ static inline __attribute__((always_inline)) void int32_row(const finish_ctx *f,
   for (int g = 0; g < NG; g++) c[g] = f->add_c ? Q6_Vw_vadd_VwVw(Q6_Vw_vsub_VwVw(in[g], corr), c[g]) : Q6_Vw_vsub_VwVw(in[g], corr);
 }
 
-/* A whole block (4 rows x 4 vectors) over its last K chunk with fresh accumulators, finished in the
- * same call: on a full panel the sums go from the kernel to the epilogue in registers. */
-__attribute__((noinline)) static void block_4x4(const int32_t *const *a, const HVX_Vector *bq, int nq, finish_ctx *f,
-                                                int r0, int n0, int raw) {
+/* Rows [0, rows) of the panel at n0 (rows a multiple of 4) as whole blocks (4 rows x 4 vectors) over
+ * their last K chunk with fresh accumulators, each finished as soon as its sums are done: on a full
+ * panel they go from the kernel to the epilogue in registers. Row r of A starts at a + r * stride.
+ * The epilogue's constants are loaded once for the panel. */
+__attribute__((noinline)) static void blocks_4x4(const int32_t *a, long stride, const HVX_Vector *bq, int nq,
+                                                 finish_ctx *f, int rows, int n0, int raw) {
   HVX_Vector acc[4][NG];
-  kernel(4, NG, a, bq, nq, acc, 1);
-  if (f->jb->n - n0 < NP) {
-    finish_rows(f, r0, 4, n0, NG, acc, raw);
-    return;
-  }
-  if (!f->ep) {
+  const int32_t *ap[4];
+  if (f->jb->n - n0 < NP || !f->ep) { /* a partial panel, or int32 C */
+    const int whole = f->jb->n - n0 >= NP;
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+      for (int r = 0; r < 4; r++) ap[r] = a + (r0 + r) * stride;
+      kernel(4, NG, ap, bq, nq, acc, 1);
+      if (whole)
 #pragma clang loop unroll(full)
-    for (int r = 0; r < 4; r++) int32_row(f, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+        for (int r = 0; r < 4; r++) int32_row(f, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+      else
+        finish_rows(f, r0, 4, n0, NG, acc, raw);
+    }
     return;
   }
   const mh_rq_consts rq = f->rq; /* in registers (the stores to y may alias anything in memory) */
   HVX_Vector vmax = f->vmax, vsat = f->vsat, floor = f->floor, keep[NG] = {f->keep[0], f->keep[1], f->keep[2], f->keep[3]};
-  if (rq.mode == 1) /* niti's rounding, without branches */
+  for (int r0 = 0; r0 < rows; r0 += 4) {
+    for (int r = 0; r < 4; r++) ap[r] = a + (r0 + r) * stride;
+    kernel(4, NG, ap, bq, nq, acc, 1);
+    if (rq.mode == 1) /* niti's rounding, without branches */
 #pragma clang loop unroll(full)
-    for (int r = 0; r < 4; r++)
-      fused_row(f, &rq, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 1);
-  else
+      for (int r = 0; r < 4; r++)
+        fused_row(f, &rq, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 1);
+    else
 #pragma clang loop unroll(full)
-    for (int r = 0; r < 4; r++)
-      fused_row(f, &rq, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 0);
+      for (int r = 0; r < 4; r++)
+        fused_row(f, &rq, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 0);
+  }
   f->vmax = vmax, f->vsat = vsat;
 }
 
@@ -504,7 +514,13 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
       if (jb->trans_b) pack_b_cols(jb, n0, q0, nq, G, bq);
       else pack_b_rows(jb, n0, q0, nq, far, bq);
       if (achunk) pack_a_rows(jb, q0, nq, achunk, avsum, last, (int32_t *)rowsum);
-      for (int r0 = 0, R; r0 < m; r0 += R) { /* blocks of 4 rows, the last 1-3 as 2 and 1 */
+      int r_start = 0; /* the whole blocks of a last chunk with fresh sums in one call, the rest below */
+      if (G == NG && !(ep && c > 0) && (!ep || last) && m >= 4) {
+        f.add_c = !ep && (c > 0 || jb->accumulate);
+        r_start = m & ~3;
+        blocks_4x4(achunk ? achunk : arows + q0, achunk ? nq : astride, bq, nq, &f, r_start, n0, last);
+      }
+      for (int r0 = r_start, R; r0 < m; r0 += R) { /* blocks of 4 rows, the last 1-3 as 2 and 1 */
         R = m - r0 >= 4 ? 4 : m - r0 >= 2 ? 2 : 1;
         HVX_Vector acc[4][NG];
         int fresh = !(ep && c > 0); /* else the fused epilogue's sums so far */
@@ -517,10 +533,6 @@ int mh_hvx_gemm_s8(mh_vtcm *v, const mh_gemm_job *jb, uint32_t *chunks, mh_gemm_
         const int32_t *ap[4];
         for (int r = 0; r < R; r++) ap[r] = achunk ? achunk + (long)(r0 + r) * nq : arows + (long)(r0 + r) * astride + q0;
         f.add_c = !ep && (c > 0 || jb->accumulate);
-        if (R == 4 && G == NG && fresh && (!ep || last)) {
-          block_4x4(ap, bq, nq, &f, r0, n0, last);
-          continue;
-        }
         run_kernel(R, G, ap, bq, nq, acc, fresh);
         if (ep && !last) { /* the fused epilogue waits for the whole sum */
           for (int r = 0; r < R; r++)
