@@ -19,11 +19,11 @@ const char *const mh_dsp_work_names[MH_DSPW_COUNT] = {"tiles", "b_rows", "b_cols
  * add is not in the set (no niti model of the zoo has one): its rate is an estimate, the ReLU's for
  * each of its two passes over widened halfwords plus its write. */
 static const double packets_per[MH_DSPW_COUNT] = {
-    [MH_DSPW_TILES] = 6.358, [MH_DSPW_B_ROWS] = 0, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 134.8,
-    [MH_DSPW_OUT_VECS] = 9.546, [MH_DSPW_FUSED_VECS] = 24.71, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0,
-    [MH_DSPW_A_ROWS] = 101.4, [MH_DSPW_GRID] = 63.13, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01756,
-    [MH_DSPW_POOL_FWD] = 12.42, [MH_DSPW_POOL_BWD] = 30.75, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 779.6,
-    [MH_DSPW_ELTWISE] = 92.77, [MH_DSPW_PAD_VECS] = 0, [MH_DSPW_ZERO_VECS] = 0, [MH_DSPW_NCHW_VECS] = 30.35,
+    [MH_DSPW_TILES] = 6.514, [MH_DSPW_B_ROWS] = 0, [MH_DSPW_B_COLS] = 0, [MH_DSPW_B_TRANS] = 98.74,
+    [MH_DSPW_OUT_VECS] = 8.126, [MH_DSPW_FUSED_VECS] = 23.2, [MH_DSPW_A_BYTES] = 0, [MH_DSPW_A_TRANS] = 0,
+    [MH_DSPW_A_ROWS] = 79.35, [MH_DSPW_GRID] = 142.1, [MH_DSPW_GEMMS] = 0, [MH_DSPW_RELU] = 0.01756,
+    [MH_DSPW_POOL_FWD] = 12.43, [MH_DSPW_POOL_BWD] = 30.74, [MH_DSPW_ADD] = 0.05, [MH_DSPW_MESSAGES] = 1062,
+    [MH_DSPW_ELTWISE] = 92.77, [MH_DSPW_PAD_VECS] = 0, [MH_DSPW_ZERO_VECS] = 0, [MH_DSPW_NCHW_VECS] = 27.08,
     [MH_DSPW_REQUANT] = 0, [MH_DSPW_SUMS] = 0, [MH_DSPW_SEGMENTS] = 0,
 };
 
