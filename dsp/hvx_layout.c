@@ -5,12 +5,9 @@
 #include <hexagon_types.h>
 #include <hvx_hexagon_protos.h>
 
+#include "hvx_edge.h"
 #include "hvx_layout.h"
 #include "quant/qformat.h"
-
-typedef struct {
-  HVX_Vector v;
-} __attribute__((packed, aligned(1))) uvec;
 
 /* Copies `bytes` from s to d, a vector at a time; with zero_tail the bytes of the last vector past
  * the copy are zeros (else whatever follows s). Vectors stay below dend (the destination tensor's
@@ -109,44 +106,16 @@ HVX_Vector mh_hvx_route_ctl(uint32_t rows, uint32_t len, uint32_t ss, uint32_t s
   return c.v;
 }
 
-/* How many rows of `bytes` (1..128) fit in a vector. */
-static uint32_t per_vector(uint32_t bytes) {
-  uint32_t r = 0;
-  for (uint32_t t = bytes; t <= 128; t += bytes) r++;
-  return r;
-}
-
-/* A vector from s, which may lie within 128 bytes of the region's end (the bytes past it read 0). */
-static inline HVX_Vector load_near(const int8_t *s, const int8_t *send) {
-  if (send - s >= 128) return ((const uvec *)s)->v;
-  union {
-    HVX_Vector v;
-    int8_t b[128];
-  } t;
-  for (int i = 0; i < 128; i++) t.b[i] = s + i < send ? s[i] : 0;
-  return t.v;
-}
-
-/* v's 128 bytes to d, or as many as lie below dend. */
-static inline void store_near(int8_t *d, HVX_Vector v, const int8_t *dend) {
-  if (dend - d >= 128) {
-    ((uvec *)d)->v = v;
-    return;
-  }
-  const int8_t *b = (const int8_t *)&v;
-  for (int i = 0; d + i < dend; i++) d[i] = b[i];
-}
-
 /* Zeros from d up to at least `to` (vectors may pass it, never dend); returns where they end. */
 static int8_t *zero_to(int8_t *d, const int8_t *to, const int8_t *dend) {
-  for (; d < to; d += 128) store_near(d, Q6_V_vzero(), dend);
+  for (; d < to; d += 128) mh_store_prefix(d, Q6_V_vzero(), 128, dend);
   return d < dend ? d : (int8_t *)dend;
 }
 
 /* One spread vector near the source's or the grid's end (see pad_spread). */
 static __attribute__((noinline)) void pad_near(const int8_t *sp, int8_t *g, HVX_Vector ctl, HVX_VectorPred hole,
                                                   const int8_t *dend, const int8_t *send) {
-  store_near(g, Q6_V_vmux_QVV(hole, Q6_V_vzero(), Q6_V_vdelta_VV(load_near(sp, send), ctl)), dend);
+  mh_store_prefix(g, Q6_V_vmux_QVV(hole, Q6_V_vzero(), Q6_V_vdelta_VV(mh_load_near(sp, send), ctl)), 128, dend);
 }
 
 /* Planes of whole aligned vectors (q divides 128, p q a multiple of 128, each channel's grid
@@ -155,7 +124,7 @@ static __attribute__((noinline)) void pad_near(const int8_t *sp, int8_t *g, HVX_
  * Returns 0 when the shape or the placement is not of this kind. */
 __attribute__((noinline)) static int pad_tiles(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32_t w, int8_t *dst, uint32_t p,
                      uint32_t q, uint32_t top, uint32_t ld, const int8_t *end) {
-  const uint32_t R = per_vector(q), plane = p * q, in_plane = h * w;
+  const uint32_t R = mh_rows_per_vector(q), plane = p * q, in_plane = h * w;
   uint32_t V = 0;
   for (uint32_t z = 0; z < plane; z += 128) V++;
   if (R * q != 128 || V * 128 != plane || V > 8 || ((uintptr_t)dst & 127u) || (ld & 127u) || (uint64_t)n * plane > ld)
@@ -303,7 +272,7 @@ __attribute__((noinline)) static void pad_channel(const int8_t *sp, uint64_t s_s
 __attribute__((noinline)) static void pad_spread(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32_t w, int8_t *dst, uint32_t p,
                        uint32_t q, uint32_t top, uint32_t ld, const int8_t *end) {
   const int8_t *dend = dst + (uint64_t)c * ld;
-  const uint32_t R = per_vector(q), plane = p * q, in_plane = h * w, step = R * q, sstep = R * w;
+  const uint32_t R = mh_rows_per_vector(q), plane = p * q, in_plane = h * w, step = R * q, sstep = R * w;
   uint32_t vecs = 0, gap_vecs = 0; /* a plane's vectors; zero vectors over the gap to the next plane (no division) */
   for (uint32_t r = 0; r < h; r += R) vecs++;
   for (uint32_t z = 0; z < (p - h) * q; z += 128) gap_vecs++;
@@ -363,14 +332,8 @@ void mh_hvx_pad_s8(const int8_t *src, uint32_t n, uint32_t c, uint32_t h, uint32
 static void gather_squeeze(const int8_t *src, uint32_t gs, int8_t *o, uint32_t rows, uint32_t len, uint32_t R,
                            HVX_Vector ctl, const int8_t *dend, const int8_t *send) {
   for (uint32_t y = 0; y < rows; y += R, src += R * gs, o += R * len) {
-    HVX_Vector v = Q6_V_vrdelta_VV(load_near(src, send), ctl);
-    if (dend - o >= 128) {
-      ((uvec *)o)->v = v;
-      continue;
-    }
-    const int8_t *b = (const int8_t *)&v; /* the tensor's last bytes: only the rows' own */
-    uint32_t bytes = (rows - y < R ? rows - y : R) * len;
-    for (uint32_t i = 0; i < bytes; i++) o[i] = b[i];
+    /* near the tensor's end only the rows' own bytes */
+    mh_store_prefix(o, Q6_V_vrdelta_VV(mh_load_near(src, send), ctl), (rows - y < R ? rows - y : R) * len, dend);
   }
 }
 
@@ -379,7 +342,7 @@ void mh_hvx_grid_to_nchw(const void *grid, uint32_t ld, uint32_t gp, uint32_t gq
   const int8_t *g = grid;
   int8_t *o = out;
   const int8_t *dend = o + (uint64_t)n * c * h * w * size;
-  const uint32_t len = w * size, gs = gq * size, R = gs <= 64 ? per_vector(gs) : 1, step = R * gs, ostep = R * len;
+  const uint32_t len = w * size, gs = gq * size, R = gs <= 64 ? mh_rows_per_vector(gs) : 1, step = R * gs, ostep = R * len;
   const uint64_t plane_out = (uint64_t)h * len, ch_step = (uint64_t)ld * size, s_step = (uint64_t)gp * gq * size;
   HVX_Vector ctl = R > 1 ? mh_hvx_route_ctl(R, len, gs, 1, len, 1, 0) : Q6_V_vzero();
   uint32_t vecs = 0, planes = n * c, done = 0;
