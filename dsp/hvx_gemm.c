@@ -261,6 +261,29 @@ typedef struct {
   HVX_Vector keep[NG];     /* the fused epilogue: the panel's lanes that count, inside n and on the grid */
 } finish_ctx;
 
+/* Row `row` of a panel through the fused epilogue, its four vectors of sums in registers: the 128
+ * int8 results (lanes outside keep are 0 and count for nothing). */
+static inline __attribute__((always_inline)) HVX_Vector fused_bytes(const finish_ctx *f, const mh_rq_consts *rq, int row,
+                                                                    int raw, HVX_Vector a0, HVX_Vector a1, HVX_Vector a2,
+                                                                    HVX_Vector a3, const HVX_Vector *keep, HVX_Vector floor,
+                                                                    HVX_Vector *vmax, HVX_Vector *vsat, int psto) {
+  HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[row] * 128u) : 0);
+  HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[row] : 0), in[NG] = {a0, a1, a2, a3}, words[NG];
+  for (int g = 0; g < NG; g++) {
+    HVX_Vector x = Q6_V_vand_VV(Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(in[g], corr), bias), floor), keep[g]);
+    words[g] = psto ? mh_rq_words_psto(rq, x, vmax, vsat) : mh_rq_words(rq, x, vmax, vsat);
+  }
+  return Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
+}
+
+/* Row `row` of a full panel into int32 C (stored, or added to what C holds). */
+static inline __attribute__((always_inline)) void int32_row(const finish_ctx *f, int row, int n0, int raw, HVX_Vector a0,
+                                                            HVX_Vector a1, HVX_Vector a2, HVX_Vector a3) {
+  HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[row] * 128u) : 0), in[NG] = {a0, a1, a2, a3};
+  HVX_UVector *c = (HVX_UVector *)(f->jb->c + (long)row * f->jb->ldc + n0);
+  for (int g = 0; g < NG; g++) c[g] = f->add_c ? Q6_Vw_vadd_VwVw(Q6_Vw_vsub_VwVw(in[g], corr), c[g]) : Q6_Vw_vsub_VwVw(in[g], corr);
+}
+
 /* Rows [r0, r0+R) of the panel at n0 (G valid vectors each) finished: the raw sums less 128 x the
  * row's sum of A (when `raw`), then added into / stored to C (int32), or biased, requantised and
  * stored to y (int8; only lanes inside n count towards the max and saturations). Whole panels take
@@ -275,34 +298,30 @@ static inline __attribute__((always_inline)) void finish_rows(finish_ctx *f, int
   int n = jb->n, full = n - n0 >= NP;
   if (!f->ep) { /* int32 C */
     for (int r = 0; r < R; r++) {
+      if (full) {
+        int32_row(f, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+        continue;
+      }
       HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[r0 + r] * 128u) : 0);
       int32_t *c = jb->c + (long)(r0 + r) * jb->ldc + n0;
-      if (full && f->add_c)
-        for (int g = 0; g < NG; g++) {
-          HVX_UVector *dst = (HVX_UVector *)(c + 32 * g);
-          *dst = Q6_Vw_vadd_VwVw(Q6_Vw_vsub_VwVw(acc[r][g], corr), *dst);
+      for (int g = 0; g < G; g++) {
+        HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
+        int cols = n - n0 - 32 * g < 32 ? n - n0 - 32 * g : 32;
+        int32_t *dst = c + 32 * g;
+        if (cols == 32) { /* a whole vector of a partial panel (C 32 or 64 wide: weight gradients) */
+          HVX_UVector *u = (HVX_UVector *)dst;
+          *u = f->add_c ? Q6_Vw_vadd_VwVw(x, *u) : x;
+          continue;
         }
-      else if (full)
-        for (int g = 0; g < NG; g++) *(HVX_UVector *)(c + 32 * g) = Q6_Vw_vsub_VwVw(acc[r][g], corr);
-      else
-        for (int g = 0; g < G; g++) {
-          HVX_Vector x = Q6_Vw_vsub_VwVw(acc[r][g], corr);
-          int cols = n - n0 - 32 * g < 32 ? n - n0 - 32 * g : 32;
-          int32_t *dst = c + 32 * g;
-          if (cols == 32) { /* a whole vector of a partial panel (C 32 or 64 wide: weight gradients) */
-            HVX_UVector *u = (HVX_UVector *)dst;
-            *u = f->add_c ? Q6_Vw_vadd_VwVw(x, *u) : x;
-            continue;
-          }
-          if (fits(dst)) { /* the lanes past n keep what is there: read, merge, write back */
-            HVX_UVector *u = (HVX_UVector *)dst;
-            HVX_Vector old = *u;
-            *u = Q6_V_vmux_QVV(Q6_Q_vsetq2_R(4 * cols), f->add_c ? Q6_Vw_vadd_VwVw(x, old) : x, old);
-            continue;
-          }
-          const int32_t *xs = (const int32_t *)&x;
-          for (int i = 0; i < cols; i++) dst[i] = f->add_c ? dst[i] + xs[i] : xs[i];
+        if (fits(dst)) { /* the lanes past n keep what is there: read, merge, write back */
+          HVX_UVector *u = (HVX_UVector *)dst;
+          HVX_Vector old = *u;
+          *u = Q6_V_vmux_QVV(Q6_Q_vsetq2_R(4 * cols), f->add_c ? Q6_Vw_vadd_VwVw(x, old) : x, old);
+          continue;
         }
+        const int32_t *xs = (const int32_t *)&x;
+        for (int i = 0; i < cols; i++) dst[i] = f->add_c ? dst[i] + xs[i] : xs[i];
+      }
     }
     return;
   }
@@ -312,19 +331,11 @@ static inline __attribute__((always_inline)) void finish_rows(finish_ctx *f, int
   HVX_Vector vmax = f->vmax, vsat = f->vsat, floor = f->floor, keep[NG];
   for (int g = 0; g < NG; g++) keep[g] = f->keep[g];
   for (int r = 0; r < R; r++) {
-    HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[r0 + r] * 128u) : 0), words[NG];
-    HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[r0 + r] : 0);
-    if (rq.mode == 1) /* niti's rounding: no branch inside, the four vectors interleave */
-      for (int g = 0; g < NG; g++) {
-        HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), floor);
-        words[g] = mh_rq_words_psto(&rq, Q6_V_vand_VV(x, keep[g]), &vmax, &vsat);
-      }
-    else
-      for (int g = 0; g < NG; g++) {
-        HVX_Vector x = Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(acc[r][g], corr), bias), floor);
-        words[g] = mh_rq_words(&rq, Q6_V_vand_VV(x, keep[g]), &vmax, &vsat);
-      }
-    HVX_Vector bytes = Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
+    HVX_Vector bytes = rq.mode == 1 /* each form inlined on its own: niti's rounding has no branches */
+                           ? fused_bytes(f, &rq, r0 + r, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor,
+                                         &vmax, &vsat, 1)
+                           : fused_bytes(f, &rq, r0 + r, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor,
+                                         &vmax, &vsat, 0);
     int8_t *y = f->ep->y + (long)(r0 + r) * f->ep->ldy + n0;
     if (full) *(HVX_UVector *)y = bytes;
     else if (fits(y)) *(HVX_UVector *)y = Q6_V_vmux_QVV(Q6_Q_vsetq2_R(n - n0), bytes, *(HVX_UVector *)y);
@@ -337,29 +348,6 @@ static inline __attribute__((always_inline)) void finish_rows(finish_ctx *f, int
 __attribute__((noinline)) static void finish_block(finish_ctx *f, int r0, int R, int n0, int G, HVX_Vector acc[4][NG],
                                                    int raw) {
   finish_rows(f, r0, R, n0, G, acc, raw);
-}
-
-/* Row `row` of a full panel through the fused epilogue, its four vectors of sums in registers. */
-static inline __attribute__((always_inline)) void fused_row(const finish_ctx *f, const mh_rq_consts *rq, int row, int n0,
-                                                            int raw, HVX_Vector a0, HVX_Vector a1, HVX_Vector a2,
-                                                            HVX_Vector a3, const HVX_Vector *keep, HVX_Vector floor,
-                                                            HVX_Vector *vmax, HVX_Vector *vsat, int psto) {
-  HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[row] * 128u) : 0);
-  HVX_Vector bias = Q6_V_vsplat_R(f->ep->bias ? f->ep->bias[row] : 0), in[NG] = {a0, a1, a2, a3}, words[NG];
-  for (int g = 0; g < NG; g++) {
-    HVX_Vector x = Q6_V_vand_VV(Q6_Vw_vmax_VwVw(Q6_Vw_vadd_VwVw_sat(Q6_Vw_vsub_VwVw(in[g], corr), bias), floor), keep[g]);
-    words[g] = psto ? mh_rq_words_psto(rq, x, vmax, vsat) : mh_rq_words(rq, x, vmax, vsat);
-  }
-  *(HVX_UVector *)(f->ep->y + (long)row * f->ep->ldy + n0) =
-      Q6_Vb_vpack_VhVh_sat(Q6_Vh_vpack_VwVw_sat(words[3], words[2]), Q6_Vh_vpack_VwVw_sat(words[1], words[0]));
-}
-
-/* Row `row` of a full panel into int32 C (stored, or added to what C holds). */
-static inline __attribute__((always_inline)) void int32_row(const finish_ctx *f, int row, int n0, int raw, HVX_Vector a0,
-                                                            HVX_Vector a1, HVX_Vector a2, HVX_Vector a3) {
-  HVX_Vector corr = Q6_V_vsplat_R(raw ? (int32_t)((uint32_t)f->rowsum[row] * 128u) : 0), in[NG] = {a0, a1, a2, a3};
-  HVX_UVector *c = (HVX_UVector *)(f->jb->c + (long)row * f->jb->ldc + n0);
-  for (int g = 0; g < NG; g++) c[g] = f->add_c ? Q6_Vw_vadd_VwVw(Q6_Vw_vsub_VwVw(in[g], corr), c[g]) : Q6_Vw_vsub_VwVw(in[g], corr);
 }
 
 /* Rows [0, rows) of the panel at n0 (rows a multiple of 4) as whole blocks (4 rows x 4 vectors) over
@@ -391,11 +379,13 @@ __attribute__((noinline)) static void blocks_4x4(const int32_t *a, long stride, 
     if (rq.mode == 1) /* niti's rounding, without branches */
 #pragma clang loop unroll(full)
       for (int r = 0; r < 4; r++)
-        fused_row(f, &rq, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 1);
+        *(HVX_UVector *)(f->ep->y + (long)(r0 + r) * f->ep->ldy + n0) =
+            fused_bytes(f, &rq, r0 + r, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 1);
     else
 #pragma clang loop unroll(full)
       for (int r = 0; r < 4; r++)
-        fused_row(f, &rq, r0 + r, n0, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 0);
+        *(HVX_UVector *)(f->ep->y + (long)(r0 + r) * f->ep->ldy + n0) =
+            fused_bytes(f, &rq, r0 + r, raw, acc[r][0], acc[r][1], acc[r][2], acc[r][3], keep, floor, &vmax, &vsat, 0);
   }
   f->vmax = vmax, f->vsat = vsat;
 }
