@@ -751,6 +751,15 @@ static void bad_headers(void) {
   }
 }
 
+/* Random int8 A (m x k) and B (k x n, or n x k with tb) and their product by the host's reference. */
+static void random_product(mh_rng *r, int m, int n, int k, int tb, int8_t **a, int8_t **b, int32_t **want) {
+  *a = malloc((size_t)m * k), *b = malloc((size_t)k * n), *want = malloc((size_t)m * n * 4);
+  for (long i = 0; i < (long)m * k; i++) (*a)[i] = (int8_t)((int)mh_rng_below(r, 255) - 127);
+  for (long i = 0; i < (long)k * n; i++) (*b)[i] = (int8_t)((int)mh_rng_below(r, 255) - 127);
+  mh_gemm_s8_args o = {m, n, k, *a, k, 0, *b, tb ? k : n, tb, *want, n, 0};
+  mh_gemm_s8_ref(&o);
+}
+
 /* B read through a row table (rows placed in the region out of order, both storage orders) against
  * the dense product; the fused epilogue measuring only a padded grid's valid columns against the
  * host's requantisation of those columns; a table entry pointing past the region is refused. */
@@ -759,12 +768,9 @@ static void rows_and_grid(mh_dsp *d) {
   static const int shapes[][4] = {{7, 200, 37, 0}, {9, 70, 300, 1}, {4, 129, 8, 0}, {33, 40, 130, 1}};
   for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
     int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2], tb = shapes[t][3], rows = tb ? n : k, len = tb ? k : n;
-    int8_t *a = malloc((size_t)m * k), *b = malloc((size_t)k * n);
-    int32_t *want = malloc((size_t)m * n * 4);
-    for (long i = 0; i < (long)m * k; i++) a[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
-    for (long i = 0; i < (long)k * n; i++) b[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
-    mh_gemm_s8_args o = {m, n, k, a, k, 0, b, tb ? k : n, tb, want, n, 0};
-    mh_gemm_s8_ref(&o);
+    int8_t *a, *b;
+    int32_t *want;
+    random_product(&r, m, n, k, tb, &a, &b, &want);
     /* A, then the row table, then the rows in reverse order with gaps, then C */
     uint32_t a_off = PG, t_off = a_off + (uint32_t)(m * k + 127) / 128 * 128;
     uint32_t b_off = t_off + (uint32_t)(4 * rows + 127) / 128 * 128, stride = (uint32_t)len + 5;
@@ -832,12 +838,9 @@ static void a_rows(mh_dsp *d) {
   static const int shapes[][4] = {{7, 200, 37, 0}, {9, 70, 2100, 1}, {6, 32, 4001, 1}, {13, 129, 300, 0}};
   for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
     int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2], tb = shapes[t][3];
-    int8_t *a = malloc((size_t)m * k), *b = malloc((size_t)k * n);
-    int32_t *want = malloc((size_t)m * n * 4);
-    for (long i = 0; i < (long)m * k; i++) a[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
-    for (long i = 0; i < (long)k * n; i++) b[i] = (int8_t)((int)mh_rng_below(&r, 255) - 127);
-    mh_gemm_s8_args o = {m, n, k, a, k, 0, b, tb ? k : n, tb, want, n, 0};
-    mh_gemm_s8_ref(&o);
+    int8_t *a, *b;
+    int32_t *want;
+    random_product(&r, m, n, k, tb, &a, &b, &want);
     uint32_t stride = (uint32_t)k + 5, t_off = PG, a_off = PG + (uint32_t)(4 * m + 127) / 128 * 128;
     uint32_t b_off = a_off + (stride * (uint32_t)m + 127) / 128 * 128;
     uint32_t c_off = b_off + (uint32_t)((long)k * n + 127) / 128 * 128, *table = (uint32_t *)mh_dsp_at(d, t_off);
