@@ -751,6 +751,16 @@ static void bad_headers(void) {
   }
 }
 
+/* GEMM_S8 with g, whose row table points past the region: refused as out of bounds. */
+static void gemm_refused(mh_dsp *d, const mh_wire_gemm_s8 *g) {
+  mh_wire_msg *msg = mh_dsp_msg(d);
+  memset(msg, 0, sizeof *msg);
+  msg->op = MH_WIRE_GEMM_S8;
+  msg->args.gemm = *g;
+  CHECK_ERR(mh_dsp_call(d, 60000));
+  CHECK_EQ_INT((long)msg->status, MH_WIRE_E_BOUNDS);
+}
+
 /* Random int8 A (m x k) and B (k x n, or n x k with tb) and their product by the host's reference. */
 static void random_product(mh_rng *r, int m, int n, int k, int tb, int8_t **a, int8_t **b, int32_t **want) {
   *a = malloc((size_t)m * k), *b = malloc((size_t)k * n), *want = malloc((size_t)m * n * 4);
@@ -821,11 +831,7 @@ static void rows_and_grid(mh_dsp *d) {
     free(masked);
     /* an entry past the region: refused, and the DSP keeps serving */
     table[rows / 2] = (uint32_t)d->region_bytes;
-    memset(msg, 0, sizeof *msg);
-    msg->op = MH_WIRE_GEMM_S8;
-    msg->args.gemm = g;
-    CHECK_ERR(mh_dsp_call(d, 60000));
-    CHECK_EQ_INT((long)msg->status, MH_WIRE_E_BOUNDS);
+    gemm_refused(d, &g);
     free(a), free(b), free(want);
   }
 }
@@ -861,11 +867,7 @@ static void a_rows(mh_dsp *d) {
       TL_FAIL("A by rows, %d x %d x %d%s: C differs from the dense product", m, n, k, tb ? " (B transposed)" : "");
     if (k > 1920) CHECK(msg->chunks >= 2);
     table[m / 2] = (uint32_t)d->region_bytes; /* an entry past the region: refused, and the DSP keeps serving */
-    memset(msg, 0, sizeof *msg);
-    msg->op = MH_WIRE_GEMM_S8;
-    msg->args.gemm = g;
-    CHECK_ERR(mh_dsp_call(d, 60000));
-    CHECK_EQ_INT((long)msg->status, MH_WIRE_E_BOUNDS);
+    gemm_refused(d, &g);
     free(a), free(b), free(want);
   }
 }
