@@ -33,32 +33,19 @@ static void zero_run(int8_t *d, uint32_t bytes, const int8_t *dend) {
 }
 
 /* Rows of `len` bytes (<= 128) from s (stride ss) to d (stride ds), `rows` of them, each one
- * unaligned vector load and store; the vector's bytes past the row are zeros (zero_tail) or whatever
- * follows the source row. Rows whose vector would cross dend or send go byte by byte. */
-static inline __attribute__((always_inline)) void copy_rows(int8_t *d, uint32_t ds, const int8_t *s, uint32_t ss, uint32_t rows, uint32_t len, int zero_tail,
-                      const int8_t *dend, const int8_t *send) {
-  HVX_VectorPred keep = Q6_Q_vsetq_R(len & 127u);
-  HVX_Vector zero = Q6_V_vzero();
+ * unaligned vector load and store (the vector's bytes past the row are whatever follows the source
+ * row: a later row rewrites them). Rows whose vector would cross dend or send go byte by byte. */
+static inline __attribute__((always_inline)) void copy_rows(int8_t *d, uint32_t ds, const int8_t *s, uint32_t ss,
+                                                            uint32_t rows, uint32_t len, const int8_t *dend,
+                                                            const int8_t *send) {
   uint32_t r = 0, safe = rows; /* rows whose vectors stay below both ends: all but a last few */
   while (safe && (dend - (d + (uint64_t)(safe - 1) * ds) < 128 || send - (s + (uint64_t)(safe - 1) * ss) < 128)) safe--;
-  if (len < 128 && zero_tail) { /* four rows a step: the loads ahead of the stores, stores in order */
-    for (; r + 4 <= safe; r += 4, d += 4 * ds, s += 4 * ss) {
-      HVX_Vector v0 = ((const uvec *)s)->v, v1 = ((const uvec *)(s + ss))->v, v2 = ((const uvec *)(s + 2 * ss))->v,
-                 v3 = ((const uvec *)(s + 3 * ss))->v;
-      ((uvec *)d)->v = Q6_V_vmux_QVV(keep, v0, zero);
-      ((uvec *)(d + ds))->v = Q6_V_vmux_QVV(keep, v1, zero);
-      ((uvec *)(d + 2 * ds))->v = Q6_V_vmux_QVV(keep, v2, zero);
-      ((uvec *)(d + 3 * ds))->v = Q6_V_vmux_QVV(keep, v3, zero);
-    }
-    for (; r < safe; r++, d += ds, s += ss) ((uvec *)d)->v = Q6_V_vmux_QVV(keep, ((const uvec *)s)->v, zero);
-  } else {
-    for (; r + 4 <= safe; r += 4, d += 4 * ds, s += 4 * ss) {
-      HVX_Vector v0 = ((const uvec *)s)->v, v1 = ((const uvec *)(s + ss))->v, v2 = ((const uvec *)(s + 2 * ss))->v,
-                 v3 = ((const uvec *)(s + 3 * ss))->v;
-      ((uvec *)d)->v = v0, ((uvec *)(d + ds))->v = v1, ((uvec *)(d + 2 * ds))->v = v2, ((uvec *)(d + 3 * ds))->v = v3;
-    }
-    for (; r < safe; r++, d += ds, s += ss) ((uvec *)d)->v = ((const uvec *)s)->v;
+  for (; r + 4 <= safe; r += 4, d += 4 * ds, s += 4 * ss) { /* four rows a step: the loads ahead of the stores */
+    HVX_Vector v0 = ((const uvec *)s)->v, v1 = ((const uvec *)(s + ss))->v, v2 = ((const uvec *)(s + 2 * ss))->v,
+               v3 = ((const uvec *)(s + 3 * ss))->v;
+    ((uvec *)d)->v = v0, ((uvec *)(d + ds))->v = v1, ((uvec *)(d + 2 * ds))->v = v2, ((uvec *)(d + 3 * ds))->v = v3;
   }
+  for (; r < safe; r++, d += ds, s += ss) ((uvec *)d)->v = ((const uvec *)s)->v;
   for (; r < rows; r++, d += ds, s += ss)
     for (uint32_t i = 0; i < len; i++) d[i] = s[i];
 }
@@ -367,7 +354,7 @@ void mh_hvx_grid_to_nchw(const void *grid, uint32_t ld, uint32_t gp, uint32_t gq
       } else if (R > 1)
         gather_squeeze(a, gs, o, h, len, R, ctl, dend, end);
       else if (len <= 128)
-        copy_rows(o, len, a, gs, h, len, 0, dend, end);
+        copy_rows(o, len, a, gs, h, len, dend, end);
       else
         for (uint32_t y = 0; y < h; y++) copy_run(o + (uint64_t)y * len, a + (uint64_t)y * gs, len, 0, dend, end);
     }
